@@ -1,0 +1,194 @@
+// unroll/model/model.h — a stacked recurrent model over token ids:
+//   input (one-hot row lookup, or embedding) → L recurrent layers → dropout →
+//   linear head → softmax cross-entropy (or one logit + sigmoid BCE).
+// One flat parameter buffer and a parallel gradient buffer (model/params.h).
+// A chunk is T steps × B streams, time-major: row r = t·B + b.
+// The carried state (h, c of every layer for B streams) persists across
+// chunks; forward starts from it and leaves the final state in it, which is
+// truncated BPTT's "detach".
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "unroll/core/buffer.h"
+#include "unroll/core/error.h"
+#include "unroll/core/rng.h"
+#include "unroll/model/config.h"
+#include "unroll/model/params.h"
+#include "unroll/nn/head.h"
+#include "unroll/nn/recurrent.h"
+
+namespace unroll {
+
+enum class Mode { Train, Eval };
+
+template <class F>
+class Model {
+ public:
+  explicit Model(const ModelConfig& cfg) : cfg_(cfg), layout_(cfg) {
+    cfg_.validate();
+    params.assign(layout_.total(), F(0));
+    grads.assign(layout_.total(), F(0));
+    layers_.resize(cfg.layers);
+    for (int l = 0; l < cfg.layers; ++l) {
+      layers_[l].kind = cfg.cell;
+      layers_[l].In = cfg.input_size(l);
+      layers_[l].H = cfg.hidden;
+    }
+    masks_.resize(cfg.layers + 1);
+    inputs_of_.assign(cfg.layers + 1, nullptr);
+  }
+
+  const ModelConfig& config() const { return cfg_; }
+  const ParamLayout& layout() const { return layout_; }
+  Buffer<F> params;  // [layout().total()]
+  Buffer<F> grads;   // same layout
+
+  F* param(const std::string& name) { return params.data() + layout_.at(name).offset; }
+  F* grad(const std::string& name) { return grads.data() + layout_.at(name).offset; }
+
+  // Weights ~ U(−init_scale, init_scale); biases 0 except the LSTM forget gate.
+  void init(Rng& rng) {
+    std::fill(params.begin(), params.end(), F(0));
+    for (auto& v : layout_.views()) {
+      if (v.name.find("bias") != std::string::npos) continue;
+      F* p = params.data() + v.offset;
+      for (size_t i = 0; i < v.size; ++i) p[i] = F(rng.uniform(-cfg_.init_scale, cfg_.init_scale));
+    }
+    if (cfg_.cell == CellKind::Lstm)
+      for (int l = 0; l < cfg_.layers; ++l) {
+        F* b = param("rnn.bias_ih_l" + std::to_string(l));
+        for (int j = 0; j < cfg_.hidden; ++j) b[cfg_.hidden + j] = F(cfg_.forget_bias);
+      }
+  }
+  void zero_grad() { std::fill(grads.begin(), grads.end(), F(0)); }
+
+  // ---- carried state: h[L][B][H], c[L][B][H] (c only for LSTM) ----
+  void reset_state(int B) {
+    state_B_ = B;
+    state_h.assign(size_t(cfg_.layers) * B * cfg_.hidden, F(0));
+    state_c.assign(size_t(cfg_.layers) * B * cfg_.hidden, F(0));
+  }
+  int state_batch() const { return state_B_; }
+  Buffer<F> state_h, state_c;
+
+  // Runs a chunk. inputs, targets: [F*B] token ids (targets may be nullptr:
+  // logits only; −1 marks a position without loss). Returns the summed loss.
+  // Mode::Train applies dropout (drawing from rng) and prepares the backward.
+  LossSum forward(const int32_t* inputs, const int32_t* targets, int T, int B, Mode mode,
+                  Rng* rng = nullptr) {
+    require(T >= 1 && B >= 1, "chunk must have at least one step and one stream");
+    if (state_B_ != B) reset_state(B);
+    const int H = cfg_.hidden, L = cfg_.layers, O = cfg_.outputs;
+    const size_t TB = size_t(T) * B;
+    const bool drop = mode == Mode::Train && cfg_.dropout > 0;
+    require(!drop || rng, "dropout needs a random generator");
+    for (size_t r = 0; r < TB; ++r)
+      require(inputs[r] >= 0 && inputs[r] < cfg_.vocab,
+              "token id " + std::to_string(inputs[r]) + " is outside the vocabulary of " +
+                  std::to_string(cfg_.vocab));
+    T_ = T, B_ = B, train_ = mode == Mode::Train;
+    inputs_ = inputs;
+    targets_ = targets;
+
+    const F* x = nullptr;  // dense input of the current layer
+    if (cfg_.embed) {
+      F* e = ensure(embed_out_, TB * cfg_.embed);
+      embedding_forward(param("embedding.weight"), inputs, TB, cfg_.embed, e);
+      x = maybe_drop(0, e, TB * cfg_.embed, drop, rng);
+    }
+    for (int l = 0; l < L; ++l) {
+      if (l > 0) x = maybe_drop(l, layers_[l - 1].h_out(), TB * H, drop, rng);
+      layers_[l].forward(weights(l), x, l == 0 && !cfg_.embed ? inputs : nullptr, T, B,
+                         state_h.data() + size_t(l) * B * H, state_c.data() + size_t(l) * B * H);
+    }
+    head_in_ = maybe_drop(L, layers_[L - 1].h_out(), TB * H, drop, rng);
+    F* z = ensure(logits_, TB * O);
+    linear_forward(head_in_, param("head.weight"), param("head.bias"), TB, H, O, z);
+    // The final state becomes the next chunk's initial state.
+    for (int l = 0; l < L; ++l) {
+      std::copy_n(layers_[l].h_last(), size_t(B) * H, state_h.data() + size_t(l) * B * H);
+      if (cfg_.cell == CellKind::Lstm)
+        std::copy_n(layers_[l].c_last(), size_t(B) * H, state_c.data() + size_t(l) * B * H);
+    }
+    if (!targets) return {};
+    F* dz = train_ ? ensure(dlogits_, TB * O) : nullptr;
+    return cfg_.head == HeadKind::Softmax ? softmax_xent(z, targets, TB, O, dz)
+                                          : sigmoid_bce(z, targets, TB, dz);
+  }
+
+  // Backward of the last Mode::Train forward (with targets): accumulates
+  // scale · d(summed loss)/dθ into grads. scale sets the normalisation, e.g.
+  // 1/count for the mean per token, 1/B for "summed over steps, mean over batch".
+  void backward(F scale) {
+    require(train_ && targets_, "backward needs a training forward with targets");
+    const int T = T_, B = B_, H = cfg_.hidden, L = cfg_.layers, O = cfg_.outputs;
+    const size_t TB = size_t(T) * B;
+    const size_t width = std::max<size_t>(H, cfg_.embed);
+    F* da = ensure(dbuf_a_, TB * width);
+    F* db = ensure(dbuf_b_, TB * width);
+    linear_backward(head_in_, param("head.weight"), dlogits_.data(), TB, H, O, scale,
+                    grad("head.weight"), grad("head.bias"), da);
+    undrop(L, da, TB * H);  // da = dL/dh of the top layer
+    for (int l = L - 1; l >= 0; --l) {
+      const bool onehot = l == 0 && !cfg_.embed;
+      const F* x = l > 0 ? layer_input(l) : (cfg_.embed ? layer_input(0) : nullptr);
+      layers_[l].backward(weights(l), grad_views(l), x, onehot ? inputs_ : nullptr, da,
+                          onehot ? nullptr : db);
+      if (onehot) break;
+      const size_t n = TB * size_t(cfg_.input_size(l));
+      undrop(l, db, n);
+      std::swap(da, db);
+    }
+    if (cfg_.embed) embedding_backward(inputs_, da, TB, cfg_.embed, grad("embedding.weight"));
+  }
+
+  // Logits of the last forward: [F*B, outputs].
+  const F* logits() const { return logits_.data(); }
+  int chunk_steps() const { return T_; }
+  const RecurrentLayer<F>& layer(int l) const { return layers_[l]; }
+
+  RecurrentParams<F> weights(int l) { return views_of(params, l); }
+  RecurrentParams<F> grad_views(int l) { return views_of(grads, l); }
+
+ private:
+  RecurrentParams<F> views_of(Buffer<F>& buf, int l) {
+    const std::string s = std::to_string(l);
+    auto p = [&](const std::string& n) { return buf.data() + layout_.at("rnn." + n + s).offset; };
+    return {p("weight_ih_l"), p("weight_hh_l"), p("bias_ih_l"), p("bias_hh_l")};
+  }
+  // Dropout on the dense input of layer k (k = L: the head's input).
+  const F* maybe_drop(int k, const F* x, size_t n, bool drop, Rng* rng) {
+    if (!drop) {
+      inputs_of_[k] = x;
+      return x;
+    }
+    F* mask = ensure(masks_[k].mask, n);
+    F* y = ensure(masks_[k].out, n);
+    dropout_forward(*rng, cfg_.dropout, n, x, mask, y);
+    inputs_of_[k] = y;
+    return y;
+  }
+  const F* layer_input(int k) const { return inputs_of_.at(k); }
+  void undrop(int k, F* d, size_t n) {
+    if (train_ && cfg_.dropout > 0) dropout_backward(n, masks_[k].mask.data(), d, d);
+  }
+
+  struct DropState {
+    Buffer<F> mask, out;  // [F*B, width] of the layer input
+  };
+
+  ModelConfig cfg_;
+  ParamLayout layout_;
+  std::vector<RecurrentLayer<F>> layers_;
+  std::vector<DropState> masks_;
+  std::vector<const F*> inputs_of_;  // [L + 1] dense inputs (k = L: head)
+  Buffer<F> embed_out_, logits_, dlogits_, dbuf_a_, dbuf_b_;
+  const F* head_in_ = nullptr;
+  const int32_t* inputs_ = nullptr;
+  const int32_t* targets_ = nullptr;
+  int T_ = 0, B_ = 0, state_B_ = -1;
+  bool train_ = false;
+};
+
+}  // namespace unroll

@@ -1,0 +1,188 @@
+// unroll/nn/recurrent.h — one recurrent layer run over a whole chunk of
+// T steps × B streams (row r = t·B + b), forward and backward.
+//
+//   forward:  gates[TB, GH] = x[TB, In] W_ih^T + b     one GEMM (a column gather for one-hot x)
+//             per step t:  gates_t += h_{t-1} W_hh^T   one GEMM [B,H]×[H,GH]
+//                          fused cell math (nn/cell.h)
+//   backward: per step t (T-1 → 0): fused cell backward, dh_{t-1} = dgates_t W_hh
+//             dW_hh += dgates^T [GH,TB] · h_{0..T-1} [TB,H]   one GEMM over the chunk
+//             dW_ih += dgates^T · x                           one GEMM (a column scatter for one-hot)
+//             dx     = dgates · W_ih                          one GEMM
+// The gradient does not flow into the previous chunk (truncated BPTT): the
+// carried state enters as a constant h_0, c_0.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "unroll/core/buffer.h"
+#include "unroll/core/gemm.h"
+#include "unroll/nn/cell.h"
+
+namespace unroll {
+
+template <class F>
+struct RecurrentParams {  // views into the flat parameter (or gradient) buffer
+  F* W_ih;  // [G*H, In]  (W_xh)
+  F* W_hh;  // [G*H, H]
+  F* b_ih;  // [G*H]
+  F* b_hh;  // [G*H]
+};
+
+template <class F>
+class RecurrentLayer {
+ public:
+  CellKind kind = CellKind::Lstm;
+  int In = 0, H = 0;  // input and hidden sizes
+  int G() const { return gate_count(kind); }
+
+  // Workspace of the last forward chunk; read by observers and the backward.
+  Buffer<F> gates;   // [F*B, G*H] activated gates (RNN: h_t itself)
+  Buffer<F> hs;      // [(T+1)*B, H]: rows of step 0 hold h_0, then h_1 .. h_T
+  Buffer<F> cs;      // LSTM only: [(T+1)*B, H], c_0 .. c_T
+  Buffer<F> ghn;     // GRU only: [F*B, H], W_hn h_{t-1} + b_hn
+  Buffer<F> dgates;  // [F*B, G*H] dL/d(pre-activations); GRU: input-side sums
+  Buffer<F> dgh;     // GRU only: [F*B, 3H] dL/d(W_hh h + b_hh)
+  Buffer<F> dh, dc;  // [B, H] gradient carried backwards through time
+  Buffer<F> dht;     // [B, H] dL/dh_t at the current step
+  int T_ = 0, B_ = 0;
+
+  const F* h_out() const { return hs.data() + size_t(B_) * H; }  // [F*B, H] h_1 .. h_T
+  const F* h_last() const { return hs.data() + size_t(T_) * B_ * H; }
+  const F* c_last() const { return cs.data() + size_t(T_) * B_ * H; }
+  const F* dh0() const { return dh.data(); }  // dL/dh_0 after backward
+
+  // x: [F*B, In] dense input, or ids: [F*B] token ids for a one-hot input
+  // (then x == nullptr and In is the vocabulary size). h0, c0: [B, H].
+  void forward(const RecurrentParams<F>& w, const F* x, const int32_t* ids, int T, int B,
+               const F* h0, const F* c0) {
+    T_ = T, B_ = B;
+    const int GH = G() * H;
+    const size_t TB = size_t(T) * B;
+    F* g = ensure(gates, TB * GH);
+    F* h = ensure(hs, (TB + B) * H);
+    std::memcpy(h, h0, sizeof(F) * B * H);
+    F* c = nullptr;
+    if (kind == CellKind::Lstm) {
+      c = ensure(cs, (TB + B) * H);
+      std::memcpy(c, c0, sizeof(F) * B * H);
+    }
+    F* ghs = nullptr;
+    F* gn = nullptr;
+    if (kind == CellKind::Gru) {
+      ghs = ensure(dht, size_t(B) * GH);  // scratch for W_hh h + b_hh of one step
+      gn = ensure(ghn, TB * H);
+    }
+    // Input projection of all F*B positions at once, plus the biases that add to it.
+    if (ids) {
+#pragma omp parallel for schedule(static) if (TB * GH > 65536)
+      for (size_t r = 0; r < TB; ++r)
+        for (int k = 0; k < GH; ++k) g[r * GH + k] = w.W_ih[size_t(k) * In + ids[r]];
+    } else {
+      gemm(false, true, TB, GH, In, F(1), x, In, w.W_ih, In, F(0), g, GH);
+    }
+    const bool fold_hh = kind != CellKind::Gru;  // GRU keeps b_hh inside r ⊙ (W_hn h + b_hn)
+#pragma omp parallel for schedule(static) if (TB * GH > 65536)
+    for (size_t r = 0; r < TB; ++r)
+      for (int k = 0; k < GH; ++k) g[r * GH + k] += w.b_ih[k] + (fold_hh ? w.b_hh[k] : F(0));
+
+    for (int t = 0; t < T; ++t) {
+      F* gt = g + size_t(t) * B * GH;
+      const F* hp = h + size_t(t) * B * H;
+      F* hn = h + size_t(t + 1) * B * H;
+      if (kind == CellKind::Gru) {
+        for (int b = 0; b < B; ++b) std::memcpy(ghs + size_t(b) * GH, w.b_hh, sizeof(F) * GH);
+        gemm(false, true, B, GH, H, F(1), hp, H, w.W_hh, H, F(1), ghs, GH);
+      } else {
+        gemm(false, true, B, GH, H, F(1), hp, H, w.W_hh, H, F(1), gt, GH);
+      }
+#pragma omp parallel for schedule(static) if (size_t(B) * GH > 16384)
+      for (int b = 0; b < B; ++b) {
+        F* gb = gt + size_t(b) * GH;
+        switch (kind) {
+          case CellKind::RnnTanh:
+          case CellKind::RnnRelu:
+            rnn_forward(kind == CellKind::RnnRelu, H, gb);
+            std::memcpy(hn + size_t(b) * H, gb, sizeof(F) * H);
+            break;
+          case CellKind::Lstm: {
+            const F* cp = c + size_t(t) * B * H + size_t(b) * H;
+            F* cn = c + size_t(t + 1) * B * H + size_t(b) * H;
+            lstm_forward(H, gb, cp, cn, hn + size_t(b) * H);
+            break;
+          }
+          case CellKind::Gru:
+            gru_forward(H, gb, ghs + size_t(b) * GH, gn + (size_t(t) * B + b) * H,
+                        hp + size_t(b) * H, hn + size_t(b) * H);
+            break;
+        }
+      }
+    }
+  }
+
+  // dout: [F*B, H] dL/dh_t from above (the head or the next layer).
+  // grad: accumulates (+=) dL/dW. dx: [F*B, In] dL/dx out, or nullptr (one-hot input).
+  // x, ids: as given to forward.
+  void backward(const RecurrentParams<F>& w, const RecurrentParams<F>& grad, const F* x,
+                const int32_t* ids, const F* dout, F* dx) {
+    const int T = T_, B = B_, GH = G() * H;
+    const size_t TB = size_t(T) * B;
+    F* dg = ensure(dgates, TB * GH);
+    F* dgr = kind == CellKind::Gru ? ensure(dgh, TB * GH) : dg;  // gradient reaching W_hh
+    F* dhc = ensure(dh, size_t(B) * H);
+    F* dcc = kind == CellKind::Lstm ? ensure(dc, size_t(B) * H) : nullptr;
+    F* dhs = ensure(dht, size_t(B) * std::max(H, GH));
+    std::fill(dhc, dhc + size_t(B) * H, F(0));
+    if (dcc) std::fill(dcc, dcc + size_t(B) * H, F(0));
+    const F* g = gates.data();
+    const F* h = hs.data();
+    const F* c = cs.data();
+
+    for (int t = T - 1; t >= 0; --t) {
+      const size_t row0 = size_t(t) * B;
+#pragma omp parallel for schedule(static) if (size_t(B) * GH > 16384)
+      for (int b = 0; b < B; ++b) {
+        const size_t r = row0 + b;
+        F* d = dhs + size_t(b) * H;  // dL/dh_t = from above + from step t+1
+        for (int j = 0; j < H; ++j) d[j] = dout[r * H + j] + dhc[size_t(b) * H + j];
+        switch (kind) {
+          case CellKind::RnnTanh:
+          case CellKind::RnnRelu:
+            std::memcpy(dg + r * GH, d, sizeof(F) * H);
+            rnn_backward(kind == CellKind::RnnRelu, H, g + r * GH, dg + r * GH);
+            break;
+          case CellKind::Lstm:
+            lstm_backward(H, g + r * GH, c + r * H, c + (r + B) * H, d, dcc + size_t(b) * H,
+                          dg + r * GH);
+            break;
+          case CellKind::Gru:
+            gru_backward(H, g + r * GH, ghn.data() + r * H, h + r * H, d, dg + r * GH,
+                         dgr + r * GH, dhc + size_t(b) * H);
+            break;
+        }
+      }
+      // dh_{t-1} = dgates_t W_hh (+ the direct z ⊙ dh_t term the GRU already wrote).
+      gemm(false, false, B, H, GH, F(1), dgr + row0 * GH, GH, w.W_hh, H,
+           kind == CellKind::Gru ? F(1) : F(0), dhc, H);
+    }
+    // Weight gradients: one GEMM each over the whole chunk (parameter sharing
+    // across time is exactly this sum over t).
+    gemm(true, false, GH, H, TB, F(1), dgr, GH, h, H, F(1), grad.W_hh, H);
+    if (ids) {
+      for (size_t r = 0; r < TB; ++r)
+        for (int k = 0; k < GH; ++k) grad.W_ih[size_t(k) * In + ids[r]] += dg[r * GH + k];
+    } else {
+      gemm(true, false, GH, In, TB, F(1), dg, GH, x, In, F(1), grad.W_ih, In);
+    }
+#pragma omp parallel for schedule(static) if (TB * GH > 65536)
+    for (int k = 0; k < GH; ++k) {
+      F si = 0, sh = 0;
+      for (size_t r = 0; r < TB; ++r) si += dg[r * GH + k], sh += dgr[r * GH + k];
+      grad.b_ih[k] += si;
+      grad.b_hh[k] += sh;
+    }
+    if (dx) gemm(false, false, TB, In, GH, F(1), dg, GH, w.W_ih, In, F(0), dx, In);
+  }
+};
+
+}  // namespace unroll

@@ -1,0 +1,111 @@
+#include "unroll/model/config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "unroll/core/error.h"
+#include "unroll/model/params.h"
+
+namespace unroll {
+
+std::string cell_name(CellKind k) {
+  switch (k) {
+    case CellKind::RnnTanh: return "rnn";
+    case CellKind::RnnRelu: return "rnn-relu";
+    case CellKind::Lstm: return "lstm";
+    case CellKind::Gru: return "gru";
+  }
+  return "?";
+}
+
+CellKind parse_cell(const std::string& s) {
+  if (s == "rnn" || s == "rnn-tanh") return CellKind::RnnTanh;
+  if (s == "rnn-relu") return CellKind::RnnRelu;
+  if (s == "lstm") return CellKind::Lstm;
+  if (s == "gru") return CellKind::Gru;
+  throw Error("unknown cell '" + s + "': use one of rnn, rnn-relu, lstm, gru");
+}
+
+void ModelConfig::validate() const {
+  auto range = [](const char* name, double v, double lo, double hi) {
+    require(v >= lo && v <= hi, std::string("model ") + name + " = " + std::to_string(v) +
+                                    " is out of range [" + std::to_string(lo) + ", " +
+                                    std::to_string(hi) + "]");
+  };
+  range("layers", layers, 1, 64);
+  range("hidden", hidden, 1, 1 << 16);
+  range("vocab", vocab, 1, 1 << 24);
+  range("embed", embed, 0, 1 << 16);
+  range("outputs", outputs, 1, 1 << 24);
+  range("dropout", dropout, 0, 0.95);
+  range("init_scale", init_scale, 0, 100);
+  require(head != HeadKind::Sigmoid || outputs == 1, "a sigmoid head has exactly one output");
+}
+
+nlohmann::json to_json(const ModelConfig& c) {
+  return {{"cell", cell_name(c.cell)},
+          {"layers", c.layers},
+          {"hidden", c.hidden},
+          {"vocab", c.vocab},
+          {"embed", c.embed},
+          {"head", c.head == HeadKind::Softmax ? "softmax" : "sigmoid"},
+          {"outputs", c.outputs},
+          {"dropout", c.dropout},
+          {"init_scale", c.init_scale},
+          {"forget_bias", c.forget_bias}};
+}
+
+ModelConfig model_config_from_json(const nlohmann::json& j) {
+  try {
+    ModelConfig c;
+    c.cell = parse_cell(j.at("cell").get<std::string>());
+    c.layers = j.at("layers").get<int>();
+    c.hidden = j.at("hidden").get<int>();
+    c.vocab = j.at("vocab").get<int>();
+    c.embed = j.value("embed", 0);
+    std::string head = j.value("head", "softmax");
+    require(head == "softmax" || head == "sigmoid", "unknown head '" + head + "'");
+    c.head = head == "softmax" ? HeadKind::Softmax : HeadKind::Sigmoid;
+    c.outputs = j.at("outputs").get<int>();
+    c.dropout = j.value("dropout", 0.0f);
+    c.init_scale = j.value("init_scale", 0.08f);
+    c.forget_bias = j.value("forget_bias", 1.0f);
+    c.validate();
+    return c;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("model config is malformed: ") + e.what());
+  }
+}
+
+ParamLayout::ParamLayout(const ModelConfig& c) {
+  const int64_t GH = int64_t(gate_count(c.cell)) * c.hidden;
+  if (c.embed) add("embedding.weight", {c.vocab, c.embed});
+  for (int l = 0; l < c.layers; ++l) {
+    const std::string s = std::to_string(l);
+    add("rnn.weight_ih_l" + s, {GH, c.input_size(l)});
+    add("rnn.weight_hh_l" + s, {GH, c.hidden});
+    add("rnn.bias_ih_l" + s, {GH});
+    add("rnn.bias_hh_l" + s, {GH});
+  }
+  add("head.weight", {c.outputs, c.hidden});
+  add("head.bias", {c.outputs});
+}
+
+void ParamLayout::add(std::string name, std::vector<int64_t> shape) {
+  ParamView v;
+  v.name = std::move(name);
+  v.shape = std::move(shape);
+  v.size = 1;
+  for (auto d : v.shape) v.size *= size_t(d);
+  v.offset = total_;
+  // Keep every view 64-byte aligned (16 floats) for vector loads.
+  total_ += (v.size + 15) / 16 * 16;
+  views_.push_back(std::move(v));
+}
+
+const ParamView& ParamLayout::at(const std::string& name) const {
+  for (auto& v : views_)
+    if (v.name == name) return v;
+  throw Error("no parameter named '" + name + "' in this model");
+}
+
+}  // namespace unroll
