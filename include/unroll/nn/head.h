@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "unroll/core/gemm.h"
 #include "unroll/core/rng.h"
@@ -40,9 +41,10 @@ struct LossSum {
 // gets softmax − onehot(target) (zero rows for ignored positions).
 template <class T>
 LossSum softmax_xent(const T* logits, const int32_t* targets, int64_t N, int O, T* dlogits) {
-  double sum = 0;
-  int64_t count = 0;
-#pragma omp parallel for schedule(static) reduction(+ : sum, count) if (N * O > 65536)
+  thread_local std::vector<double> row_loss_buf;  // summed in order: deterministic
+  row_loss_buf.assign(N, 0.0);
+  double* row_loss = row_loss_buf.data();  // the caller's buffer, shared by the team
+#pragma omp parallel for schedule(static) if (N * O > 65536)
   for (int64_t r = 0; r < N; ++r) {
     const T* z = logits + r * O;
     const int32_t y = targets[r];
@@ -54,8 +56,7 @@ LossSum softmax_xent(const T* logits, const int32_t* targets, int64_t N, int O, 
     T s = 0;
     for (int k = 0; k < O; ++k) s += std::exp(z[k] - m);
     T lse = m + std::log(s);
-    sum += double(lse - z[y]);
-    ++count;
+    row_loss[r] = double(lse - z[y]);
     if (dlogits) {
       T* d = dlogits + r * O;
       T inv = T(1) / s;
@@ -63,7 +64,10 @@ LossSum softmax_xent(const T* logits, const int32_t* targets, int64_t N, int O, 
       d[y] -= T(1);
     }
   }
-  return {sum, count};
+  LossSum out;
+  for (int64_t r = 0; r < N; ++r)
+    if (targets[r] >= 0) out.sum += row_loss[r], ++out.count;
+  return out;
 }
 
 // Binary cross-entropy on one logit per position, numerically stable:

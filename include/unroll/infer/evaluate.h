@@ -1,0 +1,42 @@
+// unroll/infer/evaluate.h — loss of a model over a whole token sequence:
+// B contiguous streams, chunks of T steps, carried state, no dropout.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "unroll/model/model.h"
+
+namespace unroll {
+
+struct EvalResult {
+  double loss = 0;     // mean nats per predicted token
+  int64_t tokens = 0;  // predicted tokens
+  double bits() const { return loss / std::log(2.0); }
+  double perplexity() const { return std::exp(loss); }
+};
+
+// Uses up to B streams (fewer when the sequence is short); every token but
+// the first of each stream is predicted once. Leaves the model's carried
+// state as it found it.
+EvalResult evaluate(Model<float>& model, const std::vector<int32_t>& ids, int B, int T);
+
+// Saves the carried state on construction and puts it back on destruction,
+// so evaluation or sampling in the middle of training changes nothing.
+template <class F>
+class StateGuard {
+ public:
+  explicit StateGuard(Model<F>& m) : m_(m), B_(m.state_batch()), h_(m.state_h), c_(m.state_c) {}
+  ~StateGuard() {
+    m_.reset_state(B_);
+    m_.state_h = h_;
+    m_.state_c = c_;
+  }
+
+ private:
+  Model<F>& m_;
+  int B_;
+  Buffer<F> h_, c_;
+};
+
+}  // namespace unroll

@@ -1,0 +1,37 @@
+// unroll/infer/sampler.h — generating text from a language model: prime it,
+// then feed each chosen token back in. Temperature, top-k, top-p (nucleus),
+// greedy, and beam search.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "unroll/core/rng.h"
+#include "unroll/model/model.h"
+
+namespace unroll {
+
+struct SampleOptions {
+  float temperature = 1.0f;  // > 0; below 1 sharpens, above 1 flattens
+  int top_k = 0;             // 0 = all tokens
+  float top_p = 1.0f;        // keep the smallest set of tokens with this much probability
+  bool greedy = false;       // always the most likely token
+  void validate() const;     // throws Error with the accepted ranges
+};
+
+// Chooses a token from logits[V]. scratch is reused between calls.
+int32_t pick_token(const float* logits, int V, const SampleOptions& o, Rng& rng,
+                   std::vector<std::pair<float, int32_t>>& scratch);
+
+// Runs the prime through the model (batch 1, fresh state), then generates n
+// tokens, calling emit(id) for each as soon as it is chosen. An empty prime
+// starts from start_token.
+void generate(Model<float>& model, const std::vector<int32_t>& prime, int32_t start_token, int n,
+              const SampleOptions& o, Rng& rng, const std::function<void(int32_t)>& emit);
+
+// Beam search of the given width: the n-token continuation of the prime with
+// the highest total log-probability found. Returns the continuation only.
+std::vector<int32_t> beam_search(Model<float>& model, const std::vector<int32_t>& prime,
+                                 int32_t start_token, int n, int width);
+
+}  // namespace unroll

@@ -1,0 +1,27 @@
+// unroll/text/utf8.h — reading text files and strict UTF-8 decoding/encoding.
+// Decoding rejects every malformed sequence (overlong forms, surrogates, code
+// points above U+10FFFF, truncated sequences, stray continuation bytes) with an
+// Error that names the file and the byte offset, so users can find and fix it.
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace unroll {
+
+// Reads the whole file as bytes. Throws Error if the file is missing, is a
+// directory, cannot be read, or is empty.
+std::string read_text_file(const std::string& path);
+
+// Strictly decodes UTF-8 into code points. `source` names the data in error
+// messages (usually the file path). A leading UTF-8 byte-order mark is skipped;
+// byte offsets in errors count from the start of `bytes` (BOM included). A NUL
+// byte means the data looks binary; a UTF-16 byte-order mark is reported as such.
+std::u32string decode_utf8(std::string_view bytes, const std::string& source);
+
+// Appends the UTF-8 encoding of cp. Throws Error for surrogates and values above U+10FFFF.
+void append_utf8(std::string& out, char32_t cp);
+
+// Encodes a sequence of code points as UTF-8 (see append_utf8).
+std::string encode_utf8(std::u32string_view text);
+
+}  // namespace unroll

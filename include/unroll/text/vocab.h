@@ -1,0 +1,53 @@
+// unroll/text/vocab.h — the vocabulary: the mapping between token ids and tokens.
+// Tokens are UTF-8 strings. At character level every token is one Unicode code
+// point; the word level reuses the class with multi-character tokens. The id of
+// a token is its position in the list, so a saved vocabulary keeps its ids.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace unroll {
+
+class Vocab {
+ public:
+  Vocab() = default;  // empty; size() == 0
+
+  // The distinct code points of `text`, sorted by code point. Throws Error if text is empty.
+  static Vocab from_chars(const std::u32string& text);
+
+  // Tokens in id order, for the given level ("char" or "word"). Throws Error if
+  // the list is empty, has duplicates, has an empty or non-UTF-8 token, or (char
+  // level) a token that is not exactly one code point.
+  static Vocab from_tokens(std::vector<std::string> tokens, const std::string& level);
+
+  int size() const { return static_cast<int>(tokens_.size()); }
+  const std::string& level() const { return level_; }
+  const std::string& token(int id) const;  // throws Error if id is out of range
+  int find(const std::string& token) const;  // -1 if absent
+  int find(char32_t cp) const;               // -1 if absent (single-code-point tokens)
+
+  // One id per code point. Throws Error naming the characters that are not in
+  // the vocabulary (up to 10, as the character and as U+XXXX).
+  std::vector<int32_t> encode_chars(const std::u32string& text) const;
+
+  // Concatenates the tokens of ids[0..n). Throws Error on an id out of range.
+  std::string decode(const int32_t* ids, size_t n) const;
+  std::string decode(const std::vector<int32_t>& ids) const { return decode(ids.data(), ids.size()); }
+
+  // {"level": "char", "tokens": [...]}; from_json validates and throws Error on malformed input.
+  nlohmann::json to_json() const;
+  static Vocab from_json(const nlohmann::json& j);
+
+ private:
+  std::string level_ = "char";
+  std::vector<std::string> tokens_;
+  std::unordered_map<std::string, int> index_;
+  std::unordered_map<char32_t, int> char_index_;  // tokens that are one code point
+};
+
+}  // namespace unroll

@@ -1,0 +1,37 @@
+// unroll/train/checkpoint.h — checkpoints as safetensors files.
+// Tensors: every parameter under its PyTorch-style name (rnn.weight_ih_l0, ...),
+// the optimizer state (optimizer.m, optimizer.v), and the carried hidden state
+// (state.h, state.c: [layers, batch, hidden]). The __metadata__ holds JSON
+// strings: "model" (config), "vocab", "train" (options), "progress" (step,
+// epoch, chunk, RNG state, best validation loss, ...), "data" (files, hash).
+// Python's safetensors can open it: safe_open(path, "np").
+#pragma once
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "unroll/model/model.h"
+#include "unroll/text/vocab.h"
+#include "unroll/train/optimizer.h"
+
+namespace unroll {
+
+struct Checkpoint {
+  ModelConfig model_config;
+  Vocab vocab;
+  nlohmann::json train, progress, data;  // null when absent
+  std::unique_ptr<Model<float>> model;   // parameters and carried state loaded
+  Buffer<float> opt_m, opt_v;            // empty when absent
+  int64_t opt_t = 0;
+};
+
+// Writes atomically (temp file, fsync, rename); opt may be null.
+void save_checkpoint(const std::string& path, const Model<float>& model, const Vocab& vocab,
+                     const nlohmann::json& train, const nlohmann::json& progress,
+                     const nlohmann::json& data, const Optimizer* opt);
+
+// Reads and validates a checkpoint; every error names the file.
+Checkpoint load_checkpoint(const std::string& path);
+
+}  // namespace unroll

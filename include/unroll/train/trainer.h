@@ -1,0 +1,95 @@
+// unroll/train/trainer.h — truncated-BPTT training of a language model.
+// B parallel streams through the training text, chunks of T steps, the hidden
+// state carried from chunk to chunk (reset at each epoch), periodic
+// validation, samples and checkpoints (latest and best), exact resume.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "unroll/core/rng.h"
+#include "unroll/model/model.h"
+#include "unroll/text/char_corpus.h"
+#include "unroll/train/optimizer.h"
+
+namespace unroll {
+
+struct TrainConfig {
+  int batch = 50, seq = 50;
+  OptimConfig optim;
+  std::string clip_mode = "norm";  // "norm" (global L2 norm) or "value" (element-wise)
+  double clip = 5.0;               // 0 = no clipping
+  float lr_decay = 1.0f;           // lr × decay each epoch after lr_decay_after
+  int lr_decay_after = 0;
+  std::string loss_norm = "token";  // "token": mean per token; "batch": sum over steps, mean over batch
+  int64_t max_steps = 0;            // 0 = no limit
+  double max_epochs = 0;            // 0 = no limit
+  double max_seconds = 0;           // 0 = no limit
+  int eval_every = 500;             // steps; 0 = only at the end
+  int sample_every = 1000;          // steps; 0 = never
+  int sample_len = 300;
+  float sample_temperature = 0.8f;
+  int print_every = 0;              // steps; 0 = about every 2 seconds
+  uint64_t seed = 1234;
+  double train_frac = 0.9, val_frac = 0.05;
+  void validate() const;
+};
+nlohmann::json to_json(const TrainConfig& c);
+TrainConfig train_config_from_json(const nlohmann::json& j);
+
+// Parses a duration: "90", "90s", "5m", "1h30m", "2.5h" → seconds.
+double parse_duration(const std::string& s);
+
+struct TrainEvent {  // what the trainer reports, for logs and tests
+  int64_t step;
+  double train_loss;  // mean nats per token of this step's chunk
+  double grad_norm;   // before clipping
+};
+
+class Trainer {
+ public:
+  // A fresh run. Nothing is written until train() starts.
+  Trainer(const ModelConfig& model, const TrainConfig& train, CharCorpus corpus,
+           std::string out_dir);
+  // Continues the run saved in out_dir/latest.safetensors with the options
+  // stored there; `adjust` may change what is safe to change (stop
+  // conditions, print/eval/sample frequencies) before training goes on.
+  static std::unique_ptr<Trainer> resume(const std::string& out_dir,
+                                         const std::function<void(TrainConfig&)>& adjust);
+
+  // Trains until a stop condition; logs to `log`; writes checkpoints.
+  // Returns the losses of every step taken (for tests and reports).
+  std::vector<TrainEvent> train(std::ostream& log);
+
+  Model<float>& model() { return *model_; }
+  const TrainConfig& config() const { return cfg_; }
+  int64_t step() const { return step_; }
+  double best_val() const { return best_val_; }
+
+ private:
+  Trainer() = default;
+  void prepare();
+  nlohmann::json progress_json() const;
+  void save(const std::string& name);
+  double validate_now();
+  void print_sample(std::ostream& log);
+
+  TrainConfig cfg_;
+  CharCorpus corpus_;
+  std::vector<int32_t> train_ids_, val_ids_;
+  std::string dir_;
+  std::unique_ptr<Model<float>> model_;
+  std::unique_ptr<Optimizer> opt_;
+  Rng rng_;
+  int64_t step_ = 0, chunk_ = 0, tokens_ = 0;
+  int epoch_ = 1;
+  double elapsed_ = 0;  // seconds of training before this process
+  double best_val_ = 1e300, last_val_ = 0;
+};
+
+}  // namespace unroll

@@ -1,0 +1,159 @@
+// unroll train FILE... — train a character-level language model.
+#include <filesystem>
+#include <iostream>
+
+#include "commands.h"
+#include "unroll/core/error.h"
+#include "unroll/train/trainer.h"
+
+namespace unroll::cli {
+
+namespace {
+struct TrainArgs {
+  std::vector<std::string> files;
+  std::string out = "run";
+  std::string resume;
+  std::string cell = "lstm";
+  int layers = 2, hidden = 128, embed = 0;
+  float dropout = 0, init_scale = 0.08f, forget_bias = 1.0f;
+  std::string optim = "adam";
+  float lr = 2e-3f, momentum = 0.9f, alpha = 0.95f;
+  std::string split = "0.9,0.05";
+  std::string time;
+  TrainConfig tc;
+  int threads = 1;
+};
+}  // namespace
+
+void add_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  CLI::App* s = app.add_subcommand("train", "Train a character-level language model on UTF-8 text");
+  s->add_option("files", a->files, "Text files to train on (UTF-8; concatenated in order)");
+  s->add_option("-o,--out", a->out, "Run folder for checkpoints (latest and best)")
+      ->capture_default_str();
+  s->add_option("--resume", a->resume,
+                "Continue the run in this folder from its latest checkpoint (model, optimizer and "
+                "data options come from the checkpoint)");
+  auto& tc = a->tc;
+  // Model
+  s->add_option("--cell", a->cell, "Recurrent cell: rnn, rnn-relu, lstm, gru")
+      ->check(CLI::IsMember({"rnn", "rnn-tanh", "rnn-relu", "lstm", "gru"}))
+      ->capture_default_str()->group("Model");
+  s->add_option("--layers", a->layers, "Stacked recurrent layers")
+      ->check(CLI::Range(1, 64))->capture_default_str()->group("Model");
+  s->add_option("--hidden", a->hidden, "Hidden units per layer")
+      ->check(CLI::Range(1, 65536))->capture_default_str()->group("Model");
+  s->add_option("--embed", a->embed, "Embedding size; 0 = one-hot input")
+      ->check(CLI::Range(0, 65536))->capture_default_str()->group("Model");
+  s->add_option("--dropout", a->dropout, "Dropout on non-recurrent connections")
+      ->check(CLI::Range(0.0, 0.95))->capture_default_str()->group("Model");
+  s->add_option("--init-scale", a->init_scale, "Weights start uniform in [-s, s]")
+      ->check(CLI::Range(0.0, 100.0))->capture_default_str()->group("Model");
+  s->add_option("--forget-bias", a->forget_bias, "LSTM forget-gate bias at start")
+      ->capture_default_str()->group("Model");
+  // Optimisation
+  s->add_option("--batch", tc.batch, "Parallel streams through the text (B)")
+      ->check(CLI::Range(1, 100000))->capture_default_str()->group("Optimisation");
+  s->add_option("--seq", tc.seq, "Steps per chunk for truncated BPTT (T)")
+      ->check(CLI::Range(1, 100000))->capture_default_str()->group("Optimisation");
+  s->add_option("--optim", a->optim, "Optimizer: adam, rmsprop, adagrad, sgd")
+      ->check(CLI::IsMember({"adam", "rmsprop", "adagrad", "sgd"}))
+      ->capture_default_str()->group("Optimisation");
+  s->add_option("--lr", a->lr, "Learning rate")
+      ->check(CLI::PositiveNumber)->capture_default_str()->group("Optimisation");
+  s->add_option("--momentum", a->momentum, "SGD momentum")
+      ->check(CLI::Range(0.0, 0.9999))->capture_default_str()->group("Optimisation");
+  s->add_option("--rmsprop-alpha", a->alpha, "RMSprop decay of the squared-gradient average")
+      ->check(CLI::Range(0.0, 0.9999))->capture_default_str()->group("Optimisation");
+  s->add_option("--clip", tc.clip, "Gradient clipping threshold; 0 = off")
+      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Optimisation");
+  s->add_option("--clip-mode", tc.clip_mode, "norm (global L2 norm) or value (element-wise)")
+      ->check(CLI::IsMember({"norm", "value"}))->capture_default_str()->group("Optimisation");
+  s->add_option("--lr-decay", tc.lr_decay, "Multiply the learning rate by this each epoch...")
+      ->check(CLI::Range(0.0, 1.0))->capture_default_str()->group("Optimisation");
+  s->add_option("--lr-decay-after", tc.lr_decay_after, "...after this many epochs")
+      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Optimisation");
+  s->add_option("--loss-norm", tc.loss_norm,
+                "token: mean loss per token; batch: summed over steps, mean over the batch "
+                "(Zaremba et al.)")
+      ->check(CLI::IsMember({"token", "batch"}))->capture_default_str()->group("Optimisation");
+  s->add_option("--seed", tc.seed, "Random seed (initialisation, dropout, samples)")
+      ->capture_default_str()->group("Optimisation");
+  s->add_option("--split", a->split, "Train and validation fractions; the rest is test")
+      ->capture_default_str()->group("Data");
+  // Stopping and reporting
+  s->add_option("--steps", tc.max_steps, "Stop after this many steps (0 = no limit)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Stopping");
+  s->add_option("--epochs", tc.max_epochs, "Stop after this many epochs (0 = no limit)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Stopping");
+  s->add_option("--time", a->time, "Stop after this wall-clock time, e.g. 90s, 5m, 1h30m")
+      ->group("Stopping");
+  s->add_option("--eval-every", tc.eval_every, "Validate and checkpoint every N steps (0 = at the end)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Reporting");
+  s->add_option("--sample-every", tc.sample_every, "Print a generated sample every N steps (0 = never)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Reporting");
+  s->add_option("--sample-len", tc.sample_len, "Characters per sample")
+      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Reporting");
+  s->add_option("--sample-temperature", tc.sample_temperature, "Temperature of those samples")
+      ->check(CLI::PositiveNumber)->capture_default_str()->group("Reporting");
+  s->add_option("--print-every", tc.print_every, "Progress line every N steps (0 = every 2 s)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Reporting");
+  add_threads_option(*s, a->threads);
+
+  s->callback([a, s]() {
+    apply_threads(a->threads);
+    TrainConfig& tc = a->tc;
+    if (!a->time.empty()) tc.max_seconds = parse_duration(a->time);
+    if (!a->resume.empty()) {
+      require(a->files.empty(), "--resume takes its files from the checkpoint: give no files");
+      auto t = Trainer::resume(a->resume, [&](TrainConfig& c) {
+        auto given = [&](const char* name) { return s->count(name) > 0; };
+        if (given("--steps")) c.max_steps = tc.max_steps;
+        if (given("--epochs")) c.max_epochs = tc.max_epochs;
+        if (given("--time")) c.max_seconds = tc.max_seconds;
+        if (given("--eval-every")) c.eval_every = tc.eval_every;
+        if (given("--sample-every")) c.sample_every = tc.sample_every;
+        if (given("--sample-len")) c.sample_len = tc.sample_len;
+        if (given("--print-every")) c.print_every = tc.print_every;
+      });
+      std::cerr << "resuming '" << a->resume << "' at step " << t->step() << "\n";
+      t->train(std::cout);
+      return;
+    }
+    require(!a->files.empty(), "no training text given: unroll train FILE... (see --help)");
+    for (auto& f : a->files) require(!f.empty(), "an empty file name was given");
+    // --split "0.9,0.05"
+    {
+      auto comma = a->split.find(',');
+      try {
+        tc.train_frac = std::stod(a->split.substr(0, comma));
+        tc.val_frac = comma == std::string::npos ? 1 - tc.train_frac : std::stod(a->split.substr(comma + 1));
+      } catch (...) {
+        throw Error("--split '" + a->split + "' is not two fractions like 0.9,0.05");
+      }
+    }
+    tc.optim.kind = parse_optim(a->optim);
+    tc.optim.lr = a->lr;
+    tc.optim.momentum = a->momentum;
+    tc.optim.alpha = a->alpha;
+    if (tc.max_steps == 0 && tc.max_epochs == 0 && tc.max_seconds == 0) tc.max_epochs = 10;
+    tc.validate();
+    ModelConfig mc;
+    mc.cell = parse_cell(a->cell);
+    mc.layers = a->layers;
+    mc.hidden = a->hidden;
+    mc.embed = a->embed;
+    mc.dropout = a->dropout;
+    mc.init_scale = a->init_scale;
+    mc.forget_bias = a->forget_bias;
+    mc.head = HeadKind::Softmax;
+    require(!std::filesystem::exists(std::filesystem::path(a->out) / "latest.safetensors"),
+            "'" + a->out + "' already holds a run: continue it with --resume " + a->out +
+                ", or choose another --out");
+    CharCorpus corpus = load_char_corpus(a->files);
+    Trainer t(mc, tc, std::move(corpus), a->out);
+    t.train(std::cout);
+  });
+}
+
+}  // namespace unroll::cli

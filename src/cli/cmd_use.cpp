@@ -1,0 +1,137 @@
+// unroll sample | eval | info — use a trained checkpoint.
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+#include "commands.h"
+#include "unroll/core/error.h"
+#include "unroll/infer/evaluate.h"
+#include "unroll/infer/sampler.h"
+#include "unroll/text/char_corpus.h"
+#include "unroll/text/utf8.h"
+#include "unroll/train/checkpoint.h"
+
+namespace unroll::cli {
+
+namespace {
+struct SampleArgs {
+  std::string checkpoint, prime, prime_file;
+  int length = 500, beam = 0, threads = 1;
+  uint64_t seed = 0;
+  bool seed_given = false;
+  SampleOptions opts;
+};
+}  // namespace
+
+void add_sample(CLI::App& app) {
+  auto a = std::make_shared<SampleArgs>();
+  CLI::App* s = app.add_subcommand("sample", "Generate text from a trained checkpoint");
+  s->add_option("checkpoint", a->checkpoint, "Checkpoint file (.safetensors)")->required();
+  s->add_option("-p,--prime", a->prime, "Text to start from (its characters must be in the vocabulary)");
+  s->add_option("--prime-file", a->prime_file, "Read the prime text from this file");
+  s->add_option("-n,--length", a->length, "Characters to generate")
+      ->check(CLI::Range(0, 100000000))->capture_default_str();
+  s->add_option("-t,--temperature", a->opts.temperature, "Sampling temperature (> 0)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  s->add_option("--top-k", a->opts.top_k, "Sample among the k most likely characters (0 = all)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  s->add_option("--top-p", a->opts.top_p, "Sample among the most likely characters holding this much probability")
+      ->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  s->add_flag("--greedy", a->opts.greedy, "Always take the most likely character");
+  s->add_option("--beam", a->beam, "Beam search of this width (prints when done)")
+      ->check(CLI::Range(0, 1000))->capture_default_str();
+  s->add_option("--seed", a->seed, "Random seed (default: from the clock)");
+  add_threads_option(*s, a->threads);
+  s->callback([a, s]() {
+    apply_threads(a->threads);
+    a->opts.validate();
+    require(a->prime.empty() || a->prime_file.empty(), "give --prime or --prime-file, not both");
+    Checkpoint ck = load_checkpoint(a->checkpoint);
+    std::string prime = a->prime_file.empty() ? a->prime : read_text_file(a->prime_file);
+    std::vector<int32_t> ids;
+    if (!prime.empty()) ids = ck.vocab.encode_chars(decode_utf8(prime, "the prime text"));
+    int32_t start = ck.vocab.find(U'\n');
+    if (start < 0) start = 0;
+    uint64_t seed = s->count("--seed") ? a->seed : uint64_t(std::time(nullptr));
+    Rng rng(seed);
+    std::cout << prime << std::flush;
+    if (a->beam > 0) {
+      auto out = beam_search(*ck.model, ids, start, a->length, a->beam);
+      std::cout << ck.vocab.decode(out.data(), out.size()) << "\n";
+      return;
+    }
+    generate(*ck.model, ids, start, a->length, a->opts, rng,
+             [&](int32_t id) { std::cout << ck.vocab.token(id) << std::flush; });
+    std::cout << "\n";
+  });
+}
+
+void add_eval(CLI::App& app) {
+  struct Args {
+    std::string checkpoint;
+    std::vector<std::string> data;
+    int batch = 50, seq = 50, threads = 1;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* s = app.add_subcommand("eval", "Loss, bits per character and perplexity of a checkpoint on a text");
+  s->add_option("checkpoint", a->checkpoint, "Checkpoint file (.safetensors)")->required();
+  s->add_option("--data", a->data, "Text file(s) to evaluate on")->required();
+  s->add_option("--batch", a->batch, "Parallel streams")->check(CLI::Range(1, 100000))->capture_default_str();
+  s->add_option("--seq", a->seq, "Steps per chunk")->check(CLI::Range(1, 100000))->capture_default_str();
+  add_threads_option(*s, a->threads);
+  s->callback([a]() {
+    apply_threads(a->threads);
+    Checkpoint ck = load_checkpoint(a->checkpoint);
+    CharCorpus c = load_char_corpus(a->data, &ck.vocab);
+    require(c.ids.size() >= 2, "the evaluation text needs at least two characters");
+    EvalResult r = evaluate(*ck.model, c.ids, a->batch, a->seq);
+    std::printf("tokens       %lld\nloss         %.4f nats/token\nbits/char    %.4f\nperplexity   %.3f\n",
+                (long long)r.tokens, r.loss, r.bits(), r.perplexity());
+  });
+}
+
+void add_info(CLI::App& app) {
+  struct Args {
+    std::string checkpoint;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* s = app.add_subcommand("info", "Show what a checkpoint holds");
+  s->add_option("checkpoint", a->checkpoint, "Checkpoint file (.safetensors)")->required();
+  s->add_flag("--json", a->json, "Print everything as one JSON object");
+  s->callback([a]() {
+    Checkpoint ck = load_checkpoint(a->checkpoint);
+    const auto& c = ck.model_config;
+    size_t count = 0;
+    for (auto& v : ck.model->layout().views()) count += v.size;
+    if (a->json) {
+      nlohmann::json j = {{"model", to_json(c)},      {"parameters", count},
+                          {"vocab_size", ck.vocab.size()}, {"train", ck.train},
+                          {"progress", ck.progress},  {"data", ck.data}};
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    std::printf("model       %s, %d layer%s of %d units, %s input, %s head\n", cell_name(c.cell).c_str(),
+                c.layers, c.layers > 1 ? "s" : "", c.hidden,
+                c.embed ? ("embedding " + std::to_string(c.embed)).c_str() : "one-hot",
+                c.head == HeadKind::Softmax ? "softmax" : "sigmoid");
+    std::printf("parameters  %zu\nvocabulary  %d tokens\n", count, ck.vocab.size());
+    if (!ck.progress.is_null()) {
+      std::printf("step        %lld (epoch %d)\n", (long long)ck.progress.value("step", 0LL),
+                  ck.progress.value("epoch", 0));
+      double best = ck.progress.value("best_val", 1e300);
+      if (best < 1e299)
+        std::printf("best val    %.4f nats/token (%.4f bits)\n", best, best / std::log(2.0));
+    }
+    if (!ck.train.is_null())
+      std::printf("training    batch %d, seq %d, %s lr %g\n", ck.train.value("batch", 0),
+                  ck.train.value("seq", 0), ck.train["optim"].value("kind", "?").c_str(),
+                  ck.train["optim"].value("lr", 0.0));
+    if (!ck.data.is_null() && ck.data.contains("files")) {
+      std::printf("data        %zu file(s), %lld characters\n", ck.data["files"].size(),
+                  (long long)ck.data.value("characters", 0LL));
+    }
+  });
+}
+
+}  // namespace unroll::cli

@@ -1,0 +1,18 @@
+// The unroll subcommands: each registers its options on a CLI11 subcommand
+// and runs through the library. main.cpp wires them together.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace unroll::cli {
+
+void add_train(CLI::App& app);
+void add_sample(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_info(CLI::App& app);
+void add_hello(CLI::App& app);
+
+// --threads N on a subcommand; applied before it runs.
+void add_threads_option(CLI::App& sub, int& threads);
+void apply_threads(int threads);
+
+}  // namespace unroll::cli

@@ -1,0 +1,138 @@
+#include "unroll/infer/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "unroll/core/error.h"
+
+namespace unroll {
+
+void SampleOptions::validate() const {
+  require(temperature > 0 && std::isfinite(temperature),
+          "--temperature must be greater than 0 (e.g. 0.8)");
+  require(top_k >= 0, "--top-k must be 0 (all tokens) or positive");
+  require(top_p > 0 && top_p <= 1, "--top-p must be in (0, 1]");
+}
+
+int32_t pick_token(const float* logits, int V, const SampleOptions& o, Rng& rng,
+                   std::vector<std::pair<float, int32_t>>& s) {
+  if (o.greedy) return int32_t(std::max_element(logits, logits + V) - logits);
+  s.resize(V);
+  for (int k = 0; k < V; ++k) s[k] = {logits[k] / o.temperature, int32_t(k)};
+  int keep = V;
+  if (o.top_k > 0 && o.top_k < V) {
+    std::partial_sort(s.begin(), s.begin() + o.top_k, s.end(), std::greater<>());
+    keep = o.top_k;
+  } else if (o.top_p < 1) {
+    std::sort(s.begin(), s.end(), std::greater<>());
+  }
+  const float m = std::max_element(s.begin(), s.begin() + keep)->first;
+  double total = 0;
+  for (int k = 0; k < keep; ++k) total += (s[k].first = std::exp(s[k].first - m));
+  if (o.top_p < 1) {  // s is sorted by probability here
+    double cum = 0;
+    int k = 0;
+    while (k < keep && cum < o.top_p * total) cum += s[k++].first;
+    keep = std::max(1, k);
+    total = cum;
+  }
+  double u = rng.uniform() * total;
+  for (int k = 0; k < keep; ++k) {
+    u -= s[k].first;
+    if (u < 0) return s[k].second;
+  }
+  return s[keep - 1].second;
+}
+
+namespace {
+// Feeds the prime (or the start token) to a fresh state of B streams; leaves
+// the logits of the last position in model.logits().
+void feed_prime(Model<float>& model, const std::vector<int32_t>& prime, int32_t start, int B) {
+  std::vector<int32_t> p = prime.empty() ? std::vector<int32_t>{start} : prime;
+  model.reset_state(B);
+  std::vector<int32_t> in(p.size() * B);
+  for (size_t t = 0; t < p.size(); ++t)
+    for (int b = 0; b < B; ++b) in[t * B + b] = p[t];
+  // One chunk for the whole prime: a single GEMM for its input projection.
+  model.forward(in.data(), nullptr, int(p.size()), B, Mode::Eval);
+}
+}  // namespace
+
+void generate(Model<float>& model, const std::vector<int32_t>& prime, int32_t start, int n,
+              const SampleOptions& o, Rng& rng, const std::function<void(int32_t)>& emit) {
+  o.validate();
+  feed_prime(model, prime, start, 1);
+  const int V = model.config().outputs;
+  const float* last = model.logits() + size_t(model.chunk_steps() - 1) * V;
+  std::vector<std::pair<float, int32_t>> scratch;
+  for (int i = 0; i < n; ++i) {
+    int32_t tok = pick_token(last, V, o, rng, scratch);
+    emit(tok);
+    if (i + 1 == n) break;
+    model.forward(&tok, nullptr, 1, 1, Mode::Eval);
+    last = model.logits();
+  }
+}
+
+std::vector<int32_t> beam_search(Model<float>& model, const std::vector<int32_t>& prime,
+                                 int32_t start, int n, int W) {
+  require(W >= 1, "--beam width must be at least 1");
+  const int V = model.config().outputs, H = model.config().hidden, L = model.config().layers;
+  feed_prime(model, prime, start, W);
+  const float* z = model.logits() + size_t(model.chunk_steps() - 1) * W * V;
+  const double kNeg = -std::numeric_limits<double>::infinity();
+  std::vector<double> score(W, kNeg);
+  score[0] = 0;  // all beams start identical: only one is live
+  std::vector<std::vector<int32_t>> seq(W);
+  std::vector<std::tuple<double, int, int32_t>> cand;
+  std::vector<int32_t> next(W);
+  Buffer<float> h2, c2;
+  for (int i = 0; i < n; ++i) {
+    cand.clear();
+    for (int w = 0; w < W; ++w) {
+      if (score[w] == kNeg) continue;
+      const float* zw = z + size_t(w) * V;
+      const float m = *std::max_element(zw, zw + V);
+      double s = 0;
+      for (int k = 0; k < V; ++k) s += std::exp(double(zw[k] - m));
+      const double lse = m + std::log(s);
+      for (int k = 0; k < V; ++k) cand.emplace_back(score[w] + zw[k] - lse, w, int32_t(k));
+    }
+    const int keep = std::min<int>(W, int(cand.size()));
+    std::partial_sort(cand.begin(), cand.begin() + keep, cand.end(),
+                      [](auto& a, auto& b) { return std::get<0>(a) > std::get<0>(b); });
+    // Reorder the beams' states, sequences and scores by their parents.
+    h2 = model.state_h;
+    c2 = model.state_c;
+    std::vector<std::vector<int32_t>> seq2(W);
+    std::vector<double> score2(W, kNeg);
+    for (int w = 0; w < W; ++w) {
+      const int src = w < keep ? std::get<1>(cand[w]) : 0;
+      for (int l = 0; l < L; ++l) {
+        std::copy_n(model.state_h.data() + (size_t(l) * W + src) * H, H,
+                    h2.data() + (size_t(l) * W + w) * H);
+        std::copy_n(model.state_c.data() + (size_t(l) * W + src) * H, H,
+                    c2.data() + (size_t(l) * W + w) * H);
+      }
+      if (w < keep) {
+        seq2[w] = seq[src];
+        seq2[w].push_back(std::get<2>(cand[w]));
+        score2[w] = std::get<0>(cand[w]);
+        next[w] = std::get<2>(cand[w]);
+      } else {
+        next[w] = 0;
+      }
+    }
+    model.state_h.swap(h2);
+    model.state_c.swap(c2);
+    seq.swap(seq2);
+    score.swap(score2);
+    if (i + 1 == n) break;
+    model.forward(next.data(), nullptr, 1, W, Mode::Eval);
+    z = model.logits();
+  }
+  return seq[0];
+}
+
+}  // namespace unroll

@@ -1,0 +1,145 @@
+#include "unroll/text/vocab.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "unroll/core/error.h"
+#include "unroll/text/utf8.h"
+
+namespace unroll {
+
+namespace {
+
+std::string code_point_name(char32_t cp) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "U+%04X", static_cast<unsigned>(cp));
+  return buf;
+}
+
+// 'Z' (U+005A); control characters are shown escaped or by code only.
+std::string describe_char(char32_t cp) {
+  std::string shown;
+  switch (cp) {
+    case '\n': shown = "\\n"; break;
+    case '\t': shown = "\\t"; break;
+    case '\r': shown = "\\r"; break;
+    default:
+      if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || (cp >= 0xd800 && cp <= 0xdfff) ||
+          cp > 0x10ffff)
+        return code_point_name(cp);
+      append_utf8(shown, cp);
+  }
+  return "'" + shown + "' (" + code_point_name(cp) + ")";
+}
+
+}  // namespace
+
+Vocab Vocab::from_chars(const std::u32string& text) {
+  require(!text.empty(), "cannot build a vocabulary from empty text; give some text");
+  std::u32string cps = text;
+  std::sort(cps.begin(), cps.end());
+  cps.erase(std::unique(cps.begin(), cps.end()), cps.end());
+  std::vector<std::string> tokens;
+  tokens.reserve(cps.size());
+  for (char32_t cp : cps) tokens.push_back(encode_utf8(std::u32string_view(&cp, 1)));
+  return from_tokens(std::move(tokens), "char");
+}
+
+Vocab Vocab::from_tokens(std::vector<std::string> tokens, const std::string& level) {
+  require(level == "char" || level == "word",
+          "unknown vocabulary level '" + level + "'; expected \"char\" or \"word\"");
+  require(!tokens.empty(), "the vocabulary has no tokens");
+  Vocab v;
+  v.level_ = level;
+  v.tokens_ = std::move(tokens);
+  v.index_.reserve(v.tokens_.size());
+  for (size_t i = 0; i < v.tokens_.size(); ++i) {
+    const std::string& t = v.tokens_[i];
+    const std::string where = "vocabulary token " + std::to_string(i);
+    require(!t.empty(), where + " is an empty string; every token needs at least one character");
+    std::u32string cps = decode_utf8(t, where);
+    require(level != "char" || cps.size() == 1,
+            where + " has " + std::to_string(cps.size()) +
+                " characters; a character-level vocabulary has exactly one per token");
+    auto [it, fresh] = v.index_.emplace(t, static_cast<int>(i));
+    require(fresh, where + " repeats token " + std::to_string(it->second) + " (" +
+                       describe_char(cps[0]) + (cps.size() > 1 ? "..." : "") +
+                       "); every token must be distinct");
+    if (cps.size() == 1) v.char_index_.emplace(cps[0], static_cast<int>(i));
+  }
+  return v;
+}
+
+const std::string& Vocab::token(int id) const {
+  require(id >= 0 && id < size(), "token id " + std::to_string(id) +
+                                      " is outside the vocabulary (ids 0.." +
+                                      std::to_string(size() - 1) + ")");
+  return tokens_[id];
+}
+
+int Vocab::find(const std::string& token) const {
+  auto it = index_.find(token);
+  return it == index_.end() ? -1 : it->second;
+}
+
+int Vocab::find(char32_t cp) const {
+  auto it = char_index_.find(cp);
+  return it == char_index_.end() ? -1 : it->second;
+}
+
+std::vector<int32_t> Vocab::encode_chars(const std::u32string& text) const {
+  std::vector<int32_t> ids(text.size());
+  std::vector<char32_t> unknown;  // distinct, in order of first appearance
+  size_t unknown_total = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    int id = find(text[i]);
+    if (id < 0) {
+      ++unknown_total;
+      if (std::find(unknown.begin(), unknown.end(), text[i]) == unknown.end())
+        unknown.push_back(text[i]);
+    }
+    ids[i] = id;
+  }
+  if (!unknown.empty()) {
+    std::string msg = "characters not in the model's vocabulary: ";
+    for (size_t k = 0; k < unknown.size() && k < 10; ++k)
+      msg += (k ? ", " : "") + describe_char(unknown[k]);
+    if (unknown.size() > 10) msg += " and " + std::to_string(unknown.size() - 10) + " more";
+    msg += " (" + std::to_string(unknown_total) + " occurrence" +
+           (unknown_total == 1 ? "" : "s") + "); the model knows " + std::to_string(size()) +
+           " characters; remove them from the text or train on text that contains them";
+    throw Error(msg);
+  }
+  return ids;
+}
+
+std::string Vocab::decode(const int32_t* ids, size_t n) const {
+  std::string out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) out += token(ids[i]);
+  return out;
+}
+
+nlohmann::json Vocab::to_json() const { return {{"level", level_}, {"tokens", tokens_}}; }
+
+Vocab Vocab::from_json(const nlohmann::json& j) {
+  require(j.is_object(), "vocabulary: expected a JSON object {\"level\": ..., \"tokens\": [...]}, "
+                         "got " + std::string(j.type_name()));
+  auto lv = j.find("level");
+  require(lv != j.end() && lv->is_string(),
+          "vocabulary: missing or non-string \"level\" (expected \"char\")");
+  auto tk = j.find("tokens");
+  require(tk != j.end() && tk->is_array(), "vocabulary: missing \"tokens\" array");
+  std::vector<std::string> tokens;
+  tokens.reserve(tk->size());
+  for (size_t i = 0; i < tk->size(); ++i) {
+    const auto& t = (*tk)[i];
+    require(t.is_string(), "vocabulary token " + std::to_string(i) + " is a " +
+                               std::string(t.type_name()) + ", not a string");
+    tokens.push_back(t.get<std::string>());
+  }
+  return from_tokens(std::move(tokens), lv->get<std::string>());
+}
+
+}  // namespace unroll

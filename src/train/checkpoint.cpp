@@ -1,0 +1,101 @@
+#include "unroll/train/checkpoint.h"
+
+#include "unroll/core/error.h"
+#include "unroll/train/safetensors.h"
+
+namespace unroll {
+
+namespace {
+const char* kFormat = "unroll-checkpoint-1";
+
+std::string dump(const nlohmann::json& j) { return j.is_null() ? "null" : j.dump(); }
+}  // namespace
+
+void save_checkpoint(const std::string& path, const Model<float>& model, const Vocab& vocab,
+                     const nlohmann::json& train, const nlohmann::json& progress,
+                     const nlohmann::json& data, const Optimizer* opt) {
+  SafeTensors st;
+  st.metadata["format"] = kFormat;
+  st.metadata["model"] = to_json(model.config()).dump();
+  st.metadata["vocab"] = vocab.to_json().dump();
+  st.metadata["train"] = dump(train);
+  st.metadata["progress"] = dump(progress);
+  st.metadata["data"] = dump(data);
+  for (auto& v : model.layout().views())
+    st.add_f32(v.name, v.shape, model.params.data() + v.offset);
+  if (opt) {
+    const int64_t n = int64_t(model.params.size());
+    if (!opt->m.empty()) st.add_f32("optimizer.m", {n}, opt->m.data());
+    if (!opt->v.empty()) st.add_f32("optimizer.v", {n}, opt->v.data());
+    st.metadata["optimizer.t"] = std::to_string(opt->t);
+  }
+  const auto& c = model.config();
+  if (model.state_batch() > 0) {
+    std::vector<int64_t> shape = {c.layers, model.state_batch(), c.hidden};
+    st.add_f32("state.h", shape, model.state_h.data());
+    if (c.cell == CellKind::Lstm) st.add_f32("state.c", shape, model.state_c.data());
+  }
+  save_safetensors(path, st);
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  SafeTensors st = load_safetensors(path);
+  auto meta = [&](const std::string& key) -> nlohmann::json {
+    auto it = st.metadata.find(key);
+    require(it != st.metadata.end(),
+            "'" + path + "' is not an unroll checkpoint: metadata '" + key + "' is missing");
+    try {
+      return nlohmann::json::parse(it->second);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("'" + path + "': metadata '" + key + "' is not valid JSON: " + e.what());
+    }
+  };
+  auto fmt = st.metadata.find("format");
+  require(fmt != st.metadata.end() && fmt->second == kFormat,
+          "'" + path + "' is not an unroll checkpoint (expected format " + kFormat + ")");
+  Checkpoint ck;
+  try {
+    ck.model_config = model_config_from_json(meta("model"));
+    ck.vocab = Vocab::from_json(meta("vocab"));
+  } catch (const Error& e) {
+    throw Error("'" + path + "': " + e.what());
+  }
+  require(ck.vocab.size() == ck.model_config.vocab,
+          "'" + path + "': vocabulary has " + std::to_string(ck.vocab.size()) +
+              " tokens but the model expects " + std::to_string(ck.model_config.vocab));
+  ck.train = meta("train");
+  ck.progress = meta("progress");
+  ck.data = meta("data");
+  ck.model = std::make_unique<Model<float>>(ck.model_config);
+  Model<float>& m = *ck.model;
+  for (auto& v : m.layout().views()) {
+    std::vector<float> x = st.get_f32(v.name, v.shape);
+    std::copy(x.begin(), x.end(), m.params.begin() + v.offset);
+  }
+  const int64_t n = int64_t(m.params.size());
+  auto flat = [&](const std::string& name, Buffer<float>& out) {
+    if (!st.find(name)) return;
+    std::vector<float> x = st.get_f32(name, {n});
+    out.assign(x.begin(), x.end());
+  };
+  flat("optimizer.m", ck.opt_m);
+  flat("optimizer.v", ck.opt_v);
+  if (auto it = st.metadata.find("optimizer.t"); it != st.metadata.end())
+    ck.opt_t = std::stoll(it->second);
+  if (const TensorEntry* h = st.find("state.h")) {
+    require(h->shape.size() == 3 && h->shape[0] == m.config().layers &&
+                h->shape[2] == m.config().hidden && h->shape[1] >= 1 && h->shape[1] <= (1 << 20),
+            "'" + path + "': tensor state.h has the wrong shape");
+    const int B = int(h->shape[1]);
+    m.reset_state(B);
+    std::vector<float> x = st.get_f32("state.h", h->shape);
+    std::copy(x.begin(), x.end(), m.state_h.begin());
+    if (st.find("state.c")) {
+      x = st.get_f32("state.c", h->shape);
+      std::copy(x.begin(), x.end(), m.state_c.begin());
+    }
+  }
+  return ck;
+}
+
+}  // namespace unroll

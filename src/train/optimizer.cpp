@@ -1,0 +1,142 @@
+#include "unroll/train/optimizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+#include <nlohmann/json.hpp>
+
+#include "unroll/core/error.h"
+
+namespace unroll {
+
+std::string optim_name(OptimKind k) {
+  switch (k) {
+    case OptimKind::Adam: return "adam";
+    case OptimKind::RmsProp: return "rmsprop";
+    case OptimKind::Adagrad: return "adagrad";
+    case OptimKind::Sgd: return "sgd";
+  }
+  return "?";
+}
+
+OptimKind parse_optim(const std::string& s) {
+  if (s == "adam") return OptimKind::Adam;
+  if (s == "rmsprop") return OptimKind::RmsProp;
+  if (s == "adagrad") return OptimKind::Adagrad;
+  if (s == "sgd") return OptimKind::Sgd;
+  throw Error("unknown optimizer '" + s + "': use one of adam, rmsprop, adagrad, sgd");
+}
+
+nlohmann::json to_json(const OptimConfig& c) {
+  return {{"kind", optim_name(c.kind)}, {"lr", c.lr},       {"beta1", c.beta1},
+          {"beta2", c.beta2},           {"eps", c.eps},     {"alpha", c.alpha},
+          {"momentum", c.momentum}};
+}
+
+OptimConfig optim_config_from_json(const nlohmann::json& j) {
+  OptimConfig c;
+  try {
+    c.kind = parse_optim(j.at("kind").get<std::string>());
+    c.lr = j.at("lr").get<float>();
+    c.beta1 = j.value("beta1", c.beta1);
+    c.beta2 = j.value("beta2", c.beta2);
+    c.eps = j.value("eps", c.eps);
+    c.alpha = j.value("alpha", c.alpha);
+    c.momentum = j.value("momentum", c.momentum);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("optimizer config is malformed: ") + e.what());
+  }
+  return c;
+}
+
+Optimizer::Optimizer(const OptimConfig& cfg, size_t n) : cfg_(cfg), n_(n) {
+  require(cfg.lr > 0 && std::isfinite(cfg.lr), "learning rate must be a positive number");
+  if (cfg.kind == OptimKind::Adam || cfg.kind == OptimKind::Sgd) m.assign(n, 0.0f);
+  if (cfg.kind != OptimKind::Sgd) v.assign(n, 0.0f);
+}
+
+void Optimizer::step(float* p, const float* g, float lr) {
+  ++t;
+  const int64_t n = int64_t(n_);
+  float* M = m.data();
+  float* V = v.data();
+  switch (cfg_.kind) {
+    case OptimKind::Adam: {
+      const float b1 = cfg_.beta1, b2 = cfg_.beta2, eps = cfg_.eps;
+      const float c1 = 1.0f / (1.0f - std::pow(b1, float(t)));
+      const float c2 = 1.0f / (1.0f - std::pow(b2, float(t)));
+#pragma omp parallel for simd schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        M[i] = b1 * M[i] + (1 - b1) * g[i];
+        V[i] = b2 * V[i] + (1 - b2) * g[i] * g[i];
+        p[i] -= lr * (M[i] * c1) / (std::sqrt(V[i] * c2) + eps);
+      }
+      break;
+    }
+    case OptimKind::RmsProp: {
+      const float a = cfg_.alpha, eps = cfg_.eps;
+#pragma omp parallel for simd schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        V[i] = a * V[i] + (1 - a) * g[i] * g[i];
+        p[i] -= lr * g[i] / (std::sqrt(V[i]) + eps);
+      }
+      break;
+    }
+    case OptimKind::Adagrad: {
+      const float eps = cfg_.eps;
+#pragma omp parallel for simd schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        V[i] += g[i] * g[i];
+        p[i] -= lr * g[i] / (std::sqrt(V[i]) + eps);
+      }
+      break;
+    }
+    case OptimKind::Sgd: {
+      const float mu = cfg_.momentum;
+#pragma omp parallel for simd schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        M[i] = mu * M[i] + g[i];
+        p[i] -= lr * M[i];
+      }
+      break;
+    }
+  }
+}
+
+double global_norm(const float* g, size_t n) {
+  // Partial sums over fixed blocks, added in order: the result does not
+  // depend on the thread count or scheduling (resume is bit-for-bit).
+  constexpr size_t kBlock = 8192;
+  const int64_t nb = int64_t((n + kBlock - 1) / kBlock);
+  std::vector<double> part(nb);
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < nb; ++b) {
+    double s = 0;
+    for (size_t i = size_t(b) * kBlock; i < std::min(n, size_t(b + 1) * kBlock); ++i)
+      s += double(g[i]) * g[i];
+    part[b] = s;
+  }
+  double s = 0;
+  for (double x : part) s += x;
+  return std::sqrt(s);
+}
+
+double clip_by_norm(float* g, size_t n, double max_norm) {
+  const double norm = global_norm(g, n);
+  if (max_norm > 0 && norm > max_norm) {
+    const float s = float(max_norm / norm);
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < int64_t(n); ++i) g[i] *= s;
+  }
+  return norm;
+}
+
+double clip_by_value(float* g, size_t n, double v) {
+  const double norm = global_norm(g, n);
+  const float fv = float(v);
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < int64_t(n); ++i) g[i] = std::min(fv, std::max(-fv, g[i]));
+  return norm;
+}
+
+}  // namespace unroll

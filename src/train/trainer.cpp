@@ -1,0 +1,346 @@
+#include "unroll/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "unroll/core/error.h"
+#include "unroll/infer/evaluate.h"
+#include "unroll/infer/sampler.h"
+#include "unroll/text/corpus.h"
+#include "unroll/train/checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace unroll {
+
+void TrainConfig::validate() const {
+  require(batch >= 1 && batch <= 100000, "--batch must be in [1, 100000] (got " +
+                                             std::to_string(batch) + ")");
+  require(seq >= 1 && seq <= 100000, "--seq must be in [1, 100000] (got " + std::to_string(seq) + ")");
+  require(clip_mode == "norm" || clip_mode == "value",
+          "--clip-mode must be 'norm' or 'value' (got '" + clip_mode + "')");
+  require(clip >= 0, "--clip must be 0 (off) or positive");
+  require(lr_decay > 0 && lr_decay <= 1, "--lr-decay must be in (0, 1]");
+  require(lr_decay_after >= 0, "--lr-decay-after must be 0 or more epochs");
+  require(loss_norm == "token" || loss_norm == "batch",
+          "--loss-norm must be 'token' or 'batch' (got '" + loss_norm + "')");
+  require(max_steps >= 0 && max_epochs >= 0 && max_seconds >= 0,
+          "--steps, --epochs and --time must not be negative");
+  require(eval_every >= 0 && sample_every >= 0 && print_every >= 0 && sample_len >= 0,
+          "--eval-every, --sample-every, --print-every and --sample-len must not be negative");
+  require(sample_temperature > 0, "--sample-temperature must be positive");
+  require(train_frac > 0 && val_frac >= 0 && train_frac + val_frac <= 1 + 1e-9,
+          "--split fractions must have train > 0, val >= 0 and train + val <= 1");
+}
+
+nlohmann::json to_json(const TrainConfig& c) {
+  return {{"batch", c.batch},
+          {"seq", c.seq},
+          {"optim", to_json(c.optim)},
+          {"clip_mode", c.clip_mode},
+          {"clip", c.clip},
+          {"lr_decay", c.lr_decay},
+          {"lr_decay_after", c.lr_decay_after},
+          {"loss_norm", c.loss_norm},
+          {"max_steps", c.max_steps},
+          {"max_epochs", c.max_epochs},
+          {"max_seconds", c.max_seconds},
+          {"eval_every", c.eval_every},
+          {"sample_every", c.sample_every},
+          {"sample_len", c.sample_len},
+          {"sample_temperature", c.sample_temperature},
+          {"print_every", c.print_every},
+          {"seed", c.seed},
+          {"train_frac", c.train_frac},
+          {"val_frac", c.val_frac}};
+}
+
+TrainConfig train_config_from_json(const nlohmann::json& j) {
+  TrainConfig c;
+  try {
+    c.batch = j.at("batch");
+    c.seq = j.at("seq");
+    c.optim = optim_config_from_json(j.at("optim"));
+    c.clip_mode = j.at("clip_mode");
+    c.clip = j.at("clip");
+    c.lr_decay = j.at("lr_decay");
+    c.lr_decay_after = j.at("lr_decay_after");
+    c.loss_norm = j.at("loss_norm");
+    c.max_steps = j.at("max_steps");
+    c.max_epochs = j.at("max_epochs");
+    c.max_seconds = j.at("max_seconds");
+    c.eval_every = j.at("eval_every");
+    c.sample_every = j.at("sample_every");
+    c.sample_len = j.at("sample_len");
+    c.sample_temperature = j.at("sample_temperature");
+    c.print_every = j.at("print_every");
+    c.seed = j.at("seed");
+    c.train_frac = j.at("train_frac");
+    c.val_frac = j.at("val_frac");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("training options in the checkpoint are malformed: ") + e.what());
+  }
+  c.validate();
+  return c;
+}
+
+double parse_duration(const std::string& s) {
+  require(!s.empty(), "empty duration: use e.g. 90s, 5m, 1h30m");
+  double total = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t used = 0;
+    double v;
+    try {
+      v = std::stod(s.substr(i), &used);
+    } catch (...) {
+      throw Error("cannot read duration '" + s + "': use e.g. 90s, 5m, 1h30m");
+    }
+    i += used;
+    double unit = 1;
+    if (i < s.size()) {
+      char u = s[i++];
+      if (u == 'h') unit = 3600;
+      else if (u == 'm') unit = 60;
+      else if (u == 's') unit = 1;
+      else throw Error("cannot read duration '" + s + "': units are h, m, s (e.g. 1h30m)");
+    }
+    require(v >= 0, "duration '" + s + "' is negative");
+    total += v * unit;
+  }
+  return total;
+}
+
+namespace {
+
+std::string fmt_time(double s) {
+  char b[32];
+  if (s >= 3600) std::snprintf(b, sizeof b, "%dh%02dm", int(s / 3600), int(std::fmod(s, 3600) / 60));
+  else if (s >= 60) std::snprintf(b, sizeof b, "%dm%02ds", int(s / 60), int(std::fmod(s, 60)));
+  else std::snprintf(b, sizeof b, "%.0fs", s);
+  return b;
+}
+
+double now() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+Trainer::Trainer(const ModelConfig& model, const TrainConfig& train, CharCorpus corpus,
+                 std::string out_dir)
+    : cfg_(train), corpus_(std::move(corpus)), dir_(std::move(out_dir)), rng_(train.seed) {
+  cfg_.validate();
+  ModelConfig mc = model;
+  mc.vocab = corpus_.vocab.size();
+  if (mc.head == HeadKind::Softmax) mc.outputs = mc.vocab;
+  model_ = std::make_unique<Model<float>>(mc);
+  model_->init(rng_);
+  opt_ = std::make_unique<Optimizer>(cfg_.optim, model_->params.size());
+  prepare();
+}
+
+void Trainer::prepare() {
+  Split sp = split_contiguous(corpus_.ids, cfg_.train_frac, cfg_.val_frac);
+  train_ids_ = std::move(sp.train);
+  val_ids_ = std::move(sp.val);
+  BatchStream probe(train_ids_, cfg_.batch, cfg_.seq, "the training part of the text");
+  (void)probe;
+  if (!val_ids_.empty())
+    require(val_ids_.size() >= 2,
+            "the validation part of the text has fewer than 2 characters: raise --split's "
+            "validation fraction or use --split 1,0 for no validation");
+}
+
+std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
+                                         const std::function<void(TrainConfig&)>& adjust) {
+  const std::string path = (fs::path(dir) / "latest.safetensors").string();
+  require(fs::exists(path), "cannot resume: '" + path + "' does not exist");
+  Checkpoint ck = load_checkpoint(path);
+  require(!ck.train.is_null() && !ck.progress.is_null() && !ck.data.is_null(),
+          "cannot resume from '" + path + "': it holds no training state");
+  std::unique_ptr<Trainer> t(new Trainer());
+  t->cfg_ = train_config_from_json(ck.train);
+  if (adjust) adjust(t->cfg_);
+  t->cfg_.validate();
+  t->dir_ = dir;
+  std::vector<std::string> files = ck.data.at("files");
+  t->corpus_ = load_char_corpus(files, &ck.vocab);
+  require(t->corpus_.describe()["hash"] == ck.data["hash"],
+          "cannot resume: the training files changed since '" + path +
+              "' was written (their content hash differs)");
+  t->model_ = std::move(ck.model);
+  t->opt_ = std::make_unique<Optimizer>(t->cfg_.optim, t->model_->params.size());
+  if (!t->opt_->m.empty()) t->opt_->m = ck.opt_m;
+  if (!t->opt_->v.empty()) t->opt_->v = ck.opt_v;
+  t->opt_->t = ck.opt_t;
+  require(t->opt_->m.size() == t->model_->params.size() || t->opt_->m.empty(),
+          "cannot resume: '" + path + "' lacks the optimizer state");
+  const auto& p = ck.progress;
+  t->step_ = p.at("step");
+  t->epoch_ = p.at("epoch");
+  t->chunk_ = p.at("chunk");
+  t->tokens_ = p.at("tokens");
+  t->elapsed_ = p.at("elapsed");
+  t->best_val_ = p.at("best_val");
+  t->last_val_ = p.at("last_val");
+  std::array<uint64_t, 4> rs;
+  for (int i = 0; i < 4; ++i) rs[i] = std::stoull(p.at("rng")[i].get<std::string>());
+  t->rng_.set_state(rs);
+  t->prepare();
+  return t;
+}
+
+nlohmann::json Trainer::progress_json() const {
+  auto rs = rng_.state();
+  nlohmann::json r = nlohmann::json::array();
+  for (auto w : rs) r.push_back(std::to_string(w));
+  return {{"step", step_},         {"epoch", epoch_},       {"chunk", chunk_},
+          {"tokens", tokens_},     {"elapsed", elapsed_},   {"best_val", best_val_},
+          {"last_val", last_val_}, {"rng", r}};
+}
+
+void Trainer::save(const std::string& name) {
+  fs::create_directories(dir_);
+  save_checkpoint((fs::path(dir_) / name).string(), *model_, corpus_.vocab, to_json(cfg_),
+                  progress_json(), corpus_.describe(), opt_.get());
+}
+
+double Trainer::validate_now() {
+  EvalResult r = evaluate(*model_, val_ids_, cfg_.batch, cfg_.seq);
+  return r.loss;
+}
+
+void Trainer::print_sample(std::ostream& log) {
+  StateGuard<float> guard(*model_);
+  Rng srng(cfg_.seed ^ (0x5DEECE66Dull * uint64_t(step_ + 1)));
+  SampleOptions so;
+  so.temperature = cfg_.sample_temperature;
+  int32_t start = corpus_.vocab.find(U'\n');
+  if (start < 0) start = train_ids_.front();
+  std::string text;
+  generate(*model_, {}, start, cfg_.sample_len, so, srng, [&](int32_t id) {
+    text += corpus_.vocab.token(id);
+  });
+  log << "---- sample at step " << step_ << " ----\n" << text << "\n----\n" << std::flush;
+}
+
+std::vector<TrainEvent> Trainer::train(std::ostream& log) {
+  Model<float>& m = *model_;
+  const int B = cfg_.batch, T = cfg_.seq;
+  BatchStream stream(train_ids_, B, T, "the training part of the text");
+  const int64_t per_epoch = stream.chunks();
+  std::vector<int32_t> in(size_t(T) * B), tg(size_t(T) * B);
+  std::vector<TrainEvent> events;
+  if (m.state_batch() != B) m.reset_state(B);
+
+  const double t0 = now() - elapsed_;
+  double last_print = now(), window_t = now();
+  int64_t window_tokens = 0;
+  double window_loss = 0;
+  int window_steps = 0;
+  const bool has_val = !val_ids_.empty();
+
+  log << "training " << cell_name(m.config().cell) << " " << m.config().layers << "x"
+      << m.config().hidden << " (" << m.params.size() << " parameters) on "
+      << train_ids_.size() << " characters, vocabulary " << corpus_.vocab.size() << ", batch "
+      << B << " x seq " << T << ", " << per_epoch << " chunks per epoch\n"
+      << std::flush;
+
+  auto done = [&]() {
+    if (cfg_.max_steps > 0 && step_ >= cfg_.max_steps) return true;
+    if (cfg_.max_epochs > 0 && double(epoch_ - 1) + double(chunk_) / per_epoch >= cfg_.max_epochs)
+      return true;
+    if (cfg_.max_seconds > 0 && now() - t0 >= cfg_.max_seconds) return true;
+    return false;
+  };
+  auto evaluate_and_save = [&]() {
+    elapsed_ = now() - t0;
+    if (has_val) {
+      last_val_ = validate_now();
+      const bool best = last_val_ < best_val_;
+      if (best) best_val_ = last_val_;
+      char b[160];
+      std::snprintf(b, sizeof b, "eval step %lld: val loss %.4f nats, %.4f bits/char%s\n",
+                    (long long)step_, last_val_, last_val_ / std::log(2.0), best ? " (best)" : "");
+      log << b << std::flush;
+      save("latest.safetensors");
+      if (best) save("best.safetensors");
+    } else {
+      save("latest.safetensors");
+    }
+  };
+
+  while (!done()) {
+    if (chunk_ >= per_epoch) {  // a new epoch: start the streams over with a fresh state
+      ++epoch_;
+      chunk_ = 0;
+      m.reset_state(B);
+    }
+    stream.get(int(chunk_), in.data(), tg.data());
+    m.zero_grad();
+    LossSum l = m.forward(in.data(), tg.data(), T, B, Mode::Train, &rng_);
+    const float scale = cfg_.loss_norm == "token" ? 1.0f / float(l.count) : 1.0f / float(B);
+    m.backward(scale);
+    const double mean = l.sum / double(l.count);
+    double norm = cfg_.clip_mode == "norm" ? clip_by_norm(m.grads.data(), m.grads.size(), cfg_.clip)
+                                           : clip_by_value(m.grads.data(), m.grads.size(), cfg_.clip > 0 ? cfg_.clip : 1e30);
+    require(std::isfinite(mean) && std::isfinite(norm),
+            "training diverged at step " + std::to_string(step_ + 1) + " (loss " +
+                std::to_string(mean) + ", gradient norm " + std::to_string(norm) +
+                "): lower --lr or use --clip; the last checkpoint in '" + dir_ + "' is kept");
+    const float lr = scheduled_lr(cfg_.optim.lr, cfg_.lr_decay, cfg_.lr_decay_after, epoch_);
+    opt_->step(m.params.data(), m.grads.data(), lr);
+    ++step_;
+    ++chunk_;
+    tokens_ += int64_t(T) * B;
+    events.push_back({step_, mean, norm});
+    window_tokens += int64_t(T) * B;
+    window_loss += mean;
+    ++window_steps;
+
+    const double tnow = now();
+    const bool print_due = cfg_.print_every > 0 ? step_ % cfg_.print_every == 0
+                                                : tnow - last_print >= 2.0;
+    if (print_due) {
+      const double tps = window_tokens / std::max(1e-9, tnow - window_t);
+      double left = -1;
+      if (cfg_.max_steps > 0) left = double(cfg_.max_steps - step_) * T * B / tps;
+      if (cfg_.max_epochs > 0) {
+        double l2 = (cfg_.max_epochs * per_epoch - double(epoch_ - 1) * per_epoch - chunk_) * T * B / tps;
+        left = left < 0 ? l2 : std::min(left, l2);
+      }
+      if (cfg_.max_seconds > 0) {
+        double l3 = cfg_.max_seconds - (tnow - t0);
+        left = left < 0 ? l3 : std::min(left, l3);
+      }
+      char b[200];
+      std::snprintf(b, sizeof b,
+                    "step %lld | epoch %.2f | loss %.4f | lr %.2g | grad norm %.2f | %.0f tok/s | %s%s\n",
+                    (long long)step_, double(epoch_ - 1) + double(chunk_) / per_epoch,
+                    window_loss / window_steps, lr, norm, tps,
+                    left >= 0 ? fmt_time(std::max(0.0, left)).c_str() : "",
+                    left >= 0 ? " left" : "");
+      log << b << std::flush;
+      last_print = tnow, window_t = tnow, window_tokens = 0, window_loss = 0, window_steps = 0;
+    }
+    if (cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0) evaluate_and_save();
+    if (cfg_.sample_every > 0 && step_ % cfg_.sample_every == 0) print_sample(log);
+  }
+  if (cfg_.eval_every == 0 || step_ % cfg_.eval_every != 0 || events.empty()) evaluate_and_save();
+  const double secs = now() - t0;
+  char b[200];
+  std::snprintf(b, sizeof b, "done: %lld steps, %lld tokens in %s (%.0f tok/s overall)%s\n",
+                (long long)step_, (long long)tokens_, fmt_time(secs).c_str(),
+                double(tokens_) / std::max(1e-9, secs),
+                has_val ? (", best val loss " + std::to_string(best_val_)).c_str() : "");
+  log << b << std::flush;
+  return events;
+}
+
+}  // namespace unroll
