@@ -15,12 +15,14 @@ struct Case {
   int layers;
   int embed;  // 0 = one-hot
   HeadKind head;
+  float dropout = 0;  // masks are redrawn from the same seed at every evaluation
 };
 
 std::string case_name(const testing::TestParamInfo<Case>& i) {
   std::string n = cell_name(i.param.cell) + "_L" + std::to_string(i.param.layers) +
                   (i.param.embed ? "_embed" : "_onehot") +
-                  (i.param.head == HeadKind::Softmax ? "_softmax" : "_sigmoid");
+                  (i.param.head == HeadKind::Softmax ? "_softmax" : "_sigmoid") +
+                  (i.param.dropout > 0 ? "_dropout" : "");
   for (auto& ch : n)
     if (ch == '-') ch = '_';
   return n;
@@ -39,6 +41,7 @@ TEST_P(GradCheck, MatchesFiniteDifferences) {
   cfg.head = c.head;
   cfg.outputs = c.head == HeadKind::Softmax ? 7 : 1;
   cfg.init_scale = 0.5f;
+  cfg.dropout = c.dropout;
   Model<double> m(cfg);
   Rng rng(42);
   m.init(rng);
@@ -61,7 +64,8 @@ TEST_P(GradCheck, MatchesFiniteDifferences) {
   auto loss = [&]() {
     m.state_h = h0;
     m.state_c = c0;
-    return m.forward(in.data(), tg.data(), T, B, Mode::Train).sum;
+    Rng drop_rng(77);  // the same dropout masks every time
+    return m.forward(in.data(), tg.data(), T, B, Mode::Train, &drop_rng).sum;
   };
   m.zero_grad();
   loss();
@@ -106,6 +110,7 @@ std::vector<Case> all_cases() {
       for (int embed : {0, 4})
         for (auto head : {HeadKind::Softmax, HeadKind::Sigmoid})
           cs.push_back({cell, layers, embed, head});
+  for (auto cell : {CellKind::Lstm, CellKind::Gru}) cs.push_back({cell, 2, 4, HeadKind::Softmax, 0.3f});
   return cs;
 }
 

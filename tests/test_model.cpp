@@ -1,0 +1,197 @@
+// Behaviour of the model beyond gradients: the vanilla cell's concatenation
+// identity, parameter sharing across time, float/double agreement, carried
+// state, and that an LSTM can memorise a short text.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "unroll/model/model.h"
+#include "unroll/train/optimizer.h"
+
+using namespace unroll;
+
+namespace {
+
+ModelConfig small(CellKind cell, int layers, int hidden, int vocab) {
+  ModelConfig c;
+  c.cell = cell;
+  c.layers = layers;
+  c.hidden = hidden;
+  c.vocab = c.outputs = vocab;
+  c.init_scale = 0.5f;
+  return c;
+}
+
+// h_t = tanh(W [h_{t-1}; x_t] + b) with W = [W_hh | W_xh] of shape 2×5 gives the
+// same h_t as W_hh h_{t-1} + W_xh x_t (hidden 2, input 3).
+TEST(VanillaRnn, ConcatenationIdentity) {
+  ModelConfig c = small(CellKind::RnnTanh, 1, 2, 3);
+  c.embed = 0;
+  Model<double> m(c);
+  Rng rng(3);
+  m.init(rng);
+  double* Wxh = m.param("rnn.weight_ih_l0");  // [2, 3]
+  double* Whh = m.param("rnn.weight_hh_l0");  // [2, 2]
+  double* bi = m.param("rnn.bias_ih_l0");
+  double* bh = m.param("rnn.bias_hh_l0");
+  for (int j = 0; j < 2; ++j) bi[j] = rng.uniform(-1, 1), bh[j] = rng.uniform(-1, 1);
+  double W[2][5];  // [W_hh | W_xh]
+  for (int i = 0; i < 2; ++i) {
+    for (int j = 0; j < 2; ++j) W[i][j] = Whh[i * 2 + j];
+    for (int j = 0; j < 3; ++j) W[i][2 + j] = Wxh[i * 3 + j];
+  }
+  const int32_t xs[4] = {0, 2, 1, 1};
+  m.reset_state(1);
+  m.state_h[0] = 0.3, m.state_h[1] = -0.6;
+  double h[2] = {0.3, -0.6};
+  m.forward(xs, nullptr, 4, 1, Mode::Eval);
+  for (int t = 0; t < 4; ++t) {
+    double hx[5] = {h[0], h[1], 0, 0, 0};
+    hx[2 + xs[t]] = 1;  // one-hot x_t
+    double next[2];
+    for (int i = 0; i < 2; ++i) {
+      double a = bi[i] + bh[i];
+      for (int j = 0; j < 5; ++j) a += W[i][j] * hx[j];
+      next[i] = std::tanh(a);
+    }
+    h[0] = next[0], h[1] = next[1];
+    const double* ht = m.layer(0).h_out() + t * 2;
+    EXPECT_NEAR(ht[0], h[0], 1e-14) << "step " << t;
+    EXPECT_NEAR(ht[1], h[1], 1e-14) << "step " << t;
+  }
+}
+
+// The W_hh gradient of a chunk equals the sum over steps of each step's own
+// contribution dL/dgates_t ⊗ h_{t-1}: one shared matrix, T uses.
+TEST(ParameterSharing, WhhGradientIsSumOfPerStepContributions) {
+  for (CellKind cell : {CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru}) {
+    ModelConfig c = small(cell, 1, 4, 5);
+    Model<double> m(c);
+    Rng rng(5);
+    m.init(rng);
+    const int T = 6, B = 2;
+    std::vector<int32_t> in(T * B), tg(T * B);
+    for (auto& v : in) v = int32_t(rng.below(5));
+    for (auto& v : tg) v = int32_t(rng.below(5));
+    m.reset_state(B);
+    m.zero_grad();
+    m.forward(in.data(), tg.data(), T, B, Mode::Train);
+    m.backward(1.0);
+    const auto& L = m.layer(0);
+    const int GH = L.G() * 4, H = 4;
+    const double* dg = cell == CellKind::Gru ? L.dgh.data() : L.dgates.data();
+    std::vector<double> sum(GH * H, 0.0);
+    for (int t = 0; t < T; ++t) {
+      std::vector<double> step(GH * H, 0.0);  // this step's contribution alone
+      for (int b = 0; b < B; ++b)
+        for (int k = 0; k < GH; ++k)
+          for (int j = 0; j < H; ++j)
+            step[k * H + j] += dg[(t * B + b) * GH + k] * L.hs[(t * B + b) * H + j];
+      for (int i = 0; i < GH * H; ++i) sum[i] += step[i];
+    }
+    const double* g = m.grad("rnn.weight_hh_l0");
+    double norm = 0;
+    for (int i = 0; i < GH * H; ++i) {
+      EXPECT_NEAR(g[i], sum[i], 1e-12) << cell_name(cell) << " element " << i;
+      norm += g[i] * g[i];
+    }
+    EXPECT_GT(norm, 1e-12) << "the gradient must not be trivially zero";
+  }
+}
+
+TEST(Precision, FloatAndDoubleForwardAgree) {
+  for (CellKind cell : {CellKind::RnnTanh, CellKind::RnnRelu, CellKind::Lstm, CellKind::Gru}) {
+    ModelConfig c = small(cell, 2, 32, 11);
+    c.init_scale = 0.2f;
+    Model<double> md(c);
+    Model<float> mf(c);
+    Rng rng(9);
+    md.init(rng);
+    for (size_t i = 0; i < md.params.size(); ++i) mf.params[i] = float(md.params[i]);
+    const int T = 20, B = 3;
+    std::vector<int32_t> in(T * B), tg(T * B);
+    for (auto& v : in) v = int32_t(rng.below(11));
+    for (auto& v : tg) v = int32_t(rng.below(11));
+    md.reset_state(B);
+    mf.reset_state(B);
+    double ld = md.forward(in.data(), tg.data(), T, B, Mode::Eval).sum;
+    double lf = mf.forward(in.data(), tg.data(), T, B, Mode::Eval).sum;
+    EXPECT_NEAR(lf / ld, 1.0, 1e-4) << cell_name(cell);
+    double worst = 0;
+    for (int i = 0; i < T * B * 11; ++i) {
+      const double a = md.logits()[i], b = mf.logits()[i];
+      worst = std::max(worst, std::abs(a - b) / std::max(1e-3, std::abs(a)));
+    }
+    EXPECT_LE(worst, 1e-4) << cell_name(cell);
+  }
+}
+
+// Running a sequence in two chunks with the carried state equals one chunk.
+TEST(CarriedState, TwoChunksEqualOne) {
+  for (CellKind cell : {CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru}) {
+    ModelConfig c = small(cell, 2, 8, 6);
+    Model<double> m(c);
+    Rng rng(11);
+    m.init(rng);
+    std::vector<int32_t> in(10);
+    for (auto& v : in) v = int32_t(rng.below(6));
+    m.reset_state(1);
+    m.forward(in.data(), nullptr, 10, 1, Mode::Eval);
+    std::vector<double> whole(m.logits() + 7 * 6, m.logits() + 10 * 6);
+    m.reset_state(1);
+    m.forward(in.data(), nullptr, 7, 1, Mode::Eval);
+    m.forward(in.data() + 7, nullptr, 3, 1, Mode::Eval);
+    for (int i = 0; i < 18; ++i) EXPECT_NEAR(m.logits()[i], whole[i], 1e-13) << cell_name(cell);
+  }
+}
+
+TEST(Learning, OneLayerLstmMemorisesAShortText) {
+  const std::string text = "the quick brown fox jumps over the lazy dog; a stitch in time saves nine.";
+  std::string chars;
+  for (char ch : text)
+    if (chars.find(ch) == std::string::npos) chars += ch;
+  std::vector<int32_t> ids;
+  for (char ch : text) ids.push_back(int32_t(chars.find(ch)));
+  ModelConfig c = small(CellKind::Lstm, 1, 64, int(chars.size()));
+  c.init_scale = 0.08f;
+  Model<float> m(c);
+  Rng rng(1);
+  m.init(rng);
+  OptimConfig oc;
+  oc.lr = 1e-2f;
+  Optimizer opt(oc, m.params.size());
+  const int T = int(ids.size()) - 1;
+  double loss = 1e9;
+  for (int step = 0; step < 600 && loss >= 0.05; ++step) {
+    m.reset_state(1);
+    m.zero_grad();
+    LossSum l = m.forward(ids.data(), ids.data() + 1, T, 1, Mode::Train);
+    loss = l.sum / double(l.count);
+    m.backward(1.0f / float(l.count));
+    clip_by_norm(m.grads.data(), m.grads.size(), 5.0);
+    opt.step(m.params.data(), m.grads.data(), oc.lr);
+  }
+  m.reset_state(1);
+  LossSum l = m.forward(ids.data(), ids.data() + 1, T, 1, Mode::Eval);
+  EXPECT_LT(l.sum / double(l.count), 0.05);
+}
+
+TEST(Dropout, TrainModeDropsAndEvalModeDoesNot) {
+  ModelConfig c = small(CellKind::Lstm, 2, 16, 5);
+  c.dropout = 0.5f;
+  Model<float> m(c);
+  Rng rng(2);
+  m.init(rng);
+  std::vector<int32_t> in = {1, 2, 3, 4, 0, 1}, tg = {2, 3, 4, 0, 1, 2};
+  m.reset_state(1);
+  double e1 = m.forward(in.data(), tg.data(), 6, 1, Mode::Eval).sum;
+  m.reset_state(1);
+  double e2 = m.forward(in.data(), tg.data(), 6, 1, Mode::Eval).sum;
+  EXPECT_EQ(e1, e2);
+  Rng d(4);
+  m.reset_state(1);
+  double t1 = m.forward(in.data(), tg.data(), 6, 1, Mode::Train, &d).sum;
+  EXPECT_NE(t1, e1);
+}
+
+}  // namespace

@@ -1,0 +1,240 @@
+// Training machinery: optimizers, clipping, schedule, checkpoints, and exact resume.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "unroll/core/error.h"
+#include "unroll/text/utf8.h"
+#include "unroll/train/checkpoint.h"
+#include "unroll/train/trainer.h"
+
+using namespace unroll;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("unroll_test_train_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+TEST(Optimizer, AdamFirstStepMovesEachWeightByLr) {
+  // Adam's bias-corrected first step is lr · g/|g| (up to eps) for every weight.
+  OptimConfig c;
+  c.lr = 0.01f;
+  Optimizer o(c, 3);
+  float p[3] = {1, 2, 3}, g[3] = {0.5f, -2.0f, 1e-3f};
+  o.step(p, g, c.lr);
+  EXPECT_NEAR(p[0], 0.99f, 1e-6);
+  EXPECT_NEAR(p[1], 2.01f, 1e-6);
+  EXPECT_NEAR(p[2], 2.99f, 1e-5);
+}
+
+TEST(Optimizer, SgdMomentumAndAdagradAndRmsprop) {
+  OptimConfig c;
+  c.kind = OptimKind::Sgd;
+  c.momentum = 0.5f;
+  Optimizer s(c, 1);
+  float p = 0, g = 1;
+  s.step(&p, &g, 0.1f);  // v = 1, p = -0.1
+  s.step(&p, &g, 0.1f);  // v = 1.5, p = -0.25
+  EXPECT_NEAR(p, -0.25f, 1e-6);
+
+  c.kind = OptimKind::Adagrad;
+  Optimizer a(c, 1);
+  p = 0;
+  a.step(&p, &g, 0.1f);  // v = 1 → −0.1
+  a.step(&p, &g, 0.1f);  // v = 2 → −0.1/√2
+  EXPECT_NEAR(p, -0.1f - 0.1f / std::sqrt(2.0f), 1e-6);
+
+  c.kind = OptimKind::RmsProp;
+  c.alpha = 0.9f;
+  Optimizer r(c, 1);
+  p = 0;
+  r.step(&p, &g, 0.1f);  // v = 0.1 → −0.1/√0.1
+  EXPECT_NEAR(p, -0.1f / std::sqrt(0.1f), 1e-5);
+}
+
+TEST(Clipping, ByNormAndByValue) {
+  float g[4] = {3, 4, 0, 0};
+  EXPECT_NEAR(clip_by_norm(g, 4, 1.0), 5.0, 1e-9);
+  EXPECT_NEAR(global_norm(g, 4), 1.0, 1e-6);
+  EXPECT_NEAR(g[0], 0.6f, 1e-6);
+  float h[3] = {3, -4, 0.5f};
+  clip_by_value(h, 3, 1.0);
+  EXPECT_EQ(h[0], 1.0f);
+  EXPECT_EQ(h[1], -1.0f);
+  EXPECT_EQ(h[2], 0.5f);
+  float k[2] = {0.3f, 0.4f};
+  clip_by_norm(k, 2, 5.0);  // below the threshold: untouched
+  EXPECT_EQ(k[0], 0.3f);
+}
+
+TEST(Schedule, DecayAfterEpochs) {
+  // Zaremba et al.: lr 1 for 4 epochs, then halved every epoch.
+  EXPECT_EQ(scheduled_lr(1.0f, 0.5f, 4, 1), 1.0f);
+  EXPECT_EQ(scheduled_lr(1.0f, 0.5f, 4, 4), 1.0f);
+  EXPECT_EQ(scheduled_lr(1.0f, 0.5f, 4, 5), 0.5f);
+  EXPECT_EQ(scheduled_lr(1.0f, 0.5f, 4, 7), 0.125f);
+}
+
+TEST(Duration, Parses) {
+  EXPECT_EQ(parse_duration("90"), 90);
+  EXPECT_EQ(parse_duration("5m"), 300);
+  EXPECT_EQ(parse_duration("1h30m"), 5400);
+  EXPECT_THROW(parse_duration("5 minutes"), Error);
+  EXPECT_THROW(parse_duration(""), Error);
+}
+
+std::string corpus_text() {
+  std::string s;
+  const char* lines[] = {"To be, or not to be, that is the question:\n",
+                         "Whether 'tis nobler in the mind to suffer\n",
+                         "The slings and arrows of outrageous fortune,\n"};
+  for (int i = 0; i < 40; ++i) s += lines[i % 3];
+  return s;
+}
+
+TEST(Checkpoint, RoundTripKeepsEverything) {
+  fs::path d = temp_dir("roundtrip");
+  fs::path f = d / "text.txt";
+  std::ofstream(f) << corpus_text();
+  CharCorpus corpus = load_char_corpus({f.string()});
+  ModelConfig mc;
+  mc.cell = CellKind::Gru;
+  mc.layers = 2;
+  mc.hidden = 12;
+  mc.embed = 5;
+  mc.vocab = corpus.vocab.size();
+  mc.outputs = mc.vocab;
+  Model<float> m(mc);
+  Rng rng(1);
+  m.init(rng);
+  m.reset_state(3);
+  for (auto& x : m.state_h) x = float(rng.uniform());
+  OptimConfig oc;
+  Optimizer opt(oc, m.params.size());
+  for (auto& x : opt.m) x = float(rng.uniform());
+  for (auto& x : opt.v) x = float(rng.uniform());
+  opt.t = 17;
+  nlohmann::json progress = {{"step", 5}};
+  save_checkpoint((d / "ck.safetensors").string(), m, corpus.vocab, {{"batch", 3}}, progress,
+                  corpus.describe(), &opt);
+  Checkpoint ck = load_checkpoint((d / "ck.safetensors").string());
+  EXPECT_EQ(ck.model_config.hidden, 12);
+  EXPECT_EQ(ck.model_config.embed, 5);
+  EXPECT_EQ(ck.model_config.cell, CellKind::Gru);
+  EXPECT_EQ(ck.vocab.to_json(), corpus.vocab.to_json());
+  ASSERT_EQ(ck.model->params.size(), m.params.size());
+  EXPECT_TRUE(std::equal(m.params.begin(), m.params.end(), ck.model->params.begin()));
+  EXPECT_TRUE(std::equal(m.state_h.begin(), m.state_h.end(), ck.model->state_h.begin()));
+  EXPECT_TRUE(std::equal(opt.m.begin(), opt.m.end(), ck.opt_m.begin()));
+  EXPECT_TRUE(std::equal(opt.v.begin(), opt.v.end(), ck.opt_v.begin()));
+  EXPECT_EQ(ck.opt_t, 17);
+  EXPECT_EQ(ck.progress["step"], 5);
+  // No temporary file is left behind.
+  int files = 0;
+  for (auto& e : fs::directory_iterator(d)) files += e.is_regular_file();
+  EXPECT_EQ(files, 2);
+  fs::remove_all(d);
+}
+
+TEST(Checkpoint, RejectsAFileThatIsNotACheckpoint) {
+  fs::path d = temp_dir("reject");
+  std::ofstream(d / "junk.safetensors") << "this is not a checkpoint at all, just text";
+  EXPECT_THROW(load_checkpoint((d / "junk.safetensors").string()), Error);
+  EXPECT_THROW(load_checkpoint((d / "absent.safetensors").string()), Error);
+  fs::remove_all(d);
+}
+
+// Training 20 steps straight equals 10 steps, a checkpoint, and 10 more after
+// a resume: the same losses and the same final parameters, bit for bit.
+TEST(Resume, ContinuesBitForBit) {
+  for (CellKind cell : {CellKind::Lstm, CellKind::Gru}) {
+    fs::path d = temp_dir("resume");
+    fs::path f = d / "text.txt";
+    std::ofstream(f) << corpus_text();
+    ModelConfig mc;
+    mc.cell = cell;
+    mc.layers = 2;
+    mc.hidden = 16;
+    mc.dropout = 0.1f;  // the RNG state must carry over too
+    TrainConfig tc;
+    tc.batch = 4;
+    tc.seq = 8;
+    tc.eval_every = 5;
+    tc.sample_every = 0;
+    tc.print_every = 1000;
+    tc.max_steps = 20;
+    tc.train_frac = 0.8;
+    tc.val_frac = 0.1;
+    std::ostringstream log;
+    Trainer a(mc, tc, load_char_corpus({f.string()}), (d / "a").string());
+    auto ea = a.train(log);
+    ASSERT_EQ(ea.size(), 20u);
+
+    tc.max_steps = 10;
+    Trainer b(mc, tc, load_char_corpus({f.string()}), (d / "b").string());
+    b.train(log);
+    auto r = Trainer::resume((d / "b").string(), [](TrainConfig& c) { c.max_steps = 20; });
+    EXPECT_EQ(r->step(), 10);
+    auto eb = r->train(log);
+    ASSERT_EQ(eb.size(), 10u);
+    for (int i = 0; i < 10; ++i) {
+      EXPECT_EQ(eb[i].step, ea[10 + i].step);
+      EXPECT_EQ(eb[i].train_loss, ea[10 + i].train_loss) << "step " << eb[i].step;
+    }
+    const auto& pa = a.model().params;
+    const auto& pb = r->model().params;
+    ASSERT_EQ(pa.size(), pb.size());
+    EXPECT_TRUE(std::equal(pa.begin(), pa.end(), pb.begin())) << cell_name(cell);
+    EXPECT_EQ(a.best_val(), r->best_val());
+    fs::remove_all(d);
+  }
+}
+
+TEST(Trainer, TooShortTextSaysWhatFitsAndWritesNothing) {
+  fs::path d = temp_dir("short");
+  fs::path f = d / "text.txt";
+  std::ofstream(f) << "just a short line of text\n";
+  ModelConfig mc;
+  TrainConfig tc;  // batch 50 × seq 50 cannot fit
+  try {
+    Trainer t(mc, tc, load_char_corpus({f.string()}), (d / "run").string());
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--batch"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(d / "run"));
+  fs::remove_all(d);
+}
+
+TEST(Trainer, LossFallsOnARepetitiveText) {
+  fs::path d = temp_dir("falls");
+  fs::path f = d / "text.txt";
+  std::ofstream(f) << corpus_text();
+  ModelConfig mc;
+  mc.hidden = 32;
+  mc.layers = 1;
+  TrainConfig tc;
+  tc.batch = 4;
+  tc.seq = 16;
+  tc.max_steps = 150;
+  tc.eval_every = 0;
+  tc.sample_every = 0;
+  tc.optim.lr = 1e-2f;
+  std::ostringstream log;
+  Trainer t(mc, tc, load_char_corpus({f.string()}), (d / "run").string());
+  auto ev = t.train(log);
+  EXPECT_LT(ev.back().train_loss, 0.5 * ev.front().train_loss);
+  EXPECT_TRUE(fs::exists(d / "run" / "latest.safetensors"));
+  EXPECT_TRUE(fs::exists(d / "run" / "best.safetensors"));
+  fs::remove_all(d);
+}
+
+}  // namespace
