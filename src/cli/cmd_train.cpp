@@ -69,9 +69,9 @@ void add_train(CLI::App& app) {
       ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Optimisation");
   s->add_option("--clip-mode", tc.clip_mode, "norm (global L2 norm) or value (element-wise)")
       ->check(CLI::IsMember({"norm", "value"}))->capture_default_str()->group("Optimisation");
-  s->add_option("--lr-decay", tc.lr_decay, "Multiply the learning rate by this each epoch...")
+  s->add_option("--lr-decay", tc.lr_decay, "At each epoch after --lr-decay-after, multiply the learning rate by this")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str()->group("Optimisation");
-  s->add_option("--lr-decay-after", tc.lr_decay_after, "...after this many epochs")
+  s->add_option("--lr-decay-after", tc.lr_decay_after, "Epochs at the full learning rate before --lr-decay starts")
       ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Optimisation");
   s->add_option("--loss-norm", tc.loss_norm,
                 "token: mean loss per token; batch: summed over steps, mean over the batch "
@@ -84,7 +84,7 @@ void add_train(CLI::App& app) {
   // Stopping and reporting
   s->add_option("--steps", tc.max_steps, "Stop after this many steps (0 = no limit)")
       ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Stopping");
-  s->add_option("--epochs", tc.max_epochs, "Stop after this many epochs (0 = no limit)")
+  s->add_option("--epochs", tc.max_epochs, "Stop after this many epochs (0 = no limit; with no --steps, --epochs or --time: 10)")
       ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Stopping");
   s->add_option("--time", a->time, "Stop after this wall-clock time, e.g. 90s, 5m, 1h30m")
       ->group("Stopping");

@@ -329,8 +329,10 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       log << b << std::flush;
       last_print = tnow, window_t = tnow, window_tokens = 0, window_loss = 0, window_steps = 0;
     }
+    const double pause0 = now();  // evaluation and samples do not count against tokens/s
     if (cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0) evaluate_and_save();
     if (cfg_.sample_every > 0 && step_ % cfg_.sample_every == 0) print_sample(log);
+    window_t += now() - pause0;
   }
   if (cfg_.eval_every == 0 || step_ % cfg_.eval_every != 0 || events.empty()) evaluate_and_save();
   const double secs = now() - t0;
