@@ -71,8 +71,8 @@ BatchStream::BatchStream(const std::vector<int32_t>& ids, int B, int T, const st
 }
 
 void BatchStream::get(int k, int32_t* inputs, int32_t* targets) const {
-  require(k >= 0 && k < chunks_, "chunk " + std::to_string(k) + " is outside [0, " +
-                                     std::to_string(chunks_) + ")");
+  require(k >= 0 && k < chunks_,
+          "chunk " + std::to_string(k) + " is outside [0, " + std::to_string(chunks_) + ")");
   const int64_t col0 = static_cast<int64_t>(k) * T_;
   for (int t = 0; t < T_; ++t) {
     for (int b = 0; b < B_; ++b) {

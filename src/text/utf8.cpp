@@ -44,7 +44,8 @@ std::string read_text_file(const std::string& path) {
   if (st.type() == fs::file_type::not_found)
     throw Error("cannot open '" + path + "': No such file or directory");
   if (st.type() == fs::file_type::directory)
-    throw Error("'" + path + "' is a directory, not a text file; give the path of a file inside it");
+    throw Error("'" + path +
+                "' is a directory, not a text file; give the path of a file inside it");
 
   errno = 0;
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);

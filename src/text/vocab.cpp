@@ -21,12 +21,17 @@ std::string code_point_name(char32_t cp) {
 std::string describe_char(char32_t cp) {
   std::string shown;
   switch (cp) {
-    case '\n': shown = "\\n"; break;
-    case '\t': shown = "\\t"; break;
-    case '\r': shown = "\\r"; break;
+    case '\n':
+      shown = "\\n";
+      break;
+    case '\t':
+      shown = "\\t";
+      break;
+    case '\r':
+      shown = "\\r";
+      break;
     default:
-      if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || (cp >= 0xd800 && cp <= 0xdfff) ||
-          cp > 0x10ffff)
+      if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
         return code_point_name(cp);
       append_utf8(shown, cp);
   }
@@ -106,8 +111,8 @@ std::vector<int32_t> Vocab::encode_chars(const std::u32string& text) const {
     for (size_t k = 0; k < unknown.size() && k < 10; ++k)
       msg += (k ? ", " : "") + describe_char(unknown[k]);
     if (unknown.size() > 10) msg += " and " + std::to_string(unknown.size() - 10) + " more";
-    msg += " (" + std::to_string(unknown_total) + " occurrence" +
-           (unknown_total == 1 ? "" : "s") + "); the model knows " + std::to_string(size()) +
+    msg += " (" + std::to_string(unknown_total) + " occurrence" + (unknown_total == 1 ? "" : "s") +
+           "); the model knows " + std::to_string(size()) +
            " characters; remove them from the text or train on text that contains them";
     throw Error(msg);
   }
@@ -124,8 +129,10 @@ std::string Vocab::decode(const int32_t* ids, size_t n) const {
 nlohmann::json Vocab::to_json() const { return {{"level", level_}, {"tokens", tokens_}}; }
 
 Vocab Vocab::from_json(const nlohmann::json& j) {
-  require(j.is_object(), "vocabulary: expected a JSON object {\"level\": ..., \"tokens\": [...]}, "
-                         "got " + std::string(j.type_name()));
+  require(j.is_object(),
+          "vocabulary: expected a JSON object {\"level\": ..., \"tokens\": [...]}, "
+          "got " +
+              std::string(j.type_name()));
   auto lv = j.find("level");
   require(lv != j.end() && lv->is_string(),
           "vocabulary: missing or non-string \"level\" (expected \"char\")");

@@ -110,24 +110,36 @@ struct Pending {  // a validated header entry whose bytes are still to be read
 
 size_t dtype_size(DType t) {
   switch (t) {
-    case DType::F32: return 4;
-    case DType::F64: return 8;
-    case DType::I32: return 4;
-    case DType::I64: return 8;
-    case DType::U64: return 8;
-    case DType::U8: return 1;
+    case DType::F32:
+      return 4;
+    case DType::F64:
+      return 8;
+    case DType::I32:
+      return 4;
+    case DType::I64:
+      return 8;
+    case DType::U64:
+      return 8;
+    case DType::U8:
+      return 1;
   }
   throw Error("unknown dtype " + std::to_string(static_cast<int>(t)));
 }
 
 std::string dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "F32";
-    case DType::F64: return "F64";
-    case DType::I32: return "I32";
-    case DType::I64: return "I64";
-    case DType::U64: return "U64";
-    case DType::U8: return "U8";
+    case DType::F32:
+      return "F32";
+    case DType::F64:
+      return "F64";
+    case DType::I32:
+      return "I32";
+    case DType::I64:
+      return "I64";
+    case DType::U64:
+      return "U64";
+    case DType::U8:
+      return "U8";
   }
   throw Error("unknown dtype " + std::to_string(static_cast<int>(t)));
 }
@@ -165,8 +177,7 @@ const TensorEntry& SafeTensors::at(const std::string& name) const {
   if (const TensorEntry* e = find(name)) return *e;
   std::string where = source.empty() ? "the checkpoint" : "'" + source + "'";
   std::string have;
-  for (size_t i = 0; i < tensors.size() && i < 20; ++i)
-    have += (i ? ", " : "") + tensors[i].name;
+  for (size_t i = 0; i < tensors.size() && i < 20; ++i) have += (i ? ", " : "") + tensors[i].name;
   if (tensors.size() > 20) have += ", ... (" + std::to_string(tensors.size()) + " in all)";
   throw Error("tensor '" + name + "' not found in " + where +
               (tensors.empty() ? " (it has no tensors)" : " (it has: " + have + ")") +
@@ -228,9 +239,9 @@ void save_safetensors(const std::string& path, const SafeTensors& st) {
                       {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
   }
-  nlohmann::ordered_json& meta = header[kMetadataKey];
-  for (const auto& [k, v] : st.metadata) meta[k] = v;
+  std::map<std::string, std::string> meta = st.metadata;  // sorted, so saves are reproducible
   meta[kChecksumKey] = hex16(sum);
+  for (const auto& [k, v] : meta) header[kMetadataKey][k] = v;
 
   std::string text;
   try {
@@ -310,6 +321,8 @@ SafeTensors load_safetensors(const std::string& path) {
   std::string text(n, '\0');
   read_at(fd.fd, path, 8, text.data(), n);
   if (text[0] != '{') not_st(path, "header does not start with '{'");
+  // JSON never contains a raw NUL, and nlohmann's parser would take one as the end of input.
+  if (text.find('\0') != std::string::npos) not_st(path, "header contains a NUL byte");
 
   using Json = nlohmann::ordered_json;
   Json j;
@@ -368,8 +381,7 @@ SafeTensors load_safetensors(const std::string& path) {
         !json_u64(offs[1], &p.end) || p.begin > p.end)
       not_st(path, t + "has data_offsets " + offs.dump() +
                        " that are not two non-negative integers [begin, end] with begin <= end");
-    const std::string range =
-        "[" + std::to_string(p.begin) + ", " + std::to_string(p.end) + "]";
+    const std::string range = "[" + std::to_string(p.begin) + ", " + std::to_string(p.end) + "]";
     uint64_t nbytes = 0;
     if (!byte_size(p.dtype, p.shape, &nbytes))
       not_st(path, t + "has shape " + shape_str(p.shape) + " whose size overflows");

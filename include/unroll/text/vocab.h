@@ -5,11 +5,10 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace unroll {
 
@@ -27,7 +26,7 @@ class Vocab {
 
   int size() const { return static_cast<int>(tokens_.size()); }
   const std::string& level() const { return level_; }
-  const std::string& token(int id) const;  // throws Error if id is out of range
+  const std::string& token(int id) const;    // throws Error if id is out of range
   int find(const std::string& token) const;  // -1 if absent
   int find(char32_t cp) const;               // -1 if absent (single-code-point tokens)
 
@@ -37,7 +36,9 @@ class Vocab {
 
   // Concatenates the tokens of ids[0..n). Throws Error on an id out of range.
   std::string decode(const int32_t* ids, size_t n) const;
-  std::string decode(const std::vector<int32_t>& ids) const { return decode(ids.data(), ids.size()); }
+  std::string decode(const std::vector<int32_t>& ids) const {
+    return decode(ids.data(), ids.size());
+  }
 
   // {"level": "char", "tokens": [...]}; from_json validates and throws Error on malformed input.
   nlohmann::json to_json() const;

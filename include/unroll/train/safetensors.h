@@ -21,25 +21,37 @@ namespace unroll {
 
 enum class DType { F32, F64, I32, I64, U64, U8 };
 
-size_t dtype_size(DType t);         // bytes per element
-std::string dtype_name(DType t);    // "F32", "F64", ... as written in the header
+size_t dtype_size(DType t);               // bytes per element
+std::string dtype_name(DType t);          // "F32", "F64", ... as written in the header
 DType parse_dtype(const std::string& s);  // Error lists the accepted names
 
 // The DType that stores a C++ element type: DTypeOf<float>::value == DType::F32.
 template <class T>
 struct DTypeOf;
 template <>
-struct DTypeOf<float> { static constexpr DType value = DType::F32; };
+struct DTypeOf<float> {
+  static constexpr DType value = DType::F32;
+};
 template <>
-struct DTypeOf<double> { static constexpr DType value = DType::F64; };
+struct DTypeOf<double> {
+  static constexpr DType value = DType::F64;
+};
 template <>
-struct DTypeOf<int32_t> { static constexpr DType value = DType::I32; };
+struct DTypeOf<int32_t> {
+  static constexpr DType value = DType::I32;
+};
 template <>
-struct DTypeOf<int64_t> { static constexpr DType value = DType::I64; };
+struct DTypeOf<int64_t> {
+  static constexpr DType value = DType::I64;
+};
 template <>
-struct DTypeOf<uint64_t> { static constexpr DType value = DType::U64; };
+struct DTypeOf<uint64_t> {
+  static constexpr DType value = DType::U64;
+};
 template <>
-struct DTypeOf<uint8_t> { static constexpr DType value = DType::U8; };
+struct DTypeOf<uint8_t> {
+  static constexpr DType value = DType::U8;
+};
 
 // "[2, 5]"; "[]" for a scalar.
 std::string shape_str(const std::vector<int64_t>& shape);
