@@ -32,7 +32,7 @@ void add_hello(CLI::App& app) {
   CLI::App* s = app.add_subcommand("hello", "The worked example: a vanilla RNN learns \"hello\"");
   s->add_option("--hidden", a->hidden, "Hidden units")->check(CLI::Range(1, 64))->capture_default_str();
   s->add_option("--steps", a->steps, "Training steps (Adam)")->check(CLI::Range(0, 100000))->capture_default_str();
-  s->add_option("--lr", a->lr, "Learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  s->add_option("--lr", a->lr, "Learning rate")->check(positive())->capture_default_str();
   s->add_option("--seed", a->seed, "Random seed")->capture_default_str();
   s->callback([a]() {
     ModelConfig c;

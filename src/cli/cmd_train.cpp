@@ -60,19 +60,19 @@ void add_train(CLI::App& app) {
       ->check(CLI::IsMember({"adam", "rmsprop", "adagrad", "sgd"}))
       ->capture_default_str()->group("Optimisation");
   s->add_option("--lr", a->lr, "Learning rate")
-      ->check(CLI::PositiveNumber)->capture_default_str()->group("Optimisation");
+      ->check(positive())->capture_default_str()->group("Optimisation");
   s->add_option("--momentum", a->momentum, "SGD momentum")
       ->check(CLI::Range(0.0, 0.9999))->capture_default_str()->group("Optimisation");
   s->add_option("--rmsprop-alpha", a->alpha, "RMSprop decay of the squared-gradient average")
       ->check(CLI::Range(0.0, 0.9999))->capture_default_str()->group("Optimisation");
   s->add_option("--clip", tc.clip, "Gradient clipping threshold; 0 = off")
-      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Optimisation");
+      ->check(non_negative())->capture_default_str()->group("Optimisation");
   s->add_option("--clip-mode", tc.clip_mode, "norm (global L2 norm) or value (element-wise)")
       ->check(CLI::IsMember({"norm", "value"}))->capture_default_str()->group("Optimisation");
   s->add_option("--lr-decay", tc.lr_decay, "At each epoch after --lr-decay-after, multiply the learning rate by this")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str()->group("Optimisation");
   s->add_option("--lr-decay-after", tc.lr_decay_after, "Epochs at the full learning rate before --lr-decay starts")
-      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Optimisation");
+      ->check(non_negative())->capture_default_str()->group("Optimisation");
   s->add_option("--loss-norm", tc.loss_norm,
                 "token: mean loss per token; batch: summed over steps, mean over the batch "
                 "(Zaremba et al.)")
@@ -83,21 +83,21 @@ void add_train(CLI::App& app) {
       ->capture_default_str()->group("Data");
   // Stopping and reporting
   s->add_option("--steps", tc.max_steps, "Stop after this many steps (0 = no limit)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Stopping");
+      ->check(non_negative())->capture_default_str()->group("Stopping");
   s->add_option("--epochs", tc.max_epochs, "Stop after this many epochs (0 = no limit; with no --steps, --epochs or --time: 10)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Stopping");
+      ->check(non_negative())->capture_default_str()->group("Stopping");
   s->add_option("--time", a->time, "Stop after this wall-clock time, e.g. 90s, 5m, 1h30m")
       ->group("Stopping");
   s->add_option("--eval-every", tc.eval_every, "Validate and checkpoint every N steps (0 = at the end)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Reporting");
+      ->check(non_negative())->capture_default_str()->group("Reporting");
   s->add_option("--sample-every", tc.sample_every, "Print a generated sample every N steps (0 = never)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Reporting");
+      ->check(non_negative())->capture_default_str()->group("Reporting");
   s->add_option("--sample-len", tc.sample_len, "Characters per sample")
-      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Reporting");
+      ->check(non_negative())->capture_default_str()->group("Reporting");
   s->add_option("--sample-temperature", tc.sample_temperature, "Temperature of those samples")
-      ->check(CLI::PositiveNumber)->capture_default_str()->group("Reporting");
+      ->check(positive())->capture_default_str()->group("Reporting");
   s->add_option("--print-every", tc.print_every, "Progress line every N steps (0 = every 2 s)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Reporting");
+      ->check(non_negative())->capture_default_str()->group("Reporting");
   add_threads_option(*s, a->threads);
 
   s->callback([a, s]() {
@@ -147,6 +147,9 @@ void add_train(CLI::App& app) {
     mc.init_scale = a->init_scale;
     mc.forget_bias = a->forget_bias;
     mc.head = HeadKind::Softmax;
+    require(!a->out.empty(), "--out must name a folder");
+    require(!std::filesystem::exists(a->out) || std::filesystem::is_directory(a->out),
+            "--out '" + a->out + "' exists and is not a folder: choose another --out");
     require(!std::filesystem::exists(std::filesystem::path(a->out) / "latest.safetensors"),
             "'" + a->out + "' already holds a run: continue it with --resume " + a->out +
                 ", or choose another --out");

@@ -32,9 +32,9 @@ void add_sample(CLI::App& app) {
   s->add_option("-n,--length", a->length, "Characters to generate")
       ->check(CLI::Range(0, 100000000))->capture_default_str();
   s->add_option("-t,--temperature", a->opts.temperature, "Sampling temperature (> 0)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(positive())->capture_default_str();
   s->add_option("--top-k", a->opts.top_k, "Sample among the k most likely characters (0 = all)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(non_negative())->capture_default_str();
   s->add_option("--top-p", a->opts.top_p, "Sample among the most likely characters holding this much probability")
       ->check(CLI::Range(1e-6, 1.0))->capture_default_str();
   s->add_flag("--greedy", a->opts.greedy, "Always take the most likely character");
@@ -102,8 +102,7 @@ void add_info(CLI::App& app) {
   s->callback([a]() {
     Checkpoint ck = load_checkpoint(a->checkpoint);
     const auto& c = ck.model_config;
-    size_t count = 0;
-    for (auto& v : ck.model->layout().views()) count += v.size;
+    const size_t count = ck.model->layout().count();
     if (a->json) {
       nlohmann::json j = {{"model", to_json(c)},      {"parameters", count},
                           {"vocab_size", ck.vocab.size()}, {"train", ck.train},

@@ -10,6 +10,11 @@ void add_sample(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_info(CLI::App& app);
 void add_hello(CLI::App& app);
+void add_bench(CLI::App& app);
+
+// Validators with short messages that name the accepted values.
+CLI::Validator positive();      // > 0
+CLI::Validator non_negative();  // >= 0
 
 // --threads N on a subcommand; applied before it runs.
 void add_threads_option(CLI::App& sub, int& threads);

@@ -17,6 +17,29 @@ void add_threads_option(CLI::App& sub, int& threads) {
 
 void apply_threads(int threads) { set_threads(threads); }
 
+namespace {
+CLI::Validator number_check(const char* desc, bool strict) {
+  return CLI::Validator(
+      [strict](std::string& in) -> std::string {
+        double v;
+        try {
+          size_t used = 0;
+          v = std::stod(in, &used);
+          if (used != in.size()) throw 0;
+        } catch (...) {
+          return "'" + in + "' is not a number";
+        }
+        if (strict ? !(v > 0) : !(v >= 0))
+          return std::string("must be ") + (strict ? "greater than 0" : "0 or more") + " (got " + in + ")";
+        return {};
+      },
+      desc);
+}
+}  // namespace
+
+CLI::Validator positive() { return number_check("POSITIVE", true); }
+CLI::Validator non_negative() { return number_check("NONNEGATIVE", false); }
+
 }  // namespace unroll::cli
 
 int main(int argc, char** argv) {
@@ -29,7 +52,21 @@ int main(int argc, char** argv) {
   unroll::cli::add_eval(app);
   unroll::cli::add_info(app);
   unroll::cli::add_hello(app);
+  unroll::cli::add_bench(app);
   try {
+    if (argc > 1 && argv[1][0] != '-') {
+      bool known = false;
+      std::string names;
+      for (const CLI::App* sub : app.get_subcommands({})) {
+        known = known || sub->get_name() == argv[1];
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+      }
+      if (!known) {
+        std::cerr << "unroll: error: unknown command '" << argv[1] << "' (commands: " << names
+                  << "; see 'unroll --help')\n";
+        return 2;
+      }
+    }
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
@@ -38,7 +75,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "unroll: error: " << e.what() << " (see 'unroll --help')\n";
+    std::string where = "unroll";
+    for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
+    std::cerr << "unroll: error: " << e.what() << " (see '" << where << " --help')\n";
     return 2;
   } catch (const unroll::Error& e) {
     std::cerr << "unroll: error: " << e.what() << "\n";

@@ -206,7 +206,9 @@ nlohmann::json Trainer::progress_json() const {
 }
 
 void Trainer::save(const std::string& name) {
-  fs::create_directories(dir_);
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  require(!ec, "cannot create the run folder '" + dir_ + "': " + ec.message());
   save_checkpoint((fs::path(dir_) / name).string(), *model_, corpus_.vocab, to_json(cfg_),
                   progress_json(), corpus_.describe(), opt_.get());
 }
@@ -230,6 +232,22 @@ void Trainer::print_sample(std::ostream& log) {
   log << "---- sample at step " << step_ << " ----\n" << text << "\n----\n" << std::flush;
 }
 
+StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const int32_t* tg, int T,
+                      int B, const TrainConfig& cfg, float lr, Rng& rng) {
+  m.zero_grad();
+  LossSum l = m.forward(in, tg, T, B, Mode::Train, &rng);
+  const float scale = cfg.loss_norm == "token" ? 1.0f / float(l.count) : 1.0f / float(B);
+  m.backward(scale);
+  StepResult r;
+  r.loss = l.sum / double(l.count);
+  const size_t n = m.grads.size();
+  r.grad_norm = cfg.clip_mode == "norm" ? clip_by_norm(m.grads.data(), n, cfg.clip)
+                                        : clip_by_value(m.grads.data(), n, cfg.clip > 0 ? cfg.clip : 1e30);
+  // A non-finite loss or gradient is reported by the caller; the parameters stay untouched.
+  if (std::isfinite(r.loss) && std::isfinite(r.grad_norm)) opt.step(m.params.data(), m.grads.data(), lr);
+  return r;
+}
+
 std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   Model<float>& m = *model_;
   const int B = cfg_.batch, T = cfg_.seq;
@@ -247,7 +265,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   const bool has_val = !val_ids_.empty();
 
   log << "training " << cell_name(m.config().cell) << " " << m.config().layers << "x"
-      << m.config().hidden << " (" << m.params.size() << " parameters) on "
+      << m.config().hidden << " (" << m.layout().count() << " parameters) on "
       << train_ids_.size() << " characters, vocabulary " << corpus_.vocab.size() << ", batch "
       << B << " x seq " << T << ", " << per_epoch << " chunks per epoch\n"
       << std::flush;
@@ -283,19 +301,13 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       m.reset_state(B);
     }
     stream.get(int(chunk_), in.data(), tg.data());
-    m.zero_grad();
-    LossSum l = m.forward(in.data(), tg.data(), T, B, Mode::Train, &rng_);
-    const float scale = cfg_.loss_norm == "token" ? 1.0f / float(l.count) : 1.0f / float(B);
-    m.backward(scale);
-    const double mean = l.sum / double(l.count);
-    double norm = cfg_.clip_mode == "norm" ? clip_by_norm(m.grads.data(), m.grads.size(), cfg_.clip)
-                                           : clip_by_value(m.grads.data(), m.grads.size(), cfg_.clip > 0 ? cfg_.clip : 1e30);
+    const float lr = scheduled_lr(cfg_.optim.lr, cfg_.lr_decay, cfg_.lr_decay_after, epoch_);
+    StepResult r = train_step(m, *opt_, in.data(), tg.data(), T, B, cfg_, lr, rng_);
+    const double mean = r.loss, norm = r.grad_norm;
     require(std::isfinite(mean) && std::isfinite(norm),
             "training diverged at step " + std::to_string(step_ + 1) + " (loss " +
                 std::to_string(mean) + ", gradient norm " + std::to_string(norm) +
                 "): lower --lr or use --clip; the last checkpoint in '" + dir_ + "' is kept");
-    const float lr = scheduled_lr(cfg_.optim.lr, cfg_.lr_decay, cfg_.lr_decay_after, epoch_);
-    opt_->step(m.params.data(), m.grads.data(), lr);
     ++step_;
     ++chunk_;
     tokens_ += int64_t(T) * B;

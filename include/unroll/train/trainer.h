@@ -51,6 +51,17 @@ struct TrainEvent {  // what the trainer reports, for logs and tests
   double grad_norm;   // before clipping
 };
 
+struct StepResult {
+  double loss = 0;       // mean nats per token of the chunk
+  double grad_norm = 0;  // global norm before clipping
+};
+
+// One optimisation step on one chunk: forward, backward (loss normalised as
+// cfg.loss_norm says), clipping, optimizer update with learning rate lr.
+// When the loss or gradient is not finite the parameters are left untouched.
+StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const int32_t* tg, int T,
+                      int B, const TrainConfig& cfg, float lr, Rng& rng);
+
 class Trainer {
  public:
   // A fresh run. Nothing is written until train() starts.

@@ -1,0 +1,568 @@
+// End-to-end tests of the `unroll` command-line program: every test runs the
+// real binary (UNROLL_BIN) as a child process in a fresh temporary folder, with
+// stdout and stderr captured separately, and checks exit codes, output and the
+// files left behind. Models are tiny so the whole file runs in seconds.
+#include <gtest/gtest.h>
+
+#include "cli_util.h"
+
+using namespace clitest;
+
+namespace {
+
+// ===========================================================================
+// 1-2. hello, --version, --help
+
+TEST_F(CliTest, HelloLearnsToSayHello) {
+  Proc r = unroll({"hello"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  ASSERT_FALSE(r.out.empty()) << describe(r);
+  std::string out = r.out;
+  if (out.back() == '\n') out.pop_back();
+  const std::string last = out.substr(out.rfind('\n') + 1);
+  EXPECT_EQ(last, "hello") << describe(r);
+}
+
+TEST_F(CliTest, VersionPrintsAVersion) {
+  Proc r = unroll({"--version"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("unroll [0-9]+\\.[0-9]+\\.[0-9]+")))
+      << describe(r);
+  EXPECT_EQ(split_lines(r.out).size(), 1u) << describe(r);
+}
+
+TEST_F(CliTest, TrainHelpListsOptionsWithDefaults) {
+  Proc r = unroll({"train", "--help"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  // Each option's first help line shows "=default".
+  const std::map<std::string, std::string> defaults = {
+      {"--hidden", "128"}, {"--layers", "2"}, {"--batch", "50"},   {"--seq", "50"},
+      {"--cell", "lstm"},  {"--lr", "0.002"}, {"--optim", "adam"}, {"--eval-every", "500"}};
+  const auto lines = split_lines(r.out);
+  for (auto& [opt, def] : defaults) {
+    bool found = false;
+    for (auto& l : lines) {
+      // "  --hidden INT:INT in [1 - 65536]=128" or "  -o,--out TEXT=run"
+      if (std::regex_search(l, std::regex("^\\s*(-[a-z],)?" + opt + " "))) {
+        found = true;
+        EXPECT_TRUE(contains(l, "=" + def)) << opt << " should show default " << def << ": " << l;
+      }
+    }
+    EXPECT_TRUE(found) << opt << " is not listed\n" << describe(r);
+  }
+}
+
+TEST_F(CliTest, EverySubcommandHasHelp) {
+  const std::map<std::string, std::vector<std::string>> opts = {
+      {"sample",
+       {"--prime", "--temperature", "--top-k", "--top-p", "--greedy", "--beam", "--seed"}},
+      {"eval", {"--data", "--batch", "--seq"}},
+      {"info", {"--json"}},
+      {"hello", {"--hidden", "--steps"}}};
+  for (auto& [cmd, names] : opts) {
+    Proc r = unroll({cmd, "--help"});
+    ASSERT_EQ(r.code, 0) << describe(r);
+    for (auto& n : names) EXPECT_TRUE(contains(r.out, n)) << cmd << " --help lacks " << n;
+  }
+}
+
+TEST_F(CliTest, NoSubcommandIsAnError) {
+  Proc r = unroll({});
+  expect_clean_error(r, {"subcommand"});
+}
+
+// `unroll bogus` should say that 'bogus' is not a subcommand.
+TEST_F(CliTest, UnknownSubcommandIsNamed) {
+  Proc r = unroll({"trian", "x.txt"});
+  expect_clean_error(r, {"trian"});
+}
+
+// ===========================================================================
+// 3. Train, info, eval and sample on English-like text
+
+TEST_F(CliTest, TrainWritesLatestAndBestCheckpoints) {
+  const std::string text = file("en.txt", english_text(300));
+  const fs::path out = dir_ / "run";
+  Proc r = unroll(cat({"train", text, "--out", out.string()}, kTiny));
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(fs::is_regular_file(out / "latest.safetensors")) << listing(out);
+  EXPECT_TRUE(fs::is_regular_file(out / "best.safetensors")) << listing(out);
+  // Nothing else is left behind (no temporary files from atomic saves).
+  for (auto& e : fs::directory_iterator(out)) {
+    const std::string n = e.path().filename().string();
+    EXPECT_TRUE(n == "latest.safetensors" || n == "best.safetensors") << "stray file " << n;
+  }
+  for (int step : {10, 20, 30})
+    EXPECT_TRUE(std::regex_search(
+        r.out, std::regex("eval step " + std::to_string(step) + ": val loss [0-9.]+ nats")))
+        << "no eval line for step " << step << "\n"
+        << describe(r);
+  EXPECT_TRUE(r.err.empty()) << describe(r);
+}
+
+TEST_F(CliTest, InfoDescribesTheCheckpoint) {
+  const std::string text = file("en.txt", english_text(300));
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));
+  const std::string ck = (dir_ / "run" / "latest.safetensors").string();
+
+  Proc r = unroll({"info", ck});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "lstm")) << describe(r);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("vocabulary\\s+([0-9]+)"))) << describe(r);
+  const size_t V = std::stoul(m[1]);
+  // The text's distinct characters: the vocabulary must hold exactly them.
+  {
+    std::vector<char32_t> cps;
+    ASSERT_TRUE(decode_utf8(read_file(text), &cps));
+    std::sort(cps.begin(), cps.end());
+    cps.erase(std::unique(cps.begin(), cps.end()), cps.end());
+    EXPECT_EQ(V, cps.size()) << describe(r);
+  }
+  const size_t expected = lstm1_param_count(V, 16);
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("parameters\\s+([0-9]+)"))) << describe(r);
+  EXPECT_EQ(std::stoul(m[1]), expected) << describe(r);
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("step\\s+30\\b"))) << describe(r);
+
+  Proc j = unroll({"info", "--json", ck});
+  ASSERT_EQ(j.code, 0) << describe(j);
+  ASSERT_TRUE(std::regex_search(j.out, m, std::regex("\"parameters\"\\s*:\\s*([0-9]+)")))
+      << describe(j);
+  EXPECT_EQ(std::stoul(m[1]), expected) << describe(j);
+  EXPECT_TRUE(contains(j.out, "\"lstm\"")) << describe(j);
+  EXPECT_EQ(j.out.find_first_not_of(" \n"), j.out.find('{')) << "not a JSON object\n"
+                                                             << describe(j);
+}
+
+// `unroll train` announces "(N parameters)"; it should be the same count that
+// `unroll info` reports.
+TEST_F(CliTest, TrainAndInfoAgreeOnParameterCount) {
+  const std::string text = file("en.txt", english_text(300));
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));
+  std::smatch m;
+  const std::string train_out = last_train_.out;
+  ASSERT_TRUE(std::regex_search(train_out, m, std::regex("\\(([0-9]+) parameters\\)")))
+      << describe(last_train_);
+  const size_t announced = std::stoul(m[1]);
+  Proc r = unroll({"info", (dir_ / "run" / "latest.safetensors").string()});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("parameters\\s+([0-9]+)"))) << describe(r);
+  EXPECT_EQ(announced, std::stoul(m[1]))
+      << "train says " << announced << " parameters, info says " << m[1] << "\n"
+      << describe(last_train_) << "\n"
+      << describe(r);
+}
+
+TEST_F(CliTest, EvalPrintsLossBitsAndPerplexityConsistently) {
+  const std::string text = file("en.txt", english_text(300));
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));
+  const std::string held_out = file("held.txt", english_text(60, 99));
+  Proc r = unroll(
+      {"eval", (dir_ / "run" / "best.safetensors").string(), "--data", held_out, "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  double loss = 0, bits = 0, ppl = 0, tokens = 0;
+  ASSERT_TRUE(eval_value(r.out, "loss", &loss)) << describe(r);
+  ASSERT_TRUE(eval_value(r.out, "bits/char", &bits)) << describe(r);
+  ASSERT_TRUE(eval_value(r.out, "perplexity", &ppl)) << describe(r);
+  ASSERT_TRUE(eval_value(r.out, "tokens", &tokens)) << describe(r);
+  ASSERT_TRUE(std::isfinite(loss) && loss > 0) << describe(r);
+  EXPECT_NEAR(ppl, std::exp(loss), std::exp(loss) * 2e-4 + 1e-3) << describe(r);
+  EXPECT_NEAR(bits, loss / std::log(2.0), 3e-4) << describe(r);
+  EXPECT_GT(tokens, 0) << describe(r);
+  EXPECT_LE(tokens, double(count_code_points(read_file(held_out)))) << describe(r);
+  // 30 steps of training must beat (or at least not be far from) a uniform guess.
+  Proc info = unroll({"info", (dir_ / "run" / "best.safetensors").string()});
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(info.out, m, std::regex("vocabulary\\s+([0-9]+)")))
+      << describe(info);
+  EXPECT_LT(loss, std::log(std::stod(m[1]))) << describe(r);
+}
+
+TEST_F(CliTest, SampleStartsWithPrimeAndIsReproducibleWithASeed) {
+  const std::string text = file("en.txt", english_text(300));
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));
+  const std::string ck = (dir_ / "run" / "latest.safetensors").string();
+  const std::string prime = "The quick brown";
+  auto sample = [&](const std::string& seed) {
+    return unroll({"sample", ck, "--prime", prime, "-n", "50", "--seed", seed, "--threads", "1"});
+  };
+  Proc a = sample("3");
+  ASSERT_EQ(a.code, 0) << describe(a);
+  EXPECT_EQ(a.out.rfind(prime, 0), 0u) << "does not start with the prime\n" << describe(a);
+  size_t bad = 0;
+  EXPECT_TRUE(decode_utf8(a.out, nullptr, &bad)) << "invalid UTF-8 at " << bad << "\n"
+                                                 << describe(a);
+  std::string gen = a.out.substr(std::min(prime.size(), a.out.size()));
+  if (!gen.empty() && gen.back() == '\n') gen.pop_back();
+  EXPECT_EQ(count_code_points(gen), 50u) << "-n 50 should generate 50 characters\n" << describe(a);
+
+  Proc b = sample("3");
+  ASSERT_EQ(b.code, 0) << describe(b);
+  EXPECT_EQ(a.out, b.out) << "same seed, different text";
+
+  Proc c = sample("4");
+  ASSERT_EQ(c.code, 0) << describe(c);
+  EXPECT_NE(a.out, c.out) << "seeds 3 and 4 gave the same 50 characters: is --seed used?";
+}
+
+TEST_F(CliTest, EverySamplingModeProducesText) {
+  const std::string text = file("en.txt", english_text(300));
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));
+  const std::string ck = (dir_ / "run" / "latest.safetensors").string();
+  const std::string prime = "The cat";
+  const std::vector<std::vector<std::string>> modes = {
+      {"--greedy"},    {"--top-k", "3"},         {"--top-p", "0.9"},
+      {"--beam", "3"}, {"--temperature", "0.5"}, {"--top-k", "1"}};
+  std::map<std::string, std::string> outs;
+  for (auto& mode : modes) {
+    Proc r = unroll(
+        cat({"sample", ck, "--prime", prime, "-n", "50", "--seed", "3", "--threads", "1"}, mode));
+    ASSERT_EQ(r.code, 0) << describe(r);
+    EXPECT_EQ(r.out.rfind(prime, 0), 0u) << describe(r);
+    EXPECT_TRUE(decode_utf8(r.out)) << describe(r);
+    std::string gen = r.out.substr(std::min(prime.size(), r.out.size()));
+    if (!gen.empty() && gen.back() == '\n') gen.pop_back();
+    EXPECT_EQ(count_code_points(gen), 50u) << describe(r);
+    outs[mode[0] + (mode.size() > 1 ? " " + mode[1] : "")] = r.out;
+  }
+  // Greedy decoding ignores the seed, and top-k 1 is greedy.
+  Proc g2 = unroll(
+      {"sample", ck, "--prime", prime, "-n", "50", "--seed", "77", "--greedy", "--threads", "1"});
+  ASSERT_EQ(g2.code, 0) << describe(g2);
+  EXPECT_EQ(g2.out, outs["--greedy"]) << "greedy output depends on the seed";
+  EXPECT_EQ(outs["--top-k 1"], outs["--greedy"]) << "top-k 1 differs from greedy";
+}
+
+// ===========================================================================
+// 4. Korean
+
+TEST_F(CliTest, KoreanTextTrainsAndSamplesHangul) {
+  const std::string text = file("ko.txt", korean_text(300));
+  const fs::path out = dir_ / "run";
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, out));
+  EXPECT_TRUE(fs::exists(out / "best.safetensors")) << listing(out);
+  const std::string prime = "안녕";
+  Proc r = unroll({"sample", (out / "latest.safetensors").string(), "--prime", prime, "-n", "200",
+                   "--seed", "5", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  std::vector<char32_t> cps;
+  size_t bad = 0;
+  ASSERT_TRUE(decode_utf8(r.out, &cps, &bad)) << "invalid UTF-8 at byte " << bad << "\n"
+                                              << describe(r);
+  ASSERT_EQ(r.out.rfind(prime, 0), 0u) << describe(r);
+  ASSERT_GE(cps.size(), 2u);
+  size_t hangul = 0;
+  for (size_t i = 2; i < cps.size(); ++i) hangul += is_hangul_syllable(cps[i]);
+  EXPECT_GE(hangul, 1u) << "no Hangul syllable generated\n" << describe(r);
+  size_t generated = cps.size() - 2 - (cps.back() == U'\n' ? 1 : 0);
+  EXPECT_EQ(generated, 200u) << describe(r);
+
+  Proc e = unroll({"eval", (out / "best.safetensors").string(), "--data", text, "--threads", "1"});
+  ASSERT_EQ(e.code, 0) << describe(e);
+  double loss = 0;
+  EXPECT_TRUE(eval_value(e.out, "loss", &loss) && std::isfinite(loss)) << describe(e);
+}
+
+// ===========================================================================
+// 5. Resume reproduces an uninterrupted run exactly
+
+// "step N | epoch E | loss L | lr R | grad norm G | ..." -> the part before tok/s.
+std::map<int, std::string> step_lines(const std::string& out) {
+  std::map<int, std::string> m;
+  std::regex re("^step ([0-9]+) \\|(.*\\| grad norm [^|]*)\\|");
+  for (auto& l : split_lines(out)) {
+    std::smatch s;
+    if (std::regex_search(l, s, re)) m[std::stoi(s[1])] = s[2];
+  }
+  return m;
+}
+
+TEST_F(CliTest, ResumeMatchesAnUninterruptedRun) {
+  const std::string text = file("en.txt", english_text(300));
+  const fs::path A = dir_ / "A", B = dir_ / "B";
+  const std::vector<std::string> common = {
+      "--hidden",     "16", "--layers",       "1", "--batch",       "4", "--seq",     "8",
+      "--eval-every", "10", "--sample-every", "0", "--print-every", "1", "--threads", "1"};
+  Proc a = unroll(cat(cat({"train", text, "--out", A.string()}, common), {"--steps", "20"}));
+  ASSERT_EQ(a.code, 0) << describe(a);
+  Proc b1 = unroll(cat(cat({"train", text, "--out", B.string()}, common), {"--steps", "10"}));
+  ASSERT_EQ(b1.code, 0) << describe(b1);
+  Proc b2 = unroll({"train", "--resume", B.string(), "--steps", "20", "--threads", "1"});
+  ASSERT_EQ(b2.code, 0) << describe(b2);
+
+  for (const char* name : {"latest.safetensors", "best.safetensors"}) {
+    const std::string da = data_section(A / name), db = data_section(B / name);
+    ASSERT_FALSE(da.empty()) << name << " of A has no data section";
+    EXPECT_EQ(da.size(), db.size()) << name;
+    EXPECT_TRUE(da == db) << name
+                          << ": tensor data of the resumed run differs from the uninterrupted run";
+  }
+
+  const auto la = step_lines(a.out), lb = step_lines(b2.out);
+  for (int s = 11; s <= 20; ++s) {
+    ASSERT_TRUE(la.count(s)) << "no line for step " << s << "\n" << describe(a);
+    ASSERT_TRUE(lb.count(s)) << "no line for step " << s << "\n" << describe(b2);
+    EXPECT_EQ(la.at(s), lb.at(s)) << "step " << s;
+  }
+  for (int s = 1; s <= 10; ++s) EXPECT_FALSE(lb.count(s)) << "resumed run repeated step " << s;
+
+  std::smatch ma, mb;
+  std::regex ev("eval step 20: val loss ([0-9.]+)");
+  ASSERT_TRUE(std::regex_search(a.out, ma, ev)) << describe(a);
+  ASSERT_TRUE(std::regex_search(b2.out, mb, ev)) << describe(b2);
+  EXPECT_EQ(ma[1], mb[1]);
+
+  Proc ia = unroll({"info", (B / "latest.safetensors").string()});
+  EXPECT_TRUE(std::regex_search(ia.out, std::regex("step\\s+20\\b"))) << describe(ia);
+}
+
+// ===========================================================================
+// 6. Bad input: a one-line error, a non-zero exit, nothing written
+
+TEST_F(CliTest, TrainMissingFile) {
+  const fs::path out = dir_ / "out";
+  Proc r = unroll(cat({"train", (dir_ / "missing.txt").string(), "--out", out.string()}, kTiny));
+  expect_clean_error(r, {"missing.txt", "no such file"}, out);
+}
+
+TEST_F(CliTest, TrainOneOfSeveralFilesMissing) {
+  const std::string text = file("en.txt", english_text(300));
+  const fs::path out = dir_ / "out";
+  Proc r =
+      unroll(cat({"train", text, (dir_ / "missing.txt").string(), "--out", out.string()}, kTiny));
+  expect_clean_error(r, {"missing.txt"}, out);
+}
+
+TEST_F(CliTest, TrainDirectoryGivenAsFile) {
+  fs::create_directories(dir_ / "texts");
+  const fs::path out = dir_ / "out";
+  Proc r = unroll(cat({"train", (dir_ / "texts").string(), "--out", out.string()}, kTiny));
+  expect_clean_error(r, {"texts", "directory"}, out);
+}
+
+TEST_F(CliTest, TrainEmptyFile) {
+  const std::string f = file("empty.txt", "");
+  const fs::path out = dir_ / "out";
+  Proc r = unroll(cat({"train", f, "--out", out.string()}, kTiny));
+  expect_clean_error(r, {"empty.txt", "empty"}, out);
+}
+
+TEST_F(CliTest, TrainTextShorterThanOneBatchSuggestsSmallerBatch) {
+  const std::string f =
+      file("short.txt", "abcdefghij abcdefghij abcdefghij abcdefghij abcdefghij\n");
+  const fs::path out = dir_ / "out";
+  std::vector<std::string> opts = {"--hidden",  "16", "--layers", "1", "--batch",        "8",
+                                   "--seq",     "8",  "--steps",  "5", "--sample-every", "0",
+                                   "--threads", "1"};
+  Proc r = unroll(cat({"train", f, "--out", out.string()}, opts));
+  expect_clean_error(r, {"short", "--batch", "--seq"}, out);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.err, m, std::regex("--batch ([0-9]+)"))) << describe(r);
+  const std::string suggested = m[1];
+  EXPECT_LT(std::stoi(suggested), 8) << "the suggested --batch should be smaller\n" << describe(r);
+  opts[5] = suggested;
+  Proc ok = unroll(cat({"train", f, "--out", out.string()}, opts));
+  EXPECT_EQ(ok.code, 0) << "the suggested --batch " << suggested << " does not work\n"
+                        << describe(ok);
+  EXPECT_TRUE(fs::exists(out / "latest.safetensors")) << listing(out);
+
+  // Same for the suggested --seq, if there is one.
+  if (std::regex_search(r.err, m, std::regex("--seq ([0-9]+)"))) {
+    const fs::path out2 = dir_ / "out2";
+    auto opts2 = opts;
+    opts2[5] = "8";
+    opts2[7] = m[1];
+    Proc ok2 = unroll(cat({"train", f, "--out", out2.string()}, opts2));
+    EXPECT_EQ(ok2.code, 0) << "the suggested --seq " << m[1] << " does not work\n" << describe(ok2);
+  }
+}
+
+TEST_F(CliTest, TrainInvalidUtf8NamesTheByteOffset) {
+  const std::string f = file("bad.txt", std::string("abc\xff") + "def ghi jkl mno pqr stu vwx\n");
+  const fs::path out = dir_ / "out";
+  Proc r = unroll(cat({"train", f, "--out", out.string()}, kTiny));
+  expect_clean_error(r, {"bad.txt", "utf-8"}, out);
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("[^0-9]3[^0-9]"))) << "offset 3 not named\n"
+                                                                     << describe(r);
+}
+
+TEST_F(CliTest, TrainBinaryFileWithNulBytes) {
+  std::string bin = "hello world";
+  bin += std::string(1, '\0') + "binary" + std::string(3, '\0');
+  for (int i = 0; i < 200; ++i) bin += char(i % 7 == 0 ? 0 : 'a' + i % 26);
+  const std::string f = file("data.bin", bin);
+  const fs::path out = dir_ / "out";
+  Proc r = unroll(cat({"train", f, "--out", out.string()}, kTiny));
+  expect_clean_error(r, {"data.bin"}, out);
+  EXPECT_TRUE(contains(lower(r.err), "binary") || contains(r.err, "NUL")) << describe(r);
+}
+
+TEST_F(CliTest, TrainUnknownFlag) {
+  const std::string text = file("en.txt", english_text(300));
+  const fs::path out = dir_ / "out";
+  Proc r = unroll(cat({"train", text, "--out", out.string(), "--hiddden", "16"}, kTiny));
+  expect_clean_error(r, {"--hiddden"}, out);
+}
+
+TEST_F(CliTest, TrainOutOfRangeValues) {
+  const std::string text = file("en.txt", english_text(300));
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--hidden", "0"}, {"--dropout", "2"}, {"--lr", "-1"}, {"--layers", "0"}, {"--batch", "0"}};
+  for (auto& [opt, val] : cases) {
+    SCOPED_TRACE(opt + " " + val);
+    const fs::path out = dir_ / ("out" + opt);
+    Proc r = unroll(cat(cat({"train", text, "--out", out.string()}, kTiny), {opt, val}));
+    expect_clean_error(r, {opt, val}, out);
+  }
+}
+
+// Range errors should be readable: no 300-digit numbers (DBL_MAX spelled out).
+TEST_F(CliTest, RangeErrorMessagesAreReadable) {
+  const std::string text = file("en.txt", english_text(50));
+  const std::vector<std::vector<std::string>> cmds = {
+      cat({"train", text, "--out", (dir_ / "o").string()}, {"--lr", "-1"}),
+      {"sample", "x.safetensors", "--temperature", "0"},
+      cat({"train", text, "--out", (dir_ / "o").string()}, {"--clip", "-1"})};
+  for (auto& c : cmds) {
+    Proc r = unroll(c);
+    expect_clean_error(r, {}, dir_ / "o");
+    EXPECT_LT(r.err.size(), 200u) << "an overlong error message\n" << describe(r);
+    EXPECT_FALSE(contains(r.err, "17976931348623157")) << "DBL_MAX printed in full\n"
+                                                       << describe(r);
+  }
+}
+
+TEST_F(CliTest, TrainBadSplitAndDuration) {
+  const std::string text = file("en.txt", english_text(300));
+  const std::vector<std::vector<std::string>> cases = {
+      {"--split", "abc"}, {"--split", "0.9,0.2"}, {"--time", "soon"}};
+  for (auto& c : cases) {
+    SCOPED_TRACE(c[0] + " " + c[1]);
+    const fs::path out = dir_ / "out";
+    Proc r = unroll(cat(cat({"train", text, "--out", out.string()}, kTiny), c));
+    expect_clean_error(r, {c[0] == "--time" ? c[1] : "--split"}, out);
+  }
+}
+
+TEST_F(CliTest, ResumeFolderWithoutCheckpoint) {
+  const fs::path run = dir_ / "emptyrun";
+  fs::create_directories(run);
+  Proc r = unroll({"train", "--resume", run.string(), "--steps", "5", "--threads", "1"});
+  expect_clean_error(r, {"emptyrun"}, run);
+  EXPECT_TRUE(contains(lower(r.err), "resume") || contains(lower(r.err), "checkpoint") ||
+              contains(r.err, "latest.safetensors"))
+      << describe(r);
+  // A folder that does not exist is not created either.
+  const fs::path none = dir_ / "nosuchrun";
+  Proc r2 = unroll({"train", "--resume", none.string(), "--steps", "5", "--threads", "1"});
+  expect_clean_error(r2, {"nosuchrun"}, none);
+  EXPECT_FALSE(fs::exists(none));
+}
+
+TEST_F(CliTest, TrainRefusesToOverwriteAnExistingRun) {
+  const std::string text = file("en.txt", english_text(300));
+  const fs::path out = dir_ / "run";
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, out));
+  const std::string before = read_file(out / "latest.safetensors");
+  const std::string best_before = read_file(out / "best.safetensors");
+  Proc r = unroll(cat({"train", text, "--out", out.string()}, kTiny));
+  expect_clean_error(r, {"--resume"});
+  EXPECT_EQ(read_file(out / "latest.safetensors"), before) << "the run was overwritten";
+  EXPECT_EQ(read_file(out / "best.safetensors"), best_before) << "the run was overwritten";
+}
+
+TEST_F(CliTest, TrainOutIsAnExistingFile) {
+  const std::string text = file("en.txt", english_text(300));
+  const std::string blocker = file("notadir", "keep me\n");
+  Proc r = unroll(cat({"train", text, "--out", blocker}, kTiny));
+  expect_clean_error(r, {"notadir"});
+  EXPECT_EQ(read_file(blocker), "keep me\n");
+}
+
+// ---- sample and eval
+
+class CliTrained : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    if (HasFatalFailure()) return;
+    text_ = file("en.txt", english_text(300));
+    ASSERT_NO_FATAL_FAILURE(train_ok(text_, dir_ / "run"));
+    ck_ = (dir_ / "run" / "latest.safetensors").string();
+  }
+  std::string text_, ck_;
+};
+
+TEST_F(CliTrained, SamplePrimeWithUnknownCharacters) {
+  // The generated text has no 'Z' and no CJK characters.
+  ASSERT_FALSE(contains(read_file(text_), "Z"));
+  Proc r = unroll({"sample", ck_, "--prime", "Zebra", "-n", "10", "--seed", "1"});
+  expect_clean_error(r, {"'Z'", "vocabulary"});
+  EXPECT_TRUE(r.out.empty()) << "partial output before the error\n" << describe(r);
+
+  Proc r2 = unroll({"sample", ck_, "--prime", "The 漢", "-n", "10", "--seed", "1"});
+  expect_clean_error(r2, {"漢"});
+  EXPECT_TRUE(r2.out.empty()) << describe(r2);
+}
+
+TEST_F(CliTrained, SampleMissingCheckpoint) {
+  Proc r = unroll({"sample", (dir_ / "nope.safetensors").string(), "-n", "10", "--seed", "1"});
+  expect_clean_error(r, {"nope.safetensors", "no such file"});
+  EXPECT_TRUE(r.out.empty()) << describe(r);
+}
+
+TEST_F(CliTrained, SampleTruncatedCheckpoint) {
+  const std::string full = read_file(ck_);
+  const std::string half = file("half.safetensors", full.substr(0, full.size() / 2));
+  Proc r = unroll({"sample", half, "-n", "10", "--seed", "1"});
+  expect_clean_error(r, {"half.safetensors"});
+  EXPECT_TRUE(r.out.empty()) << describe(r);
+  // Cut inside the header, too, and just after the length prefix.
+  for (size_t cut : {size_t(4), size_t(8), size_t(100), full.size() - 1}) {
+    SCOPED_TRACE("cut at " + std::to_string(cut));
+    const std::string p = file("cut.safetensors", full.substr(0, cut));
+    Proc rc = unroll({"sample", p, "-n", "10", "--seed", "1"});
+    expect_clean_error(rc, {"cut.safetensors"});
+  }
+}
+
+TEST_F(CliTrained, SampleRandomBytesCheckpoint) {
+  std::mt19937 rng(42);
+  std::string junk(5000, '\0');
+  for (char& c : junk) c = char(rng() & 0xFF);
+  const std::string p = file("random.safetensors", junk);
+  Proc r = unroll({"sample", p, "-n", "10", "--seed", "1"});
+  expect_clean_error(r, {"random.safetensors"});
+  EXPECT_TRUE(r.out.empty()) << describe(r);
+  // Also a plausible small header length followed by garbage.
+  std::string fake = junk;
+  fake[0] = 50;
+  for (int i = 1; i < 8; ++i) fake[i] = 0;
+  const std::string p2 = file("fake.safetensors", fake);
+  Proc r2 = unroll({"info", p2});
+  expect_clean_error(r2, {"fake.safetensors"});
+}
+
+TEST_F(CliTrained, SampleCheckpointIsADirectory) {
+  Proc r = unroll({"sample", (dir_ / "run").string(), "-n", "10", "--seed", "1"});
+  expect_clean_error(r, {"run"});
+}
+
+TEST_F(CliTrained, EvalDataWithUnknownCharacters) {
+  const std::string f = file("unk.txt", "The quick ~ fox 漢 jumps\n");
+  Proc r = unroll({"eval", ck_, "--data", f});
+  expect_clean_error(r, {"'~'", "漢", "vocabulary"});
+  EXPECT_TRUE(r.out.empty()) << describe(r);
+}
+
+TEST_F(CliTrained, EvalMissingAndInvalidData) {
+  Proc r = unroll({"eval", ck_, "--data", (dir_ / "missing.txt").string()});
+  expect_clean_error(r, {"missing.txt"});
+  const std::string bad = file("bad.txt", std::string("The \xc3\x28 cat\n"));
+  Proc r2 = unroll({"eval", ck_, "--data", bad});
+  expect_clean_error(r2, {"bad.txt", "utf-8"});
+}
+
+// ===========================================================================
+
+}  // namespace
