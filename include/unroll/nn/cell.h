@@ -31,6 +31,8 @@
 #include <cstdint>
 #include <string>
 
+#include "unroll/core/fastmath.h"
+
 namespace unroll {
 
 enum class CellKind { RnnTanh, RnnRelu, Lstm, Gru };
@@ -45,9 +47,9 @@ inline int gate_count(CellKind k) {
 std::string cell_name(CellKind k);       // "rnn", "rnn-relu", "lstm", "gru"
 CellKind parse_cell(const std::string&);  // throws Error listing the accepted names
 
+// Stable sigmoid for any scalar (used by the losses; the cells use act_sigmoid).
 template <class T>
 inline T sigmoid(T x) {
-  // Stable for large |x|: never exponentiates a large positive number.
   if (x >= 0) return T(1) / (T(1) + std::exp(-x));
   T e = std::exp(x);
   return e / (T(1) + e);
@@ -57,12 +59,24 @@ inline T sigmoid(T x) {
 // a: [H] pre-activations in, activations out (h_t).
 template <class T>
 inline void rnn_forward(bool relu, int H, T* a) {
-  for (int j = 0; j < H; ++j) a[j] = relu ? (a[j] > 0 ? a[j] : T(0)) : std::tanh(a[j]);
+  if (relu) {
+#pragma omp simd
+    for (int j = 0; j < H; ++j) a[j] = a[j] > 0 ? a[j] : T(0);
+  } else {
+#pragma omp simd
+    for (int j = 0; j < H; ++j) a[j] = act_tanh(a[j]);
+  }
 }
 // h: [H] h_t; dh: [H] dL/dh_t in, dL/d(pre-activation) out.
 template <class T>
 inline void rnn_backward(bool relu, int H, const T* h, T* dh) {
-  for (int j = 0; j < H; ++j) dh[j] *= relu ? (h[j] > 0 ? T(1) : T(0)) : T(1) - h[j] * h[j];
+  if (relu) {
+#pragma omp simd
+    for (int j = 0; j < H; ++j) dh[j] = h[j] > 0 ? dh[j] : T(0);
+  } else {
+#pragma omp simd
+    for (int j = 0; j < H; ++j) dh[j] *= T(1) - h[j] * h[j];
+  }
 }
 
 // ---- LSTM ----------------------------------------------------------------
@@ -70,11 +84,12 @@ inline void rnn_backward(bool relu, int H, const T* h, T* dh) {
 template <class T>
 inline void lstm_forward(int H, T* g, const T* c_prev, T* c, T* h) {
   T *gi = g, *gf = g + H, *gg = g + 2 * H, *go = g + 3 * H;
+#pragma omp simd
   for (int j = 0; j < H; ++j) {
-    T i = sigmoid(gi[j]), f = sigmoid(gf[j]), n = std::tanh(gg[j]), o = sigmoid(go[j]);
+    T i = act_sigmoid(gi[j]), f = act_sigmoid(gf[j]), n = act_tanh(gg[j]), o = act_sigmoid(go[j]);
     gi[j] = i, gf[j] = f, gg[j] = n, go[j] = o;
     c[j] = f * c_prev[j] + i * n;
-    h[j] = o * std::tanh(c[j]);
+    h[j] = o * act_tanh(c[j]);
   }
 }
 // g: [4H] activated gates; dh: [H] dL/dh_t; dc: [H] dL/dc_t from step t+1 in,
@@ -83,9 +98,10 @@ template <class T>
 inline void lstm_backward(int H, const T* g, const T* c_prev, const T* c, const T* dh, T* dc,
                           T* dg) {
   const T *gi = g, *gf = g + H, *gg = g + 2 * H, *go = g + 3 * H;
+#pragma omp simd
   for (int j = 0; j < H; ++j) {
     T i = gi[j], f = gf[j], n = gg[j], o = go[j];
-    T tc = std::tanh(c[j]);
+    T tc = act_tanh(c[j]);
     T dct = dc[j] + dh[j] * o * (T(1) - tc * tc);
     dg[j] = dct * n * i * (T(1) - i);                    // d i
     dg[H + j] = dct * c_prev[j] * f * (T(1) - f);        // d f
@@ -100,10 +116,11 @@ inline void lstm_backward(int H, const T* g, const T* c_prev, const T* c, const 
 // ghn: [H] keeps W_hn h + b_hn for the backward; h_prev, h: [H].
 template <class T>
 inline void gru_forward(int H, T* gi, const T* gh, T* ghn, const T* h_prev, T* h) {
+#pragma omp simd
   for (int j = 0; j < H; ++j) {
-    T r = sigmoid(gi[j] + gh[j]);
-    T z = sigmoid(gi[H + j] + gh[H + j]);
-    T n = std::tanh(gi[2 * H + j] + r * gh[2 * H + j]);
+    T r = act_sigmoid(gi[j] + gh[j]);
+    T z = act_sigmoid(gi[H + j] + gh[H + j]);
+    T n = act_tanh(gi[2 * H + j] + r * gh[2 * H + j]);
     gi[j] = r, gi[H + j] = z, gi[2 * H + j] = n;
     ghn[j] = gh[2 * H + j];
     h[j] = (T(1) - z) * n + z * h_prev[j];
@@ -115,6 +132,7 @@ inline void gru_forward(int H, T* gi, const T* gh, T* ghn, const T* h_prev, T* h
 template <class T>
 inline void gru_backward(int H, const T* g, const T* ghn, const T* h_prev, const T* dh, T* dgi,
                          T* dgh, T* dh_prev) {
+#pragma omp simd
   for (int j = 0; j < H; ++j) {
     T r = g[j], z = g[H + j], n = g[2 * H + j];
     T dn = dh[j] * (T(1) - z) * (T(1) - n * n);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "unroll/core/fastmath.h"
 #include "unroll/core/gemm.h"
 #include "unroll/core/rng.h"
 #include "unroll/nn/cell.h"
@@ -52,17 +53,21 @@ LossSum softmax_xent(const T* logits, const int32_t* targets, int64_t N, int O, 
       if (dlogits) std::fill(dlogits + r * O, dlogits + (r + 1) * O, T(0));
       continue;
     }
-    T m = *std::max_element(z, z + O);
+    const T m = *std::max_element(z, z + O);
     T s = 0;
-    for (int k = 0; k < O; ++k) s += std::exp(z[k] - m);
-    T lse = m + std::log(s);
-    row_loss[r] = double(lse - z[y]);
-    if (dlogits) {
+    if (dlogits) {  // one pass: e^(z−m) into dlogits, then normalise to softmax − onehot
       T* d = dlogits + r * O;
-      T inv = T(1) / s;
-      for (int k = 0; k < O; ++k) d[k] = std::exp(z[k] - m) * inv;
+#pragma omp simd reduction(+ : s)
+      for (int k = 0; k < O; ++k) s += (d[k] = act_exp(z[k] - m));
+      const T inv = T(1) / s;
+#pragma omp simd
+      for (int k = 0; k < O; ++k) d[k] *= inv;
       d[y] -= T(1);
+    } else {
+#pragma omp simd reduction(+ : s)
+      for (int k = 0; k < O; ++k) s += act_exp(z[k] - m);
     }
+    row_loss[r] = double(m + std::log(s) - z[y]);
   }
   LossSum out;
   for (int64_t r = 0; r < N; ++r)

@@ -29,6 +29,25 @@ struct RecurrentParams {  // views into the flat parameter (or gradient) buffer
   F* b_hh;  // [G*H]
 };
 
+// out[k] += Σ_r a[r, k] for a: [rows, cols]. Rows are read contiguously; each
+// thread owns a block of columns, so the sum order never depends on threads.
+template <class F>
+void column_sums(const F* a, size_t rows, int cols, F* out) {
+  constexpr int kBlock = 64;
+  const int blocks = (cols + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int blk = 0; blk < blocks; ++blk) {
+    const int k0 = blk * kBlock, k1 = std::min(cols, k0 + kBlock);
+    F s[kBlock] = {};
+    for (size_t r = 0; r < rows; ++r) {
+      const F* row = a + r * cols;
+#pragma omp simd
+      for (int k = k0; k < k1; ++k) s[k - k0] += row[k];
+    }
+    for (int k = k0; k < k1; ++k) out[k] += s[k - k0];
+  }
+}
+
 template <class F>
 class RecurrentLayer {
  public:
@@ -45,6 +64,7 @@ class RecurrentLayer {
   Buffer<F> dgh;     // GRU only: [F*B, 3H] dL/d(W_hh h + b_hh)
   Buffer<F> dh, dc;  // [B, H] gradient carried backwards through time
   Buffer<F> dht;     // [B, H] dL/dh_t at the current step
+  Buffer<F> w_ih_t;  // one-hot input: [In, G*H] W_ih transposed (forward) / dW_ih^T (backward)
   int T_ = 0, B_ = 0;
 
   const F* h_out() const { return hs.data() + size_t(B_) * H; }  // [F*B, H] h_1 .. h_T
@@ -74,10 +94,16 @@ class RecurrentLayer {
       gn = ensure(ghn, TB * H);
     }
     // Input projection of all F*B positions at once, plus the biases that add to it.
-    if (ids) {
-#pragma omp parallel for schedule(static) if (TB * GH > 65536)
+    if (ids && TB < size_t(In)) {  // few positions (sampling): read the columns in place
       for (size_t r = 0; r < TB; ++r)
         for (int k = 0; k < GH; ++k) g[r * GH + k] = w.W_ih[size_t(k) * In + ids[r]];
+    } else if (ids) {  // one-hot x: row ids[r] of W_ih^T (transposed once, then contiguous copies)
+      F* wt = ensure(w_ih_t, size_t(In) * GH);
+      for (int k = 0; k < GH; ++k)
+        for (int v = 0; v < In; ++v) wt[size_t(v) * GH + k] = w.W_ih[size_t(k) * In + v];
+#pragma omp parallel for schedule(static) if (TB * GH > 65536)
+      for (size_t r = 0; r < TB; ++r)
+        std::memcpy(g + r * GH, wt + size_t(ids[r]) * GH, sizeof(F) * GH);
     } else {
       gemm(false, true, TB, GH, In, F(1), x, In, w.W_ih, In, F(0), g, GH);
     }
@@ -168,19 +194,22 @@ class RecurrentLayer {
     // Weight gradients: one GEMM each over the whole chunk (parameter sharing
     // across time is exactly this sum over t).
     gemm(true, false, GH, H, TB, F(1), dgr, GH, h, H, F(1), grad.W_hh, H);
-    if (ids) {
-      for (size_t r = 0; r < TB; ++r)
-        for (int k = 0; k < GH; ++k) grad.W_ih[size_t(k) * In + ids[r]] += dg[r * GH + k];
+    if (ids) {  // one-hot x: add each row of dgates to row ids[r] of dW_ih^T, then transpose
+      F* acc = ensure(w_ih_t, size_t(In) * GH);
+      std::fill(acc, acc + size_t(In) * GH, F(0));
+      for (size_t r = 0; r < TB; ++r) {
+        F* a = acc + size_t(ids[r]) * GH;
+        const F* d = dg + r * GH;
+#pragma omp simd
+        for (int k = 0; k < GH; ++k) a[k] += d[k];
+      }
+      for (int k = 0; k < GH; ++k)
+        for (int v = 0; v < In; ++v) grad.W_ih[size_t(k) * In + v] += acc[size_t(v) * GH + k];
     } else {
       gemm(true, false, GH, In, TB, F(1), dg, GH, x, In, F(1), grad.W_ih, In);
     }
-#pragma omp parallel for schedule(static) if (TB * GH > 65536)
-    for (int k = 0; k < GH; ++k) {
-      F si = 0, sh = 0;
-      for (size_t r = 0; r < TB; ++r) si += dg[r * GH + k], sh += dgr[r * GH + k];
-      grad.b_ih[k] += si;
-      grad.b_hh[k] += sh;
-    }
+    column_sums(dg, TB, GH, grad.b_ih);
+    column_sums(dgr, TB, GH, grad.b_hh);
     if (dx) gemm(false, false, TB, In, GH, F(1), dg, GH, w.W_ih, In, F(0), dx, In);
   }
 };
