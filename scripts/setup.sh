@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(cmake ninja-build g++ pkg-config libdnnl-dev libcli11-dev nlohmann-json3-dev
-      libutf8proc-dev libgtest-dev libgmock-dev linux-libc-dev)
+      libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev linux-libc-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
