@@ -17,7 +17,7 @@ namespace unroll {
 // e^r by its Taylor series to r^7 (relative error < 7e-9 there); 2^n by
 // writing n into the exponent bits.
 inline float exp_approx(float x) {
-  x = std::fmin(std::fmax(x, -87.0f), 88.0f);
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // (fmin/fmax would not vectorise)
   const float n = std::floor(x * 1.44269504088896341f + 0.5f);
   float r = x - n * 0.693359375f;  // ln 2 split in two so n·ln2 stays exact
   r = r + n * 2.12194440e-4f;

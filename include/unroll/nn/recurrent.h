@@ -48,6 +48,18 @@ void column_sums(const F* a, size_t rows, int cols, F* out) {
   }
 }
 
+// out[c, r] = a[r, c] for a: [rows, cols], in cache-sized tiles.
+template <class F>
+void transpose(const F* a, int rows, int cols, F* out) {
+  constexpr int kTile = 32;
+#pragma omp parallel for schedule(static) collapse(2) if (size_t(rows) * cols > 65536)
+  for (int r0 = 0; r0 < rows; r0 += kTile)
+    for (int c0 = 0; c0 < cols; c0 += kTile)
+      for (int r = r0; r < std::min(rows, r0 + kTile); ++r)
+        for (int c = c0; c < std::min(cols, c0 + kTile); ++c)
+          out[size_t(c) * rows + r] = a[size_t(r) * cols + c];
+}
+
 template <class F>
 class RecurrentLayer {
  public:
@@ -64,6 +76,7 @@ class RecurrentLayer {
   Buffer<F> dgh;     // GRU only: [F*B, 3H] dL/d(W_hh h + b_hh)
   Buffer<F> dh, dc;  // [B, H] gradient carried backwards through time
   Buffer<F> dht;     // [B, H] dL/dh_t at the current step
+  Buffer<F> w_hh_t;  // [H, G*H] W_hh transposed for the per-step forward product
   Buffer<F> w_ih_t;  // one-hot input: [In, G*H] W_ih transposed (forward) / dW_ih^T (backward)
   int T_ = 0, B_ = 0;
 
@@ -112,15 +125,24 @@ class RecurrentLayer {
     for (size_t r = 0; r < TB; ++r)
       for (int k = 0; k < GH; ++k) g[r * GH + k] += w.b_ih[k] + (fold_hh ? w.b_hh[k] : F(0));
 
+    // h_{t-1} W_hh^T runs about twice as fast with W_hh^T stored row-major
+    // (measured: bench/micro.cpp BM_Gemm); transposing once pays off over a
+    // chunk, not for one step of batch 1 (sampling).
+    const bool pre_t = size_t(T) * B >= 64;
+    if (pre_t) transpose(w.W_hh, GH, H, ensure(w_hh_t, size_t(H) * GH));
+    auto recurrent = [&](const F* hp, F* out) {  // out[B, GH] += h_{t-1} W_hh^T
+      if (pre_t) gemm(false, false, B, GH, H, F(1), hp, H, w_hh_t.data(), GH, F(1), out, GH);
+      else gemm(false, true, B, GH, H, F(1), hp, H, w.W_hh, H, F(1), out, GH);
+    };
     for (int t = 0; t < T; ++t) {
       F* gt = g + size_t(t) * B * GH;
       const F* hp = h + size_t(t) * B * H;
       F* hn = h + size_t(t + 1) * B * H;
       if (kind == CellKind::Gru) {
         for (int b = 0; b < B; ++b) std::memcpy(ghs + size_t(b) * GH, w.b_hh, sizeof(F) * GH);
-        gemm(false, true, B, GH, H, F(1), hp, H, w.W_hh, H, F(1), ghs, GH);
+        recurrent(hp, ghs);
       } else {
-        gemm(false, true, B, GH, H, F(1), hp, H, w.W_hh, H, F(1), gt, GH);
+        recurrent(hp, gt);
       }
 #pragma omp parallel for schedule(static) if (size_t(B) * GH > 16384)
       for (int b = 0; b < B; ++b) {
