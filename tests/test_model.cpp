@@ -195,3 +195,55 @@ TEST(Dropout, TrainModeDropsAndEvalModeDoesNot) {
 }
 
 }  // namespace
+
+namespace {
+
+// The optimised float path (oneDNN GEMMs, vectorised exp/sigmoid/tanh,
+// transposed W_hh, contiguous one-hot gather) against the plain reference
+// path (double: reference GEMM loops, libm functions) on the same weights:
+// loss and every gradient tensor agree to float tolerance. Chunk shapes cover
+// both sides of each shortcut's threshold (T·B ≥ 64 pre-transposes W_hh;
+// T·B ≥ vocabulary transposes the one-hot weights).
+TEST(Precision, OptimisedFloatPathMatchesReferenceGradients) {
+  struct Shape {
+    int T, B;
+  };
+  for (CellKind cell : {CellKind::RnnTanh, CellKind::RnnRelu, CellKind::Lstm, CellKind::Gru})
+    for (int embed : {0, 8})
+      for (Shape sh : {Shape{20, 8}, Shape{3, 2}}) {
+        ModelConfig c = small(cell, 2, 24, 13);
+        c.embed = embed;
+        c.init_scale = 0.3f;
+        Model<double> md(c);
+        Model<float> mf(c);
+        Rng rng(21);
+        md.init(rng);
+        for (size_t i = 0; i < md.params.size(); ++i) mf.params[i] = float(md.params[i]);
+        const int T = sh.T, B = sh.B;
+        std::vector<int32_t> in(T * B), tg(T * B);
+        for (auto& v : in) v = int32_t(rng.below(13));
+        for (auto& v : tg) v = int32_t(rng.below(13));
+        md.reset_state(B);
+        mf.reset_state(B);
+        md.zero_grad();
+        mf.zero_grad();
+        LossSum ld = md.forward(in.data(), tg.data(), T, B, Mode::Train);
+        LossSum lf = mf.forward(in.data(), tg.data(), T, B, Mode::Train);
+        md.backward(1.0 / ld.count);
+        mf.backward(1.0f / float(lf.count));
+        const std::string what = cell_name(cell) + (embed ? " embed" : " one-hot") + " T=" +
+                                 std::to_string(T) + " B=" + std::to_string(B);
+        EXPECT_NEAR(lf.sum / ld.sum, 1.0, 1e-5) << what;
+        for (auto& v : md.layout().views()) {
+          double diff = 0, norm = 0;
+          for (size_t i = 0; i < v.size; ++i) {
+            const double a = md.grads[v.offset + i], b = mf.grads[v.offset + i];
+            diff += (a - b) * (a - b);
+            norm += a * a;
+          }
+          EXPECT_LE(std::sqrt(diff), 1e-4 * std::sqrt(norm) + 1e-9) << what << " " << v.name;
+        }
+      }
+}
+
+}  // namespace
