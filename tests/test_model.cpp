@@ -79,14 +79,19 @@ TEST(ParameterSharing, WhhGradientIsSumOfPerStepContributions) {
     m.backward(1.0);
     const auto& L = m.layer(0);
     const int GH = L.G() * 4, H = 4;
-    const double* dg = cell == CellKind::Gru ? L.dgh.data() : L.dgates.data();
+    // After backward the layer's gates hold dL/d(pre-activations); for the GRU
+    // the n block reaching W_hh is in ghn instead (dL/d(W_hn h + b_hn)).
+    auto dgate = [&](int row, int k) {
+      if (cell == CellKind::Gru && k >= 2 * H) return L.ghn[row * H + (k - 2 * H)];
+      return L.gates[row * GH + k];
+    };
     std::vector<double> sum(GH * H, 0.0);
     for (int t = 0; t < T; ++t) {
       std::vector<double> step(GH * H, 0.0);  // this step's contribution alone
       for (int b = 0; b < B; ++b)
         for (int k = 0; k < GH; ++k)
           for (int j = 0; j < H; ++j)
-            step[k * H + j] += dg[(t * B + b) * GH + k] * L.hs[(t * B + b) * H + j];
+            step[k * H + j] += dgate(t * B + b, k) * L.hs[(t * B + b) * H + j];
       for (int i = 0; i < GH * H; ++i) sum[i] += step[i];
     }
     const double* g = m.grad("rnn.weight_hh_l0");

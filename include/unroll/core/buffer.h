@@ -28,7 +28,10 @@ using Buffer = std::vector<T, AlignedAllocator<T>>;
 // Grows b to at least n elements (never shrinks, so steady state allocates nothing).
 template <class T>
 inline T* ensure(Buffer<T>& b, std::size_t n) {
-  if (b.size() < n) b.resize(n);
+  if (b.size() < n) {
+    b.reserve(n);  // exactly n: resize alone may reserve up to twice that
+    b.resize(n);
+  }
   return b.data();
 }
 

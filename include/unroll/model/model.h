@@ -34,10 +34,14 @@ class Model {
       layers_[l].kind = cfg.cell;
       layers_[l].In = cfg.input_size(l);
       layers_[l].H = cfg.hidden;
+      layers_[l].w_hh_t = &dbuf_;
     }
     masks_.resize(cfg.layers + 1);
     inputs_of_.assign(cfg.layers + 1, nullptr);
   }
+
+  Model(const Model&) = delete;  // the layers point into the model's scratch
+  Model& operator=(const Model&) = delete;
 
   const ModelConfig& config() const { return cfg_; }
   const ParamLayout& layout() const { return layout_; }
@@ -72,7 +76,7 @@ class Model {
   int state_batch() const { return state_B_; }
   Buffer<F> state_h, state_c;
 
-  // Runs a chunk. inputs, targets: [F*B] token ids (targets may be nullptr:
+  // Runs a chunk. inputs, targets: [T*B] token ids (targets may be nullptr:
   // logits only; −1 marks a position without loss). Returns the summed loss.
   // Mode::Train applies dropout (drawing from rng) and prepares the backward.
   LossSum forward(const int32_t* inputs, const int32_t* targets, int T, int B, Mode mode,
@@ -124,9 +128,10 @@ class Model {
     require(train_ && targets_, "backward needs a training forward with targets");
     const int T = T_, B = B_, H = cfg_.hidden, L = cfg_.layers, O = cfg_.outputs;
     const size_t TB = size_t(T) * B;
+    // One buffer carries the gradient down the stack: dL/dh of a layer's
+    // output in, dL/dx of its input out (overwritten in place).
     const size_t width = std::max<size_t>(H, cfg_.embed);
-    F* da = ensure(dbuf_a_, TB * width);
-    F* db = ensure(dbuf_b_, TB * width);
+    F* da = ensure(dbuf_, TB * width);
     linear_backward(head_in_, param("head.weight"), dlogits_.data(), TB, H, O, scale,
                     grad("head.weight"), grad("head.bias"), da);
     undrop(L, da, TB * H);  // da = dL/dh of the top layer
@@ -134,16 +139,14 @@ class Model {
       const bool onehot = l == 0 && !cfg_.embed;
       const F* x = l > 0 ? layer_input(l) : (cfg_.embed ? layer_input(0) : nullptr);
       layers_[l].backward(weights(l), grad_views(l), x, onehot ? inputs_ : nullptr, da,
-                          onehot ? nullptr : db);
+                          onehot ? nullptr : da);
       if (onehot) break;
-      const size_t n = TB * size_t(cfg_.input_size(l));
-      undrop(l, db, n);
-      std::swap(da, db);
+      undrop(l, da, TB * size_t(cfg_.input_size(l)));
     }
     if (cfg_.embed) embedding_backward(inputs_, da, TB, cfg_.embed, grad("embedding.weight"));
   }
 
-  // Logits of the last forward: [F*B, outputs].
+  // Logits of the last forward: [T*B, outputs].
   const F* logits() const { return logits_.data(); }
   int chunk_steps() const { return T_; }
   const RecurrentLayer<F>& layer(int l) const { return layers_[l]; }
@@ -175,7 +178,7 @@ class Model {
   }
 
   struct DropState {
-    Buffer<F> mask, out;  // [F*B, width] of the layer input
+    Buffer<F> mask, out;  // [T*B, width] of the layer input
   };
 
   ModelConfig cfg_;
@@ -183,7 +186,10 @@ class Model {
   std::vector<RecurrentLayer<F>> layers_;
   std::vector<DropState> masks_;
   std::vector<const F*> inputs_of_;  // [L + 1] dense inputs (k = L: head)
-  Buffer<F> embed_out_, logits_, dlogits_, dbuf_a_, dbuf_b_;
+  Buffer<F> embed_out_, logits_, dlogits_;
+  // Scratch used in turn: during forward each layer's transposed W_hh, during
+  // backward the gradient flowing down the stack (never both at once).
+  Buffer<F> dbuf_;
   const F* head_in_ = nullptr;
   const int32_t* inputs_ = nullptr;
   const int32_t* targets_ = nullptr;

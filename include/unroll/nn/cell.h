@@ -126,22 +126,24 @@ inline void gru_forward(int H, T* gi, const T* gh, T* ghn, const T* h_prev, T* h
     h[j] = (T(1) - z) * n + z * h_prev[j];
   }
 }
-// g: [3H] activated r z n; dh: [H] dL/dh_t; dgi, dgh: [3H] gradients of the
-// two pre-activation sums out; dh_prev: [H] the direct part z ⊙ dh (the part
-// through W_hh is added by the caller's product).
+// g: [3H] activated r z n; ghn: [H] W_hn h + b_hn; dh: [H] dL/dh_t.
+// Out: dgi [3H] = dL/d(W_ih x + b_ih) per gate; dghn [H] = dL/d(W_hn h + b_hn)
+// (the r and z parts of dL/d(W_hh h + b_hh) equal dgi's); dh_prev [H] = the
+// direct part z ⊙ dh (the part through W_hh is added by the caller's product).
+// dgi may alias g and dghn may alias ghn: each unit reads before it writes.
 template <class T>
 inline void gru_backward(int H, const T* g, const T* ghn, const T* h_prev, const T* dh, T* dgi,
-                         T* dgh, T* dh_prev) {
+                         T* dghn, T* dh_prev) {
 #pragma omp simd
   for (int j = 0; j < H; ++j) {
     T r = g[j], z = g[H + j], n = g[2 * H + j];
     T dn = dh[j] * (T(1) - z) * (T(1) - n * n);
     T dz = dh[j] * (h_prev[j] - n) * z * (T(1) - z);
     T dr = dn * ghn[j] * r * (T(1) - r);
-    dgi[j] = dgh[j] = dr;
-    dgi[H + j] = dgh[H + j] = dz;
+    dgi[j] = dr;
+    dgi[H + j] = dz;
     dgi[2 * H + j] = dn;
-    dgh[2 * H + j] = dn * r;
+    dghn[j] = dn * r;
     dh_prev[j] = dh[j] * z;
   }
 }

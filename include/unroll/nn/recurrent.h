@@ -29,10 +29,11 @@ struct RecurrentParams {  // views into the flat parameter (or gradient) buffer
   F* b_hh;  // [G*H]
 };
 
-// out[k] += Σ_r a[r, k] for a: [rows, cols]. Rows are read contiguously; each
-// thread owns a block of columns, so the sum order never depends on threads.
+// out[k] += Σ_r a[r, k] for a: [rows, cols] with row stride lda. Rows are read
+// contiguously; each thread owns a block of columns, so the sum order never
+// depends on the thread count.
 template <class F>
-void column_sums(const F* a, size_t rows, int cols, F* out) {
+void column_sums(const F* a, size_t rows, int cols, size_t lda, F* out) {
   constexpr int kBlock = 64;
   const int blocks = (cols + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
@@ -40,7 +41,7 @@ void column_sums(const F* a, size_t rows, int cols, F* out) {
     const int k0 = blk * kBlock, k1 = std::min(cols, k0 + kBlock);
     F s[kBlock] = {};
     for (size_t r = 0; r < rows; ++r) {
-      const F* row = a + r * cols;
+      const F* row = a + r * lda;
 #pragma omp simd
       for (int k = k0; k < k1; ++k) s[k - k0] += row[k];
     }
@@ -68,24 +69,24 @@ class RecurrentLayer {
   int G() const { return gate_count(kind); }
 
   // Workspace of the last forward chunk; read by observers and the backward.
-  Buffer<F> gates;   // [F*B, G*H] activated gates (RNN: h_t itself)
+  Buffer<F> gates;   // [T*B, G*H] activated gates (RNN: h_t itself); after backward:
+                     // dL/d(pre-activations), written in place (GRU: input-side sums)
   Buffer<F> hs;      // [(T+1)*B, H]: rows of step 0 hold h_0, then h_1 .. h_T
   Buffer<F> cs;      // LSTM only: [(T+1)*B, H], c_0 .. c_T
-  Buffer<F> ghn;     // GRU only: [F*B, H], W_hn h_{t-1} + b_hn
-  Buffer<F> dgates;  // [F*B, G*H] dL/d(pre-activations); GRU: input-side sums
-  Buffer<F> dgh;     // GRU only: [F*B, 3H] dL/d(W_hh h + b_hh)
+  Buffer<F> ghn;     // GRU only: [T*B, H], W_hn h_{t-1} + b_hn; after backward its gradient
   Buffer<F> dh, dc;  // [B, H] gradient carried backwards through time
   Buffer<F> dht;     // [B, H] dL/dh_t at the current step
-  Buffer<F> w_hh_t;  // [H, G*H] W_hh transposed for the per-step forward product
+  Buffer<F>* w_hh_t = nullptr;  // [H, G*H] W_hh transposed for the per-step forward
+                                // product; scratch that the model shares between layers
   Buffer<F> w_ih_t;  // one-hot input: [In, G*H] W_ih transposed (forward) / dW_ih^T (backward)
   int T_ = 0, B_ = 0;
 
-  const F* h_out() const { return hs.data() + size_t(B_) * H; }  // [F*B, H] h_1 .. h_T
+  const F* h_out() const { return hs.data() + size_t(B_) * H; }  // [T*B, H] h_1 .. h_T
   const F* h_last() const { return hs.data() + size_t(T_) * B_ * H; }
   const F* c_last() const { return cs.data() + size_t(T_) * B_ * H; }
   const F* dh0() const { return dh.data(); }  // dL/dh_0 after backward
 
-  // x: [F*B, In] dense input, or ids: [F*B] token ids for a one-hot input
+  // x: [T*B, In] dense input, or ids: [T*B] token ids for a one-hot input
   // (then x == nullptr and In is the vocabulary size). h0, c0: [B, H].
   void forward(const RecurrentParams<F>& w, const F* x, const int32_t* ids, int T, int B,
                const F* h0, const F* c0) {
@@ -106,7 +107,7 @@ class RecurrentLayer {
       ghs = ensure(dht, size_t(B) * GH);  // scratch for W_hh h + b_hh of one step
       gn = ensure(ghn, TB * H);
     }
-    // Input projection of all F*B positions at once, plus the biases that add to it.
+    // Input projection of all T*B positions at once, plus the biases that add to it.
     if (ids && TB < size_t(In)) {  // few positions (sampling): read the columns in place
       for (size_t r = 0; r < TB; ++r)
         for (int k = 0; k < GH; ++k) g[r * GH + k] = w.W_ih[size_t(k) * In + ids[r]];
@@ -129,9 +130,11 @@ class RecurrentLayer {
     // (measured: bench/micro.cpp BM_Gemm); transposing once pays off over a
     // chunk, not for one step of batch 1 (sampling).
     const bool pre_t = size_t(T) * B >= 64;
-    if (pre_t) transpose(w.W_hh, GH, H, ensure(w_hh_t, size_t(H) * GH));
+    Buffer<F> own;
+    Buffer<F>& wt = w_hh_t ? *w_hh_t : own;
+    if (pre_t) transpose(w.W_hh, GH, H, ensure(wt, size_t(H) * GH));
     auto recurrent = [&](const F* hp, F* out) {  // out[B, GH] += h_{t-1} W_hh^T
-      if (pre_t) gemm(false, false, B, GH, H, F(1), hp, H, w_hh_t.data(), GH, F(1), out, GH);
+      if (pre_t) gemm(false, false, B, GH, H, F(1), hp, H, wt.data(), GH, F(1), out, GH);
       else gemm(false, true, B, GH, H, F(1), hp, H, w.W_hh, H, F(1), out, GH);
     };
     for (int t = 0; t < T; ++t) {
@@ -168,23 +171,27 @@ class RecurrentLayer {
     }
   }
 
-  // dout: [F*B, H] dL/dh_t from above (the head or the next layer).
-  // grad: accumulates (+=) dL/dW. dx: [F*B, In] dL/dx out, or nullptr (one-hot input).
+  // dout: [T*B, H] dL/dh_t from above (the head or the next layer).
+  // grad: accumulates (+=) dL/dW. dx: [T*B, In] dL/dx out, or nullptr (one-hot
+  // input); dx may be the same buffer as dout (it is written after dout is read).
   // x, ids: as given to forward.
   void backward(const RecurrentParams<F>& w, const RecurrentParams<F>& grad, const F* x,
                 const int32_t* ids, const F* dout, F* dx) {
     const int T = T_, B = B_, GH = G() * H;
     const size_t TB = size_t(T) * B;
-    F* dg = ensure(dgates, TB * GH);
-    F* dgr = kind == CellKind::Gru ? ensure(dgh, TB * GH) : dg;  // gradient reaching W_hh
+    // Each step's gate gradients overwrite its activations, which nothing
+    // needs after that step's backward: one [T*B, G*H] buffer instead of two.
+    F* dg = gates.data();
     F* dhc = ensure(dh, size_t(B) * H);
     F* dcc = kind == CellKind::Lstm ? ensure(dc, size_t(B) * H) : nullptr;
     F* dhs = ensure(dht, size_t(B) * std::max(H, GH));
     std::fill(dhc, dhc + size_t(B) * H, F(0));
     if (dcc) std::fill(dcc, dcc + size_t(B) * H, F(0));
-    const F* g = gates.data();
+    const F* g = gates.data();  // read at row r just before dg overwrites that row
     const F* h = hs.data();
     const F* c = cs.data();
+    F* dgn = ghn.data();  // GRU: dL/d(W_hn h + b_hn) overwrites W_hn h + b_hn, row by row
+    const bool gru = kind == CellKind::Gru;
 
     for (int t = T - 1; t >= 0; --t) {
       const size_t row0 = size_t(t) * B;
@@ -196,26 +203,41 @@ class RecurrentLayer {
         switch (kind) {
           case CellKind::RnnTanh:
           case CellKind::RnnRelu:
-            std::memcpy(dg + r * GH, d, sizeof(F) * H);
-            rnn_backward(kind == CellKind::RnnRelu, H, g + r * GH, dg + r * GH);
+            std::memcpy(dg + r * GH, d, sizeof(F) * H);  // overwrites g: read h_t from hs
+            rnn_backward(kind == CellKind::RnnRelu, H, h + (r + B) * H, dg + r * GH);
             break;
           case CellKind::Lstm:
             lstm_backward(H, g + r * GH, c + r * H, c + (r + B) * H, d, dcc + size_t(b) * H,
                           dg + r * GH);
             break;
           case CellKind::Gru:
-            gru_backward(H, g + r * GH, ghn.data() + r * H, h + r * H, d, dg + r * GH,
-                         dgr + r * GH, dhc + size_t(b) * H);
+            gru_backward(H, g + r * GH, dgn + r * H, h + r * H, d, dg + r * GH, dgn + r * H,
+                         dhc + size_t(b) * H);
             break;
         }
       }
-      // dh_{t-1} = dgates_t W_hh (+ the direct z ⊙ dh_t term the GRU already wrote).
-      gemm(false, false, B, H, GH, F(1), dgr + row0 * GH, GH, w.W_hh, H,
-           kind == CellKind::Gru ? F(1) : F(0), dhc, H);
+      // dh_{t-1} = dL/d(W_hh h_{t-1} + b_hh) · W_hh. For the GRU that gradient is
+      // dgates' r and z blocks plus dghn for the n block, added to the z ⊙ dh_t
+      // term gru_backward wrote.
+      if (gru) {
+        gemm(false, false, B, H, 2 * H, F(1), dg + row0 * GH, GH, w.W_hh, H, F(1), dhc, H);
+        gemm(false, false, B, H, H, F(1), dgn + row0 * H, H, w.W_hh + size_t(2) * H * H, H,
+             F(1), dhc, H);
+      } else {
+        gemm(false, false, B, H, GH, F(1), dg + row0 * GH, GH, w.W_hh, H, F(0), dhc, H);
+      }
     }
     // Weight gradients: one GEMM each over the whole chunk (parameter sharing
     // across time is exactly this sum over t).
-    gemm(true, false, GH, H, TB, F(1), dgr, GH, h, H, F(1), grad.W_hh, H);
+    if (gru) {
+      gemm(true, false, 2 * H, H, TB, F(1), dg, GH, h, H, F(1), grad.W_hh, H);
+      gemm(true, false, H, H, TB, F(1), dgn, H, h, H, F(1), grad.W_hh + size_t(2) * H * H, H);
+      column_sums(dg, TB, 2 * H, GH, grad.b_hh);
+      column_sums(dgn, TB, H, H, grad.b_hh + 2 * H);
+    } else {
+      gemm(true, false, GH, H, TB, F(1), dg, GH, h, H, F(1), grad.W_hh, H);
+      column_sums(dg, TB, GH, GH, grad.b_hh);
+    }
     if (ids) {  // one-hot x: add each row of dgates to row ids[r] of dW_ih^T, then transpose
       F* acc = ensure(w_ih_t, size_t(In) * GH);
       std::fill(acc, acc + size_t(In) * GH, F(0));
@@ -230,8 +252,7 @@ class RecurrentLayer {
     } else {
       gemm(true, false, GH, In, TB, F(1), dg, GH, x, In, F(1), grad.W_ih, In);
     }
-    column_sums(dg, TB, GH, grad.b_ih);
-    column_sums(dgr, TB, GH, grad.b_hh);
+    column_sums(dg, TB, GH, GH, grad.b_ih);
     if (dx) gemm(false, false, TB, In, GH, F(1), dg, GH, w.W_ih, In, F(0), dx, In);
   }
 };
