@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "unroll/core/error.h"
+#include "unroll/core/hash.h"
 #include "unroll/text/utf8.h"
 
 namespace unroll {
@@ -11,8 +12,11 @@ namespace unroll {
 nlohmann::json CharCorpus::describe() const {
   char h[17];
   std::snprintf(h, sizeof h, "%016llx", static_cast<unsigned long long>(hash));
-  return {{"files", files}, {"bytes", bytes},       {"characters", ids.size()},
-          {"vocab", vocab.size()}, {"hash", std::string(h)}};
+  return {{"files", files},
+          {"bytes", bytes},
+          {"characters", ids.size()},
+          {"vocab", vocab.size()},
+          {"hash", std::string(h)}};
 }
 
 CharCorpus load_char_corpus(const std::vector<std::string>& files, const Vocab* vocab) {
@@ -20,10 +24,10 @@ CharCorpus load_char_corpus(const std::vector<std::string>& files, const Vocab* 
   CharCorpus c;
   c.files = files;
   std::u32string text;
-  uint64_t h = 0xcbf29ce484222325ull;
+  uint64_t h = fnv1a64(nullptr, 0);
   for (auto& f : files) {
     std::string bytes = read_text_file(f);
-    for (unsigned char ch : bytes) h = (h ^ ch) * 0x100000001b3ull;
+    h = fnv1a64(bytes.data(), bytes.size(), h);
     c.bytes += bytes.size();
     text += decode_utf8(bytes, f);
   }

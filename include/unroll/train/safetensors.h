@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "unroll/core/hash.h"
+
 namespace unroll {
 
 enum class DType { F32, F64, I32, I64, U64, U8 };
@@ -127,8 +129,7 @@ struct SafeTensors {
   }
 };
 
-// FNV-1a 64-bit hash of n bytes; pass a previous result as h to continue a running hash.
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);
+// Checksums use fnv1a64 from core/hash.h.
 
 // The metadata key under which save_safetensors stores the checksum of the data section
 // (16 lowercase hex digits of its FNV-1a 64).
