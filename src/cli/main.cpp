@@ -1,5 +1,6 @@
 // unroll — train, sample, evaluate and look inside recurrent networks.
 #include <iostream>
+#include <new>
 #include <thread>
 
 #include "commands.h"
@@ -79,6 +80,10 @@ int main(int argc, char** argv) {
     for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
     std::cerr << "unroll: error: " << e.what() << " (see '" << where << " --help')\n";
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "unroll: error: out of memory: the model or the batch is too large for this "
+                 "machine (try a smaller --hidden, --layers, --batch or --seq)\n";
+    return 1;
   } catch (const unroll::Error& e) {
     std::cerr << "unroll: error: " << e.what() << "\n";
     return 1;
