@@ -69,8 +69,8 @@ void add_train(CLI::App& app) {
       ->check(non_negative())->capture_default_str()->group("Optimisation");
   s->add_option("--clip-mode", tc.clip_mode, "norm (global L2 norm) or value (element-wise)")
       ->check(CLI::IsMember({"norm", "value"}))->capture_default_str()->group("Optimisation");
-  s->add_option("--lr-decay", tc.lr_decay, "At each epoch after --lr-decay-after, multiply the learning rate by this")
-      ->check(CLI::Range(0.0, 1.0))->capture_default_str()->group("Optimisation");
+  s->add_option("--lr-decay", tc.lr_decay, "At each epoch after --lr-decay-after, multiply the learning rate by this, in (0, 1]")
+      ->check(positive())->capture_default_str()->group("Optimisation");
   s->add_option("--lr-decay-after", tc.lr_decay_after, "Epochs at the full learning rate before --lr-decay starts")
       ->check(non_negative())->capture_default_str()->group("Optimisation");
   s->add_option("--loss-norm", tc.loss_norm,
@@ -86,7 +86,7 @@ void add_train(CLI::App& app) {
       ->check(non_negative())->capture_default_str()->group("Stopping");
   s->add_option("--epochs", tc.max_epochs, "Stop after this many epochs (0 = no limit; with no --steps, --epochs or --time: 10)")
       ->check(non_negative())->capture_default_str()->group("Stopping");
-  s->add_option("--time", a->time, "Stop after this wall-clock time, e.g. 90s, 5m, 1h30m")
+  s->add_option("--time", a->time, "Stop after this much training time in this session, e.g. 90s, 5m, 1h30m")
       ->group("Stopping");
   s->add_option("--eval-every", tc.eval_every, "Validate and checkpoint every N steps (0 = at the end)")
       ->check(non_negative())->capture_default_str()->group("Reporting");
@@ -108,9 +108,12 @@ void add_train(CLI::App& app) {
       require(a->files.empty(), "--resume takes its files from the checkpoint: give no files");
       auto t = Trainer::resume(a->resume, [&](TrainConfig& c) {
         auto given = [&](const char* name) { return s->count(name) > 0; };
-        if (given("--steps")) c.max_steps = tc.max_steps;
-        if (given("--epochs")) c.max_epochs = tc.max_epochs;
-        if (given("--time")) c.max_seconds = tc.max_seconds;
+        // Stop options given with --resume replace all the stored ones.
+        if (given("--steps") || given("--epochs") || given("--time")) {
+          c.max_steps = tc.max_steps;
+          c.max_epochs = tc.max_epochs;
+          c.max_seconds = tc.max_seconds;
+        }
         if (given("--eval-every")) c.eval_every = tc.eval_every;
         if (given("--sample-every")) c.sample_every = tc.sample_every;
         if (given("--sample-len")) c.sample_len = tc.sample_len;

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <random>
 
 #include "commands.h"
 #include "unroll/core/error.h"
@@ -40,7 +41,7 @@ void add_sample(CLI::App& app) {
   s->add_flag("--greedy", a->opts.greedy, "Always take the most likely character");
   s->add_option("--beam", a->beam, "Beam search of this width (prints when done)")
       ->check(CLI::Range(0, 1000))->capture_default_str();
-  s->add_option("--seed", a->seed, "Random seed (default: from the clock)");
+  s->add_option("--seed", a->seed, "Random seed (default: a fresh random one each run)");
   add_threads_option(*s, a->threads);
   s->callback([a, s]() {
     apply_threads(a->threads);
@@ -52,7 +53,7 @@ void add_sample(CLI::App& app) {
     if (!prime.empty()) ids = ck.vocab.encode_chars(decode_utf8(prime, "the prime text"));
     int32_t start = ck.vocab.find(U'\n');
     if (start < 0) start = 0;
-    uint64_t seed = s->count("--seed") ? a->seed : uint64_t(std::time(nullptr));
+    uint64_t seed = s->count("--seed") ? a->seed : uint64_t(std::random_device{}());
     Rng rng(seed);
     std::cout << prime << std::flush;
     if (a->beam > 0) {

@@ -10,7 +10,7 @@ namespace unroll {
 
 void SampleOptions::validate() const {
   require(temperature > 0 && std::isfinite(temperature),
-          "--temperature must be greater than 0 (e.g. 0.8)");
+          "--temperature must be a positive number (e.g. 0.8)");
   require(top_k >= 0, "--top-k must be 0 (all tokens) or positive");
   require(top_p > 0 && top_p <= 1, "--top-p must be in (0, 1]");
 }
@@ -51,11 +51,15 @@ namespace {
 void feed_prime(Model<float>& model, const std::vector<int32_t>& prime, int32_t start, int B) {
   std::vector<int32_t> p = prime.empty() ? std::vector<int32_t>{start} : prime;
   model.reset_state(B);
-  std::vector<int32_t> in(p.size() * B);
-  for (size_t t = 0; t < p.size(); ++t)
-    for (int b = 0; b < B; ++b) in[t * B + b] = p[t];
-  // One chunk for the whole prime: a single GEMM for its input projection.
-  model.forward(in.data(), nullptr, int(p.size()), B, Mode::Eval);
+  // Chunks of up to 256 steps: few GEMMs, and memory bounded for any prime length.
+  constexpr size_t kChunk = 256;
+  std::vector<int32_t> in(std::min(p.size(), kChunk) * B);
+  for (size_t t0 = 0; t0 < p.size(); t0 += kChunk) {
+    const size_t n = std::min(kChunk, p.size() - t0);
+    for (size_t t = 0; t < n; ++t)
+      for (int b = 0; b < B; ++b) in[t * B + b] = p[t0 + t];
+    model.forward(in.data(), nullptr, int(n), B, Mode::Eval);
+  }
 }
 }  // namespace
 

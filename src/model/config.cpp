@@ -1,5 +1,7 @@
 #include "unroll/model/config.h"
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "unroll/core/error.h"
@@ -38,6 +40,9 @@ void ModelConfig::validate() const {
   range("outputs", outputs, 1, 1 << 24);
   range("dropout", dropout, 0, 0.95);
   range("init_scale", init_scale, 0, 100);
+  require(std::isfinite(forget_bias) && std::abs(forget_bias) <= 100,
+          "--forget-bias must be a number in [-100, 100]");
+  require(std::isfinite(init_scale), "--init-scale must be a finite number");
   require(head != HeadKind::Sigmoid || outputs == 1, "a sigmoid head has exactly one output");
 }
 

@@ -23,7 +23,11 @@ void TrainConfig::validate() const {
   require(seq >= 1 && seq <= 100000, "--seq must be in [1, 100000] (got " + std::to_string(seq) + ")");
   require(clip_mode == "norm" || clip_mode == "value",
           "--clip-mode must be 'norm' or 'value' (got '" + clip_mode + "')");
-  require(clip >= 0, "--clip must be 0 (off) or positive");
+  require(clip >= 0 && std::isfinite(clip), "--clip must be 0 (off) or a positive number");
+  require(std::isfinite(optim.momentum) && optim.momentum >= 0 && optim.momentum < 1,
+          "--momentum must be in [0, 1)");
+  require(std::isfinite(optim.alpha) && optim.alpha >= 0 && optim.alpha < 1,
+          "--rmsprop-alpha must be in [0, 1)");
   require(lr_decay > 0 && lr_decay <= 1, "--lr-decay must be in (0, 1]");
   require(lr_decay_after >= 0, "--lr-decay-after must be 0 or more epochs");
   require(loss_norm == "token" || loss_norm == "batch",
@@ -32,7 +36,8 @@ void TrainConfig::validate() const {
           "--steps, --epochs and --time must not be negative");
   require(eval_every >= 0 && sample_every >= 0 && print_every >= 0 && sample_len >= 0,
           "--eval-every, --sample-every, --print-every and --sample-len must not be negative");
-  require(sample_temperature > 0, "--sample-temperature must be positive");
+  require(sample_temperature > 0 && std::isfinite(sample_temperature),
+          "--sample-temperature must be a positive number");
   require(train_frac > 0 && val_frac >= 0 && train_frac + val_frac <= 1 + 1e-9,
           "--split fractions must have train > 0, val >= 0 and train + val <= 1");
 }
@@ -257,13 +262,21 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   std::vector<TrainEvent> events;
   if (m.state_batch() != B) m.reset_state(B);
 
-  const double t0 = now() - elapsed_;
+  const double t0 = now() - elapsed_;  // the run's clock (elapsed_ carries across resumes)
+  const double session0 = now();       // --time counts this session's training only
   double last_print = now(), window_t = now();
   int64_t window_tokens = 0;
   double window_loss = 0;
   int window_steps = 0;
   const bool has_val = !val_ids_.empty();
 
+  {  // the run folder must be writable before any training time is spent
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    require(!ec && fs::is_directory(dir_),
+            "cannot create the run folder '" + dir_ + "': " +
+                (ec ? ec.message() : std::string("not a folder")) + "; choose another --out");
+  }
   log << "training " << cell_name(m.config().cell) << " " << m.config().layers << "x"
       << m.config().hidden << " (" << m.layout().count() << " parameters) on "
       << train_ids_.size() << " characters, vocabulary " << corpus_.vocab.size() << ", batch "
@@ -274,7 +287,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     if (cfg_.max_steps > 0 && step_ >= cfg_.max_steps) return true;
     if (cfg_.max_epochs > 0 && double(epoch_ - 1) + double(chunk_) / per_epoch >= cfg_.max_epochs)
       return true;
-    if (cfg_.max_seconds > 0 && now() - t0 >= cfg_.max_seconds) return true;
+    if (cfg_.max_seconds > 0 && now() - session0 >= cfg_.max_seconds) return true;
     return false;
   };
   auto evaluate_and_save = [&]() {
@@ -294,6 +307,11 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     }
   };
 
+  if (done()) {  // e.g. a resume whose --steps the run has already reached
+    log << "nothing to train: the run is already at step " << step_ << ", epoch " << epoch_
+        << "; give a larger --steps or --epochs, or a --time" << std::endl;
+    return events;
+  }
   while (!done()) {
     if (chunk_ >= per_epoch) {  // a new epoch: start the streams over with a fresh state
       ++epoch_;
@@ -328,7 +346,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
         left = left < 0 ? l2 : std::min(left, l2);
       }
       if (cfg_.max_seconds > 0) {
-        double l3 = cfg_.max_seconds - (tnow - t0);
+        double l3 = cfg_.max_seconds - (tnow - session0);
         left = left < 0 ? l3 : std::min(left, l3);
       }
       char b[200];
@@ -346,7 +364,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     if (cfg_.sample_every > 0 && step_ % cfg_.sample_every == 0) print_sample(log);
     window_t += now() - pause0;
   }
-  if (cfg_.eval_every == 0 || step_ % cfg_.eval_every != 0 || events.empty()) evaluate_and_save();
+  if (cfg_.eval_every == 0 || step_ % cfg_.eval_every != 0) evaluate_and_save();
   const double secs = now() - t0;
   char b[200];
   std::snprintf(b, sizeof b, "done: %lld steps, %lld tokens in %s (%.0f tok/s overall)%s\n",
