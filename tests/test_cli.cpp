@@ -479,6 +479,44 @@ TEST_F(CliTest, TrainOutIsAnExistingFile) {
   EXPECT_EQ(read_file(blocker), "keep me\n");
 }
 
+TEST_F(CliTest, TrainOutInsideAFileFailsBeforeTraining) {
+  const std::string text = file("en.txt", english_text(300));
+  file("notadir", "keep me\n");
+  Proc r = unroll(cat({"train", text, "--out", (dir_ / "notadir" / "run").string()}, kTiny));
+  expect_clean_error(r, {"run folder", "notadir"});
+  EXPECT_EQ(r.out.find("step "), std::string::npos) << "trained before failing:\n" << describe(r);
+}
+
+TEST_F(CliTest, NonFiniteOptionValuesAreRejected) {
+  const std::string text = file("en.txt", english_text(300));
+  for (auto bad : std::vector<std::vector<std::string>>{{"--forget-bias", "inf"},
+                                                        {"--forget-bias", "nan"},
+                                                        {"--clip", "inf"},
+                                                        {"--optim", "sgd", "--momentum", "nan"},
+                                                        {"--sample-temperature", "inf"}}) {
+    const fs::path out = dir_ / "run";
+    Proc r = unroll(cat(cat({"train", text, "--out", out.string()}, kTiny), bad));
+    expect_clean_error(r, {bad[bad.size() - 2]}, out);
+  }
+}
+
+TEST_F(CliTest, ResumeWithNothingLeftSaysSoAndKeepsTheCheckpoint) {
+  const std::string text = file("en.txt", english_text(300));
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));
+  const std::string before = read_file(dir_ / "run" / "latest.safetensors");
+  Proc r =
+      unroll({"train", "--resume", (dir_ / "run").string(), "--steps", "10", "--threads", "1"});
+  EXPECT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "nothing to train")) << describe(r);
+  EXPECT_EQ(read_file(dir_ / "run" / "latest.safetensors"), before);
+  // --time on a resume means this much more training, whatever the stored --steps.
+  r = unroll({"train", "--resume", (dir_ / "run").string(), "--time", "1s", "--eval-every", "0",
+              "--threads", "1"});
+  EXPECT_EQ(r.code, 0) << describe(r);
+  EXPECT_FALSE(contains(r.out, "nothing to train")) << describe(r);
+  EXPECT_NE(read_file(dir_ / "run" / "latest.safetensors"), before);
+}
+
 // ---- sample and eval
 
 class CliTrained : public CliTest {
