@@ -500,6 +500,17 @@ TEST_F(CliTest, NonFiniteOptionValuesAreRejected) {
   }
 }
 
+TEST_F(CliTest, ResumeRefusesOptionsItCannotChange) {
+  const std::string text = file("en.txt", english_text(300));
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));
+  for (auto opt : std::vector<std::vector<std::string>>{
+           {"--hidden", "64"}, {"--out", (dir_ / "elsewhere").string()}, {"--seed", "5"}}) {
+    Proc r = unroll(cat({"train", "--resume", (dir_ / "run").string(), "--steps", "40"}, opt));
+    expect_clean_error(r, {opt[0], "--resume"});
+    EXPECT_FALSE(fs::exists(dir_ / "elsewhere"));
+  }
+}
+
 TEST_F(CliTest, ResumeWithNothingLeftSaysSoAndKeepsTheCheckpoint) {
   const std::string text = file("en.txt", english_text(300));
   ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));

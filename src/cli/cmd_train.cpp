@@ -106,6 +106,14 @@ void add_train(CLI::App& app) {
     if (!a->time.empty()) tc.max_seconds = parse_duration(a->time);
     if (!a->resume.empty()) {
       require(a->files.empty(), "--resume takes its files from the checkpoint: give no files");
+      for (const char* fixed :
+           {"--out", "--cell", "--layers", "--hidden", "--embed", "--dropout", "--init-scale",
+            "--forget-bias", "--batch", "--seq", "--optim", "--lr", "--momentum", "--rmsprop-alpha",
+            "--clip", "--clip-mode", "--lr-decay", "--lr-decay-after", "--loss-norm", "--seed",
+            "--split"})
+        require(s->count(fixed) == 0, std::string(fixed) +
+                                          " cannot change on --resume: it comes from the "
+                                          "checkpoint (only stop and reporting options can)");
       auto t = Trainer::resume(a->resume, [&](TrainConfig& c) {
         auto given = [&](const char* name) { return s->count(name) > 0; };
         // Stop options given with --resume replace all the stored ones.

@@ -1,6 +1,7 @@
 #include "unroll/text/char_corpus.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "unroll/core/error.h"
@@ -22,7 +23,8 @@ nlohmann::json CharCorpus::describe() const {
 CharCorpus load_char_corpus(const std::vector<std::string>& files, const Vocab* vocab) {
   require(!files.empty(), "no input files given");
   CharCorpus c;
-  c.files = files;
+  // Absolute paths, so a resume finds the files from any working folder.
+  for (auto& f : files) c.files.push_back(std::filesystem::absolute(f).lexically_normal().string());
   std::u32string text;
   uint64_t h = fnv1a64(nullptr, 0);
   for (auto& f : files) {
