@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "unroll/core/gemm.h"
 #include "unroll/infer/sampler.h"
+#include "unroll/text/corpus.h"
 #include "unroll/train/trainer.h"
 
 namespace unroll::cli {
@@ -84,20 +85,13 @@ void add_bench(CLI::App& app) {
     const int B = a->batch, T = a->seq, n = a->warmup + a->steps;
     std::vector<int32_t> ids(size_t(B) * (size_t(n) * T + 1));
     for (auto& x : ids) x = int32_t(rng.below(c.vocab));
-    const size_t len = ids.size() / B;
+    BatchStream stream(ids, B, T, "the benchmark's tokens");
     std::vector<int32_t> in(size_t(T) * B), tg(size_t(T) * B);
-    auto chunk = [&](int k) {
-      for (int t = 0; t < T; ++t)
-        for (int b = 0; b < B; ++b) {
-          in[size_t(t) * B + b] = ids[b * len + size_t(k) * T + t];
-          tg[size_t(t) * B + b] = ids[b * len + size_t(k) * T + t + 1];
-        }
-    };
     m.reset_state(B);
     double t0 = 0, loss_first = 0, loss_last = 0;
     for (int k = 0; k < n; ++k) {
       if (k == a->warmup) t0 = seconds();
-      chunk(k);
+      stream.get(k, in.data(), tg.data());
       StepResult r = train_step(m, opt, in.data(), tg.data(), T, B, tc, tc.optim.lr, rng);
       if (k == 0) loss_first = r.loss;
       loss_last = r.loss;

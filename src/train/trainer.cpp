@@ -154,8 +154,8 @@ void Trainer::prepare() {
   Split sp = split_contiguous(corpus_.ids, cfg_.train_frac, cfg_.val_frac);
   train_ids_ = std::move(sp.train);
   val_ids_ = std::move(sp.val);
-  BatchStream probe(train_ids_, cfg_.batch, cfg_.seq, "the training part of the text");
-  (void)probe;
+  stream_ = std::make_unique<BatchStream>(train_ids_, cfg_.batch, cfg_.seq,
+                                          "the training part of the text");
   if (!val_ids_.empty())
     require(val_ids_.size() >= 2,
             "the validation part of the text has fewer than 2 characters: raise --split's "
@@ -256,7 +256,7 @@ StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const 
 std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   Model<float>& m = *model_;
   const int B = cfg_.batch, T = cfg_.seq;
-  BatchStream stream(train_ids_, B, T, "the training part of the text");
+  const BatchStream& stream = *stream_;
   const int64_t per_epoch = stream.chunks();
   std::vector<int32_t> in(size_t(T) * B), tg(size_t(T) * B);
   std::vector<TrainEvent> events;

@@ -15,6 +15,7 @@
 #include "unroll/core/rng.h"
 #include "unroll/model/model.h"
 #include "unroll/text/char_corpus.h"
+#include "unroll/text/corpus.h"
 #include "unroll/train/optimizer.h"
 
 namespace unroll {
@@ -93,6 +94,7 @@ class Trainer {
   TrainConfig cfg_;
   CharCorpus corpus_;
   std::vector<int32_t> train_ids_, val_ids_;
+  std::unique_ptr<BatchStream> stream_;  // chunks of the training part, built once
   std::string dir_;
   std::unique_ptr<Model<float>> model_;
   std::unique_ptr<Optimizer> opt_;
