@@ -45,6 +45,8 @@ TEST(VanillaRnn, ConcatenationIdentity) {
   m.state_h[0] = 0.3, m.state_h[1] = -0.6;
   double h[2] = {0.3, -0.6};
   m.forward(xs, nullptr, 4, 1, Mode::Eval);
+  Buffer<double> hs, cs;
+  m.layer_states(0, hs, cs);
   for (int t = 0; t < 4; ++t) {
     double hx[5] = {h[0], h[1], 0, 0, 0};
     hx[2 + xs[t]] = 1;  // one-hot x_t
@@ -55,7 +57,7 @@ TEST(VanillaRnn, ConcatenationIdentity) {
       next[i] = std::tanh(a);
     }
     h[0] = next[0], h[1] = next[1];
-    const double* ht = m.layer(0).h_out() + t * 2;
+    const double* ht = hs.data() + (t + 1) * 2;
     EXPECT_NEAR(ht[0], h[0], 1e-14) << "step " << t;
     EXPECT_NEAR(ht[1], h[1], 1e-14) << "step " << t;
   }
@@ -76,6 +78,8 @@ TEST(ParameterSharing, WhhGradientIsSumOfPerStepContributions) {
     m.reset_state(B);
     m.zero_grad();
     m.forward(in.data(), tg.data(), T, B, Mode::Train);
+    Buffer<double> hs, cs;
+    m.layer_states(0, hs, cs);  // h_0 .. h_T, before backward turns the gates into gradients
     m.backward(1.0);
     const auto& L = m.layer(0);
     const int GH = L.G() * 4, H = 4;
@@ -91,7 +95,7 @@ TEST(ParameterSharing, WhhGradientIsSumOfPerStepContributions) {
       for (int b = 0; b < B; ++b)
         for (int k = 0; k < GH; ++k)
           for (int j = 0; j < H; ++j)
-            step[k * H + j] += dgate(t * B + b, k) * L.hs[(t * B + b) * H + j];
+            step[k * H + j] += dgate(t * B + b, k) * hs[(t * B + b) * H + j];
       for (int i = 0; i < GH * H; ++i) sum[i] += step[i];
     }
     const double* g = m.grad("rnn.weight_hh_l0");
@@ -252,3 +256,47 @@ TEST(Precision, OptimisedFloatPathMatchesReferenceGradients) {
 }
 
 }  // namespace
+
+// The model keeps only the gates per layer and recomputes h and c from them.
+// Recomputed states at every step equal those of running the same text one
+// step at a time (where each step's state is the carried state), every layer.
+TEST(LayerStates, RecomputedStatesEqualStepByStepForward) {
+  for (CellKind cell : {CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru}) {
+    ModelConfig c = small(cell, 3, 6, 7);
+    Model<double> m(c);
+    Rng rng(9);
+    m.init(rng);
+    const int T = 8, B = 2, H = 6;
+    std::vector<int32_t> in(T * B);
+    for (auto& v : in) v = int32_t(rng.below(7));
+    m.reset_state(B);
+    m.forward(in.data(), nullptr, T, B, Mode::Eval);
+    std::vector<Buffer<double>> hs(3), cs(3);
+    for (int l = 0; l < 3; ++l) m.layer_states(l, hs[l], cs[l]);
+
+    m.reset_state(B);
+    for (int t = 0; t < T; ++t) {
+      m.forward(in.data() + t * B, nullptr, 1, B, Mode::Eval);
+      for (int l = 0; l < 3; ++l)
+        for (int i = 0; i < B * H; ++i) {
+          const size_t at = size_t(l) * B * H + i, row = size_t(t + 1) * B * H + i;
+          ASSERT_NEAR(hs[l][row], m.state_h[at], 1e-13) << cell_name(cell) << " l" << l << " t" << t;
+          if (cell == CellKind::Lstm) {
+            ASSERT_NEAR(cs[l][row], m.state_c[at], 1e-13) << "c l" << l << " t" << t;
+          }
+        }
+    }
+  }
+}
+
+TEST(LayerStates, RefusedAfterBackward) {
+  Model<double> m(small(CellKind::Lstm, 1, 4, 5));
+  Rng rng(1);
+  m.init(rng);
+  std::vector<int32_t> in = {1, 2, 3}, tg = {2, 3, 4};
+  m.reset_state(1);
+  m.forward(in.data(), tg.data(), 3, 1, Mode::Train);
+  m.backward(1.0);
+  Buffer<double> h, c;
+  EXPECT_THROW(m.layer_states(0, h, c), Error);
+}

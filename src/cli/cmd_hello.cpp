@@ -71,7 +71,9 @@ void add_hello(CLI::App& app) {
     std::printf("\nThe unrolled network on \"hell\", step by step:\n");
     m.reset_state(1);
     m.forward(in.data(), tg.data(), T, 1, Mode::Eval);
-    const float* h = m.layer(0).h_out();
+    Buffer<float> hs, cs;
+    m.layer_states(0, hs, cs);
+    const float* h = hs.data() + c.hidden;  // h_1 .. h_T (row 0 is h_0)
     const float* z = m.logits();
     for (int t = 0; t < T; ++t) {
       float x[4] = {0, 0, 0, 0};

@@ -1,4 +1,6 @@
 // unroll — train, sample, evaluate and look inside recurrent networks.
+#include <malloc.h>
+
 #include <iostream>
 #include <new>
 #include <thread>
@@ -44,6 +46,10 @@ CLI::Validator non_negative() { return number_check("NONNEGATIVE", false); }
 }  // namespace unroll::cli
 
 int main(int argc, char** argv) {
+  // Serve blocks of 64 KiB and more straight from mmap, so that memory freed
+  // (by oneDNN's packing buffers, say) goes back to the system instead of
+  // staying in the heap: 7 MiB less peak RSS for LSTM 3×512 (docs/performance.md).
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024);
   CLI::App app{"unroll: train, sample and look inside recurrent neural networks", "unroll"};
   app.set_version_flag("--version", std::string("unroll ") + UNROLL_VERSION);
   app.require_subcommand(1);

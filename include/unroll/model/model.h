@@ -34,7 +34,7 @@ class Model {
       layers_[l].kind = cfg.cell;
       layers_[l].In = cfg.input_size(l);
       layers_[l].H = cfg.hidden;
-      layers_[l].w_hh_t = &dbuf_;
+      layers_[l].w_hh_t = &ybuf_;
     }
     masks_.resize(cfg.layers + 1);
     inputs_of_.assign(cfg.layers + 1, nullptr);
@@ -95,6 +95,13 @@ class Model {
     inputs_ = inputs;
     targets_ = targets;
 
+    // Shared workspace (see backward): every layer writes its h into xbuf_ and
+    // its c into cbuf_, over the layer below's, which its input projection has
+    // already read; ybuf_ lends each layer room for W_hh^T.
+    const size_t rows = TB + B, width = std::max<size_t>(H, cfg_.embed);
+    F* hbuf = ensure(xbuf_, rows * width);
+    ensure(ybuf_, rows * width);
+    F* cbuf = cfg_.cell == CellKind::Lstm ? ensure(cbuf_, rows * H) : nullptr;
     const F* x = nullptr;  // dense input of the current layer
     if (cfg_.embed) {
       F* e = ensure(embed_out_, TB * cfg_.embed);
@@ -102,19 +109,18 @@ class Model {
       x = maybe_drop(0, e, TB * cfg_.embed, drop, rng);
     }
     for (int l = 0; l < L; ++l) {
-      if (l > 0) x = maybe_drop(l, layers_[l - 1].h_out(), TB * H, drop, rng);
-      layers_[l].forward(weights(l), x, l == 0 && !cfg_.embed ? inputs : nullptr, T, B,
-                         state_h.data() + size_t(l) * B * H, state_c.data() + size_t(l) * B * H);
+      if (l > 0) x = maybe_drop(l, hbuf + size_t(B) * H, TB * H, drop, rng);
+      F* h0 = state_h.data() + size_t(l) * B * H;
+      F* c0 = state_c.data() + size_t(l) * B * H;
+      layers_[l].forward(weights(l), x, l == 0 && !cfg_.embed ? inputs : nullptr, T, B, h0, c0,
+                         hbuf, cbuf);
+      // The final state becomes the next chunk's initial state.
+      std::copy_n(hbuf + TB * H, size_t(B) * H, h0);
+      if (cbuf) std::copy_n(cbuf + TB * H, size_t(B) * H, c0);
     }
-    head_in_ = maybe_drop(L, layers_[L - 1].h_out(), TB * H, drop, rng);
+    head_in_ = maybe_drop(L, hbuf + size_t(B) * H, TB * H, drop, rng);
     F* z = ensure(logits_, TB * O);
     linear_forward(head_in_, param("head.weight"), param("head.bias"), TB, H, O, z);
-    // The final state becomes the next chunk's initial state.
-    for (int l = 0; l < L; ++l) {
-      std::copy_n(layers_[l].h_last(), size_t(B) * H, state_h.data() + size_t(l) * B * H);
-      if (cfg_.cell == CellKind::Lstm)
-        std::copy_n(layers_[l].c_last(), size_t(B) * H, state_c.data() + size_t(l) * B * H);
-    }
     if (!targets) return {};
     F* dz = train_ ? ensure(dlogits_, TB * O) : nullptr;
     return cfg_.head == HeadKind::Softmax ? softmax_xent(z, targets, TB, O, dz)
@@ -128,22 +134,40 @@ class Model {
     require(train_ && targets_, "backward needs a training forward with targets");
     const int T = T_, B = B_, H = cfg_.hidden, L = cfg_.layers, O = cfg_.outputs;
     const size_t TB = size_t(T) * B;
-    // One buffer carries the gradient down the stack: dL/dh of a layer's
-    // output in, dL/dx of its input out (overwritten in place).
-    const size_t width = std::max<size_t>(H, cfg_.embed);
-    F* da = ensure(dbuf_, TB * width);
+    // Three shared [(T+1)·B, ·] buffers take turns (per layer only the gates
+    // are kept): for layer l, hb holds h_l, db holds dL/dh_l from above, and
+    // cbuf_ holds c_l. Once the per-step backward has read db and c_l, the
+    // layer below's h and c are recomputed into db and cbuf_; once dW_hh has
+    // read h_l, dL/dh_{l-1} goes into hb. Then the two swap roles.
+    F* hb = xbuf_.data();  // the forward left the top layer's h and c here
+    F* db = ybuf_.data();
+    F* cb = cbuf_.data();
     linear_backward(head_in_, param("head.weight"), dlogits_.data(), TB, H, O, scale,
-                    grad("head.weight"), grad("head.bias"), da);
-    undrop(L, da, TB * H);  // da = dL/dh of the top layer
+                    grad("head.weight"), grad("head.bias"), db);
+    undrop(L, db, TB * H);
     for (int l = L - 1; l >= 0; --l) {
+      layers_[l].backward_steps(weights(l), db, hb, cb);
+      if (l > 0) layers_[l - 1].states(db, cb);  // h_{l-1}, c_{l-1}
       const bool onehot = l == 0 && !cfg_.embed;
-      const F* x = l > 0 ? layer_input(l) : (cfg_.embed ? layer_input(0) : nullptr);
-      layers_[l].backward(weights(l), grad_views(l), x, onehot ? inputs_ : nullptr, da,
-                          onehot ? nullptr : da);
+      // Layer l's input: the dropped copy if dropout ran, else h_{l-1} (in db).
+      const F* x = l > 0 ? (dropped() ? layer_input(l) : db + size_t(B) * H)
+                         : (cfg_.embed ? layer_input(0) : nullptr);
+      layers_[l].backward_weights(weights(l), grad_views(l), hb, x, onehot ? inputs_ : nullptr,
+                                  onehot ? nullptr : hb);
       if (onehot) break;
-      undrop(l, da, TB * size_t(cfg_.input_size(l)));
+      undrop(l, hb, TB * size_t(cfg_.input_size(l)));
+      std::swap(hb, db);
     }
-    if (cfg_.embed) embedding_backward(inputs_, da, TB, cfg_.embed, grad("embedding.weight"));
+    if (cfg_.embed) embedding_backward(inputs_, db, TB, cfg_.embed, grad("embedding.weight"));
+  }
+
+  // h and c of layer l at every step of the last forward, [(T+1)·B, H] each,
+  // rows 0..B-1 holding the initial state (c only for the LSTM). Valid after
+  // a forward and before backward (which turns the gates into gradients).
+  void layer_states(int l, Buffer<F>& h, Buffer<F>& c) const {
+    require(l >= 0 && l < cfg_.layers, "no layer " + std::to_string(l));
+    const size_t n = (size_t(T_) + 1) * B_ * cfg_.hidden;
+    layers_[l].states(ensure(h, n), cfg_.cell == CellKind::Lstm ? ensure(c, n) : nullptr);
   }
 
   // Logits of the last forward: [T*B, outputs].
@@ -173,8 +197,9 @@ class Model {
     return y;
   }
   const F* layer_input(int k) const { return inputs_of_.at(k); }
+  bool dropped() const { return train_ && cfg_.dropout > 0; }
   void undrop(int k, F* d, size_t n) {
-    if (train_ && cfg_.dropout > 0) dropout_backward(n, masks_[k].mask.data(), d, d);
+    if (dropped()) dropout_backward(n, masks_[k].mask.data(), d, d);
   }
 
   struct DropState {
@@ -187,9 +212,10 @@ class Model {
   std::vector<DropState> masks_;
   std::vector<const F*> inputs_of_;  // [L + 1] dense inputs (k = L: head)
   Buffer<F> embed_out_, logits_, dlogits_;
-  // Scratch used in turn: during forward each layer's transposed W_hh, during
-  // backward the gradient flowing down the stack (never both at once).
-  Buffer<F> dbuf_;
+  // Shared workspace, [(T+1)·B, max(H, E)] each: forward writes every layer's
+  // h into xbuf_ and c into cbuf_, and lends ybuf_ for W_hh^T; backward
+  // rotates xbuf_ and ybuf_ between h and dL/dh (see backward).
+  Buffer<F> xbuf_, ybuf_, cbuf_;
   const F* head_in_ = nullptr;
   const int32_t* inputs_ = nullptr;
   const int32_t* targets_ = nullptr;

@@ -11,19 +11,19 @@
 //
 // Vanilla RNN (G = 1):
 //   h_t = tanh(W_xh x_t + W_hh h_{t-1} + b)          (or relu)
-//   FLOPs/token/layer ≈ 2·H·(In + H) forward; memory/token: H (h_t)
+//   FLOPs/token/layer ≈ 2·H·(In + H) forward; memory/token: H (h_t, kept as the gate)
 // LSTM (G = 4):
 //   [i f g o] = W_ih x_t + W_hh h_{t-1} + b_ih + b_hh
 //   i = σ(i), f = σ(f), g = tanh(g), o = σ(o)
 //   c_t = f ⊙ c_{t-1} + i ⊙ g
 //   h_t = o ⊙ tanh(c_t)
-//   FLOPs/token/layer ≈ 8·H·(In + H) forward; memory/token: 6H (i f g o c h)
+//   FLOPs/token/layer ≈ 8·H·(In + H) forward; memory/token: 4H (i f g o; c, h recomputed)
 // GRU (G = 3), as PyTorch:
 //   r = σ(W_ir x + b_ir + W_hr h + b_hr)
 //   z = σ(W_iz x + b_iz + W_hz h + b_hz)
 //   n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
 //   h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
-//   FLOPs/token/layer ≈ 6·H·(In + H) forward; memory/token: 5H (r z n, W_hn h + b_hn, h)
+//   FLOPs/token/layer ≈ 6·H·(In + H) forward; memory/token: 4H (r z n, W_hn h + b_hn)
 // Backward costs twice the forward's FLOPs (one product for the input
 // gradient, one for the weight gradient).
 #pragma once
@@ -80,6 +80,11 @@ inline void rnn_backward(bool relu, int H, const T* h, T* dh) {
 }
 
 // ---- LSTM ----------------------------------------------------------------
+template <class T>
+inline T lstm_c(T i, T f, T n, T c_prev) { return f * c_prev + i * n; }
+template <class T>
+inline T lstm_h(T o, T c) { return o * act_tanh(c); }
+
 // g: [4H] pre-activations in, activated gates out; c_prev, c, h: [H].
 template <class T>
 inline void lstm_forward(int H, T* g, const T* c_prev, T* c, T* h) {
@@ -88,8 +93,18 @@ inline void lstm_forward(int H, T* g, const T* c_prev, T* c, T* h) {
   for (int j = 0; j < H; ++j) {
     T i = act_sigmoid(gi[j]), f = act_sigmoid(gf[j]), n = act_tanh(gg[j]), o = act_sigmoid(go[j]);
     gi[j] = i, gf[j] = f, gg[j] = n, go[j] = o;
-    c[j] = f * c_prev[j] + i * n;
-    h[j] = o * act_tanh(c[j]);
+    c[j] = lstm_c(i, f, n, c_prev[j]);
+    h[j] = lstm_h(o, c[j]);
+  }
+}
+// The state update alone, from activated gates g: [4H] (Model recomputes h
+// and c from the stored gates with it instead of keeping them per layer).
+template <class T>
+inline void lstm_state(int H, const T* g, const T* c_prev, T* c, T* h) {
+#pragma omp simd
+  for (int j = 0; j < H; ++j) {
+    c[j] = lstm_c(g[j], g[H + j], g[2 * H + j], c_prev[j]);
+    h[j] = lstm_h(g[3 * H + j], c[j]);
   }
 }
 // g: [4H] activated gates; dh: [H] dL/dh_t; dc: [H] dL/dc_t from step t+1 in,
@@ -112,6 +127,9 @@ inline void lstm_backward(int H, const T* g, const T* c_prev, const T* c, const 
 }
 
 // ---- GRU -----------------------------------------------------------------
+template <class T>
+inline T gru_h(T z, T n, T h_prev) { return (T(1) - z) * n + z * h_prev; }
+
 // gi: [3H] W_ih x + b_ih in, activated r z n out; gh: [3H] W_hh h + b_hh in;
 // ghn: [H] keeps W_hn h + b_hn for the backward; h_prev, h: [H].
 template <class T>
@@ -123,8 +141,14 @@ inline void gru_forward(int H, T* gi, const T* gh, T* ghn, const T* h_prev, T* h
     T n = act_tanh(gi[2 * H + j] + r * gh[2 * H + j]);
     gi[j] = r, gi[H + j] = z, gi[2 * H + j] = n;
     ghn[j] = gh[2 * H + j];
-    h[j] = (T(1) - z) * n + z * h_prev[j];
+    h[j] = gru_h(z, n, h_prev[j]);
   }
+}
+// The state update alone, from activated gates g: [3H] r z n.
+template <class T>
+inline void gru_state(int H, const T* g, const T* h_prev, T* h) {
+#pragma omp simd
+  for (int j = 0; j < H; ++j) h[j] = gru_h(g[H + j], g[2 * H + j], h_prev[j]);
 }
 // g: [3H] activated r z n; ghn: [H] W_hn h + b_hn; dh: [H] dL/dh_t.
 // Out: dgi [3H] = dL/d(W_ih x + b_ih) per gate; dghn [H] = dL/d(W_hn h + b_hn)

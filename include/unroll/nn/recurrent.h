@@ -5,6 +5,7 @@
 //             per step t:  gates_t += h_{t-1} W_hh^T   one GEMM [B,H]×[H,GH]
 //                          fused cell math (nn/cell.h)
 //   backward: per step t (T-1 → 0): fused cell backward, dh_{t-1} = dgates_t W_hh
+//             (backward_steps), then (backward_weights)
 //             dW_hh += dgates^T [GH,TB] · h_{0..T-1} [TB,H]   one GEMM over the chunk
 //             dW_ih += dgates^T · x                           one GEMM (a column scatter for one-hot)
 //             dx     = dgates · W_ih                          one GEMM
@@ -16,6 +17,7 @@
 #include <cstring>
 
 #include "unroll/core/buffer.h"
+#include "unroll/core/error.h"
 #include "unroll/core/gemm.h"
 #include "unroll/nn/cell.h"
 
@@ -68,39 +70,35 @@ class RecurrentLayer {
   int In = 0, H = 0;  // input and hidden sizes
   int G() const { return gate_count(kind); }
 
-  // Workspace of the last forward chunk; read by observers and the backward.
-  Buffer<F> gates;   // [T*B, G*H] activated gates (RNN: h_t itself); after backward:
+  // What a layer keeps of the last forward chunk is its gates: h and c of
+  // every step follow from them and h_0, c_0 (states()), so the model lends
+  // each layer shared h and c buffers instead of keeping one per layer.
+  Buffer<F> gates;   // [T*B, G*H] activated gates (RNN: h_t itself); after backward_steps:
                      // dL/d(pre-activations), written in place (GRU: input-side sums)
-  Buffer<F> hs;      // [(T+1)*B, H]: rows of step 0 hold h_0, then h_1 .. h_T
-  Buffer<F> cs;      // LSTM only: [(T+1)*B, H], c_0 .. c_T
   Buffer<F> ghn;     // GRU only: [T*B, H], W_hn h_{t-1} + b_hn; after backward its gradient
+  Buffer<F> h0, c0;  // [B, H] the chunk's initial state
   Buffer<F> dh, dc;  // [B, H] gradient carried backwards through time
   Buffer<F> dht;     // [B, H] dL/dh_t at the current step
   Buffer<F>* w_hh_t = nullptr;  // [H, G*H] W_hh transposed for the per-step forward
-                                // product; scratch that the model shares between layers
+                                // product; scratch that the model lends
   Buffer<F> w_ih_t;  // one-hot input: [In, G*H] W_ih transposed (forward) / dW_ih^T (backward)
   int T_ = 0, B_ = 0;
+  bool has_activations = false;  // gates hold activations (a forward ran, no backward since)
 
-  const F* h_out() const { return hs.data() + size_t(B_) * H; }  // [T*B, H] h_1 .. h_T
-  const F* h_last() const { return hs.data() + size_t(T_) * B_ * H; }
-  const F* c_last() const { return cs.data() + size_t(T_) * B_ * H; }
   const F* dh0() const { return dh.data(); }  // dL/dh_0 after backward
 
   // x: [T*B, In] dense input, or ids: [T*B] token ids for a one-hot input
   // (then x == nullptr and In is the vocabulary size). h0, c0: [B, H].
+  // h, c: [(T+1)*B, H] out: h_0 .. h_T and (LSTM) c_0 .. c_T. x may point into
+  // h: it is read in full before h is written.
   void forward(const RecurrentParams<F>& w, const F* x, const int32_t* ids, int T, int B,
-               const F* h0, const F* c0) {
+               const F* h_init, const F* c_init, F* h, F* c) {
     T_ = T, B_ = B;
     const int GH = G() * H;
     const size_t TB = size_t(T) * B;
     F* g = ensure(gates, TB * GH);
-    F* h = ensure(hs, (TB + B) * H);
-    std::memcpy(h, h0, sizeof(F) * B * H);
-    F* c = nullptr;
-    if (kind == CellKind::Lstm) {
-      c = ensure(cs, (TB + B) * H);
-      std::memcpy(c, c0, sizeof(F) * B * H);
-    }
+    std::memcpy(ensure(h0, size_t(B) * H), h_init, sizeof(F) * B * H);
+    if (kind == CellKind::Lstm) std::memcpy(ensure(c0, size_t(B) * H), c_init, sizeof(F) * B * H);
     F* ghs = nullptr;
     F* gn = nullptr;
     if (kind == CellKind::Gru) {
@@ -121,6 +119,8 @@ class RecurrentLayer {
     } else {
       gemm(false, true, TB, GH, In, F(1), x, In, w.W_ih, In, F(0), g, GH);
     }
+    std::memcpy(h, h_init, sizeof(F) * B * H);  // after the projection: x may alias h
+    if (c) std::memcpy(c, c_init, sizeof(F) * B * H);
     const bool fold_hh = kind != CellKind::Gru;  // GRU keeps b_hh inside r ⊙ (W_hn h + b_hn)
 #pragma omp parallel for schedule(static) if (TB * GH > 65536)
     for (size_t r = 0; r < TB; ++r)
@@ -169,16 +169,39 @@ class RecurrentLayer {
         }
       }
     }
+    has_activations = true;
   }
 
-  // dout: [T*B, H] dL/dh_t from above (the head or the next layer).
-  // grad: accumulates (+=) dL/dW. dx: [T*B, In] dL/dx out, or nullptr (one-hot
-  // input); dx may be the same buffer as dout (it is written after dout is read).
-  // x, ids: as given to forward.
-  void backward(const RecurrentParams<F>& w, const RecurrentParams<F>& grad, const F* x,
-                const int32_t* ids, const F* dout, F* dx) {
+  // Recomputes what forward wrote to h and c ([(T+1)*B, H] each; c only for
+  // the LSTM) from the gates and the initial state, with the same cell
+  // equations (nn/cell.h): element-wise work, no matrix products.
+  void states(F* h, F* c) const {
+    require(has_activations, "layer states are only available after a forward, before backward");
+    const int B = B_, GH = G() * H;
+    std::memcpy(h, h0.data(), sizeof(F) * B * H);
+    if (kind == CellKind::Lstm) std::memcpy(c, c0.data(), sizeof(F) * B * H);
+#pragma omp parallel for schedule(static) if (size_t(B) * H * T_ > 65536)
+    for (int b = 0; b < B; ++b)
+      for (int t = 0; t < T_; ++t) {
+        const size_t r = size_t(t) * B + b;
+        const F* g = gates.data() + r * GH;
+        F* hn = h + (r + B) * H;
+        switch (kind) {
+          case CellKind::RnnTanh:
+          case CellKind::RnnRelu: std::memcpy(hn, g, sizeof(F) * H); break;
+          case CellKind::Lstm: lstm_state(H, g, c + r * H, c + (r + B) * H, hn); break;
+          case CellKind::Gru: gru_state(H, g, h + r * H, hn); break;
+        }
+      }
+  }
+
+  // Backward through time, first half. dout: [T*B, H] dL/dh_t from above (the
+  // head or the next layer); h, c: this layer's states as forward wrote them.
+  // Leaves dL/d(pre-activations) in gates (and ghn) and dL/dh_0 in dh0().
+  void backward_steps(const RecurrentParams<F>& w, const F* dout, const F* h, const F* c) {
+    require(has_activations, "backward needs a forward first");
+    has_activations = false;
     const int T = T_, B = B_, GH = G() * H;
-    const size_t TB = size_t(T) * B;
     // Each step's gate gradients overwrite its activations, which nothing
     // needs after that step's backward: one [T*B, G*H] buffer instead of two.
     F* dg = gates.data();
@@ -188,8 +211,6 @@ class RecurrentLayer {
     std::fill(dhc, dhc + size_t(B) * H, F(0));
     if (dcc) std::fill(dcc, dcc + size_t(B) * H, F(0));
     const F* g = gates.data();  // read at row r just before dg overwrites that row
-    const F* h = hs.data();
-    const F* c = cs.data();
     F* dgn = ghn.data();  // GRU: dL/d(W_hn h + b_hn) overwrites W_hn h + b_hn, row by row
     const bool gru = kind == CellKind::Gru;
 
@@ -203,7 +224,7 @@ class RecurrentLayer {
         switch (kind) {
           case CellKind::RnnTanh:
           case CellKind::RnnRelu:
-            std::memcpy(dg + r * GH, d, sizeof(F) * H);  // overwrites g: read h_t from hs
+            std::memcpy(dg + r * GH, d, sizeof(F) * H);  // overwrites g: read h_t from h
             rnn_backward(kind == CellKind::RnnRelu, H, h + (r + B) * H, dg + r * GH);
             break;
           case CellKind::Lstm:
@@ -227,9 +248,21 @@ class RecurrentLayer {
         gemm(false, false, B, H, GH, F(1), dg + row0 * GH, GH, w.W_hh, H, F(0), dhc, H);
       }
     }
-    // Weight gradients: one GEMM each over the whole chunk (parameter sharing
-    // across time is exactly this sum over t).
-    if (gru) {
+  }
+
+  // Backward, second half (after backward_steps): weight gradients, one GEMM
+  // each over the whole chunk (parameter sharing across time is exactly this
+  // sum over t), then the input gradient. grad: accumulates (+=) dL/dW.
+  // h: this layer's states (read first); x, ids: the input as given to
+  // forward; dx: [T*B, In] dL/dx out, or nullptr (one-hot input). dx may be
+  // the buffer h points into: it is written last.
+  void backward_weights(const RecurrentParams<F>& w, const RecurrentParams<F>& grad, const F* h,
+                        const F* x, const int32_t* ids, F* dx) {
+    const int T = T_, B = B_, GH = G() * H;
+    const size_t TB = size_t(T) * B;
+    const F* dg = gates.data();
+    const F* dgn = ghn.data();
+    if (kind == CellKind::Gru) {
       gemm(true, false, 2 * H, H, TB, F(1), dg, GH, h, H, F(1), grad.W_hh, H);
       gemm(true, false, H, H, TB, F(1), dgn, H, h, H, F(1), grad.W_hh + size_t(2) * H * H, H);
       column_sums(dg, TB, 2 * H, GH, grad.b_hh);
