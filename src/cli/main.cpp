@@ -46,10 +46,11 @@ CLI::Validator non_negative() { return number_check("NONNEGATIVE", false); }
 }  // namespace unroll::cli
 
 int main(int argc, char** argv) {
-  // Serve blocks of 64 KiB and more straight from mmap, so that memory freed
+  // Serve blocks of 256 KiB and more straight from mmap, so that memory freed
   // (by oneDNN's packing buffers, say) goes back to the system instead of
-  // staying in the heap: 7 MiB less peak RSS for LSTM 3×512 (docs/performance.md).
-  mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+  // staying in the heap: 9 MiB less peak RSS for LSTM 3×512. (64 KiB would catch
+  // the small per-step packing buffers too, and cost 10% speed: docs/performance.md.)
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   CLI::App app{"unroll: train, sample and look inside recurrent neural networks", "unroll"};
   app.set_version_flag("--version", std::string("unroll ") + UNROLL_VERSION);
   app.require_subcommand(1);
@@ -58,6 +59,7 @@ int main(int argc, char** argv) {
   unroll::cli::add_sample(app);
   unroll::cli::add_eval(app);
   unroll::cli::add_info(app);
+  unroll::cli::add_cells(app);
   unroll::cli::add_hello(app);
   unroll::cli::add_bench(app);
   try {

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "unroll/core/error.h"
+#include "unroll/core/file.h"
 
 namespace unroll {
 
@@ -51,13 +52,6 @@ std::string hex16(uint64_t v) {
 
 [[noreturn]] void write_fail(const std::string& path, const std::string& why) {
   throw Error("cannot write checkpoint '" + path + "': " + why);
-}
-
-std::string parent_dir(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
 }
 
 // ---- reading ----
@@ -247,38 +241,11 @@ void save_safetensors(const std::string& path, const SafeTensors& st) {
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(uint64_t{text.size()} >> (8 * i));
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) write_fail(path, std::strerror(errno));
-  auto fail = [&](int err) {
-    if (f) std::fclose(f);
-    std::remove(tmp.c_str());
-    write_fail(path, std::strerror(err));
-  };
-  auto put = [&](const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, f) != n) fail(errno ? errno : EIO);
-  };
-  errno = 0;
-  put(len, 8);
-  put(text.data(), text.size());
-  for (const TensorEntry& e : st.tensors) put(e.bytes.data(), e.bytes.size());
-  if (std::fflush(f) != 0) fail(errno);
-  if (::fsync(fileno(f)) != 0) fail(errno);
-  int rc = std::fclose(f);
-  f = nullptr;
-  if (rc != 0) fail(errno);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(errno);
-
-  // Make the rename itself durable. File systems that cannot sync a folder say EINVAL.
-  int dfd = ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    int src = ::fsync(dfd), err = errno;
-    ::close(dfd);
-    if (src != 0 && err != EINVAL)
-      write_fail(path, std::string(std::strerror(err)) +
-                           " (while syncing its folder; the new file is in place but may not "
-                           "survive a crash)");
-  }
+  std::vector<std::string_view> parts = {
+      std::string_view(reinterpret_cast<const char*>(len), 8), text};
+  for (const TensorEntry& e : st.tensors)
+    parts.emplace_back(reinterpret_cast<const char*>(e.bytes.data()), e.bytes.size());
+  write_file_atomic(path, parts, "checkpoint");
 }
 
 // ---- load ----

@@ -28,6 +28,10 @@ class StateGuard {
  public:
   explicit StateGuard(Model<F>& m) : m_(m), B_(m.state_batch()), h_(m.state_h), c_(m.state_c) {}
   ~StateGuard() {
+    if (B_ < 1) {  // the model had no state yet
+      m_.clear_state();
+      return;
+    }
     m_.reset_state(B_);
     m_.state_h = h_;
     m_.state_c = c_;

@@ -73,6 +73,11 @@ class Model {
     state_h.assign(size_t(cfg_.layers) * B * cfg_.hidden, F(0));
     state_c.assign(size_t(cfg_.layers) * B * cfg_.hidden, F(0));
   }
+  void clear_state() {  // back to "no state yet": the next forward starts from zeros
+    state_B_ = -1;
+    state_h.clear();
+    state_c.clear();
+  }
   int state_batch() const { return state_B_; }
   Buffer<F> state_h, state_c;
 

@@ -1,0 +1,193 @@
+// Recording activations, ranking cells against probes, gate saturation.
+#include "unroll/inspect/cells.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+
+#include "unroll/core/error.h"
+#include "unroll/core/file.h"
+#include "unroll/infer/evaluate.h"
+
+namespace unroll {
+
+std::vector<std::string> activation_kinds(CellKind cell) {
+  switch (cell) {
+    case CellKind::Lstm: return {"h", "c", "i", "f", "g", "o"};
+    case CellKind::Gru: return {"h", "r", "z", "n"};
+    default: return {"h"};
+  }
+}
+
+int Recording::kind_index(const std::string& kind) const {
+  auto it = std::find(kinds.begin(), kinds.end(), kind);
+  return it == kinds.end() ? -1 : int(it - kinds.begin());
+}
+
+size_t recording_bytes(const ModelConfig& cfg, size_t n) {
+  return n * cfg.layers * activation_kinds(cfg.cell).size() * cfg.hidden * sizeof(float);
+}
+
+Recording record_activations(Model<float>& model, const std::vector<int32_t>& ids, int chunk,
+                             const std::function<void(size_t)>& progress) {
+  const ModelConfig& cfg = model.config();
+  require(cfg.head == HeadKind::Softmax, "cells needs a language model (a softmax head)");
+  require(!ids.empty(), "the text is empty");
+  require(chunk >= 1, "chunk must be at least 1");
+  Recording rec;
+  rec.N = int(ids.size()), rec.L = cfg.layers, rec.H = cfg.hidden, rec.cell = cfg.cell;
+  rec.kinds = activation_kinds(cfg.cell);
+  rec.K = int(rec.kinds.size());
+  const int H = rec.H, K = rec.K, V = cfg.outputs;
+  const int G = gate_count(cfg.cell);
+  const bool lstm = cfg.cell == CellKind::Lstm;
+  const int first_gate = lstm ? 2 : 1;  // kinds after h (and c) are the gates
+  rec.values.assign(size_t(rec.N) * rec.L * K * H, 0.0f);
+  rec.loss.assign(rec.N, std::numeric_limits<float>::quiet_NaN());
+  rec.top.assign(rec.N, {});
+
+  StateGuard<float> guard(model);
+  model.reset_state(1);
+  Buffer<float> hs, cs;
+  std::vector<double> p(V);
+  for (size_t pos = 0; pos < ids.size(); pos += chunk) {
+    const int T = int(std::min<size_t>(chunk, ids.size() - pos));
+    model.forward(ids.data() + pos, nullptr, T, 1, Mode::Eval);
+    for (int l = 0; l < rec.L; ++l) {
+      model.layer_states(l, hs, cs);
+      const float* gates = model.layer(l).gates.data();
+      for (int t = 0; t < T; ++t) {
+        float* out = rec.values.data() + ((pos + t) * rec.L + l) * size_t(K) * H;
+        std::memcpy(out, hs.data() + size_t(t + 1) * H, sizeof(float) * H);  // row 0 is h_0
+        if (lstm) std::memcpy(out + H, cs.data() + size_t(t + 1) * H, sizeof(float) * H);
+        if (K > 1)
+          std::memcpy(out + size_t(first_gate) * H, gates + size_t(t) * G * H,
+                      sizeof(float) * G * H);
+      }
+    }
+    const float* z = model.logits();
+    for (int t = 0; t < T; ++t) {
+      const float* zt = z + size_t(t) * V;
+      const float mx = *std::max_element(zt, zt + V);
+      double sum = 0;
+      for (int v = 0; v < V; ++v) sum += (p[v] = std::exp(double(zt[v]) - mx));
+      for (double& q : p) q /= sum;
+      const size_t n = pos + t;
+      if (n + 1 < ids.size()) rec.loss[n + 1] = float(-std::log(std::max(p[ids[n + 1]], 1e-300)));
+      std::vector<int> order(V);
+      std::iota(order.begin(), order.end(), 0);
+      const int k = std::min(V, 5);
+      std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                        [&](int a, int b) { return p[a] > p[b]; });
+      for (int i = 0; i < k; ++i) rec.top[n][i] = {order[i], float(p[order[i]])};
+    }
+    if (progress) progress(pos + T);
+  }
+  return rec;
+}
+
+double pearson(const float* x, size_t stride, const float* y, size_t n) {
+  if (n < 2) return 0;
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < n; ++i) mx += x[i * stride], my += y[i];
+  mx /= double(n), my /= double(n);
+  double sxy = 0, sxx = 0, syy = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double a = x[i * stride] - mx, b = y[i] - my;
+    sxy += a * b, sxx += a * a, syy += b * b;
+  }
+  // Constant up to rounding: no correlation to speak of.
+  if (sxx <= 1e-12 * (1 + mx * mx) * double(n) || syy <= 0) return 0;
+  return sxy / std::sqrt(sxx * syy);
+}
+
+double best_threshold_accuracy(const float* x, size_t stride, const float* y, size_t n) {
+  if (n == 0) return 0;
+  std::vector<std::pair<float, bool>> v(n);
+  size_t pos = 0;
+  for (size_t i = 0; i < n; ++i) {
+    v[i] = {x[i * stride], y[i] > 0.5f};
+    pos += v[i].second;
+  }
+  std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  const size_t neg = n - pos;
+  // Split after the first i values (ties stay together): "on iff above" is
+  // right for the negatives below and the positives above, "on iff below" the converse.
+  size_t best = std::max(pos, neg), pos_below = 0;
+  for (size_t i = 0; i < n; ++i) {
+    pos_below += v[i].second;
+    if (i + 1 < n && v[i + 1].first == v[i].first) continue;
+    const size_t below = i + 1, neg_below = below - pos_below;
+    best = std::max(best, neg_below + (pos - pos_below));
+    best = std::max(best, pos_below + (neg - neg_below));
+  }
+  return double(best) / double(n);
+}
+
+std::vector<UnitScore> rank_units(const Recording& rec, const Probe& probe,
+                                  const std::vector<int>& kinds, const std::vector<int>& layers) {
+  require(probe.values.size() == size_t(rec.N),
+          "probe '" + probe.name + "' has " + std::to_string(probe.values.size()) +
+              " values for a text of " + std::to_string(rec.N) + " characters");
+  std::vector<int> ls = layers;
+  if (ls.empty())
+    for (int l = 0; l < rec.L; ++l) ls.push_back(l);
+  std::vector<UnitScore> out;
+  for (int l : ls)
+    for (int k : kinds)
+      for (int u = 0; u < rec.H; ++u) out.push_back({l, k, u, 0, -1});
+  const size_t stride = size_t(rec.L) * rec.K * rec.H;
+#pragma omp parallel for schedule(dynamic, 16)
+  for (size_t i = 0; i < out.size(); ++i) {
+    UnitScore& s = out[i];
+    const float* x = rec.values.data() + (size_t(s.layer) * rec.K + s.kind) * rec.H + s.unit;
+    s.corr = pearson(x, stride, probe.values.data(), rec.N);
+    if (probe.binary) s.accuracy = best_threshold_accuracy(x, stride, probe.values.data(), rec.N);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const UnitScore& a, const UnitScore& b) {
+    return std::fabs(a.corr) > std::fabs(b.corr);
+  });
+  return out;
+}
+
+std::vector<Saturation> gate_saturation(const Recording& rec) {
+  std::vector<Saturation> out;
+  for (int l = 0; l < rec.L; ++l)
+    for (const char* gate : {"i", "f", "o", "r", "z"}) {
+      const int k = rec.kind_index(gate);
+      if (k < 0) continue;
+      Saturation s{l, gate, std::vector<float>(rec.H), std::vector<float>(rec.H)};
+      for (int u = 0; u < rec.H; ++u) {
+        size_t lo = 0, hi = 0;
+        for (int n = 0; n < rec.N; ++n) {
+          const float v = rec.at(n, l, k, u);
+          lo += v < 0.1f, hi += v > 0.9f;
+        }
+        s.left[u] = float(double(lo) / rec.N), s.right[u] = float(double(hi) / rec.N);
+      }
+      out.push_back(std::move(s));
+    }
+  return out;
+}
+
+void write_npy(const std::string& path, const std::vector<size_t>& shape, const float* data) {
+  std::string dims;
+  size_t count = 1;
+  for (size_t d : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d), count *= d;
+  if (shape.size() == 1) dims += ",";  // a Python tuple of one: "(5,)"
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  // magic (6) + version (2) + length (2) + header, padded so data starts 64-aligned.
+  header.append(63 - (10 + header.size()) % 64, ' ');
+  header += '\n';
+  std::string pre = "\x93NUMPY";
+  pre += char(1), pre += char(0);
+  pre += char(header.size() & 0xff), pre += char(header.size() >> 8);
+  write_file_atomic(path,
+                    {pre, header,
+                     std::string_view(reinterpret_cast<const char*>(data), count * sizeof(float))},
+                    "activations");
+}
+
+}  // namespace unroll

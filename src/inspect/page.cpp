@@ -1,0 +1,861 @@
+// The HTML page of `unroll cells` (see inspect/page.h).
+//
+// What is static (header, probe summary, saturation plots) is written here,
+// HTML-escaped, so it reads even without JavaScript; what is interactive (the
+// coloured text, the probe excerpts) is built by the inline script from the
+// embedded JSON, with createElement/textContent only.
+#include "unroll/inspect/page.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "unroll/core/error.h"
+
+namespace unroll {
+
+using json = nlohmann::json;
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size() + s.size() / 8);
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// ---------------------------------------------------------------- the style
+
+const char* const kStyle = R"CSS(
+:root {
+  --ink: #1d232a; --muted: #66707a; --faint: #e6e9ec; --line: #d5dade; --paper: #fff;
+  --accent: #1f5fbf; --found: #eaf5ec; --found-edge: #3c9a50;
+  --mono: ui-monospace, "SF Mono", Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace;
+  --sans: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "DejaVu Sans", Arial, sans-serif;
+}
+* { box-sizing: border-box; }
+html { background: #f4f5f7; }
+body { margin: 0; color: var(--ink); font: 14px/1.45 var(--sans); }
+main { max-width: 1240px; margin: 0 auto; padding: 20px 24px 40px; }
+section, header { background: var(--paper); border: 1px solid var(--faint); border-radius: 8px;
+  padding: 16px 20px; margin: 0 0 18px; }
+h1 { font-size: 20px; margin: 0 0 8px; font-weight: 650; overflow-wrap: anywhere; }
+h2 { font-size: 16px; margin: 0 0 10px; font-weight: 650; }
+h3 { font-size: 15px; margin: 0 0 4px; font-weight: 650; }
+p { margin: 4px 0 10px; }
+.note, .hint { color: var(--muted); font-size: 13px; }
+code, .mono { font-family: var(--mono); font-size: 12.5px; }
+.facts { display: flex; flex-wrap: wrap; gap: 6px 18px; margin: 4px 0 8px; }
+.facts span b { color: var(--muted); font-weight: 500; margin-right: 5px; }
+.paths { display: grid; grid-template-columns: max-content 1fr; gap: 2px 10px; font-size: 13px; }
+.paths .k { color: var(--muted); }
+.paths code { overflow-wrap: anywhere; }
+.cmd { margin-top: 8px; background: #f5f7f9; border: 1px solid var(--faint); border-radius: 5px;
+  padding: 6px 10px; overflow-wrap: anywhere; }
+.cmd code::before { content: "$ "; color: var(--muted); }
+table.tbl { border-collapse: collapse; font-size: 13px; }
+.tbl th { text-align: left; font-weight: 600; color: var(--muted); border-bottom: 1px solid var(--line);
+  padding: 4px 12px 4px 8px; white-space: nowrap; }
+.tbl td { padding: 3px 12px 3px 8px; border-bottom: 1px solid var(--faint); vertical-align: middle; }
+.tbl td.num, .tbl th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.tbl tr.found td { background: var(--found); }
+.tbl tr.found td:first-child { box-shadow: inset 3px 0 0 var(--found-edge); }
+.tbl .what { color: var(--muted); }
+button.cid, button.plink { background: none; border: 0; padding: 0; margin: 0; font: inherit;
+  color: var(--accent); cursor: pointer; text-decoration: underline dotted; text-underline-offset: 2px; }
+button.cid { font-family: var(--mono); font-size: 12.5px; }
+button.cid:hover, button.plink:hover { text-decoration-style: solid; }
+button.cid:disabled { color: var(--muted); cursor: default; text-decoration: none; }
+.cbar { display: inline-block; height: 8px; border-radius: 2px; vertical-align: middle; }
+.controls { display: flex; flex-wrap: wrap; align-items: center; gap: 10px 24px; margin-bottom: 10px; }
+.controls label { font-weight: 600; }
+select { font: 13px var(--sans); padding: 3px 6px; margin-left: 6px; max-width: 520px; }
+.legend { display: inline-flex; align-items: center; gap: 6px; font-size: 12px; color: var(--muted); }
+.legend .bar { display: inline-block; width: 180px; height: 12px; border: 1px solid var(--line); border-radius: 2px; }
+.info { height: 118px; display: grid; grid-template-columns: 90px minmax(300px, 460px) minmax(260px, 1fr); gap: 14px;
+  align-items: start; border: 1px solid var(--faint); background: #fafbfc; border-radius: 6px;
+  padding: 8px 12px; margin-bottom: 10px; overflow: hidden; }
+.info .hint { grid-column: 1 / -1; align-self: center; }
+.i-char { text-align: center; }
+.i-char .glyph { font: 34px/1.15 var(--mono); min-height: 42px; border: 1px solid var(--line);
+  border-radius: 5px; background: #fff; }
+.i-char .glyph.ws { color: var(--muted); }
+.i-char .cp { font: 11.5px var(--mono); color: var(--muted); margin-top: 3px; }
+.i-meta div { margin: 1px 0 3px; }
+.i-meta .k { color: var(--muted); display: inline-block; min-width: 64px; }
+.swatch { display: inline-block; width: 11px; height: 11px; border: 1px solid var(--line);
+  vertical-align: -1px; margin-right: 5px; }
+.i-top .h { color: var(--muted); font-size: 12px; margin-bottom: 2px; }
+.guess { display: flex; align-items: center; gap: 6px; height: 17px; font-size: 12px; }
+.guess .g { font-family: var(--mono); width: 30px; text-align: center; background: #fff;
+  border: 1px solid var(--faint); border-radius: 3px; line-height: 15px; }
+.guess .g.hit { border-color: var(--found-edge); background: var(--found); }
+.guess .gbar { height: 9px; background: #8aa7d6; border-radius: 2px; }
+.guess .gp { font-variant-numeric: tabular-nums; color: var(--muted); }
+.text { position: relative; font: 13px/1.5 var(--mono); white-space: pre-wrap; overflow-wrap: anywhere;
+  tab-size: 4; max-height: 64vh; overflow: auto; border: 1px solid var(--faint); border-radius: 6px;
+  padding: 8px 10px; cursor: default; }
+.text span:hover, .strips span:hover { outline: 1px solid #222; }
+.text span.pin { outline: 2px solid #111; }
+.nl { color: #9aa3ab; font-size: 11px; }
+.ctl { color: #7b858e; }
+.probe { border-top: 1px solid var(--faint); padding: 14px 0 6px; margin: 0; border-radius: 0;
+  border-left: 0; border-right: 0; border-bottom: 0; }
+.probe:first-child { border-top: 0; padding-top: 0; }
+.badge { font-size: 11.5px; font-weight: 500; color: var(--muted); border: 1px solid var(--line);
+  border-radius: 10px; padding: 0 7px; margin-left: 8px; vertical-align: 2px; }
+.badge.ok { color: var(--found-edge); border-color: var(--found-edge); }
+.probe .cols { display: flex; flex-wrap: wrap; gap: 8px 28px; align-items: flex-start; }
+.key { font-size: 12.5px; margin: 8px 0 4px; }
+.key div { margin: 1px 0; }
+.key .gut { display: inline-block; width: 2.4em; color: var(--muted); font-family: var(--mono); }
+.key label { color: var(--muted); margin-left: 10px; font-size: 12px; }
+.readout { font-size: 12px; color: var(--muted); height: 18px; white-space: nowrap; overflow: hidden; }
+.strips { font: 12.5px/1.35 var(--mono); overflow-x: auto; border: 1px solid var(--faint);
+  border-radius: 6px; padding: 6px 8px; max-height: 560px; overflow-y: auto; }
+.grp { margin-bottom: 5px; }
+.srow { white-space: pre; tab-size: 4; }
+.srow .gut { display: inline-block; width: 2.2em; color: #a2aab2; font-size: 10.5px; user-select: none; }
+.srow.extra { display: none; }
+.probe.show2 .srow.extra { display: block; }
+.satgrid { display: flex; flex-direction: column; gap: 8px; }
+.satrow { display: flex; flex-wrap: wrap; gap: 10px 22px; }
+figure.sat { margin: 0; }
+figure.sat figcaption { font-size: 13px; font-weight: 600; text-align: center; margin-left: 30px; }
+svg text { font: 10.5px var(--sans); fill: #5d666f; }
+footer { color: var(--muted); font-size: 12px; text-align: center; }
+)CSS";
+
+// --------------------------------------------------------------- the script
+
+const char* const kScript = R"JS(
+(function () {
+  'use strict';
+
+  // ---- helpers
+  function arr(x) { return Array.isArray(x) ? x : []; }
+  function num(x) { return typeof x === 'number' && isFinite(x); }
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  }
+  function minus(s) { return s.charAt(0) === '-' ? '\u2212' + s.slice(1) : s; }
+  function f3(v) { return num(v) ? minus(v.toFixed(3)) : '\u2014'; }
+  function signed2(v) { return num(v) ? (v < 0 ? '\u2212' : '+') + Math.abs(v).toFixed(2) : '\u2014'; }
+  function pct(v) { return num(v) ? (100 * v).toFixed(1) + '%' : '\u2014'; }
+  function short(v) { return num(v) ? minus(String(Math.round(v * 1000) / 1000)) : '\u2014'; }
+
+  var textBox = document.getElementById('text');
+  function fail(msg) { if (textBox) textBox.textContent = 'This page could not be drawn: ' + msg; }
+
+  var D;
+  try {
+    D = JSON.parse(document.getElementById('unroll-data').textContent);
+  } catch (err) {
+    fail('its data did not parse (' + err.message + ')');
+    return;
+  }
+  if (!D || typeof D !== 'object') { fail('its data is empty'); return; }
+
+  var chars = arr(D.chars).map(function (c) { return typeof c === 'string' ? c : String(c); });
+  var N = chars.length;
+  var loss = arr(D.loss), tops = arr(D.top);
+
+  function rangeOf(s) {
+    var r = s.range;
+    if (Array.isArray(r) && num(r[0]) && num(r[1]) && r[1] > r[0]) return r;
+    var m = 0;
+    for (var i = 0; i < s.values.length; i++) if (num(s.values[i])) m = Math.max(m, Math.abs(s.values[i]));
+    return m > 0 ? [-m, m] : [-1, 1];
+  }
+  var series = arr(D.series).filter(function (s) {
+    return s && typeof s.id === 'string' && Array.isArray(s.values);
+  });
+  var byId = new Map();
+  series.forEach(function (s) {
+    var r = rangeOf(s);
+    s.lo = r[0]; s.hi = r[1];
+    if (!byId.has(s.id)) byId.set(s.id, s);
+  });
+
+  // ---- colours: white at 0, red towards -1, blue towards +1
+  var RED = [226, 84, 72], BLUE = [62, 124, 222], PAL = [];
+  for (var k = 0; k <= 200; k++) {
+    var x = k / 100 - 1, t = Math.abs(x), c = x < 0 ? RED : BLUE;
+    PAL.push('rgb(' + Math.round(255 + (c[0] - 255) * t) + ',' + Math.round(255 + (c[1] - 255) * t) +
+             ',' + Math.round(255 + (c[2] - 255) * t) + ')');
+  }
+  function colour(x) {
+    if (!num(x)) return '';
+    if (x < -1) x = -1; else if (x > 1) x = 1;
+    return PAL[Math.round((x + 1) * 100)];
+  }
+  function seriesColour(s, v) { return num(v) ? colour((2 * v - s.lo - s.hi) / (s.hi - s.lo)) : ''; }
+
+  // ---- characters as drawn in the text, and as named in the info strip
+  function code(ch) { return ch.length ? ch.codePointAt(0) : -1; }
+  function special(ch) {
+    var c = code(ch);
+    return c <= 32 || c === 127 || (c >= 0x80 && c <= 0xA0) || c === 0xAD || (c >= 0x2000 && c <= 0x200F) ||
+           c === 0x2028 || c === 0x2029 || c === 0x202F || c === 0x205F || c === 0x3000 || c === 0xFEFF;
+  }
+  function shown(ch) {  // in the text: spaces and tabs stay (coloured boxes), controls become symbols
+    if (ch === '\n') return '\u21B5';
+    if (ch === ' ' || ch === '\t') return ch;
+    var c = code(ch);
+    if (c >= 0 && c < 32) return String.fromCharCode(0x2400 + c);
+    if (c === 127) return '\u2421';
+    if (c < 0) return '\u2205';
+    return special(ch) ? '\u00B7' : ch;
+  }
+  function readable(ch) {  // a character on its own, where blanks would vanish
+    if (ch === ' ') return '\u2423';
+    if (ch === '\n') return '\u21B5';
+    if (ch === '\t') return '\u21E5';
+    return shown(ch);
+  }
+  function uplus(ch) {
+    var c = code(ch);
+    if (c < 0) return '';
+    var h = c.toString(16).toUpperCase();
+    while (h.length < 4) h = '0' + h;
+    return 'U+' + h;
+  }
+
+  // ---- the viewer: one span per character, built once
+  var sel = document.getElementById('series');
+  var info = document.getElementById('info');
+  var legend = document.getElementById('legend');
+  var spans = new Array(N), lineOf = new Int32Array(N), colOf = new Int32Array(N);
+  (function build() {
+    var frag = document.createDocumentFragment(), line = 0, col = 0;
+    for (var i = 0; i < N; i++) {
+      var ch = chars[i], s = document.createElement('span');
+      s.ui = i;
+      lineOf[i] = line; colOf[i] = col++;
+      if (ch === '\n') {
+        s.className = 'nl';
+        s.textContent = '\u21B5';
+        frag.appendChild(s);
+        frag.appendChild(document.createTextNode('\n'));
+        line++; col = 0;
+      } else {
+        var d = shown(ch);
+        if (d !== ch) s.className = 'ctl';
+        s.textContent = d;
+        frag.appendChild(s);
+      }
+      spans[i] = s;
+    }
+    textBox.textContent = '';
+    if (N === 0) textBox.appendChild(el('span', 'hint', '(the text is empty)'));
+    textBox.appendChild(frag);
+  })();
+
+  var groups = new Map();
+  series.forEach(function (s) {
+    var key = num(s.layer) ? 'layer ' + s.layer : 'other';
+    if (!groups.has(key)) { var g = el('optgroup'); g.label = key; groups.set(key, g); }
+    var o = el('option', null, (s.label ? s.label + '  \u00B7  ' : '') + s.id);
+    o.value = s.id;
+    groups.get(key).appendChild(o);
+  });
+  groups.forEach(function (g) { sel.appendChild(g); });
+  if (series.length === 0) { sel.appendChild(el('option', null, '(no series)')); sel.disabled = true; }
+
+  var cur = null, pinned = -1, lastShown = -1;
+
+  function showInfo(i) {
+    info.textContent = '';
+    lastShown = (num(i) && i >= 0 && i < N) ? i : -1;
+    if (lastShown < 0) {
+      info.appendChild(el('div', 'hint', 'Hover over a character (or tap it) to see the value of the cell, ' +
+        'the loss there and the model\u2019s five best guesses for the next character. A click pins it.'));
+      return;
+    }
+    var ch = chars[i];
+    var a = el('div', 'i-char');
+    a.appendChild(el('div', 'glyph' + (special(ch) ? ' ws' : ''), readable(ch)));
+    a.appendChild(el('div', 'cp', special(ch) || code(ch) > 126 ? uplus(ch) : '\u00A0'));
+    info.appendChild(a);
+
+    var b = el('div', 'i-meta');
+    function row(k, v, sw) {
+      var r = el('div');
+      r.appendChild(el('span', 'k', k));
+      if (sw != null) { var q = el('span', 'swatch'); q.style.backgroundColor = sw; r.appendChild(q); }
+      r.appendChild(el('span', null, v));
+      b.appendChild(r);
+    }
+    row('position', i + ' of ' + N + '  \u00B7  line ' + (lineOf[i] + 1) + ', column ' + (colOf[i] + 1));
+    if (cur) {
+      var v = cur.values[i];
+      row('value', f3(v) + '  \u00B7  ' + cur.id, seriesColour(cur, v) || '#fff');
+    }
+    var l = loss[i];
+    row('loss', num(l) ? l.toFixed(3) + ' nats  \u00B7  p(this character) = ' + Math.exp(-l).toFixed(3)
+                       : '\u2014 (nothing read before it)');
+    info.appendChild(b);
+
+    var c = el('div', 'i-top');
+    var next = i + 1 < N ? chars[i + 1] : null;
+    c.appendChild(el('div', 'h', 'after it, the model expects' +
+      (next != null ? '  (next is ' + readable(next) + ')' : '')));
+    arr(tops[i]).slice(0, 5).forEach(function (g) {
+      if (!Array.isArray(g)) return;
+      var gc = typeof g[0] === 'string' ? g[0] : String(g[0]), p = num(g[1]) ? g[1] : 0;
+      var r = el('div', 'guess');
+      r.appendChild(el('span', 'g' + (gc === next ? ' hit' : ''), readable(gc)));
+      var bar = el('span', 'gbar');
+      bar.style.width = Math.max(1, Math.round(200 * Math.min(1, p))) + 'px';
+      r.appendChild(bar);
+      r.appendChild(el('span', 'gp', p.toFixed(3)));
+      c.appendChild(r);
+    });
+    info.appendChild(c);
+  }
+
+  function drawLegend(s) {
+    legend.textContent = '';
+    legend.appendChild(el('span', null, short(s.lo)));
+    var bar = el('span', 'bar');
+    bar.style.background = 'linear-gradient(to right, ' + PAL[0] + ', ' + PAL[100] + ', ' + PAL[200] + ')';
+    legend.appendChild(bar);
+    legend.appendChild(el('span', null, short(s.hi)));
+    legend.appendChild(el('span', null, '  (white at ' + short((s.lo + s.hi) / 2) + ')'));
+  }
+
+  function showSeries(id) {
+    var s = byId.get(id);
+    if (!s) return false;
+    cur = s;
+    if (sel.value !== s.id) sel.value = s.id;
+    var v = s.values;
+    for (var i = 0; i < N; i++) spans[i].style.backgroundColor = seriesColour(s, v[i]);
+    drawLegend(s);
+    showInfo(lastShown >= 0 ? lastShown : pinned);
+    return true;
+  }
+
+  sel.addEventListener('change', function () { showSeries(sel.value); });
+  textBox.addEventListener('mouseover', function (e) {
+    if (typeof e.target.ui === 'number') showInfo(e.target.ui);
+  });
+  textBox.addEventListener('mouseleave', function () { showInfo(pinned); });
+  textBox.addEventListener('click', function (e) {
+    var i = e.target.ui;
+    if (typeof i !== 'number') return;
+    if (pinned >= 0) spans[pinned].classList.remove('pin');
+    pinned = pinned === i ? -1 : i;
+    if (pinned >= 0) spans[pinned].classList.add('pin');
+    showInfo(i);
+  });
+
+  // Any cell id on the page selects that series in the viewer and scrolls to it.
+  function pick(id, at) {
+    if (!showSeries(id)) return;
+    document.getElementById('viewer').scrollIntoView({ behavior: 'smooth', block: 'start' });
+    if (num(at) && at >= 0 && at < N) textBox.scrollTop = Math.max(0, spans[at].offsetTop - 24);
+  }
+  document.addEventListener('click', function (e) {
+    var t = e.target;
+    if (!(t instanceof Element)) return;
+    var b = t.closest('button.cid');
+    if (b && b.dataset.id) { pick(b.dataset.id, b.dataset.at ? Number(b.dataset.at) : NaN); return; }
+    var p = t.closest('button.plink');
+    if (p) {
+      var sec = document.getElementById('probe-' + p.dataset.probe);
+      if (sec) sec.scrollIntoView({ behavior: 'smooth', block: 'start' });
+    }
+  });
+
+  function cidButton(id, at) {
+    var b = el('button', 'cid', id);
+    b.type = 'button';
+    b.dataset.id = id;
+    if (num(at)) b.dataset.at = String(at);
+    if (!byId.has(id)) { b.disabled = true; b.title = 'not among the recorded series'; }
+    else b.title = 'show ' + (byId.get(id).label || id) + ' in the text above';
+    return b;
+  }
+
+  // ---- one section per probe
+  var threshold = D.summary && num(D.summary.threshold) ? D.summary.threshold : 0.6;
+  var WINDOW = 600, SEG = 100;
+
+  // The ~600 characters where the probe changes most often (else the start),
+  // widened to whole lines.
+  function excerpt(vals) {
+    if (N <= WINDOW) return [0, N];
+    var P = new Int32Array(N + 1);
+    for (var t = 0; t < N; t++) P[t + 1] = P[t] + (t > 0 && vals[t] !== vals[t - 1] ? 1 : 0);
+    var best = 0, bestScore = -1;
+    for (var s = 0; s + WINDOW <= N; s++) {
+      var score = P[s + WINDOW] - P[s + 1];
+      if (score > bestScore) { bestScore = score; best = s; }
+    }
+    var a = best, b = best + WINDOW;
+    for (var j = a; j > 0 && a - j < 160; j--) if (chars[j - 1] === '\n') { a = j; break; }
+    for (var m = b - 1; m < N && m - b < 160; m++) if (chars[m] === '\n') { b = m + 1; break; }
+    return [a, Math.min(b, N)];
+  }
+
+  function probeSection(p, pi) {
+    var sec = el('section', 'probe');
+    sec.id = 'probe-' + pi;
+    var vals = p.values, maxAbs = 0;
+    for (var i = 0; i < vals.length; i++) if (num(vals[i])) maxAbs = Math.max(maxAbs, Math.abs(vals[i]));
+    var ranks = arr(p.top).filter(function (t) { return t && typeof t.id === 'string'; });
+    var bestCorr = ranks.length && num(ranks[0].corr) ? ranks[0].corr : NaN;
+    var found = num(bestCorr) && Math.abs(bestCorr) >= threshold;
+
+    var h = el('h3');
+    h.appendChild(el('span', null, String(p.name)));
+    h.appendChild(el('span', 'badge', p.binary ? 'binary' : 'numeric, up to ' + short(maxAbs)));
+    if (found) h.appendChild(el('span', 'badge ok', 'a cell tracks it'));
+    sec.appendChild(h);
+    if (p.description) sec.appendChild(el('p', 'note', String(p.description)));
+
+    var w = excerpt(vals);
+    var cols = el('div', 'cols');
+    var tbl = el('table', 'tbl'), thead = el('thead'), hr = el('tr');
+    [['#', 'num'], ['cell', ''], ['what', ''], ['corr', 'num'], ['', ''], ['accuracy', 'num']].forEach(function (c) {
+      hr.appendChild(el('th', c[1], c[0]));
+    });
+    thead.appendChild(hr); tbl.appendChild(thead);
+    var tb = el('tbody');
+    ranks.forEach(function (r, ri) {
+      var tr = el('tr', num(r.corr) && Math.abs(r.corr) >= threshold ? 'found' : null);
+      tr.appendChild(el('td', 'num', String(ri + 1)));
+      var td = el('td'); td.appendChild(cidButton(r.id, w[0])); tr.appendChild(td);
+      var s = byId.get(r.id);
+      tr.appendChild(el('td', 'what', s && s.label ? s.label : ''));
+      tr.appendChild(el('td', 'num', signed2(r.corr)));
+      var tdb = el('td'), cb = el('span', 'cbar');
+      if (num(r.corr)) {
+        cb.style.width = Math.round(70 * Math.min(1, Math.abs(r.corr))) + 'px';
+        cb.style.backgroundColor = r.corr < 0 ? PAL[25] : PAL[175];
+      }
+      tdb.appendChild(cb); tr.appendChild(tdb);
+      tr.appendChild(el('td', 'num', pct(r.accuracy)));
+      tb.appendChild(tr);
+    });
+    if (!ranks.length) {
+      var tr0 = el('tr'), td0 = el('td', 'note', 'no cell was ranked for this probe');
+      td0.colSpan = 6; tr0.appendChild(td0); tb.appendChild(tr0);
+    }
+    tbl.appendChild(tb);
+    cols.appendChild(tbl);
+    sec.appendChild(cols);
+
+    // Side by side: each line of the excerpt drawn as a group of rows, the probe
+    // on top and its best cells below, so the columns line up character for character.
+    var rows = [{ tag: 'P', colour: function (i) { return maxAbs > 0 && num(vals[i]) ? colour(vals[i] / maxAbs) : ''; } }];
+    var cells = ranks.filter(function (r) { return byId.has(r.id); }).slice(0, 2);
+    cells.forEach(function (r, ci) {
+      var s = byId.get(r.id);
+      rows.push({ tag: '#' + (ranks.indexOf(r) + 1), extra: ci === 1, s: s, r: r,
+                  colour: function (i) { return seriesColour(s, s.values[i]); } });
+    });
+
+    var key = el('div', 'key');
+    var k0 = el('div');
+    k0.appendChild(el('span', 'gut', 'P'));
+    k0.appendChild(el('span', null, 'the probe: ' + (p.binary ? 'blue where it is on' :
+      'its value scaled by its largest, ' + short(maxAbs))));
+    key.appendChild(k0);
+    rows.slice(1).forEach(function (row) {
+      var d = el('div');
+      d.appendChild(el('span', 'gut', row.tag));
+      d.appendChild(cidButton(row.s.id, w[0]));
+      d.appendChild(el('span', null, '  ' + (row.s.label || '') + '  \u00B7  corr ' + signed2(row.r.corr) +
+        (num(row.r.corr) && row.r.corr < 0 ? '  (red where the probe is on)' : '')));
+      if (row.extra) {
+        var lab = el('label'), cbx = el('input');
+        cbx.type = 'checkbox';
+        cbx.addEventListener('change', function () { sec.classList.toggle('show2', cbx.checked); });
+        lab.appendChild(cbx);
+        lab.appendChild(document.createTextNode(' show it'));
+        d.appendChild(lab);
+      }
+      key.appendChild(d);
+    });
+    key.appendChild(el('div', 'note', 'characters ' + w[0] + '\u2013' + w[1] + ' of ' + N +
+      (w[0] > 0 || w[1] < N ? ' (where the probe changes most)' : '')));
+    sec.appendChild(key);
+
+    var readout = el('div', 'readout', '\u00A0');
+    sec.appendChild(readout);
+    var box = el('div', 'strips'), frag = document.createDocumentFragment();
+    function group(x, y) {
+      var g = el('div', 'grp');
+      rows.forEach(function (row) {
+        var r = el('div', row.extra ? 'srow extra' : 'srow');
+        r.appendChild(el('span', 'gut', row.tag));
+        for (var i = x; i < y; i++) {
+          var sp = el('span', chars[i] === '\n' ? 'nl' : null, shown(chars[i]));
+          sp.ui = i;
+          var bg = row.colour(i);
+          if (bg) sp.style.backgroundColor = bg;
+          r.appendChild(sp);
+        }
+        g.appendChild(r);
+      });
+      frag.appendChild(g);
+    }
+    // Lines longer than SEG characters are cut, after a space when there is one near the end.
+    var start = w[0];
+    for (var q = w[0]; q < w[1]; q++) {
+      if (chars[q] === '\n' || q === w[1] - 1) { group(start, q + 1); start = q + 1; continue; }
+      if (q + 1 - start >= SEG) {
+        var cut = q;
+        for (var z = q; z > q - 24; z--) if (chars[z] === ' ') { cut = z; break; }
+        group(start, cut + 1);
+        start = cut + 1;
+      }
+    }
+    box.appendChild(frag);
+    box.addEventListener('mouseover', function (e) {
+      var i = e.target.ui;
+      if (typeof i !== 'number') return;
+      var parts = ['position ' + i, readable(chars[i]), 'probe ' + short(vals[i])];
+      rows.slice(1).forEach(function (row) { parts.push(row.s.id + ' ' + f3(row.s.values[i])); });
+      readout.textContent = parts.join('   \u00B7   ');
+    });
+    sec.appendChild(box);
+    return sec;
+  }
+
+  var list = document.getElementById('probe-list');
+  var nProbes = 0;
+  arr(D.probes).forEach(function (p, pi) {
+    if (!p || !Array.isArray(p.values)) return;
+    list.appendChild(probeSection(p, pi));
+    nProbes++;
+  });
+  if (!nProbes) list.appendChild(el('p', 'note', 'No probes in this page.'));
+
+  // ---- start
+  var first = typeof D.default_series === 'string' && byId.has(D.default_series) ? D.default_series
+            : (series.length ? series[0].id : null);
+  if (first) showSeries(first); else showInfo(-1);
+})();
+)JS";
+
+// ------------------------------------------------------------ static parts
+
+const json* field(const json& j, const char* key) {
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(key);
+  return it == j.end() ? nullptr : &*it;
+}
+
+// A field as display text: strings as they are, numbers as JSON writes them.
+std::string text_of(const json* v) {
+  if (!v || v->is_null()) return "";
+  if (v->is_string()) return v->get<std::string>();
+  return v->dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+bool number_of(const json* v, double& out) {
+  if (!v || !v->is_number()) return false;
+  out = v->get<double>();
+  return std::isfinite(out);
+}
+
+std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+// "+0.83", "−0.83" (a real minus sign).
+std::string signed2(double v) { return (v < 0 ? "\u2212" : "+") + fixed(std::fabs(v), 2); }
+
+// 227393 → "227,393".
+std::string grouped(const json* v) {
+  if (!v || !v->is_number_integer()) return html_escape(text_of(v));
+  std::string digits = std::to_string(v->get<long long>()), out;
+  size_t lead = digits[0] == '-' ? 1 : 0;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    out += digits[i];
+    size_t left = digits.size() - 1 - i;
+    if (i >= lead && left > 0 && left % 3 == 0) out += ',';
+  }
+  return out;
+}
+
+// The data as JSON that is safe inside <script>: no '<' can close the element
+// or open a comment, and \u escapes keep it valid JSON.
+std::string embedded_json(const json& data) {
+  const std::string raw = data.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string out;
+  out.reserve(raw.size() + 64);
+  for (char c : raw) {
+    switch (c) {
+      case '<':
+        out += "\\u003c";
+        break;
+      case '>':
+        out += "\\u003e";
+        break;
+      case '&':
+        out += "\\u0026";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+const json& object_or_empty(const json* v) {
+  static const json empty = json::object();
+  return v && v->is_object() ? *v : empty;
+}
+
+const json& array_or_empty(const json* v) {
+  static const json empty = json::array();
+  return v && v->is_array() ? *v : empty;
+}
+
+std::string header_html(const json& d) {
+  const json& model = object_or_empty(field(d, "model"));
+  std::string title = text_of(field(d, "title"));
+  if (title.empty()) title = "unroll cells";
+  std::string h = "<header>\n<h1>" + html_escape(title) + "</h1>\n<div class=\"facts\">";
+  auto fact = [&](const char* k, const std::string& escaped_value) {
+    if (escaped_value.empty()) return;
+    h += std::string("<span><b>") + k + "</b>" + escaped_value + "</span>";
+  };
+  fact("cell", html_escape(text_of(field(model, "cell"))));
+  fact("layers", html_escape(text_of(field(model, "layers"))));
+  fact("hidden", html_escape(text_of(field(model, "hidden"))));
+  fact("vocabulary", html_escape(text_of(field(model, "vocab"))));
+  fact("parameters", grouped(field(model, "params")));
+  const json n = array_or_empty(field(d, "chars")).size();
+  fact("characters", grouped(&n));
+  h += "</div>\n<div class=\"paths\">";
+  for (const char* k : {"checkpoint", "text"}) {
+    const std::string v = text_of(field(model, k));
+    if (!v.empty())
+      h += std::string("<span class=\"k\">") + k + "</span><code>" + html_escape(v) + "</code>";
+  }
+  h += "</div>\n";
+  const std::string cmd = text_of(field(d, "command"));
+  if (!cmd.empty()) h += "<div class=\"cmd\"><code>" + html_escape(cmd) + "</code></div>\n";
+  h += "</header>\n";
+  return h;
+}
+
+// A button that shows the cell in the viewer (the script listens for clicks).
+std::string cell_button(const std::string& id, bool known) {
+  return "<button type=\"button\" class=\"cid\" data-id=\"" + html_escape(id) + "\"" +
+         (known ? "" : " disabled title=\"not among the recorded series\"") + ">" +
+         html_escape(id) + "</button>";
+}
+
+std::string summary_html(const json& d) {
+  const json& summary = object_or_empty(field(d, "summary"));
+  double threshold = 0.6;
+  number_of(field(summary, "threshold"), threshold);
+  std::vector<std::string> found_names;
+  for (const json& f : array_or_empty(field(summary, "found")))
+    found_names.push_back(text_of(field(f, "probe")));
+  std::vector<std::string> ids;
+  for (const json& s : array_or_empty(field(d, "series"))) ids.push_back(text_of(field(s, "id")));
+  auto known = [&](const std::string& id) {
+    return std::find(ids.begin(), ids.end(), id) != ids.end();
+  };
+
+  const json& probes = array_or_empty(field(d, "probes"));
+  std::string h = "<section id=\"summary\">\n<h2>Probes: which cell tracks what</h2>\n";
+  h += "<p class=\"note\">Each probe is a property of the text at every character. A cell tracks "
+       "it when "
+       "their correlation over the text is strong: rows with |corr| &ge; " +
+       fixed(threshold, 2) +
+       " are highlighted. Accuracy (binary probes): how often the probe is on exactly where the "
+       "cell is "
+       "above (or below) its best single threshold. Click a cell to colour the text by it.</p>\n";
+  if (probes.empty()) return h + "<p class=\"note\">No probes were run.</p>\n</section>\n";
+  h += "<table class=\"tbl\">\n<thead><tr><th>probe</th><th>description</th><th>best cell</th>"
+       "<th class=\"num\">corr</th><th class=\"num\">accuracy</th></tr></thead>\n<tbody>\n";
+  for (size_t i = 0; i < probes.size(); ++i) {
+    const json& p = probes[i];
+    const std::string name = text_of(field(p, "name"));
+    const json& top = array_or_empty(field(p, "top"));
+    const json& best = top.empty() ? object_or_empty(nullptr) : object_or_empty(&top[0]);
+    const std::string id = text_of(field(best, "id"));
+    double corr = 0, acc = 0;
+    const bool has_corr = number_of(field(best, "corr"), corr);
+    const bool found = (has_corr && std::fabs(corr) >= threshold) ||
+                       std::find(found_names.begin(), found_names.end(), name) != found_names.end();
+    h += found ? "<tr class=\"found\">" : "<tr>";
+    h += "<td><button type=\"button\" class=\"plink\" data-probe=\"" + std::to_string(i) + "\">" +
+         html_escape(name) + "</button></td>";
+    h += "<td>" + html_escape(text_of(field(p, "description"))) + "</td>";
+    h += "<td>" + (id.empty() ? std::string("&mdash;") : cell_button(id, known(id))) + "</td>";
+    h += "<td class=\"num\">" + (has_corr ? signed2(corr) : std::string("&mdash;")) + "</td>";
+    h += "<td class=\"num\">" +
+         (number_of(field(best, "accuracy"), acc) ? fixed(100 * acc, 1) + "%"
+                                                  : std::string("&mdash;")) +
+         "</td></tr>\n";
+  }
+  h += "</tbody>\n</table>\n</section>\n";
+  return h;
+}
+
+const char* gate_name(const std::string& g) {
+  if (g == "i") return " (input)";
+  if (g == "f") return " (forget)";
+  if (g == "o") return " (output)";
+  if (g == "r") return " (reset)";
+  if (g == "z") return " (update)";
+  return "";
+}
+
+// One scatter plot: x = fraction of time left-saturated, y = right-saturated.
+std::string saturation_svg(const json& s) {
+  constexpr double L = 46, T = 8, S = 172, W = L + S + 12, H = T + S + 40;
+  auto X = [&](double x) { return fixed(L + S * std::clamp(x, 0.0, 1.0), 1); };
+  auto Y = [&](double y) { return fixed(T + S * (1 - std::clamp(y, 0.0, 1.0)), 1); };
+  const std::string layer = text_of(field(s, "layer")), gate = text_of(field(s, "gate"));
+  const std::string caption = "layer " + layer + ", gate " + gate;
+  std::string h = "<figure class=\"sat\"><figcaption>" + html_escape(caption + gate_name(gate)) +
+                  "</figcaption>\n<svg width=\"" + fixed(W, 0) + "\" height=\"" + fixed(H, 0) +
+                  "\" viewBox=\"0 0 " + fixed(W, 0) + " " + fixed(H, 0) +
+                  "\" role=\"img\" aria-label=\"" + html_escape("gate saturation, " + caption) +
+                  "\">\n";
+  h += "<rect x=\"" + X(0) + "\" y=\"" + Y(1) + "\" width=\"" + fixed(S, 0) + "\" height=\"" +
+       fixed(S, 0) + "\" fill=\"#fafbfc\" stroke=\"#c9cfd5\"/>\n";
+  for (double t : {0.25, 0.5, 0.75}) {
+    h += "<line x1=\"" + X(t) + "\" y1=\"" + Y(0) + "\" x2=\"" + X(t) + "\" y2=\"" + Y(1) +
+         "\" stroke=\"#eceff2\"/><line x1=\"" + X(0) + "\" y1=\"" + Y(t) + "\" x2=\"" + X(1) +
+         "\" y2=\"" + Y(t) + "\" stroke=\"#eceff2\"/>\n";
+  }
+  h += "<line x1=\"" + X(0) + "\" y1=\"" + Y(1) + "\" x2=\"" + X(1) + "\" y2=\"" + Y(0) +
+       "\" stroke=\"#b7bec5\" stroke-dasharray=\"4 3\"/>\n";
+  for (double t : {0.0, 0.5, 1.0}) {
+    const std::string label = t == 0.5 ? "0.5" : fixed(t, 0);
+    h += "<line x1=\"" + X(t) + "\" y1=\"" + Y(0) + "\" x2=\"" + X(t) + "\" y2=\"" +
+         fixed(T + S + 4, 1) + "\" stroke=\"#8d969e\"/><text x=\"" + X(t) + "\" y=\"" +
+         fixed(T + S + 15, 1) + "\" text-anchor=\"middle\">" + label + "</text>\n";
+    h += "<line x1=\"" + fixed(L - 4, 1) + "\" y1=\"" + Y(t) + "\" x2=\"" + X(0) + "\" y2=\"" +
+         Y(t) + "\" stroke=\"#8d969e\"/><text x=\"" + fixed(L - 7, 1) + "\" y=\"" + Y(t) +
+         "\" dy=\"3.5\" text-anchor=\"end\">" + label + "</text>\n";
+  }
+  h += "<text x=\"" + X(0.5) + "\" y=\"" + fixed(H - 6, 1) +
+       "\" text-anchor=\"middle\">fraction left-saturated (&lt; 0.1)</text>\n";
+  h += "<text transform=\"translate(12 " + Y(0.5) +
+       ") rotate(-90)\" text-anchor=\"middle\">fraction right-saturated (&gt; 0.9)</text>\n";
+  const json& left = array_or_empty(field(s, "left"));
+  const json& right = array_or_empty(field(s, "right"));
+  const size_t n = std::min(left.size(), right.size());
+  for (size_t u = 0; u < n; ++u) {
+    double x = 0, y = 0;
+    if (!number_of(&left[u], x) || !number_of(&right[u], y)) continue;
+    h += "<circle cx=\"" + X(x) + "\" cy=\"" + Y(y) +
+         "\" r=\"2.6\" fill=\"#2f6fce\" fill-opacity=\"0.5\"><title>unit " + std::to_string(u) +
+         ": left " + fixed(x, 3) + ", right " + fixed(y, 3) + "</title></circle>\n";
+  }
+  h += "</svg></figure>\n";
+  return h;
+}
+
+std::string saturation_html(const json& d) {
+  const json& sat = array_or_empty(field(d, "saturation"));
+  std::string h = "<section id=\"saturation\">\n<h2>Gate saturation</h2>\n";
+  if (sat.empty())
+    return h +
+           "<p class=\"note\">No gates to show: the model has none (a vanilla RNN), or none "
+           "were recorded.</p>\n</section>\n";
+  h += "<p class=\"note\">One dot per unit: how often its gate is nearly closed (below 0.1, left) "
+       "or nearly open (above 0.9, right) over the text. Dots near the dashed line are almost "
+       "always "
+       "saturated, at the origin never. Hover a dot for its unit.</p>\n<div class=\"satgrid\">\n";
+  // One row per layer, in the order the layers first appear.
+  std::vector<std::string> layers;
+  for (const json& s : sat) {
+    const std::string l = text_of(field(s, "layer"));
+    if (std::find(layers.begin(), layers.end(), l) == layers.end()) layers.push_back(l);
+  }
+  for (const std::string& l : layers) {
+    h += "<div class=\"satrow\">\n";
+    for (const json& s : sat)
+      if (text_of(field(s, "layer")) == l) h += saturation_svg(s);
+    h += "</div>\n";
+  }
+  h += "</div>\n</section>\n";
+  return h;
+}
+
+}  // namespace
+
+std::string cells_page_html(const json& data) {
+  require(data.is_object(), "cells page: the data must be a JSON object (format unroll-cells-1)");
+  const json* format = field(data, "format");
+  require(!format || (format->is_string() && format->get<std::string>() == "unroll-cells-1"),
+          "cells page: the data is of format " + text_of(format) +
+              ", this page draws unroll-cells-1; rebuild it with the same version of unroll");
+
+  std::string title = text_of(field(data, "title"));
+  if (title.empty()) title = "unroll cells";
+  std::string h;
+  h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>";
+  h += html_escape(title);
+  h += "</title>\n<style>";
+  h += kStyle;
+  h += "</style>\n</head>\n<body>\n<main>\n";
+  h += header_html(data);
+  h += summary_html(data);
+  h += "<section id=\"viewer\">\n<h2>The text, coloured by one cell</h2>\n"
+       "<div class=\"controls\"><label>series<select id=\"series\"></select></label>"
+       "<span class=\"legend\" id=\"legend\"></span></div>\n"
+       "<div class=\"info\" id=\"info\"></div>\n"
+       "<div class=\"text\" id=\"text\"><noscript>The coloured text needs JavaScript; the tables "
+       "and "
+       "plots on this page do not.</noscript></div>\n</section>\n";
+  h += "<section id=\"probes\">\n<h2>Probes and their best cells, side by side</h2>\n"
+       "<p class=\"note\">Each excerpt is drawn once per row: P coloured by the probe, #1 by its "
+       "best "
+       "cell (red negative, blue positive), so a cell that tracks the probe shows the same pattern "
+       "in "
+       "the same columns.</p>\n<div id=\"probe-list\"></div>\n</section>\n";
+  h += saturation_html(data);
+  h += "<footer>Written by unroll " UNROLL_VERSION
+       " (unroll cells). Everything on this page is in this "
+       "one file.</footer>\n</main>\n";
+  h += "<script type=\"application/json\" id=\"unroll-data\">";
+  h += embedded_json(data);
+  h += "</script>\n<script>";
+  h += kScript;
+  h += "</script>\n</body>\n</html>\n";
+  return h;
+}
+
+}  // namespace unroll

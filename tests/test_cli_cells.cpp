@@ -1,0 +1,125 @@
+// End-to-end tests of `unroll cells`: the page, the JSON and the .npy it
+// writes, and its errors on bad input.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "cli_util.h"
+
+using namespace clitest;
+
+namespace {
+
+// C-like text with strings, comments and nesting, and one hostile line.
+std::string c_text(int functions) {
+  std::string s;
+  for (int i = 0; i < functions; ++i) {
+    s += "/* function " + std::to_string(i) + " */\n";
+    s += "int f" + std::to_string(i) + "(int a) {\n";
+    s += "\tif (a > " + std::to_string(i % 7) + ") {\n\t\tputs(\"big <b>\");\n\t}\n";
+    s += "\treturn a * 2; // twice\n}\n";
+    if (i == functions / 2) s += "char *s = \"<script>alert(1)</script>\";\n";
+  }
+  return s;
+}
+
+class CliCells : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    if (HasFatalFailure()) return;
+    text_ = file("code.c", c_text(40));
+    std::vector<std::string> args = {"train", text_, "--out", (dir_ / "run").string()};
+    for (size_t i = 0; i < kTiny.size(); ++i)  // the tiny model, with two layers
+      args.push_back(i > 0 && kTiny[i - 1] == "--layers" ? "2" : kTiny[i]);
+    Proc r = unroll(args);
+    ASSERT_EQ(r.code, 0) << describe(r);
+    ck_ = (dir_ / "run" / "latest.safetensors").string();
+  }
+  std::string text_, ck_;
+};
+
+}  // namespace
+
+TEST_F(CliCells, WritesPageJsonAndNpy) {
+  const std::string page = (dir_ / "cells.html").string(), json = (dir_ / "cells.json").string(),
+                    npy = (dir_ / "acts.npy").string();
+  Proc r = unroll({"cells", ck_, "--text", text_, "--out", page, "--json", json, "--npy", npy,
+                   "--max-chars", "1500", "--probe", "number=[0-9]+", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "double_quote")) << describe(r);
+  EXPECT_TRUE(contains(r.out, "number")) << describe(r);
+
+  const std::string html = read_file(page);
+  ASSERT_FALSE(html.empty());
+  EXPECT_FALSE(contains(html, "<script>alert")) << "the text must be escaped";
+  EXPECT_FALSE(contains(html, "http://")) << "the page must be self-contained";
+  EXPECT_FALSE(contains(html, "https://")) << "the page must be self-contained";
+
+  const auto j = nlohmann::json::parse(read_file(json));
+  EXPECT_EQ(j["format"], "unroll-cells-1");
+  ASSERT_EQ(j["chars"].size(), 1500u);
+  EXPECT_EQ(j["loss"].size(), 1500u);
+  EXPECT_TRUE(j["loss"][0].is_null());
+  EXPECT_EQ(j["top"].size(), 1500u);
+  EXPECT_EQ(j["model"]["layers"], 2);
+  // Every ranked cell can be shown, and the default is one of them.
+  std::set<std::string> ids;
+  for (const auto& s : j["series"]) {
+    ids.insert(s["id"].get<std::string>());
+    EXPECT_EQ(s["values"].size(), 1500u);
+  }
+  EXPECT_TRUE(ids.count(j["default_series"].get<std::string>()));
+  std::set<std::string> names;
+  for (const auto& p : j["probes"]) {
+    names.insert(p["name"].get<std::string>());
+    EXPECT_EQ(p["values"].size(), 1500u);
+    EXPECT_FALSE(p["top"].empty());
+    for (const auto& t : p["top"]) EXPECT_TRUE(ids.count(t["id"].get<std::string>())) << t;
+  }
+  for (const char* n : {"double_quote", "comment", "brace_depth", "if_block", "line_position", "number"})
+    EXPECT_TRUE(names.count(n)) << n;
+  // Two layers, two gates worth showing (i, f, o) each.
+  EXPECT_EQ(j["saturation"].size(), 6u);
+
+  // [characters, layers, kinds (h c i f g o), units] float32.
+  const std::string a = read_file(npy);
+  ASSERT_GT(a.size(), 10u);
+  const size_t hlen = uint8_t(a[8]) | (uint8_t(a[9]) << 8);
+  EXPECT_TRUE(contains(a.substr(10, hlen), "'shape': (1500, 2, 6, 16)")) << a.substr(10, hlen);
+  EXPECT_EQ(a.size(), 10 + hlen + size_t(1500) * 2 * 6 * 16 * 4);
+}
+
+TEST_F(CliCells, DefaultPageGoesBesideTheCheckpointAndCellsCanBeChosen) {
+  Proc r = unroll({"cells", ck_, "--text", text_, "--max-chars", "300", "--layer", "2",
+                   "--cells", "3,5", "--json", (dir_ / "c.json").string(), "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(fs::exists(dir_ / "run" / "cells.html")) << listing(dir_ / "run");
+  const auto j = nlohmann::json::parse(read_file(dir_ / "c.json"));
+  EXPECT_EQ(j["default_series"], "L2.h.3");
+  std::set<std::string> ids;
+  for (const auto& s : j["series"]) ids.insert(s["id"].get<std::string>());
+  for (const char* id : {"L2.h.3", "L2.c.3", "L2.i.3", "L2.f.3", "L2.g.3", "L2.o.3", "L2.h.5"})
+    EXPECT_TRUE(ids.count(id)) << id;
+  // --layer 2 ranks only layer 2.
+  for (const auto& p : j["probes"])
+    for (const auto& t : p["top"]) EXPECT_EQ(t["id"].get<std::string>().substr(0, 3), "L2.") << t;
+}
+
+TEST_F(CliCells, BadInputGivesOneClearLine) {
+  expect_clean_error(unroll({"cells", ck_, "--text", text_, "--cells", "1"}), {"--layer"});
+  expect_clean_error(unroll({"cells", ck_, "--text", text_, "--layer", "2", "--cells", "99"}),
+                     {"no cell 99", "0..15"});
+  expect_clean_error(unroll({"cells", ck_, "--text", text_, "--layer", "3"}), {"2 layer"});
+  expect_clean_error(unroll({"cells", ck_, "--text", text_, "--probe", "oops"}), {"NAME=REGEX"});
+  expect_clean_error(unroll({"cells", ck_, "--text", text_, "--probe", "br=(x"}),
+                     {"'br'", "regular expression"});
+  const std::string other = file("other.txt", "Zebra 漢字\n");
+  expect_clean_error(unroll({"cells", ck_, "--text", other}), {"漢", "vocabulary"});
+  expect_clean_error(unroll({"cells", ck_, "--text", (dir_ / "missing.txt").string()}),
+                     {"missing.txt"});
+  expect_clean_error(unroll({"cells", (dir_ / "none.safetensors").string(), "--text", text_}),
+                     {"none.safetensors"});
+  EXPECT_FALSE(fs::exists(dir_ / "run" / "cells.html")) << "no page on bad input";
+}

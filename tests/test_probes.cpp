@@ -1,0 +1,112 @@
+// Probes on hand-written snippets: every value is checked against the state a
+// reader has after each character.
+#include <gtest/gtest.h>
+
+#include "unroll/core/error.h"
+#include "unroll/inspect/probes.h"
+#include "unroll/text/utf8.h"
+
+using namespace unroll;
+
+namespace {
+
+const Probe& find(const std::vector<Probe>& ps, const std::string& name) {
+  for (const auto& p : ps)
+    if (p.name == name) return p;
+  throw std::runtime_error("no probe " + name);
+}
+
+// The probe's values as a string: '1' where on, '.' where off (binary), or
+// the digit (counts below 10).
+std::string pattern(const std::string& text, const std::string& name) {
+  auto ps = builtin_probes(decode_utf8(text, "test"));
+  const Probe& p = find(ps, name);
+  std::string s;
+  for (float v : p.values) s += v == 0 ? '.' : char('0' + int(v));
+  return s;
+}
+
+}  // namespace
+
+TEST(Probes, OneValuePerCharacterInEveryProbe) {
+  const std::string text = "int x = \"한국어\"; // 주석\n";
+  const auto ps = builtin_probes(decode_utf8(text, "t"));
+  ASSERT_EQ(ps.size(), 10u);
+  for (const auto& p : ps) EXPECT_EQ(p.values.size(), decode_utf8(text, "t").size()) << p.name;
+}
+
+TEST(Probes, DoubleQuotesWithEscapes) {
+  // The opening quote is already inside, the closing one already outside; an
+  // escaped quote does not close the string.
+  EXPECT_EQ(pattern(R"(a "b\"c" d)", "double_quote"), "..11111...");
+  EXPECT_EQ(pattern(R"(x = "a\\" + "b";)", "double_quote"), "....1111....11..");
+}
+
+TEST(Probes, QuotesInsideCommentsAndCommentsInsideStringsDoNotCount) {
+  EXPECT_EQ(pattern(R"(/* "x" */ "/*")", "double_quote"), "..........111.");
+  EXPECT_EQ(pattern(R"(/* "x" */ "/*")", "comment"), ".1111111......");
+  EXPECT_EQ(pattern("s = \"//\"; y", "comment"), "...........");
+}
+
+TEST(Probes, BlockAndLineComments) {
+  EXPECT_EQ(pattern("a /* b */ c", "comment"), "...11111...");
+  EXPECT_EQ(pattern("a // b\nc", "comment"), "...111..");
+  EXPECT_EQ(pattern("a / b", "comment"), ".....");
+}
+
+TEST(Probes, SingleQuotesEndAtNewlineSoProseApostrophesDoNotLeak) {
+  EXPECT_EQ(pattern("c = '\\'';", "single_quote"), "....111..");
+  EXPECT_EQ(pattern("don't\n\"a\"", "single_quote"), "...11....");
+  EXPECT_EQ(pattern("don't\n\"a\"", "double_quote"), "......11.");
+}
+
+TEST(Probes, NestingDepths) {
+  EXPECT_EQ(pattern("f(a(b), c)", "paren_depth"), ".11221111.");
+  EXPECT_EQ(pattern("x[i[j]]", "bracket_depth"), ".11221.");
+  EXPECT_EQ(pattern("{ a { b } }", "brace_depth"), "1111222211.");
+  // Brackets inside strings and comments do not count; stray closers do not go below 0.
+  EXPECT_EQ(pattern("(\")\" /*)*/ )) (", "paren_depth"), "11111111111...1");
+}
+
+TEST(Probes, IfBlocks) {
+  EXPECT_EQ(pattern("if (a) { b; }", "if_block"), ".......11111.");
+  EXPECT_EQ(pattern("if (a) b; c;", "if_block"), ".......1....");
+  EXPECT_EQ(pattern("if (a) { if (b) c; d; } e", "if_block"), ".......111111111111111...");
+  // Not an if: a longer identifier, a preprocessor #if, "if" in a comment.
+  EXPECT_EQ(pattern("elif (a) { b; }", "if_block"), "...............");
+  EXPECT_EQ(pattern("#if X\n{ a; }", "if_block"), "............");
+  EXPECT_EQ(pattern("/* if (a) */ { b; }", "if_block"), "...................");
+  // A single statement that opens a block ends when that block closes.
+  EXPECT_EQ(pattern("if (a) while (b) { c; } d;", "if_block"), ".......111111111111111....");
+}
+
+TEST(Probes, LinePositionAndIndent) {
+  EXPECT_EQ(pattern("ab\ncde\n", "line_position"), "12.123.");
+  EXPECT_EQ(pattern("a\n  b\n\tc", "indent"), "..122.88");
+  EXPECT_EQ(pattern("  x y\n", "indent"), "12222.");
+}
+
+TEST(Probes, WordStarts) {
+  EXPECT_EQ(pattern("To be, don't x1 _y", "word_start"), "1..1...1.....1....");
+  EXPECT_EQ(pattern("한국 말", "word_start"), "1..1");
+}
+
+TEST(Probes, RegexProbeMarksMatchedCharactersOnUtf8Text) {
+  const auto text = decode_utf8("int 한국 = 0; int b;", "t");
+  Probe p = regex_probe("ints", "int [^ ]+", text);
+  std::string s;
+  for (float v : p.values) s += v ? '1' : '.';
+  EXPECT_EQ(s, "111111......111111");
+  EXPECT_TRUE(p.binary);
+  EXPECT_EQ(p.name, "ints");
+}
+
+TEST(Probes, InvalidRegexNamesTheProbe) {
+  try {
+    regex_probe("bad", "(unclosed", decode_utf8("x", "t"));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("(unclosed"), std::string::npos);
+  }
+}
