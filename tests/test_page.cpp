@@ -8,21 +8,16 @@
 #include <regex>
 #include <string>
 
+#include "page_util.h"
 #include "unroll/core/error.h"
 #include "unroll/inspect/page.h"
 
 using namespace unroll;
 using json = nlohmann::json;
+using pagetest::count;
+using pagetest::kHostile;
 
 namespace {
-
-const std::string kHostile = "<script>alert(1)</script>";
-
-size_t count(const std::string& hay, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1)) ++n;
-  return n;
-}
 
 double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
 

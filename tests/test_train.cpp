@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "unroll/core/error.h"
@@ -235,6 +236,50 @@ TEST(Trainer, LossFallsOnARepetitiveText) {
   EXPECT_TRUE(fs::exists(d / "run" / "latest.safetensors"));
   EXPECT_TRUE(fs::exists(d / "run" / "best.safetensors"));
   fs::remove_all(d);
+}
+
+// Per evaluation the trainer logs gradient statistics and appends them to
+// metrics.jsonl: with an evaluation after every step, the per-group norms
+// make up the global norm exactly, and the clip fraction is 0 or 1.
+TEST(Trainer, GradientStatisticsPerEvaluation) {
+  for (float clip : {1e-4f, 1e9f}) {
+    fs::path d = temp_dir("gradstats");
+    fs::path f = d / "text.txt";
+    std::ofstream(f) << corpus_text();
+    ModelConfig mc;
+    mc.hidden = 8;
+    mc.layers = 2;
+    TrainConfig tc;
+    tc.batch = 2;
+    tc.seq = 8;
+    tc.max_steps = 6;
+    tc.eval_every = 1;
+    tc.sample_every = 0;
+    tc.clip = clip;
+    std::ostringstream log;
+    Trainer t(mc, tc, load_char_corpus({f.string()}), (d / "run").string());
+    auto ev = t.train(log);
+    EXPECT_NE(log.str().find("gradients over 1 steps"), std::string::npos) << log.str();
+    EXPECT_NE(log.str().find("layer 2"), std::string::npos) << log.str();
+    std::ifstream in(d / "run" / "metrics.jsonl");
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line);
+      ASSERT_LT(n, int(ev.size()));
+      EXPECT_EQ(j["step"], ev[n].step);
+      EXPECT_DOUBLE_EQ(j["grad_norm_mean"].get<double>(), ev[n].grad_norm);
+      double sq = 0;
+      for (auto& [name, v] : j["group_grad_norms"].items()) sq += v.get<double>() * v.get<double>();
+      EXPECT_EQ(j["group_grad_norms"].size(), 3u);  // layer 1, layer 2, head
+      EXPECT_NEAR(std::sqrt(sq), ev[n].grad_norm, 1e-4 * ev[n].grad_norm);
+      EXPECT_EQ(j["clip_fraction"].get<double>(), clip < 1 ? 1.0 : 0.0);
+      EXPECT_TRUE(j.contains("val_loss"));
+      ++n;
+    }
+    EXPECT_EQ(n, 6);
+    fs::remove_all(d);
+  }
 }
 
 }  // namespace

@@ -88,6 +88,9 @@ void run_cells(const CellsArgs& a, const std::string& command) {
     probes.push_back(regex_probe(spec.substr(0, eq), spec.substr(eq + 1), text));
   }
 
+  if (text.size() < 1000)
+    std::fprintf(stderr, "note: correlations over only %zu characters are noisy; use a longer text\n",
+                 text.size());
   Recording rec = record_activations(model, ids, 256,
                                      [&](size_t done) { progress_line(done, text.size()); });
 
@@ -157,8 +160,9 @@ void run_cells(const CellsArgs& a, const std::string& command) {
     const std::string id = unit_id(rec, b.layer, b.kind, b.unit);
     if (std::fabs(b.corr) >= a.threshold) found.push_back({{"probe", p.name}, {"id", id}, {"corr", round3(b.corr)}});
     if (std::fabs(b.corr) > best_abs) best_abs = std::fabs(b.corr), best_id = id;
-    std::printf("%-16s %-12s %8.3f %9s  %s\n", p.name.c_str(), id.c_str(), b.corr,
-                b.accuracy < 0 ? "-" : (std::to_string(int(std::round(b.accuracy * 1000)) / 10.0).substr(0, 4) + "%").c_str(),
+    char acc[16] = "-";
+    if (b.accuracy >= 0) std::snprintf(acc, sizeof acc, "%.1f%%", 100 * b.accuracy);
+    std::printf("%-16s %-12s %8.3f %9s  %s\n", p.name.c_str(), id.c_str(), b.corr, acc,
                 p.description.c_str());
     nlohmann::json vals = nlohmann::json::array();
     for (float v : p.values) vals.push_back(v);

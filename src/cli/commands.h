@@ -12,6 +12,7 @@ void add_info(CLI::App& app);
 void add_hello(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_cells(CLI::App& app);
+void add_gradients(CLI::App& app);
 
 // Validators with short messages that name the accepted values.
 CLI::Validator positive();      // > 0

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   unroll::cli::add_eval(app);
   unroll::cli::add_info(app);
   unroll::cli::add_cells(app);
+  unroll::cli::add_gradients(app);
   unroll::cli::add_hello(app);
   unroll::cli::add_bench(app);
   try {

@@ -11,76 +11,25 @@
 #include <cstdio>
 #include <vector>
 
+#include "page_parts.h"
 #include "unroll/core/error.h"
 
 namespace unroll {
 
 using json = nlohmann::json;
-
-std::string html_escape(const std::string& s) {
-  std::string out;
-  out.reserve(s.size() + s.size() / 8);
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+using page::array_or_empty;
+using page::embedded_json;
+using page::field;
+using page::fixed;
+using page::number_of;
+using page::object_or_empty;
+using page::text_of;
 
 namespace {
 
 // ---------------------------------------------------------------- the style
 
-const char* const kStyle = R"CSS(
-:root {
-  --ink: #1d232a; --muted: #66707a; --faint: #e6e9ec; --line: #d5dade; --paper: #fff;
-  --accent: #1f5fbf; --found: #eaf5ec; --found-edge: #3c9a50;
-  --mono: ui-monospace, "SF Mono", Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace;
-  --sans: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "DejaVu Sans", Arial, sans-serif;
-}
-* { box-sizing: border-box; }
-html { background: #f4f5f7; }
-body { margin: 0; color: var(--ink); font: 14px/1.45 var(--sans); }
-main { max-width: 1240px; margin: 0 auto; padding: 20px 24px 40px; }
-section, header { background: var(--paper); border: 1px solid var(--faint); border-radius: 8px;
-  padding: 16px 20px; margin: 0 0 18px; }
-h1 { font-size: 20px; margin: 0 0 8px; font-weight: 650; overflow-wrap: anywhere; }
-h2 { font-size: 16px; margin: 0 0 10px; font-weight: 650; }
-h3 { font-size: 15px; margin: 0 0 4px; font-weight: 650; }
-p { margin: 4px 0 10px; }
-.note, .hint { color: var(--muted); font-size: 13px; }
-code, .mono { font-family: var(--mono); font-size: 12.5px; }
-.facts { display: flex; flex-wrap: wrap; gap: 6px 18px; margin: 4px 0 8px; }
-.facts span b { color: var(--muted); font-weight: 500; margin-right: 5px; }
-.paths { display: grid; grid-template-columns: max-content 1fr; gap: 2px 10px; font-size: 13px; }
-.paths .k { color: var(--muted); }
-.paths code { overflow-wrap: anywhere; }
-.cmd { margin-top: 8px; background: #f5f7f9; border: 1px solid var(--faint); border-radius: 5px;
-  padding: 6px 10px; overflow-wrap: anywhere; }
-.cmd code::before { content: "$ "; color: var(--muted); }
-table.tbl { border-collapse: collapse; font-size: 13px; }
-.tbl th { text-align: left; font-weight: 600; color: var(--muted); border-bottom: 1px solid var(--line);
-  padding: 4px 12px 4px 8px; white-space: nowrap; }
-.tbl td { padding: 3px 12px 3px 8px; border-bottom: 1px solid var(--faint); vertical-align: middle; }
-.tbl td.num, .tbl th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.tbl tr.found td { background: var(--found); }
+const char* const kStyle = R"CSS(.tbl tr.found td { background: var(--found); }
 .tbl tr.found td:first-child { box-shadow: inset 3px 0 0 var(--found-edge); }
 .tbl .what { color: var(--muted); }
 button.cid, button.plink { background: none; border: 0; padding: 0; margin: 0; font: inherit;
@@ -144,8 +93,6 @@ select { font: 13px var(--sans); padding: 3px 6px; margin-left: 6px; max-width: 
 .satrow { display: flex; flex-wrap: wrap; gap: 10px 22px; }
 figure.sat { margin: 0; }
 figure.sat figcaption { font-size: 13px; font-weight: 600; text-align: center; margin-left: 30px; }
-svg text { font: 10.5px var(--sans); fill: #5d666f; }
-footer { color: var(--muted); font-size: 12px; text-align: center; }
 )CSS";
 
 // --------------------------------------------------------------- the script
@@ -568,31 +515,6 @@ const char* const kScript = R"JS(
 
 // ------------------------------------------------------------ static parts
 
-const json* field(const json& j, const char* key) {
-  if (!j.is_object()) return nullptr;
-  auto it = j.find(key);
-  return it == j.end() ? nullptr : &*it;
-}
-
-// A field as display text: strings as they are, numbers as JSON writes them.
-std::string text_of(const json* v) {
-  if (!v || v->is_null()) return "";
-  if (v->is_string()) return v->get<std::string>();
-  return v->dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-bool number_of(const json* v, double& out) {
-  if (!v || !v->is_number()) return false;
-  out = v->get<double>();
-  return std::isfinite(out);
-}
-
-std::string fixed(double v, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
-}
-
 // "+0.83", "−0.83" (a real minus sign).
 std::string signed2(double v) { return (v < 0 ? "\u2212" : "+") + fixed(std::fabs(v), 2); }
 
@@ -609,67 +531,22 @@ std::string grouped(const json* v) {
   return out;
 }
 
-// The data as JSON that is safe inside <script>: no '<' can close the element
-// or open a comment, and \u escapes keep it valid JSON.
-std::string embedded_json(const json& data) {
-  const std::string raw = data.dump(-1, ' ', false, json::error_handler_t::replace);
-  std::string out;
-  out.reserve(raw.size() + 64);
-  for (char c : raw) {
-    switch (c) {
-      case '<':
-        out += "\\u003c";
-        break;
-      case '>':
-        out += "\\u003e";
-        break;
-      case '&':
-        out += "\\u0026";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-const json& object_or_empty(const json* v) {
-  static const json empty = json::object();
-  return v && v->is_object() ? *v : empty;
-}
-
-const json& array_or_empty(const json* v) {
-  static const json empty = json::array();
-  return v && v->is_array() ? *v : empty;
-}
-
-std::string header_html(const json& d) {
+std::string cells_header_html(const json& d) {
   const json& model = object_or_empty(field(d, "model"));
   std::string title = text_of(field(d, "title"));
   if (title.empty()) title = "unroll cells";
-  std::string h = "<header>\n<h1>" + html_escape(title) + "</h1>\n<div class=\"facts\">";
-  auto fact = [&](const char* k, const std::string& escaped_value) {
-    if (escaped_value.empty()) return;
-    h += std::string("<span><b>") + k + "</b>" + escaped_value + "</span>";
-  };
-  fact("cell", html_escape(text_of(field(model, "cell"))));
-  fact("layers", html_escape(text_of(field(model, "layers"))));
-  fact("hidden", html_escape(text_of(field(model, "hidden"))));
-  fact("vocabulary", html_escape(text_of(field(model, "vocab"))));
-  fact("parameters", grouped(field(model, "params")));
   const json n = array_or_empty(field(d, "chars")).size();
-  fact("characters", grouped(&n));
-  h += "</div>\n<div class=\"paths\">";
-  for (const char* k : {"checkpoint", "text"}) {
-    const std::string v = text_of(field(model, k));
-    if (!v.empty())
-      h += std::string("<span class=\"k\">") + k + "</span><code>" + html_escape(v) + "</code>";
-  }
-  h += "</div>\n";
-  const std::string cmd = text_of(field(d, "command"));
-  if (!cmd.empty()) h += "<div class=\"cmd\"><code>" + html_escape(cmd) + "</code></div>\n";
-  h += "</header>\n";
-  return h;
+  auto text = [&](const char* k) { return html_escape(text_of(field(model, k))); };
+  return page::header_html(title,
+                           {{"cell", text("cell")},
+                            {"layers", text("layers")},
+                            {"hidden", text("hidden")},
+                            {"vocabulary", text("vocab")},
+                            {"parameters", grouped(field(model, "params"))},
+                            {"characters", grouped(&n)}},
+                           {{"checkpoint", text_of(field(model, "checkpoint"))},
+                            {"text", text_of(field(model, "text"))}},
+                           text_of(field(d, "command")));
 }
 
 // A button that shows the cell in the viewer (the script listens for clicks).
@@ -816,22 +693,11 @@ std::string saturation_html(const json& d) {
 }  // namespace
 
 std::string cells_page_html(const json& data) {
-  require(data.is_object(), "cells page: the data must be a JSON object (format unroll-cells-1)");
-  const json* format = field(data, "format");
-  require(!format || (format->is_string() && format->get<std::string>() == "unroll-cells-1"),
-          "cells page: the data is of format " + text_of(format) +
-              ", this page draws unroll-cells-1; rebuild it with the same version of unroll");
-
+  page::require_format(data, "unroll-cells-1", "cells page");
   std::string title = text_of(field(data, "title"));
   if (title.empty()) title = "unroll cells";
-  std::string h;
-  h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>";
-  h += html_escape(title);
-  h += "</title>\n<style>";
-  h += kStyle;
-  h += "</style>\n</head>\n<body>\n<main>\n";
-  h += header_html(data);
+  std::string h = page::document_start(title, kStyle);
+  h += cells_header_html(data);
   h += summary_html(data);
   h += "<section id=\"viewer\">\n<h2>The text, coloured by one cell</h2>\n"
        "<div class=\"controls\"><label>series<select id=\"series\"></select></label>"
@@ -847,14 +713,9 @@ std::string cells_page_html(const json& data) {
        "in "
        "the same columns.</p>\n<div id=\"probe-list\"></div>\n</section>\n";
   h += saturation_html(data);
-  h += "<footer>Written by unroll " UNROLL_VERSION
-       " (unroll cells). Everything on this page is in this "
-       "one file.</footer>\n</main>\n";
-  h += "<script type=\"application/json\" id=\"unroll-data\">";
-  h += embedded_json(data);
-  h += "</script>\n<script>";
-  h += kScript;
-  h += "</script>\n</body>\n</html>\n";
+  h += page::document_end("unroll cells", kScript,
+                          "<script type=\"application/json\" id=\"unroll-data\">" +
+                              embedded_json(data) + "</script>\n");
   return h;
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -237,6 +238,40 @@ void Trainer::print_sample(std::ostream& log) {
   log << "---- sample at step " << step_ << " ----\n" << text << "\n----\n" << std::flush;
 }
 
+std::vector<std::string> grad_groups(const ModelConfig& cfg) {
+  std::vector<std::string> g;
+  if (cfg.embed) g.push_back("embedding");
+  for (int l = 0; l < cfg.layers; ++l) g.push_back("layer " + std::to_string(l + 1));
+  g.push_back("head");
+  return g;
+}
+
+namespace {
+// Gradient norm of each grad_groups() entry, and the largest |g| of all.
+std::vector<double> group_norms(Model<float>& m, double* max_abs) {
+  const ModelConfig& cfg = m.config();
+  std::vector<double> sq(grad_groups(cfg).size(), 0.0);
+  *max_abs = 0;
+  for (const auto& v : m.layout().views()) {
+    size_t g = sq.size() - 1;  // head
+    if (v.name.rfind("embedding", 0) == 0) g = 0;
+    const size_t at = v.name.rfind("_l");
+    if (v.name.rfind("rnn.", 0) == 0 && at != std::string::npos)
+      g = size_t(std::stoi(v.name.substr(at + 2))) + (cfg.embed ? 1 : 0);
+    const float* p = m.grads.data() + v.offset;
+    double s = 0, mx = 0;
+    for (size_t i = 0; i < v.size; ++i) {
+      s += double(p[i]) * p[i];
+      mx = std::max(mx, double(std::fabs(p[i])));
+    }
+    sq[g] += s;
+    *max_abs = std::max(*max_abs, mx);
+  }
+  for (double& x : sq) x = std::sqrt(x);
+  return sq;
+}
+}  // namespace
+
 StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const int32_t* tg, int T,
                       int B, const TrainConfig& cfg, float lr, Rng& rng) {
   m.zero_grad();
@@ -246,8 +281,11 @@ StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const 
   StepResult r;
   r.loss = l.sum / double(l.count);
   const size_t n = m.grads.size();
+  double max_abs = 0;
+  r.group_norms = group_norms(m, &max_abs);
   r.grad_norm = cfg.clip_mode == "norm" ? clip_by_norm(m.grads.data(), n, cfg.clip)
                                         : clip_by_value(m.grads.data(), n, cfg.clip > 0 ? cfg.clip : 1e30);
+  r.clipped = cfg.clip > 0 && (cfg.clip_mode == "norm" ? r.grad_norm > cfg.clip : max_abs > cfg.clip);
   // A non-finite loss or gradient is reported by the caller; the parameters stay untouched.
   if (std::isfinite(r.loss) && std::isfinite(r.grad_norm)) opt.step(m.params.data(), m.grads.data(), lr);
   return r;
@@ -269,6 +307,14 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   double window_loss = 0;
   int window_steps = 0;
   const bool has_val = !val_ids_.empty();
+  // Gradient statistics between evaluations (logged, and kept in metrics.jsonl).
+  const std::vector<std::string> groups = grad_groups(m.config());
+  struct GradWindow {
+    int steps = 0, clipped = 0;
+    double norm_sum = 0, norm_max = 0, loss_sum = 0;
+    std::vector<double> group_sum;
+  } gw;
+  gw.group_sum.assign(groups.size(), 0.0);
 
   {  // the run folder must be writable before any training time is spent
     std::error_code ec;
@@ -290,6 +336,33 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     if (cfg_.max_seconds > 0 && now() - session0 >= cfg_.max_seconds) return true;
     return false;
   };
+  auto log_gradients = [&]() {
+    if (gw.steps == 0) return;
+    std::ostringstream line;
+    char b[160];
+    std::snprintf(b, sizeof b, "gradients over %d steps: norm mean %.3g max %.3g, clipped %.0f%% |",
+                  gw.steps, gw.norm_sum / gw.steps, gw.norm_max, 100.0 * gw.clipped / gw.steps);
+    line << b;
+    nlohmann::json per = nlohmann::json::object();
+    for (size_t g = 0; g < groups.size(); ++g) {
+      std::snprintf(b, sizeof b, " %s %.3g", groups[g].c_str(), gw.group_sum[g] / gw.steps);
+      line << b;
+      per[groups[g]] = gw.group_sum[g] / gw.steps;
+    }
+    log << line.str() << "\n" << std::flush;
+    nlohmann::json rec = {{"step", step_},
+                          {"epoch", double(epoch_ - 1) + double(chunk_) / per_epoch},
+                          {"train_loss", gw.loss_sum / gw.steps},
+                          {"grad_norm_mean", gw.norm_sum / gw.steps},
+                          {"grad_norm_max", gw.norm_max},
+                          {"clip_fraction", double(gw.clipped) / gw.steps},
+                          {"group_grad_norms", per}};
+    if (has_val) rec["val_loss"] = last_val_;
+    std::ofstream f(fs::path(dir_) / "metrics.jsonl", std::ios::app);
+    f << rec.dump() << "\n";
+    gw = GradWindow{};
+    gw.group_sum.assign(groups.size(), 0.0);
+  };
   auto evaluate_and_save = [&]() {
     elapsed_ = now() - t0;
     if (has_val) {
@@ -305,6 +378,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     } else {
       save("latest.safetensors");
     }
+    log_gradients();
   };
 
   if (done()) {  // e.g. a resume whose --steps the run has already reached
@@ -330,6 +404,9 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     ++chunk_;
     tokens_ += int64_t(T) * B;
     events.push_back({step_, mean, norm});
+    ++gw.steps, gw.clipped += r.clipped, gw.norm_sum += norm, gw.loss_sum += mean;
+    gw.norm_max = std::max(gw.norm_max, norm);
+    for (size_t g = 0; g < groups.size(); ++g) gw.group_sum[g] += r.group_norms[g];
     window_tokens += int64_t(T) * B;
     window_loss += mean;
     ++window_steps;

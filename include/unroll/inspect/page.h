@@ -1,13 +1,16 @@
-// unroll/inspect/page.h — the self-contained HTML page of `unroll cells`: a
+// unroll/inspect/page.h — the self-contained HTML pages of `unroll cells` (a
 // text coloured character by character by a hidden cell, one section per
-// probe with its best cells drawn beside it, and gate-saturation scatter plots.
+// probe with its best cells drawn beside it, and gate-saturation scatter
+// plots) and of `unroll gradients` (how the gradient reaching h_{T-k} shrinks
+// or grows with k, drawn as SVG on log scales, with a table of fitted factors).
 //
-// The page has no external resources (no URLs, fonts or image files): CSS and
-// JavaScript are inline and the data travels inside the page as JSON, so the
+// The pages have no external resources (no URLs, fonts or image files): CSS and
+// JavaScript are inline and the data travels inside the page as JSON, so a
 // file can be mailed or opened offline. Everything taken from the data is
 // treated as untrusted text: the JSON is embedded with `<`, `>` and `&`
 // written as \u escapes, the script builds DOM nodes with textContent, and the
-// few strings written into the HTML from C++ go through html_escape.
+// few strings written into the HTML from C++ go through html_escape. The charts
+// are SVG drawn in C++, so they read without JavaScript.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -28,5 +31,19 @@ std::string html_escape(const std::string& s);
 // Missing optional fields are tolerated. Throws Error when data is not a JSON
 // object or names another format.
 std::string cells_page_html(const nlohmann::json& data);
+
+// The page for data of format "unroll-gradients-1" (see docs of `unroll gradients`):
+//   title, command, text, K, samples,
+//   models [{label, cell, layers, hidden, source,
+//            per_layer [{layer, loss_grad [K+1], loss_grad_rel [K+1], jacobian [K+1] (or []),
+//                        factor, jacobian_factor (numbers or null),
+//                        w_hh [{block, spectral_radius, sigma_max}]}]}],
+//   scalar (optional) {w, steps, linear [steps], tanh [{t, h, local, product}]}.
+// Charts of loss_grad_rel, jacobian and loss_grad against k (log y axes; values
+// ≤ 0 or below 1e-30 are drawn at the bottom and counted in a note), a table
+// of the fitted per-step factors (vanishing below 0.98, exploding above 1.02)
+// and the scalar example. Missing optional fields are tolerated; throws Error
+// when data is not a JSON object or names another format.
+std::string gradients_page_html(const nlohmann::json& data);
 
 }  // namespace unroll

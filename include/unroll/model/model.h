@@ -20,7 +20,10 @@
 
 namespace unroll {
 
-enum class Mode { Train, Eval };
+// Train: dropout on, keeps what backward needs. Grad: keeps what backward
+// needs, no dropout (gradients of the deterministic network, for analysis).
+// Eval: neither.
+enum class Mode { Train, Eval, Grad };
 
 template <class F>
 class Model {
@@ -96,7 +99,7 @@ class Model {
       require(inputs[r] >= 0 && inputs[r] < cfg_.vocab,
               "token id " + std::to_string(inputs[r]) + " is outside the vocabulary of " +
                   std::to_string(cfg_.vocab));
-    T_ = T, B_ = B, train_ = mode == Mode::Train;
+    T_ = T, B_ = B, train_ = mode != Mode::Eval, dropped_ = drop;
     inputs_ = inputs;
     targets_ = targets;
 
@@ -175,6 +178,28 @@ class Model {
     layers_[l].states(ensure(h, n), cfg_.cell == CellKind::Lstm ? ensure(c, n) : nullptr);
   }
 
+  // With recording on, every backward also keeps dL/dh_t of every layer at
+  // every step (the total gradient reaching h_t: from the layer above, or the
+  // head, and from step t+1): hidden_gradients(l) is [T*B, H], row t*B + b.
+  void record_hidden_gradients(bool on) {
+    dh_steps_.resize(cfg_.layers);
+    for (int l = 0; l < cfg_.layers; ++l) layers_[l].record_dh = on ? &dh_steps_[l] : nullptr;
+  }
+  const F* hidden_gradients(int l) const { return dh_steps_.at(l).data(); }
+
+  // Backpropagates dout ([T*B, H], a gradient on layer l's outputs h_1..h_T)
+  // through layer l's own steps alone: no head, no other layer, no weight
+  // gradients. With recording on, hidden_gradients(l) then holds the gradient
+  // of Σ dout·h with respect to every h_t of that layer: seeding one unit of
+  // h_T gives a row of the Jacobian ∂h_T/∂h_t. Needs a Mode::Grad forward;
+  // turns layer l's gates into gradients, as backward does.
+  void backward_through_layer(int l, const F* dout) {
+    require(train_, "backward_through_layer needs a Mode::Grad forward");
+    Buffer<F> h, c;
+    layer_states(l, h, c);
+    layers_[l].backward_steps(weights(l), dout, h.data(), c.data());
+  }
+
   // Logits of the last forward: [T*B, outputs].
   const F* logits() const { return logits_.data(); }
   int chunk_steps() const { return T_; }
@@ -202,7 +227,7 @@ class Model {
     return y;
   }
   const F* layer_input(int k) const { return inputs_of_.at(k); }
-  bool dropped() const { return train_ && cfg_.dropout > 0; }
+  bool dropped() const { return dropped_; }
   void undrop(int k, F* d, size_t n) {
     if (dropped()) dropout_backward(n, masks_[k].mask.data(), d, d);
   }
@@ -225,7 +250,8 @@ class Model {
   const int32_t* inputs_ = nullptr;
   const int32_t* targets_ = nullptr;
   int T_ = 0, B_ = 0, state_B_ = -1;
-  bool train_ = false;
+  bool train_ = false, dropped_ = false;
+  std::vector<Buffer<F>> dh_steps_;  // per layer, when recording hidden gradients
 };
 
 }  // namespace unroll

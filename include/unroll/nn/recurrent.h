@@ -82,6 +82,7 @@ class RecurrentLayer {
   Buffer<F>* w_hh_t = nullptr;  // [H, G*H] W_hh transposed for the per-step forward
                                 // product; scratch that the model lends
   Buffer<F> w_ih_t;  // one-hot input: [In, G*H] W_ih transposed (forward) / dW_ih^T (backward)
+  Buffer<F>* record_dh = nullptr;  // if set, backward_steps stores dL/dh_t of every step, [T*B, H]
   int T_ = 0, B_ = 0;
   bool has_activations = false;  // gates hold activations (a forward ran, no backward since)
 
@@ -213,6 +214,7 @@ class RecurrentLayer {
     const F* g = gates.data();  // read at row r just before dg overwrites that row
     F* dgn = ghn.data();  // GRU: dL/d(W_hn h + b_hn) overwrites W_hn h + b_hn, row by row
     const bool gru = kind == CellKind::Gru;
+    F* rec = record_dh ? ensure(*record_dh, size_t(T) * B * H) : nullptr;
 
     for (int t = T - 1; t >= 0; --t) {
       const size_t row0 = size_t(t) * B;
@@ -221,6 +223,7 @@ class RecurrentLayer {
         const size_t r = row0 + b;
         F* d = dhs + size_t(b) * H;  // dL/dh_t = from above + from step t+1
         for (int j = 0; j < H; ++j) d[j] = dout[r * H + j] + dhc[size_t(b) * H + j];
+        if (rec) std::memcpy(rec + r * H, d, sizeof(F) * H);
         switch (kind) {
           case CellKind::RnnTanh:
           case CellKind::RnnRelu:

@@ -55,7 +55,13 @@ struct TrainEvent {  // what the trainer reports, for logs and tests
 struct StepResult {
   double loss = 0;       // mean nats per token of the chunk
   double grad_norm = 0;  // global norm before clipping
+  bool clipped = false;  // clipping changed the gradient
+  std::vector<double> group_norms;  // before clipping, per grad_groups() entry
 };
+
+// The parameter groups whose gradient norms the trainer reports: "embedding"
+// (if any), "layer 1" .. "layer L", "head".
+std::vector<std::string> grad_groups(const ModelConfig& cfg);
 
 // One optimisation step on one chunk: forward, backward (loss normalised as
 // cfg.loss_norm says), clipping, optimizer update with learning rate lr.

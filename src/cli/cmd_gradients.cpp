@@ -1,0 +1,250 @@
+// unroll gradients — vanishing and exploding gradients, measured and drawn.
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "commands.h"
+#include "unroll/core/error.h"
+#include "unroll/core/file.h"
+#include "unroll/inspect/gradients.h"
+#include "unroll/inspect/page.h"
+#include "unroll/text/utf8.h"
+#include "unroll/text/vocab.h"
+#include "unroll/train/checkpoint.h"
+
+namespace unroll::cli {
+
+namespace {
+
+struct GradArgs {
+  std::vector<std::string> checkpoints, fresh;
+  std::string text, out, csv_path, json;
+  bool csv = false, no_jacobian = false;
+  FlowOptions flow;
+  size_t max_chars = 2000000;
+  double scalar = 0, h0 = 0.1, x = 0;
+  bool scalar_given = false;
+  int steps = 3, threads = 1;
+  uint64_t init_seed = 1;
+};
+
+struct Measured {
+  std::string label, source;
+  ModelConfig cfg;
+  std::vector<LayerFlow> flow;
+  std::vector<std::vector<BlockStats>> blocks;
+};
+
+// "rnn:1:128" or "lstm:2:256:0.5" (cell:layers:hidden[:scale of the orthogonal W_hh]).
+ModelConfig parse_fresh(const std::string& spec, int vocab, double* scale) {
+  std::vector<std::string> f;
+  std::stringstream ss(spec);
+  for (std::string part; std::getline(ss, part, ':');) f.push_back(part);
+  const std::string usage = "--fresh '" + spec + "': expected CELL:LAYERS:HIDDEN[:SCALE], e.g. rnn:1:128:0.5";
+  require(f.size() == 3 || f.size() == 4, usage);
+  ModelConfig c;
+  c.cell = parse_cell(f[0]);
+  try {
+    size_t used = 0;
+    c.layers = std::stoi(f[1], &used);
+    require(used == f[1].size(), usage);
+    c.hidden = std::stoi(f[2], &used);
+    require(used == f[2].size(), usage);
+    *scale = f.size() == 4 ? std::stod(f[3], &used) : 1.0;
+    require(f.size() == 3 || used == f[3].size(), usage);
+  } catch (const std::logic_error&) {
+    throw Error(usage);
+  }
+  require(c.layers >= 1 && c.layers <= 16 && c.hidden >= 1 && c.hidden <= 4096 && *scale > 0 &&
+              std::isfinite(*scale),
+          usage + " (layers 1..16, hidden 1..4096, scale > 0)");
+  c.vocab = c.outputs = vocab;
+  return c;
+}
+
+std::string shape(const ModelConfig& c) {
+  return cell_name(c.cell) + " " + std::to_string(c.layers) + "×" + std::to_string(c.hidden);
+}
+
+void run_scalar(const GradArgs& a) {
+  std::printf("h_t = f(w·h_(t-1) + x_t), w = %g\n\n", a.scalar);
+  std::printf("linear unit, f(a) = a: each step back multiplies dh_t/dh_0 by w\n");
+  std::printf("%4s %14s\n", "t", "dh_t/dh_0");
+  int t = 1;
+  for (double v : scalar_linear(a.scalar, a.steps)) std::printf("%4d %14.6g\n", t++, v);
+  std::printf("\ntanh unit, h_0 = %g, x = %g: each step also multiplies by 1 - h_t^2 (< 1, ~0 when saturated)\n",
+              a.h0, a.x);
+  std::printf("%4s %10s %14s %14s\n", "t", "h_t", "w(1-h_t^2)", "dh_t/dh_0");
+  for (const ScalarStep& s : scalar_tanh(a.scalar, a.steps, a.h0, a.x))
+    std::printf("%4d %10.6f %14.6g %14.6g\n", s.t, s.h, s.local, s.product);
+}
+
+nlohmann::json scalar_json(const GradArgs& a) {
+  nlohmann::json tanh = nlohmann::json::array();
+  for (const ScalarStep& s : scalar_tanh(a.scalar, a.steps, a.h0, a.x))
+    tanh.push_back({{"t", s.t}, {"h", s.h}, {"local", s.local}, {"product", s.product}});
+  return {{"w", a.scalar}, {"steps", a.steps}, {"linear", scalar_linear(a.scalar, a.steps)}, {"tanh", tanh}};
+}
+
+void run_gradients(const GradArgs& a, const std::string& command) {
+  require(!a.checkpoints.empty() || !a.fresh.empty(),
+          "give checkpoints to measure, or --fresh CELL:LAYERS:HIDDEN[:SCALE] models (or --scalar W)");
+  require(!a.text.empty(), "--text is required: the text the models read");
+  std::u32string text = decode_utf8(read_text_file(a.text), a.text);
+  if (text.size() > a.max_chars) text.resize(a.max_chars);
+  FlowOptions opt = a.flow;
+  opt.jacobian = !a.no_jacobian;
+
+  std::vector<Measured> ms;
+  auto measure = [&](Model<float>& m, const std::vector<int32_t>& ids, Measured r) {
+    std::fprintf(stderr, "measuring  %s ...\n", r.label.c_str());
+    r.cfg = m.config();
+    r.flow = measure_flow(m, ids, opt);
+    r.blocks = recurrent_weight_stats(m);
+    ms.push_back(std::move(r));
+  };
+  for (const std::string& path : a.checkpoints) {
+    Checkpoint ck = load_checkpoint(path);
+    require(ck.vocab.level() == "char", path + ": gradients reads characters; this vocabulary is at the '" +
+                                            ck.vocab.level() + "' level");
+    const std::vector<int32_t> ids = ck.vocab.encode_chars(text);
+    measure(*ck.model, ids, {shape(ck.model_config) + " (" + path + ")", path, {}, {}, {}});
+  }
+  if (!a.fresh.empty()) {
+    const Vocab vocab = Vocab::from_chars(text);
+    const std::vector<int32_t> ids = vocab.encode_chars(text);
+    for (const std::string& spec : a.fresh) {
+      double scale = 1;
+      ModelConfig c = parse_fresh(spec, vocab.size(), &scale);
+      Model<float> m(c);
+      Rng rng(a.init_seed);
+      init_orthogonal(m, rng, scale);
+      char sc[32];
+      std::snprintf(sc, sizeof sc, "%g", scale);
+      measure(m, ids, {shape(c) + ", fresh, orthogonal ×" + sc,
+                       std::string("fresh: orthogonal W_hh × ") + sc + ", Xavier W_ih, seed " +
+                           std::to_string(a.init_seed),
+                       {}, {}, {}});
+    }
+  }
+
+  const int K = opt.K, k50 = std::min(50, K);
+  nlohmann::json j;
+  j["format"] = "unroll-gradients-1";
+  j["title"] = "unroll gradients — " + std::to_string(ms.size()) + " model" + (ms.size() > 1 ? "s" : "") +
+               " on " + a.text;
+  j["command"] = command;
+  j["text"] = a.text;
+  j["K"] = K;
+  j["samples"] = opt.batch * opt.repeats;
+  if (a.scalar_given) j["scalar"] = scalar_json(a);
+  auto& jm = j["models"] = nlohmann::json::array();
+  std::ostringstream csv;
+  csv << "model,layer,k,loss_grad,loss_grad_rel,jacobian\n";
+  if (!a.csv)
+    std::printf("%-46s %5s %10s %10s %12s %12s  %s\n", "model", "layer", "factor", "jac factor",
+                ("rel k=" + std::to_string(k50)).c_str(), ("jac k=" + std::to_string(k50)).c_str(),
+                "W_hh spectral radius / sigma_max");
+  for (const Measured& r : ms) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (size_t l = 0; l < r.flow.size(); ++l) {
+      const LayerFlow& f = r.flow[l];
+      std::vector<double> rel(f.loss_grad.size());
+      for (size_t k = 0; k < rel.size(); ++k)
+        rel[k] = f.loss_grad[0] > 0 ? f.loss_grad[k] / f.loss_grad[0] : 0.0;
+      const double factor = fitted_factor(f.loss_grad, 1, K);
+      const double jfactor = f.jacobian.empty() ? NAN : fitted_factor(f.jacobian, 1, K);
+      nlohmann::json blocks = nlohmann::json::array();
+      std::string wtext;
+      for (const BlockStats& b : r.blocks[l]) {
+        blocks.push_back({{"block", b.block}, {"spectral_radius", b.spectral_radius}, {"sigma_max", b.sigma_max}});
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%s%s %.3f/%.3f", wtext.empty() ? "" : ", ", b.block.c_str(),
+                      b.spectral_radius, b.sigma_max);
+        wtext += buf;
+      }
+      auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+      layers.push_back({{"layer", l + 1},
+                        {"loss_grad", f.loss_grad},
+                        {"loss_grad_rel", rel},
+                        {"jacobian", f.jacobian},
+                        {"factor", num(factor)},
+                        {"jacobian_factor", num(jfactor)},
+                        {"w_hh", blocks}});
+      for (int k = 0; k <= K; ++k)
+        csv << '"' << r.label << "\"," << l + 1 << ',' << k << ',' << f.loss_grad[k] << ',' << rel[k]
+            << ',' << (f.jacobian.empty() ? std::string() : std::to_string(f.jacobian[k])) << '\n';
+      if (!a.csv)
+        std::printf("%-46s %5zu %10.4f %10.4f %12.3g %12.3g  %s\n", r.label.substr(0, 46).c_str(),
+                    l + 1, factor, jfactor, rel[k50], f.jacobian.empty() ? NAN : f.jacobian[k50],
+                    wtext.c_str());
+    }
+    jm.push_back({{"label", r.label},
+                  {"cell", cell_name(r.cfg.cell)},
+                  {"layers", r.cfg.layers},
+                  {"hidden", r.cfg.hidden},
+                  {"source", r.source},
+                  {"per_layer", layers}});
+  }
+  if (a.csv) std::cout << csv.str();
+  if (!a.csv_path.empty()) write_file_atomic(a.csv_path, {csv.str()}, "CSV");
+  if (!a.json.empty())
+    write_file_atomic(a.json, {j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}, "JSON");
+  const std::string out = a.out.empty() ? "gradients.html" : a.out;
+  write_file_atomic(out, {gradients_page_html(j)}, "page");
+  std::fprintf(a.csv ? stderr : stdout, "\nfactor: fitted per-step factor of ||dL_T/dh_(T-k)|| over k = 1..%d "
+               "(< 1 vanishing, > 1 exploding); rel: relative to k = 0\npage         %s\n", K, out.c_str());
+}
+
+}  // namespace
+
+void add_gradients(CLI::App& app) {
+  auto a = std::make_shared<GradArgs>();
+  CLI::App* s = app.add_subcommand(
+      "gradients", "Vanishing and exploding gradients: how dL_T/dh_(T-k) changes with the distance k");
+  s->add_option("checkpoints", a->checkpoints, "Checkpoints to measure (.safetensors)");
+  s->add_option("--fresh", a->fresh,
+                "Also measure a fresh model: CELL:LAYERS:HIDDEN[:SCALE], W_hh orthogonal times SCALE "
+                "(default 1), e.g. rnn:1:128:0.5 (repeatable)");
+  s->add_option("--text", a->text, "Text the models read (UTF-8)");
+  s->add_option("-K,--max-distance", a->flow.K, "Largest distance k")
+      ->check(CLI::Range(1, 2000))->capture_default_str();
+  s->add_option("--batch", a->flow.batch, "Streams per measurement")
+      ->check(CLI::Range(1, 4096))->capture_default_str();
+  s->add_option("--repeats", a->flow.repeats, "Measurements (random positions) averaged")
+      ->check(CLI::Range(1, 10000))->capture_default_str();
+  s->add_option("--warmup", a->flow.warmup, "Steps run before each window")
+      ->check(CLI::Range(0, 100000))->capture_default_str();
+  s->add_flag("--no-jacobian", a->no_jacobian, "Skip the Jacobian spectral norms (faster)");
+  s->add_option("--seed", a->flow.seed, "Random seed for the positions")->capture_default_str();
+  s->add_option("--init-seed", a->init_seed, "Random seed for --fresh models")->capture_default_str();
+  s->add_option("--max-chars", a->max_chars, "Read at most this many characters of the text")
+      ->check(CLI::Range(size_t(2), size_t(1) << 40))->capture_default_str();
+  s->add_option("-o,--out", a->out, "HTML page to write")->capture_default_str();
+  s->add_flag("--csv", a->csv, "Print every number as CSV instead of the summary table");
+  s->add_option("--csv-file", a->csv_path, "Also write the CSV to this file");
+  s->add_option("--json", a->json, "Also write the data behind the page as JSON");
+  s->add_option("--scalar", a->scalar, "The scalar example: h_t = f(w h_(t-1) + x) with this w; prints dh_t/dh_0");
+  s->add_option("--steps", a->steps, "Steps of the scalar example")->check(CLI::Range(1, 1000))->capture_default_str();
+  s->add_option("--h0", a->h0, "Scalar example: h_0 for the tanh unit")->capture_default_str();
+  s->add_option("--x", a->x, "Scalar example: the constant input x")->capture_default_str();
+  add_threads_option(*s, a->threads);
+  s->callback([a, s]() {
+    apply_threads(a->threads);
+    a->scalar_given = s->count("--scalar") > 0;
+    if (a->scalar_given) {
+      run_scalar(*a);
+      if (a->checkpoints.empty() && a->fresh.empty()) return;
+      std::printf("\n");
+    }
+    std::string command = "unroll gradients";
+    for (const auto& c : a->checkpoints) command += " " + c;
+    for (const auto& f : a->fresh) command += " --fresh " + f;
+    command += " --text " + a->text + " -K " + std::to_string(a->flow.K);
+    run_gradients(*a, command);
+  });
+}
+
+}  // namespace unroll::cli

@@ -1,0 +1,183 @@
+// What the HTML pages of inspect/page.h share (see page_parts.h).
+#include "page_parts.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <initializer_list>
+#include <iterator>
+
+#include "unroll/core/error.h"
+#include "unroll/inspect/page.h"
+
+namespace unroll {
+
+namespace {
+
+// s with every character of `from` replaced by the string at the same place in `to`.
+std::string replace_chars(const std::string& s, const std::string& from,
+                          std::initializer_list<const char*> to) {
+  std::string out;
+  out.reserve(s.size() + s.size() / 8);
+  for (char c : s) {
+    const size_t i = from.find(c);
+    if (i == std::string::npos)
+      out += c;
+    else
+      out += std::data(to)[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string html_escape(const std::string& s) {
+  return replace_chars(s, "&<>\"'", {"&amp;", "&lt;", "&gt;", "&quot;", "&#39;"});
+}
+
+namespace page {
+
+void require_format(const json& data, const char* format, const char* what) {
+  require(data.is_object(),
+          std::string(what) + ": the data must be a JSON object (format " + format + ")");
+  const json* f = field(data, "format");
+  require(!f || (f->is_string() && f->get<std::string>() == format),
+          std::string(what) + ": the data is of format " + text_of(f) + ", this page draws " +
+              format + "; rebuild it with the same version of unroll");
+}
+
+const json* field(const json& j, const char* key) {
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(key);
+  return it == j.end() ? nullptr : &*it;
+}
+
+std::string text_of(const json* v) {
+  if (!v || v->is_null()) return "";
+  if (v->is_string()) return v->get<std::string>();
+  return v->dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+bool number_of(const json* v, double& out) {
+  if (!v || !v->is_number()) return false;
+  out = v->get<double>();
+  return std::isfinite(out);
+}
+
+const json& object_or_empty(const json* v) {
+  static const json empty = json::object();
+  return v && v->is_object() ? *v : empty;
+}
+
+const json& array_or_empty(const json* v) {
+  static const json empty = json::array();
+  return v && v->is_array() ? *v : empty;
+}
+
+std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+namespace {
+
+// "-" as a real minus sign.
+std::string with_minus(const std::string& s) {
+  return !s.empty() && s[0] == '-' ? "\u2212" + s.substr(1) : s;
+}
+
+}  // namespace
+
+std::string number_html(double v, int digits) {
+  if (!std::isfinite(v)) return "&mdash;";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+  const std::string s = buf;
+  const size_t e = s.find('e');
+  if (e == std::string::npos) return with_minus(s);
+  const int exponent = std::atoi(s.c_str() + e + 1);
+  const std::string mantissa = s.substr(0, e);
+  const std::string power = "10<sup>" + with_minus(std::to_string(exponent)) + "</sup>";
+  return mantissa == "1" || mantissa == "-1"
+             ? with_minus(mantissa.substr(0, mantissa.size() - 1)) + power
+             : with_minus(mantissa) + " &times; " + power;
+}
+
+std::string embedded_json(const json& data) {
+  return replace_chars(data.dump(-1, ' ', false, json::error_handler_t::replace), "<>&",
+                       {"\\u003c", "\\u003e", "\\u0026"});
+}
+
+const char* const kBaseStyle = R"CSS(
+:root {
+  --ink: #1d232a; --muted: #66707a; --faint: #e6e9ec; --line: #d5dade; --paper: #fff;
+  --accent: #1f5fbf; --found: #eaf5ec; --found-edge: #3c9a50;
+  --mono: ui-monospace, "SF Mono", Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace;
+  --sans: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "DejaVu Sans", Arial, sans-serif;
+}
+* { box-sizing: border-box; }
+html { background: #f4f5f7; }
+body { margin: 0; color: var(--ink); font: 14px/1.45 var(--sans); }
+main { max-width: 1240px; margin: 0 auto; padding: 20px 24px 40px; }
+section, header { background: var(--paper); border: 1px solid var(--faint); border-radius: 8px;
+  padding: 16px 20px; margin: 0 0 18px; }
+h1 { font-size: 20px; margin: 0 0 8px; font-weight: 650; overflow-wrap: anywhere; }
+h2 { font-size: 16px; margin: 0 0 10px; font-weight: 650; }
+h3 { font-size: 15px; margin: 0 0 4px; font-weight: 650; }
+p { margin: 4px 0 10px; }
+.note, .hint { color: var(--muted); font-size: 13px; }
+code, .mono { font-family: var(--mono); font-size: 12.5px; }
+.facts { display: flex; flex-wrap: wrap; gap: 6px 18px; margin: 4px 0 8px; }
+.facts span b { color: var(--muted); font-weight: 500; margin-right: 5px; }
+.paths { display: grid; grid-template-columns: max-content 1fr; gap: 2px 10px; font-size: 13px; }
+.paths .k { color: var(--muted); }
+.paths code { overflow-wrap: anywhere; }
+.cmd { margin-top: 8px; background: #f5f7f9; border: 1px solid var(--faint); border-radius: 5px;
+  padding: 6px 10px; overflow-wrap: anywhere; }
+.cmd code::before { content: "$ "; color: var(--muted); }
+table.tbl { border-collapse: collapse; font-size: 13px; }
+.tbl th { text-align: left; font-weight: 600; color: var(--muted); border-bottom: 1px solid var(--line);
+  padding: 4px 12px 4px 8px; white-space: nowrap; }
+.tbl td { padding: 3px 12px 3px 8px; border-bottom: 1px solid var(--faint); vertical-align: middle; }
+.tbl td.num, .tbl th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+svg text { font: 10.5px var(--sans); fill: #5d666f; }
+footer { color: var(--muted); font-size: 12px; text-align: center; }
+)CSS";
+
+std::string document_start(const std::string& title, const char* style) {
+  std::string h =
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>";
+  h += html_escape(title);
+  h += "</title>\n<style>";
+  h += kBaseStyle;
+  h += style;
+  h += "</style>\n</head>\n<body>\n<main>\n";
+  return h;
+}
+
+std::string document_end(const char* command, const char* script, const std::string& data_html) {
+  return std::string("<footer>Written by unroll " UNROLL_VERSION " (") + command +
+         "). Everything on this page is in this one file.</footer>\n</main>\n" + data_html +
+         "<script>" + script + "</script>\n</body>\n</html>\n";
+}
+
+std::string header_html(const std::string& title, const std::vector<Item>& facts_html,
+                        const std::vector<Item>& paths, const std::string& command) {
+  std::string h = "<header>\n<h1>" + html_escape(title) + "</h1>\n<div class=\"facts\">";
+  for (const auto& [name, value] : facts_html)
+    if (!value.empty()) h += "<span><b>" + html_escape(name) + "</b>" + value + "</span>";
+  h += "</div>\n<div class=\"paths\">";
+  for (const auto& [name, value] : paths)
+    if (!value.empty())
+      h += "<span class=\"k\">" + html_escape(name) + "</span><code>" + html_escape(value) +
+           "</code>";
+  h += "</div>\n";
+  if (!command.empty()) h += "<div class=\"cmd\"><code>" + html_escape(command) + "</code></div>\n";
+  h += "</header>\n";
+  return h;
+}
+
+}  // namespace page
+}  // namespace unroll
