@@ -90,7 +90,7 @@ TEST_F(CliTest, TrainWritesLatestAndBestCheckpoints) {
   // Nothing else is left behind (no temporary files from atomic saves).
   for (auto& e : fs::directory_iterator(out)) {
     const std::string n = e.path().filename().string();
-    EXPECT_TRUE(n == "latest.safetensors" || n == "best.safetensors") << "stray file " << n;
+    EXPECT_TRUE(n == "latest.safetensors" || n == "best.safetensors" || n == "metrics.jsonl") << "stray file " << n;
   }
   for (int step : {10, 20, 30})
     EXPECT_TRUE(std::regex_search(
