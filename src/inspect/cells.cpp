@@ -52,6 +52,7 @@ Recording record_activations(Model<float>& model, const std::vector<int32_t>& id
   model.reset_state(1);
   Buffer<float> hs, cs;
   std::vector<double> p(V);
+  std::vector<int> order(V);
   for (size_t pos = 0; pos < ids.size(); pos += chunk) {
     const int T = int(std::min<size_t>(chunk, ids.size() - pos));
     model.forward(ids.data() + pos, nullptr, T, 1, Mode::Eval);
@@ -76,7 +77,6 @@ Recording record_activations(Model<float>& model, const std::vector<int32_t>& id
       for (double& q : p) q /= sum;
       const size_t n = pos + t;
       if (n + 1 < ids.size()) rec.loss[n + 1] = float(-std::log(std::max(p[ids[n + 1]], 1e-300)));
-      std::vector<int> order(V);
       std::iota(order.begin(), order.end(), 0);
       const int k = std::min(V, 5);
       std::partial_sort(order.begin(), order.begin() + k, order.end(),

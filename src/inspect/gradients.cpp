@@ -12,22 +12,22 @@ namespace unroll {
 
 namespace {
 
-// Largest singular value of the [n, n] matrix whose row b is rows + b·stride,
-// by power iteration on JᵀJ, starting from v (updated: a warm start for the
-// next, similar matrix).
+// Largest singular value of the [m, n] matrix whose row i is rows + i·stride,
+// by power iteration on JᵀJ, starting from v ([n], unit length; updated, so
+// it warm-starts the next, similar matrix).
 template <class F>
-double spectral_norm_rows(const F* rows, size_t stride, int n, std::vector<double>& v, int iters) {
-  std::vector<double> u(n), w(n);
+double power_sigma(const F* rows, size_t stride, int m, int n, std::vector<double>& v, int iters) {
+  std::vector<double> u(m), w(n);
   double sigma = 0;
   for (int it = 0; it < iters; ++it) {
-    for (int i = 0; i < n; ++i) {  // u = J v
+    for (int i = 0; i < m; ++i) {  // u = J v
       const F* r = rows + i * stride;
       double s = 0;
       for (int j = 0; j < n; ++j) s += double(r[j]) * v[j];
       u[i] = s;
     }
     std::fill(w.begin(), w.end(), 0.0);  // w = Jᵀ u
-    for (int i = 0; i < n; ++i) {
+    for (int i = 0; i < m; ++i) {
       const F* r = rows + i * stride;
       for (int j = 0; j < n; ++j) w[j] += double(r[j]) * u[i];
     }
@@ -126,7 +126,7 @@ std::vector<LayerFlow> measure_flow(Model<F>& m, const std::vector<int32_t>& ids
         std::vector<double> v(H, 1.0 / std::sqrt(double(H)));
         for (int k = 0; k <= K; ++k) {
           const F* rows = d + size_t(W - 1 - k) * H * H;  // row b: ∂h_T[b]/∂h_{T-k}
-          out[l].jacobian[k] += spectral_norm_rows(rows, H, H, v, k == 0 ? 30 : 8) / opt.repeats;
+          out[l].jacobian[k] += power_sigma(rows, H, H, H, v, k == 0 ? 30 : 8) / opt.repeats;
         }
       }
     }
@@ -150,25 +150,8 @@ double fitted_factor(const std::vector<double>& v, int k0, int k1) {
 }
 
 double sigma_max(const float* a, int m, int n, int iters) {
-  std::vector<double> v(n, 1.0 / std::sqrt(double(n))), u(m);
-  double sigma = 0;
-  for (int it = 0; it < iters; ++it) {
-    for (int i = 0; i < m; ++i) {
-      double s = 0;
-      for (int j = 0; j < n; ++j) s += double(a[size_t(i) * n + j]) * v[j];
-      u[i] = s;
-    }
-    std::vector<double> w(n, 0.0);
-    for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n; ++j) w[j] += double(a[size_t(i) * n + j]) * u[i];
-    double norm = 0;
-    for (double x : w) norm += x * x;
-    norm = std::sqrt(norm);
-    if (norm == 0) return 0;
-    sigma = std::sqrt(norm);
-    for (int j = 0; j < n; ++j) v[j] = w[j] / norm;
-  }
-  return sigma;
+  std::vector<double> v(n, 1.0 / std::sqrt(double(n)));
+  return power_sigma(a, size_t(n), m, n, v, iters);
 }
 
 double spectral_radius(const float* a, int n, int squarings) {
