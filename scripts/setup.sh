@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(cmake ninja-build g++ pkg-config libdnnl-dev libcli11-dev nlohmann-json3-dev
+PKGS=(cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libcli11-dev nlohmann-json3-dev
       libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev linux-libc-dev)
 missing=()
 for p in "${PKGS[@]}"; do
