@@ -104,7 +104,11 @@ BENCHMARK(BM_SampleStep)->Apply([](benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMicrosecond);
 });
 // The per-step recurrent products at H = 512 (LSTM: G·H = 2048), forward and backward.
+// And the batch-1 sampling products at H = 128 (core/gemm.cpp's one-row path).
 BENCHMARK(BM_Gemm)
+    ->Args({1, 512, 128, 1})
+    ->Args({1, 512, 128, 0})
+    ->Args({1, 65, 128, 1})
     ->Args({50, 2048, 512, 1})
     ->Args({50, 2048, 512, 0})
     ->Args({50, 512, 2048, 0})
