@@ -233,6 +233,24 @@ TEST_F(CliTest, EverySamplingModeProducesText) {
   EXPECT_EQ(outs["--top-k 1"], outs["--greedy"]) << "top-k 1 differs from greedy";
 }
 
+TEST_F(CliTest, SampleRejectsSamplingOptionsWithGreedyOrBeam) {
+  const std::string text = file("en.txt", english_text(300));
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));
+  const std::string ck = (dir_ / "run" / "latest.safetensors").string();
+  // Greedy and beam pick by score alone; a temperature or top-k next to them
+  // would be silently ignored, so the command refuses the combination.
+  const std::vector<std::vector<std::string>> bad = {{"--greedy", "--temperature", "0.5"},
+                                                     {"--greedy", "--top-k", "3"},
+                                                     {"--beam", "3", "--top-p", "0.9"},
+                                                     {"--beam", "3", "--temperature", "2"},
+                                                     {"--beam", "3", "--greedy"}};
+  for (auto& opts : bad) {
+    Proc r = unroll(cat({"sample", ck, "-n", "5", "--threads", "1"}, opts));
+    EXPECT_NE(r.code, 0) << describe(r);
+    EXPECT_NE(r.err.find("excludes"), std::string::npos) << describe(r);
+  }
+}
+
 // ===========================================================================
 // 4. Korean
 

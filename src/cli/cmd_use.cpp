@@ -38,9 +38,15 @@ void add_sample(CLI::App& app) {
       ->check(non_negative())->capture_default_str();
   s->add_option("--top-p", a->opts.top_p, "Sample among the most likely characters holding this much probability")
       ->check(CLI::Range(1e-6, 1.0))->capture_default_str();
-  s->add_flag("--greedy", a->opts.greedy, "Always take the most likely character");
-  s->add_option("--beam", a->beam, "Beam search of this width (prints when done)")
-      ->check(CLI::Range(0, 1000))->capture_default_str();
+  auto* greedy = s->add_flag("--greedy", a->opts.greedy, "Always take the most likely character");
+  auto* beam = s->add_option("--beam", a->beam, "Beam search of this width (prints when done)")
+                   ->check(CLI::Range(0, 1000))->capture_default_str();
+  // Greedy decoding and beam search pick by score alone: sampling options would be ignored.
+  for (const char* o : {"--temperature", "--top-k", "--top-p"}) {
+    greedy->excludes(o);
+    beam->excludes(o);
+  }
+  beam->excludes(greedy);
   s->add_option("--seed", a->seed, "Random seed (default: a fresh random one each run)");
   add_threads_option(*s, a->threads);
   s->callback([a, s]() {

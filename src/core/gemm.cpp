@@ -100,7 +100,7 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
   if (!transA && M <= kSmallRows && N * K <= kSmallElems) {
     // Two halves of the columns (multiples of 64) on two threads when B is
     // large enough: each core then keeps its half of B in its own cache.
-    const int parts = N * K >= kSplitElems && N >= 128 ? 2 : 1;
+    const int parts = N * K >= kSplitElems && N >= 128 && omp_get_max_threads() >= 2 ? 2 : 1;
     const int64_t half = (N / 2 + 63) / 64 * 64;
 #pragma omp parallel for schedule(static) num_threads(parts) if (parts > 1)
     for (int p = 0; p < parts; ++p) {

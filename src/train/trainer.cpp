@@ -328,6 +328,10 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       << train_ids_.size() << " characters, vocabulary " << corpus_.vocab.size() << ", batch "
       << B << " x seq " << T << ", " << per_epoch << " chunks per epoch\n"
       << std::flush;
+  if (!has_val)
+    log << "no validation text (--split gives it 0 characters): no validation loss, and only "
+           "latest.safetensors is written, not best.safetensors\n"
+        << std::flush;
 
   auto done = [&]() {
     if (cfg_.max_steps > 0 && step_ >= cfg_.max_steps) return true;
