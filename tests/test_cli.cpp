@@ -518,6 +518,18 @@ TEST_F(CliTest, NonFiniteOptionValuesAreRejected) {
   }
 }
 
+TEST_F(CliTest, SeedsOutsideUint64AreRejectedNotWrapped) {
+  const std::string text = file("en.txt", english_text(300));
+  for (std::string bad : {"-1", "18446744073709551616", "1e5", "12abc"}) {
+    const fs::path out = dir_ / "run";
+    Proc r = unroll(cat(cat({"train", text, "--out", out.string()}, kTiny), {"--seed", bad}));
+    expect_clean_error(r, {"--seed", bad}, out);
+  }
+  // The largest seed is a seed.
+  Proc ok = unroll({"hello", "--seed", "18446744073709551615", "--steps", "1"});
+  EXPECT_EQ(ok.code, 0) << describe(ok);
+}
+
 TEST_F(CliTest, ResumeRefusesOptionsItCannotChange) {
   const std::string text = file("en.txt", english_text(300));
   ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));

@@ -218,8 +218,10 @@ void add_gradients(CLI::App& app) {
   s->add_option("--warmup", a->flow.warmup, "Steps run before each window")
       ->check(CLI::Range(0, 100000))->capture_default_str();
   s->add_flag("--no-jacobian", a->no_jacobian, "Skip the Jacobian spectral norms (faster)");
-  s->add_option("--seed", a->flow.seed, "Random seed for the positions")->capture_default_str();
-  s->add_option("--init-seed", a->init_seed, "Random seed for --fresh models")->capture_default_str();
+  s->add_option("--seed", a->flow.seed, "Random seed for the positions")->check(seed_check())->capture_default_str();
+  s->add_option("--init-seed", a->init_seed, "Random seed for --fresh models")
+      ->check(seed_check())
+      ->capture_default_str();
   s->add_option("--max-chars", a->max_chars, "Read at most this many characters of the text")
       ->check(CLI::Range(size_t(2), size_t(1) << 40))->capture_default_str();
   s->add_option("-o,--out", a->out, "HTML page to write")->capture_default_str();

@@ -33,7 +33,7 @@ void add_hello(CLI::App& app) {
   s->add_option("--hidden", a->hidden, "Hidden units")->check(CLI::Range(1, 64))->capture_default_str();
   s->add_option("--steps", a->steps, "Training steps (Adam)")->check(CLI::Range(0, 100000))->capture_default_str();
   s->add_option("--lr", a->lr, "Learning rate")->check(positive())->capture_default_str();
-  s->add_option("--seed", a->seed, "Random seed")->capture_default_str();
+  s->add_option("--seed", a->seed, "Random seed")->check(seed_check())->capture_default_str();
   s->callback([a]() {
     ModelConfig c;
     c.cell = CellKind::RnnTanh;

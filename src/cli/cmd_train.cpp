@@ -78,6 +78,7 @@ void add_train(CLI::App& app) {
                 "(Zaremba et al.)")
       ->check(CLI::IsMember({"token", "batch"}))->capture_default_str()->group("Optimisation");
   s->add_option("--seed", tc.seed, "Random seed (initialisation, dropout, samples)")
+      ->check(seed_check())
       ->capture_default_str()->group("Optimisation");
   s->add_option("--split", a->split, "Train and validation fractions; the rest is test")
       ->capture_default_str()->group("Data");

@@ -47,7 +47,8 @@ void add_sample(CLI::App& app) {
     beam->excludes(o);
   }
   beam->excludes(greedy);
-  s->add_option("--seed", a->seed, "Random seed (default: a fresh random one each run)");
+  s->add_option("--seed", a->seed, "Random seed (default: a fresh random one each run)")
+      ->check(seed_check());
   add_threads_option(*s, a->threads);
   s->callback([a, s]() {
     apply_threads(a->threads);

@@ -17,6 +17,7 @@ void add_gradients(CLI::App& app);
 // Validators with short messages that name the accepted values.
 CLI::Validator positive();      // > 0
 CLI::Validator non_negative();  // >= 0
+CLI::Validator seed_check();    // a whole number in [0, 2^64)
 
 // --threads N on a subcommand; applied before it runs.
 void add_threads_option(CLI::App& sub, int& threads);

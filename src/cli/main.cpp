@@ -41,6 +41,20 @@ CLI::Validator number_check(const char* desc, bool strict) {
 }  // namespace
 
 CLI::Validator positive() { return number_check("POSITIVE", true); }
+
+CLI::Validator seed_check() {
+  return CLI::Validator(
+      [](std::string& in) -> std::string {
+        // Digits only: CLI11 would wrap "-1" and saturate overflowing values silently.
+        const std::string max = "18446744073709551615";  // 2^64 - 1
+        bool digits = !in.empty() && in.find_first_not_of("0123456789") == std::string::npos;
+        std::string d = digits ? in.substr(std::min(in.find_first_not_of('0'), in.size() - 1)) : "";
+        if (!digits || d.size() > max.size() || (d.size() == max.size() && d > max))
+          return "a seed is a whole number from 0 to " + max + " (got '" + in + "')";
+        return {};
+      },
+      "0..2^64-1");
+}
 CLI::Validator non_negative() { return number_check("NONNEGATIVE", false); }
 
 }  // namespace unroll::cli
