@@ -123,6 +123,12 @@ TEST_F(CliTest, InfoDescribesTheCheckpoint) {
   ASSERT_TRUE(std::regex_search(r.out, m, std::regex("parameters\\s+([0-9]+)"))) << describe(r);
   EXPECT_EQ(std::stoul(m[1]), expected) << describe(r);
   EXPECT_TRUE(std::regex_search(r.out, std::regex("step\\s+30\\b"))) << describe(r);
+  // Epochs as a fraction, as the training log counts them: 30 steps of one chunk each.
+  ASSERT_TRUE(std::regex_search(last_train_.out, m, std::regex("([0-9]+) chunks per epoch")))
+      << describe(last_train_);
+  const double per_epoch = std::stod(m[1]);
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("\\(epoch ([0-9.]+)\\)"))) << describe(r);
+  EXPECT_NEAR(std::stod(m[1]), 30.0 / per_epoch, 0.006) << describe(r);
 
   Proc j = unroll({"info", "--json", ck});
   ASSERT_EQ(j.code, 0) << describe(j);
@@ -528,6 +534,20 @@ TEST_F(CliTest, SeedsOutsideUint64AreRejectedNotWrapped) {
   // The largest seed is a seed.
   Proc ok = unroll({"hello", "--seed", "18446744073709551615", "--steps", "1"});
   EXPECT_EQ(ok.code, 0) << describe(ok);
+}
+
+TEST_F(CliTest, ResumeNamesTheTrainingFileThatChanged) {
+  const std::string a = file("a.txt", english_text(300));
+  const std::string b = file("b.txt", english_text(200));
+  const fs::path out = dir_ / "run";
+  Proc t = unroll(cat({"train", a, b, "--out", out.string()}, kTiny));
+  ASSERT_EQ(t.code, 0) << describe(t);
+  std::string changed = read_file(b);
+  std::reverse(changed.begin(), changed.end());  // same characters, different text
+  file("b.txt", changed);
+  Proc r = unroll({"train", "--resume", out.string(), "--steps", "40"});
+  expect_clean_error(r, {"b.txt", "changed"});
+  EXPECT_EQ(r.err.find("a.txt"), std::string::npos) << "names the unchanged file\n" << describe(r);
 }
 
 TEST_F(CliTest, ResumeRefusesOptionsItCannotChange) {

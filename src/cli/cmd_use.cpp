@@ -124,8 +124,12 @@ void add_info(CLI::App& app) {
                 c.head == HeadKind::Softmax ? "softmax" : "sigmoid");
     std::printf("parameters  %zu\nvocabulary  %d tokens\n", count, ck.vocab.size());
     if (!ck.progress.is_null()) {
-      std::printf("step        %lld (epoch %d)\n", (long long)ck.progress.value("step", 0LL),
-                  ck.progress.value("epoch", 0));
+      if (ck.progress.contains("epochs_done"))
+        std::printf("step        %lld (epoch %.2f)\n", (long long)ck.progress.value("step", 0LL),
+                    ck.progress.value("epochs_done", 0.0));
+      else  // checkpoints written before epochs_done: the 1-based epoch in progress
+        std::printf("step        %lld (in epoch %d)\n", (long long)ck.progress.value("step", 0LL),
+                    ck.progress.value("epoch", 0));
       double best = ck.progress.value("best_val", 1e300);
       if (best < 1e299)
         std::printf("best val    %.4f nats/token (%.4f bits)\n", best, best / std::log(2.0));

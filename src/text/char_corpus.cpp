@@ -10,14 +10,20 @@
 
 namespace unroll {
 
-nlohmann::json CharCorpus::describe() const {
+namespace {
+std::string hex64(uint64_t v) {
   char h[17];
-  std::snprintf(h, sizeof h, "%016llx", static_cast<unsigned long long>(hash));
-  return {{"files", files},
-          {"bytes", bytes},
-          {"characters", ids.size()},
-          {"vocab", vocab.size()},
-          {"hash", std::string(h)}};
+  std::snprintf(h, sizeof h, "%016llx", static_cast<unsigned long long>(v));
+  return h;
+}
+}  // namespace
+
+nlohmann::json CharCorpus::describe() const {
+  nlohmann::json per_file = nlohmann::json::array();
+  for (auto fh : file_hashes) per_file.push_back(hex64(fh));
+  return {{"files", files},           {"bytes", bytes}, {"characters", ids.size()},
+          {"vocab", vocab.size()},    {"hash", hex64(hash)},
+          {"file_hashes", per_file}};
 }
 
 CharCorpus load_char_corpus(const std::vector<std::string>& files, const Vocab* vocab) {
@@ -30,6 +36,7 @@ CharCorpus load_char_corpus(const std::vector<std::string>& files, const Vocab* 
   for (auto& f : files) {
     std::string bytes = read_text_file(f);
     h = fnv1a64(bytes.data(), bytes.size(), h);
+    c.file_hashes.push_back(fnv1a64(bytes.data(), bytes.size()));
     c.bytes += bytes.size();
     text += decode_utf8(bytes, f);
   }

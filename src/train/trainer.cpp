@@ -177,9 +177,18 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
   t->dir_ = dir;
   std::vector<std::string> files = ck.data.at("files");
   t->corpus_ = load_char_corpus(files, &ck.vocab);
-  require(t->corpus_.describe()["hash"] == ck.data["hash"],
-          "cannot resume: the training files changed since '" + path +
-              "' was written (their content hash differs)");
+  const nlohmann::json now = t->corpus_.describe();
+  if (now["hash"] != ck.data["hash"]) {
+    std::string which = "the training files";
+    if (ck.data.contains("file_hashes") && ck.data["file_hashes"].size() == files.size())
+      for (size_t i = 0; i < files.size(); ++i)
+        if (now["file_hashes"][i] != ck.data["file_hashes"][i]) {
+          which = "'" + files[i] + "'";
+          break;
+        }
+    throw Error("cannot resume: " + which + " changed since '" + path +
+         "' was written (the content hash differs)");
+  }
   t->model_ = std::move(ck.model);
   t->opt_ = std::make_unique<Optimizer>(t->cfg_.optim, t->model_->params.size());
   if (!t->opt_->m.empty()) t->opt_->m = ck.opt_m;
@@ -206,9 +215,13 @@ nlohmann::json Trainer::progress_json() const {
   auto rs = rng_.state();
   nlohmann::json r = nlohmann::json::array();
   for (auto w : rs) r.push_back(std::to_string(w));
-  return {{"step", step_},         {"epoch", epoch_},       {"chunk", chunk_},
-          {"tokens", tokens_},     {"elapsed", elapsed_},   {"best_val", best_val_},
-          {"last_val", last_val_}, {"rng", r}};
+  nlohmann::json j = {{"step", step_},         {"epoch", epoch_},       {"chunk", chunk_},
+                      {"tokens", tokens_},     {"elapsed", elapsed_},   {"best_val", best_val_},
+                      {"last_val", last_val_}, {"rng", r}};
+  // Epochs done as a fraction, as the training log shows them (for `unroll info`).
+  if (stream_ && stream_->chunks() > 0)
+    j["epochs_done"] = double(epoch_ - 1) + double(chunk_) / double(stream_->chunks());
+  return j;
 }
 
 void Trainer::save(const std::string& name) {

@@ -16,8 +16,9 @@ struct CharCorpus {
   std::vector<int32_t> ids;        // the whole text, encoded
   Vocab vocab;
   uint64_t hash = 0;               // FNV-1a of the bytes, to recognise the same data on resume
+  std::vector<uint64_t> file_hashes;  // FNV-1a of each file, to name the one that changed
   size_t bytes = 0;
-  nlohmann::json describe() const;  // files, bytes, characters, vocabulary size, hash
+  nlohmann::json describe() const;  // files, bytes, characters, vocabulary size, hashes
 };
 
 // Builds the vocabulary from the text unless one is given (then characters
