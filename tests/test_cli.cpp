@@ -285,6 +285,13 @@ TEST_F(CliTest, KoreanTextTrainsAndSamplesHangul) {
   ASSERT_EQ(e.code, 0) << describe(e);
   double loss = 0;
   EXPECT_TRUE(eval_value(e.out, "loss", &loss) && std::isfinite(loss)) << describe(e);
+
+  // The same prime typed as decomposed jamo (NFD) is read as the syllables it spells.
+  const std::string jamo = "\xe1\x84\x8b\xe1\x85\xa1\xe1\x86\xab\xe1\x84\x82\xe1\x85\xa7\xe1\x86\xbc";
+  Proc d = unroll({"sample", (out / "latest.safetensors").string(), "--prime", jamo, "-n", "20",
+                   "--seed", "5", "--threads", "1"});
+  ASSERT_EQ(d.code, 0) << describe(d);
+  EXPECT_EQ(d.out.rfind(prime, 0), 0u) << "the NFD prime was not read as NFC\n" << describe(d);
 }
 
 // ===========================================================================

@@ -244,6 +244,27 @@ TEST(Vocab, UnknownCharactersAreNamed) {
   EXPECT_CONTAINS(msg, "and 2 more");
 }
 
+TEST(Vocab, EncodeTextAcceptsTheOtherNormalForm) {
+  const std::string composed = "caf\xc3\xa9 \xed\x95\x9c";       // "café 한", NFC
+  const std::string decomposed = "cafe\xcc\x81 \xe1\x84\x92\xe1\x85\xa1\xe1\x86\xab";  // NFD
+  EXPECT_EQ(utf8_nfc(decomposed), composed);
+  EXPECT_EQ(utf8_nfd(composed), decomposed);
+
+  // A vocabulary from composed text reads a decomposed prime as composed, and back.
+  Vocab nfc = Vocab::from_chars(decode_utf8(composed, "t"));
+  std::string used;
+  EXPECT_EQ(nfc.encode_text(decomposed, "prime", &used), nfc.encode_chars(decode_utf8(composed, "t")));
+  EXPECT_EQ(used, composed);
+  Vocab nfd = Vocab::from_chars(decode_utf8(decomposed, "t"));
+  EXPECT_EQ(nfd.encode_text(composed, "prime", &used), nfd.encode_chars(decode_utf8(decomposed, "t")));
+  EXPECT_EQ(used, decomposed);
+  // Text that encodes as given is left alone.
+  nfc.encode_text(composed, "prime", &used);
+  EXPECT_EQ(used, composed);
+  // Characters outside the vocabulary in every form: the usual error, for the text as given.
+  EXPECT_CONTAINS(error_of([&] { nfc.encode_text("cafe\xcc\x81!", "prime"); }), "'!' (U+0021)");
+}
+
 TEST(Vocab, JsonRoundTrip) {
   Vocab v = Vocab::from_chars(U"zebra \uD55C\U0001F600");
   nlohmann::json j = v.to_json();

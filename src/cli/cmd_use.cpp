@@ -57,7 +57,9 @@ void add_sample(CLI::App& app) {
     Checkpoint ck = load_checkpoint(a->checkpoint);
     std::string prime = a->prime_file.empty() ? a->prime : read_text_file(a->prime_file);
     std::vector<int32_t> ids;
-    if (!prime.empty()) ids = ck.vocab.encode_chars(decode_utf8(prime, "the prime text"));
+    // A prime typed in another Unicode normal form than the training text
+    // still works: encode_text tries NFC and NFD, and `prime` becomes that form.
+    if (!prime.empty()) ids = ck.vocab.encode_text(prime, "the prime text", &prime);
     int32_t start = ck.vocab.find(U'\n');
     if (start < 0) start = 0;
     uint64_t seed = s->count("--seed") ? a->seed : uint64_t(std::random_device{}());

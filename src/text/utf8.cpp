@@ -2,9 +2,12 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
+
+#include <utf8proc.h>
 
 #include "unroll/core/error.h"
 
@@ -164,5 +167,21 @@ std::string encode_utf8(std::u32string_view text) {
   for (char32_t cp : text) append_utf8(out, cp);
   return out;
 }
+
+namespace {
+std::string normalize(std::string_view text, bool compose) {
+  utf8proc_uint8_t* out = nullptr;
+  const int opts = UTF8PROC_STABLE | (compose ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE);
+  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                    utf8proc_ssize_t(text.size()), &out, utf8proc_option_t(opts));
+  if (n < 0) throw Error(std::string("cannot normalise the text: ") + utf8proc_errmsg(n));
+  std::string r(reinterpret_cast<const char*>(out), size_t(n));
+  std::free(out);
+  return r;
+}
+}  // namespace
+
+std::string utf8_nfc(std::string_view text) { return normalize(text, true); }
+std::string utf8_nfd(std::string_view text) { return normalize(text, false); }
 
 }  // namespace unroll

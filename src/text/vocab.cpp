@@ -93,6 +93,25 @@ int Vocab::find(char32_t cp) const {
   return it == char_index_.end() ? -1 : it->second;
 }
 
+std::vector<int32_t> Vocab::encode_text(const std::string& utf8, const std::string& source,
+                                        std::string* used) const {
+  std::u32string text = decode_utf8(utf8, source);
+  auto known = [&](const std::u32string& t) {
+    return std::all_of(t.begin(), t.end(), [&](char32_t c) { return find(c) >= 0; });
+  };
+  if (!known(text)) {
+    for (const std::string& form : {utf8_nfc(utf8), utf8_nfd(utf8)}) {
+      std::u32string t = decode_utf8(form, source);
+      if (known(t)) {
+        if (used) *used = form;
+        return encode_chars(t);
+      }
+    }
+  }
+  if (used) *used = utf8;
+  return encode_chars(text);
+}
+
 std::vector<int32_t> Vocab::encode_chars(const std::u32string& text) const {
   std::vector<int32_t> ids(text.size());
   std::vector<char32_t> unknown;  // distinct, in order of first appearance

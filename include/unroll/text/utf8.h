@@ -24,4 +24,9 @@ void append_utf8(std::string& out, char32_t cp);
 // Encodes a sequence of code points as UTF-8 (see append_utf8).
 std::string encode_utf8(std::u32string_view text);
 
+// Unicode normalisation (utf8proc) of valid UTF-8: NFC composes ("e" + U+0301
+// becomes "é"), NFD decomposes. Throws Error if the input is not valid UTF-8.
+std::string utf8_nfc(std::string_view text);
+std::string utf8_nfd(std::string_view text);
+
 }  // namespace unroll

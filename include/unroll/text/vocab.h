@@ -34,6 +34,13 @@ class Vocab {
   // the vocabulary (up to 10, as the character and as U+XXXX).
   std::vector<int32_t> encode_chars(const std::u32string& text) const;
 
+  // Encodes UTF-8 text (a prime, say) one id per code point. When the text as
+  // given has characters outside the vocabulary, its NFC and then its NFD form
+  // are tried ("e" + combining accent vs "é"); *used receives the form that
+  // encoded. If none does, throws encode_chars' Error for the text as given.
+  std::vector<int32_t> encode_text(const std::string& utf8, const std::string& source,
+                                   std::string* used = nullptr) const;
+
   // Concatenates the tokens of ids[0..n). Throws Error on an id out of range.
   std::string decode(const int32_t* ids, size_t n) const;
   std::string decode(const std::vector<int32_t>& ids) const {
