@@ -1,6 +1,8 @@
 // unroll gradients — vanishing and exploding gradients, measured and drawn.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -15,6 +17,7 @@
 #include "unroll/train/checkpoint.h"
 
 namespace unroll::cli {
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -110,7 +113,13 @@ void run_gradients(const GradArgs& a, const std::string& command) {
     require(ck.vocab.level() == "char", path + ": gradients reads characters; this vocabulary is at the '" +
                                             ck.vocab.level() + "' level");
     const std::vector<int32_t> ids = ck.vocab.encode_chars(text);
-    measure(*ck.model, ids, {shape(ck.model_config) + " (" + path + ")", path, {}, {}, {}});
+    // The label names the run folder and file, not the whole path.
+    const fs::path p(path);
+    const std::string shown =
+        p.has_parent_path() && p.parent_path().has_filename()
+            ? (p.parent_path().filename() / p.filename()).string()
+            : p.filename().string();
+    measure(*ck.model, ids, {shape(ck.model_config) + " (" + shown + ")", path, {}, {}, {}});
   }
   if (!a.fresh.empty()) {
     const Vocab vocab = Vocab::from_chars(text);
@@ -143,10 +152,25 @@ void run_gradients(const GradArgs& a, const std::string& command) {
   auto& jm = j["models"] = nlohmann::json::array();
   std::ostringstream csv;
   csv << "model,layer,k,loss_grad,loss_grad_rel,jacobian\n";
+  // The summary table: labels padded by code points (they hold a "×").
+  auto cps = [](const std::string& t) {
+    size_t n = 0;
+    for (unsigned char c : t) n += (c & 0xC0) != 0x80;
+    return n;
+  };
+  size_t width = 5;
+  for (const Measured& r : ms) width = std::max(width, cps(r.label));
+  auto padded = [&](const std::string& t) { return t + std::string(width - cps(t), ' '); };
+  auto num_or_dash = [](double v, const char* fmt, int w) {
+    char buf[32];
+    if (std::isfinite(v)) std::snprintf(buf, sizeof buf, fmt, w, v);
+    else std::snprintf(buf, sizeof buf, "%*s", w, "-");
+    return std::string(buf);
+  };
   if (!a.csv)
-    std::printf("%-46s %5s %10s %10s %12s %12s  %s\n", "model", "layer", "factor", "jac factor",
-                ("rel k=" + std::to_string(k50)).c_str(), ("jac k=" + std::to_string(k50)).c_str(),
-                "W_hh spectral radius / sigma_max");
+    std::printf("%s %5s %10s %10s %12s %12s  %s\n", padded("model").c_str(), "layer", "factor",
+                "jac factor", ("rel k=" + std::to_string(k50)).c_str(),
+                ("jac k=" + std::to_string(k50)).c_str(), "W_hh spectral radius / sigma_max");
   for (const Measured& r : ms) {
     nlohmann::json layers = nlohmann::json::array();
     for (size_t l = 0; l < r.flow.size(); ++l) {
@@ -177,8 +201,10 @@ void run_gradients(const GradArgs& a, const std::string& command) {
         csv << '"' << r.label << "\"," << l + 1 << ',' << k << ',' << f.loss_grad[k] << ',' << rel[k]
             << ',' << (f.jacobian.empty() ? std::string() : std::to_string(f.jacobian[k])) << '\n';
       if (!a.csv)
-        std::printf("%-46s %5zu %10.4f %10.4f %12.3g %12.3g  %s\n", r.label.substr(0, 46).c_str(),
-                    l + 1, factor, jfactor, rel[k50], f.jacobian.empty() ? NAN : f.jacobian[k50],
+        std::printf("%s %5zu %s %s %s %s  %s\n", padded(r.label).c_str(), l + 1,
+                    num_or_dash(factor, "%*.4f", 10).c_str(), num_or_dash(jfactor, "%*.4f", 10).c_str(),
+                    num_or_dash(rel[k50], "%*.3g", 12).c_str(),
+                    num_or_dash(f.jacobian.empty() ? NAN : f.jacobian[k50], "%*.3g", 12).c_str(),
                     wtext.c_str());
     }
     jm.push_back({{"label", r.label},
