@@ -670,5 +670,44 @@ TEST_F(CliTrained, EvalMissingAndInvalidData) {
 }
 
 // ===========================================================================
+// 7. unroll gradients from the command line
+
+TEST_F(CliTest, GradientsScalarExamplePrintsThreeNineTwentySeven) {
+  Proc r = unroll({"gradients", "--scalar", "3", "--steps", "3"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  for (auto [t, v] : std::vector<std::pair<int, int>>{{1, 3}, {2, 9}, {3, 27}})
+    EXPECT_TRUE(std::regex_search(
+        r.out, std::regex("\\n\\s*" + std::to_string(t) + "\\s+" + std::to_string(v) + "\\n")))
+        << "no line 't = " << t << ": " << v << "'\n" << describe(r);
+}
+
+TEST_F(CliTest, GradientsCsvHasEveryDistanceWithFullPrecision) {
+  const std::string text = file("en.txt", english_text(400));
+  const int K = 40;
+  Proc r = unroll({"gradients", "--fresh", "rnn:1:8:0.5", "--text", text, "--csv", "-K",
+                   std::to_string(K), "--repeats", "1", "--batch", "4", "--warmup", "2", "-o",
+                   (dir_ / "g.html").string(), "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  auto lines = split_lines(r.out);
+  ASSERT_EQ(lines.size(), size_t(K + 2)) << describe(r);
+  EXPECT_EQ(lines[0], "model,layer,k,loss_grad,loss_grad_rel,jacobian");
+  double prev_jac = 2;
+  for (int k = 0; k <= K; ++k) {
+    // The label holds commas only inside its quotes: take the fields after it.
+    const std::string& l = lines[k + 1];
+    auto fields = split_lines(std::regex_replace(l.substr(l.rfind('"') + 2), std::regex(","), "\n"));
+    ASSERT_EQ(fields.size(), 5u) << l;
+    EXPECT_EQ(std::stoi(fields[1]), k) << l;
+    const double rel = std::stod(fields[3]), jac = std::stod(fields[4]);
+    if (k == 0) EXPECT_EQ(rel, 1.0) << l;
+    // W_hh = 0.5 × orthogonal: every factor of the Jacobian product is below 0.5,
+    // so it shrinks at every step and stays far from 0 at k = 40 (~1e-13).
+    EXPECT_GT(jac, 0) << "printed as zero: precision lost\n" << l;
+    EXPECT_LT(jac, prev_jac) << l;
+    prev_jac = jac;
+  }
+}
+
+// ===========================================================================
 
 }  // namespace

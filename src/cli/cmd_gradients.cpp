@@ -197,9 +197,11 @@ void run_gradients(const GradArgs& a, const std::string& command) {
                         {"factor", num(factor)},
                         {"jacobian_factor", num(jfactor)},
                         {"w_hh", blocks}});
-      for (int k = 0; k <= K; ++k)
-        csv << '"' << r.label << "\"," << l + 1 << ',' << k << ',' << f.loss_grad[k] << ',' << rel[k]
-            << ',' << (f.jacobian.empty() ? std::string() : std::to_string(f.jacobian[k])) << '\n';
+      for (int k = 0; k <= K; ++k) {
+        csv << '"' << r.label << "\"," << l + 1 << ',' << k << ',' << f.loss_grad[k] << ',' << rel[k] << ',';
+        if (!f.jacobian.empty()) csv << f.jacobian[k];  // 6 significant digits, like the others
+        csv << '\n';
+      }
       if (!a.csv)
         std::printf("%s %5zu %s %s %s %s  %s\n", padded(r.label).c_str(), l + 1,
                     num_or_dash(factor, "%*.4f", 10).c_str(), num_or_dash(jfactor, "%*.4f", 10).c_str(),
