@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Installs what unroll needs from Debian's packages (as root), then configures
 # and builds it in ./build (Release). Safe to run again: it only does what is missing.
+# With --tests, also what the test suite needs beyond the build (Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libcli11-dev nlohmann-json3-dev
-      libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev linux-libc-dev)
+      libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev linux-libc-dev zlib1g-dev)
+# `setup.sh --tests` (scripts/test.sh) also installs a browser: a test opens the
+# `unroll cells` page in headless Chromium and reads its screenshot.
+if [ "${1:-}" = "--tests" ]; then
+  PKGS+=(chromium fonts-dejavu-core)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

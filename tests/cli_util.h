@@ -62,10 +62,10 @@ inline std::string describe(const Proc& r) {
   return s;
 }
 
-// Runs UNROLL_BIN with args in folder cwd; stdin is /dev/null, stdout and
+// Runs program (a path) with args in folder cwd; stdin is /dev/null, stdout and
 // stderr go to files in io_dir that are read back afterwards.
-inline Proc run_unroll(const std::vector<std::string>& args, const fs::path& cwd,
-                       const fs::path& io_dir, int timeout_s = 120) {
+inline Proc run_program(const std::string& program, const std::vector<std::string>& args,
+                        const fs::path& cwd, const fs::path& io_dir, int timeout_s = 120) {
   static int counter = 0;
   const int n = ++counter;
   const fs::path out_path = io_dir / ("cmd" + std::to_string(n) + ".out");
@@ -73,7 +73,7 @@ inline Proc run_unroll(const std::vector<std::string>& args, const fs::path& cwd
   Proc r;
   r.args = args;
   std::vector<std::string> argv_s;
-  argv_s.push_back(UNROLL_BIN);
+  argv_s.push_back(program);
   for (auto& a : args) argv_s.push_back(a);
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
@@ -119,6 +119,11 @@ inline Proc run_unroll(const std::vector<std::string>& args, const fs::path& cwd
   r.out = read_file(out_path);
   r.err = read_file(err_path);
   return r;
+}
+
+inline Proc run_unroll(const std::vector<std::string>& args, const fs::path& cwd,
+                       const fs::path& io_dir, int timeout_s = 120) {
+  return run_program(UNROLL_BIN, args, cwd, io_dir, timeout_s);
 }
 
 // ---------------------------------------------------------------------------

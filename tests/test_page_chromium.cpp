@@ -1,0 +1,138 @@
+// The `unroll cells` page as a user sees it: opened in headless Chromium, it
+// runs without console errors, builds one coloured span per character, shows
+// a hostile string as text, and its screenshot holds the red and blue of a
+// cell that flips sign at every double quote. Needs the chromium package
+// (scripts/test.sh installs it); fails, never skips, when it is missing.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "cli_util.h"
+#include "page_util.h"
+#include "planted.h"
+#include "png_util.h"
+#include "unroll/text/utf8.h"
+#include "unroll/text/vocab.h"
+#include "unroll/train/checkpoint.h"
+
+using namespace unroll;
+using namespace clitest;
+
+namespace {
+
+std::string find_chromium() {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/bin";
+  for (size_t at = 0; at <= dirs.size();) {
+    size_t end = dirs.find(':', at);
+    if (end == std::string::npos) end = dirs.size();
+    const fs::path dir = dirs.substr(at, end - at);
+    for (const char* name : {"chromium", "chromium-browser", "google-chrome"})
+      if (!dir.empty() && ::access((dir / name).c_str(), X_OK) == 0) return (dir / name).string();
+    at = end + 1;
+  }
+  return {};
+}
+
+class ChromiumPage : public CliTest {
+ protected:
+  // A checkpoint with the planted quote cell (unit 1 of layer 1), the text it
+  // reads, and the page `unroll cells` writes for them.
+  void make_page() {
+    Rng rng(5);
+    const std::u32string text =
+        quoted_text(rng, 1500) + U"\n" + decode_utf8(pagetest::kHostile, "t") + U"\n";
+    const Vocab vocab = Vocab::from_chars(text);
+    Model<float> m(lstm_config(1, 6, vocab.size()));
+    m.init(rng);
+    plant_quote_cell(m, vocab.find(U'"'));
+    ck_ = (dir_ / "planted.safetensors").string();
+    save_checkpoint(ck_, m, vocab, nullptr, nullptr, nullptr, nullptr);
+    text_ = file("quotes.txt", encode_utf8(text));
+    page_ = dir_ / "page.html";
+    Proc r = unroll({"cells", ck_, "--text", text_, "-o", page_.string(), "--threads", "1"});
+    ASSERT_EQ(r.code, 0) << describe(r);
+    ASSERT_TRUE(fs::exists(page_)) << describe(r);
+  }
+
+  Proc chromium(const std::vector<std::string>& extra) {
+    const std::string exe = find_chromium();
+    EXPECT_FALSE(exe.empty()) << "chromium is not installed: apt-get install chromium "
+                                 "(bash scripts/test.sh installs it)";
+    if (exe.empty()) return {};
+    std::vector<std::string> args = {"--headless", "--no-sandbox", "--disable-gpu",
+                                     "--enable-logging=stderr", "--v=0",
+                                     "--user-data-dir=" + (dir_ / "profile").string()};
+    for (auto& e : extra) args.push_back(e);
+    args.push_back("file://" + page_.string());
+    return run_program(exe, args, dir_, io_, 180);
+  }
+
+  std::string ck_, text_;
+  fs::path page_;
+};
+
+// Console messages that Chromium logs for the page (console.* calls and uncaught errors).
+std::vector<std::string> console_lines(const std::string& err) {
+  std::vector<std::string> out;
+  for (auto& l : split_lines(err))
+    if (contains(l, ":CONSOLE")) out.push_back(l);
+  return out;
+}
+
+}  // namespace
+
+TEST_F(ChromiumPage, CellsPageRunsWithoutErrorsAndColoursEveryCharacter) {
+  ASSERT_NO_FATAL_FAILURE(make_page());
+  Proc r = chromium({"--dump-dom"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  for (auto& l : console_lines(r.err)) ADD_FAILURE() << "console: " << l;
+
+  // One span per character coloured by the planted cell: blue inside quotes
+  // (+1), red outside (−1). Count the span colours of the rendered DOM.
+  const std::string& dom = r.out;
+  std::regex span_colour("<span style=\"background-color: rgb\\((\\d+), (\\d+), (\\d+)\\);\"");
+  size_t blue = 0, red = 0;
+  for (auto it = std::sregex_iterator(dom.begin(), dom.end(), span_colour); it != std::sregex_iterator();
+       ++it) {
+    const int R = std::stoi((*it)[1]), B = std::stoi((*it)[3]);
+    blue += B > R + 60;
+    red += R > B + 60;
+  }
+  EXPECT_GT(blue, 300u) << "few blue (positive) character spans in the rendered page";
+  EXPECT_GT(red, 300u) << "few red (negative) character spans in the rendered page";
+
+  // The hostile line of the text is shown, not run: the page holds no more
+  // script elements after rendering than its source had.
+  const std::string html = read_file(page_);
+  EXPECT_EQ(pagetest::count(dom, "<script"), pagetest::count(html, "<script"));
+  EXPECT_EQ(dom.find("alert(1)</script>"), std::string::npos);
+}
+
+TEST_F(ChromiumPage, ScreenshotShowsTheRedAndBlueText) {
+  ASSERT_NO_FATAL_FAILURE(make_page());
+  const fs::path shot = dir_ / "shot.png";
+  Proc r = chromium({"--hide-scrollbars", "--window-size=1280,2400", "--screenshot=" + shot.string()});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  for (auto& l : console_lines(r.err)) ADD_FAILURE() << "console: " << l;
+  ASSERT_TRUE(fs::exists(shot)) << describe(r);
+
+  pngtest::Image img;
+  std::string err;
+  ASSERT_TRUE(pngtest::decode_png(read_file(shot), &img, &err)) << err;
+  ASSERT_EQ(img.width, 1280);
+  ASSERT_EQ(img.height, 2400);
+  // Strongly blue and strongly red pixels. The colour legend alone has under
+  // 2,000 of each; the text coloured by the cell has tens of thousands.
+  size_t blue = 0, red = 0, white = 0;
+  for (int y = 0; y < img.height; ++y)
+    for (int x = 0; x < img.width; ++x) {
+      const uint8_t* p = img.at(x, y);
+      blue += p[2] > p[0] + 80 && p[2] > p[1] + 40;
+      red += p[0] > p[2] + 80 && p[0] > p[1] + 80;
+      white += p[0] > 240 && p[1] > 240 && p[2] > 240;
+    }
+  EXPECT_GT(blue, 20000u) << "the screenshot shows little blue text";
+  EXPECT_GT(red, 20000u) << "the screenshot shows little red text";
+  EXPECT_GT(white, size_t(img.width) * img.height / 4) << "the page background is not there";
+}
