@@ -6,6 +6,7 @@
 
 #include "unroll/core/error.h"
 #include "unroll/text/utf8.h"
+#include "unroll/text/words.h"
 
 namespace unroll {
 
@@ -74,6 +75,43 @@ Vocab Vocab::from_tokens(std::vector<std::string> tokens, const std::string& lev
     if (cps.size() == 1) v.char_index_.emplace(cps[0], static_cast<int>(i));
   }
   return v;
+}
+
+Vocab Vocab::from_words(const std::vector<std::string>& tokens, int64_t min_count, int64_t max_size) {
+  require(!tokens.empty(), "cannot build a vocabulary from empty text; give some text");
+  require(min_count >= 1, "the minimum word count must be at least 1 (got " + std::to_string(min_count) + ")");
+  require(max_size == 0 || max_size >= 2,
+          "the vocabulary needs room for <unk> and at least one word: a maximum size of 2 or more, "
+          "or 0 for no limit (got " + std::to_string(max_size) + ")");
+  std::unordered_map<std::string, int64_t> counts;
+  for (const std::string& t : tokens) ++counts[t];
+  std::vector<std::pair<std::string, int64_t>> kept;
+  for (auto& [tok, n] : counts)
+    if (n >= min_count && tok != kUnk) kept.emplace_back(tok, n);
+  std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
+  if (max_size > 0 && int64_t(kept.size()) > max_size - 1) kept.resize(size_t(max_size - 1));
+  std::vector<std::string> list = {kUnk};
+  for (auto& k : kept) list.push_back(k.first);
+  return from_tokens(std::move(list), "word");
+}
+
+std::vector<int32_t> Vocab::encode_words(const std::vector<std::string>& tokens, size_t* unknown) const {
+  const int unk = find(kUnk);
+  std::vector<int32_t> ids(tokens.size());
+  size_t missing = 0;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    int id = find(tokens[i]);
+    if (id < 0) {
+      require(unk >= 0, "the word '" + tokens[i] + "' is not in the vocabulary, which has no " + kUnk);
+      id = unk;
+      ++missing;
+    }
+    ids[i] = id;
+  }
+  if (unknown) *unknown = missing;
+  return ids;
 }
 
 const std::string& Vocab::token(int id) const {
@@ -154,7 +192,7 @@ Vocab Vocab::from_json(const nlohmann::json& j) {
               std::string(j.type_name()));
   auto lv = j.find("level");
   require(lv != j.end() && lv->is_string(),
-          "vocabulary: missing or non-string \"level\" (expected \"char\")");
+          "vocabulary: missing or non-string \"level\" (expected \"char\" or \"word\")");
   auto tk = j.find("tokens");
   require(tk != j.end() && tk->is_array(), "vocabulary: missing \"tokens\" array");
   std::vector<std::string> tokens;

@@ -41,6 +41,20 @@ class Vocab {
   std::vector<int32_t> encode_text(const std::string& utf8, const std::string& source,
                                    std::string* used = nullptr) const;
 
+  // A word-level vocabulary from a token sequence (text/words.h): kUnk is id 0,
+  // then every token seen at least min_count times, most frequent first (ties
+  // in byte order), at most max_size tokens in all, kUnk included (0 = no
+  // limit). Tokens left out are read as kUnk. Throws Error on empty input, a
+  // min_count below 1 or a max_size of 1.
+  static Vocab from_words(const std::vector<std::string>& tokens, int64_t min_count = 1,
+                          int64_t max_size = 0);
+
+  // One id per token; a token not in the vocabulary gets kUnk's id and is
+  // counted in *unknown. Throws Error if there is an unknown token and the
+  // vocabulary has no kUnk.
+  std::vector<int32_t> encode_words(const std::vector<std::string>& tokens,
+                                    size_t* unknown = nullptr) const;
+
   // Concatenates the tokens of ids[0..n). Throws Error on an id out of range.
   std::string decode(const int32_t* ids, size_t n) const;
   std::string decode(const std::vector<int32_t>& ids) const {
