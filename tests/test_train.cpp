@@ -105,7 +105,7 @@ TEST(Checkpoint, RoundTripKeepsEverything) {
   fs::path d = temp_dir("roundtrip");
   fs::path f = d / "text.txt";
   std::ofstream(f) << corpus_text();
-  CharCorpus corpus = load_char_corpus({f.string()});
+  TextCorpus corpus = load_corpus({f.string()});
   ModelConfig mc;
   mc.cell = CellKind::Gru;
   mc.layers = 2;
@@ -175,12 +175,12 @@ TEST(Resume, ContinuesBitForBit) {
     tc.train_frac = 0.8;
     tc.val_frac = 0.1;
     std::ostringstream log;
-    Trainer a(mc, tc, load_char_corpus({f.string()}), (d / "a").string());
+    Trainer a(mc, tc, load_corpus({f.string()}), (d / "a").string());
     auto ea = a.train(log);
     ASSERT_EQ(ea.size(), 20u);
 
     tc.max_steps = 10;
-    Trainer b(mc, tc, load_char_corpus({f.string()}), (d / "b").string());
+    Trainer b(mc, tc, load_corpus({f.string()}), (d / "b").string());
     b.train(log);
     auto r = Trainer::resume((d / "b").string(), [](TrainConfig& c) { c.max_steps = 20; });
     EXPECT_EQ(r->step(), 10);
@@ -206,7 +206,7 @@ TEST(Trainer, TooShortTextSaysWhatFitsAndWritesNothing) {
   ModelConfig mc;
   TrainConfig tc;  // batch 50 × seq 50 cannot fit
   try {
-    Trainer t(mc, tc, load_char_corpus({f.string()}), (d / "run").string());
+    Trainer t(mc, tc, load_corpus({f.string()}), (d / "run").string());
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--batch"), std::string::npos) << e.what();
@@ -230,7 +230,7 @@ TEST(Trainer, LossFallsOnARepetitiveText) {
   tc.sample_every = 0;
   tc.optim.lr = 1e-2f;
   std::ostringstream log;
-  Trainer t(mc, tc, load_char_corpus({f.string()}), (d / "run").string());
+  Trainer t(mc, tc, load_corpus({f.string()}), (d / "run").string());
   auto ev = t.train(log);
   EXPECT_LT(ev.back().train_loss, 0.5 * ev.front().train_loss);
   EXPECT_TRUE(fs::exists(d / "run" / "latest.safetensors"));
@@ -257,7 +257,7 @@ TEST(Trainer, GradientStatisticsPerEvaluation) {
     tc.sample_every = 0;
     tc.clip = clip;
     std::ostringstream log;
-    Trainer t(mc, tc, load_char_corpus({f.string()}), (d / "run").string());
+    Trainer t(mc, tc, load_corpus({f.string()}), (d / "run").string());
     auto ev = t.train(log);
     EXPECT_NE(log.str().find("gradients over 1 steps"), std::string::npos) << log.str();
     EXPECT_NE(log.str().find("layer 2"), std::string::npos) << log.str();

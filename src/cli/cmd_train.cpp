@@ -1,9 +1,10 @@
-// unroll train FILE... — train a character-level language model.
+// unroll train FILE... — train a character- or word-level language model.
 #include <filesystem>
 #include <iostream>
 
 #include "commands.h"
 #include "unroll/core/error.h"
+#include "unroll/train/checkpoint.h"
 #include "unroll/train/trainer.h"
 
 namespace unroll::cli {
@@ -20,6 +21,8 @@ struct TrainArgs {
   float lr = 2e-3f, momentum = 0.9f, alpha = 0.95f;
   std::string split = "0.9,0.05";
   std::string time;
+  TextFormat format;
+  std::string vocab_from;
   TrainConfig tc;
   int threads = 1;
 };
@@ -27,7 +30,7 @@ struct TrainArgs {
 
 void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
-  CLI::App* s = app.add_subcommand("train", "Train a character-level language model on UTF-8 text");
+  CLI::App* s = app.add_subcommand("train", "Train a character- or word-level language model on UTF-8 text");
   s->add_option("files", a->files, "Text files to train on (UTF-8; concatenated in order)");
   s->add_option("-o,--out", a->out, "Run folder for checkpoints (latest and best)")
       ->capture_default_str();
@@ -82,6 +85,19 @@ void add_train(CLI::App& app) {
       ->capture_default_str()->group("Optimisation");
   s->add_option("--split", a->split, "Train and validation fractions; the rest is test")
       ->capture_default_str()->group("Data");
+  s->add_option("--val", tc.val_files, "Validation text from these files instead of --split (all of the training files then train)")
+      ->group("Data");
+  s->add_option("--level", a->format.level, "Tokens: char (Unicode code points) or word (words, punctuation, spaces, newlines)")
+      ->check(CLI::IsMember({"char", "word"}))->capture_default_str()->group("Data");
+  s->add_flag("--pretokenized", a->format.pretokenized,
+              "Word level (implies --level word): the text is words separated by spaces, one sentence a line (Penn Treebank); each line ends with <eos>")
+      ->group("Data");
+  s->add_option("--min-count", a->format.min_count, "Word level (implies --level word): words seen fewer times become <unk>")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40))->capture_default_str()->group("Data");
+  s->add_option("--max-vocab", a->format.max_vocab, "Word level (implies --level word): keep the most frequent words, this many tokens with <unk> (0 = all)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40))->capture_default_str()->group("Data");
+  s->add_option("--vocab-from", a->vocab_from, "Take the vocabulary (and level) from this checkpoint, e.g. to fine-tune on new text")
+      ->group("Data");
   // Stopping and reporting
   s->add_option("--steps", tc.max_steps, "Stop after this many steps (0 = no limit)")
       ->check(non_negative())->capture_default_str()->group("Stopping");
@@ -111,7 +127,7 @@ void add_train(CLI::App& app) {
            {"--out", "--cell", "--layers", "--hidden", "--embed", "--dropout", "--init-scale",
             "--forget-bias", "--batch", "--seq", "--optim", "--lr", "--momentum", "--rmsprop-alpha",
             "--clip", "--clip-mode", "--lr-decay", "--lr-decay-after", "--loss-norm", "--seed",
-            "--split"})
+            "--split", "--val", "--level", "--pretokenized", "--min-count", "--max-vocab", "--vocab-from"})
         require(s->count(fixed) == 0, std::string(fixed) +
                                           " cannot change on --resume: it comes from the "
                                           "checkpoint (only stop and reporting options can)");
@@ -165,7 +181,21 @@ void add_train(CLI::App& app) {
     require(!std::filesystem::exists(std::filesystem::path(a->out) / "latest.safetensors"),
             "'" + a->out + "' already holds a run: continue it with --resume " + a->out +
                 ", or choose another --out");
-    CharCorpus corpus = load_char_corpus(a->files);
+    // The word-level options imply --level word.
+    if (!s->count("--level") && (s->count("--pretokenized") || s->count("--min-count") || s->count("--max-vocab")))
+      a->format.level = "word";
+    TextCorpus corpus;
+    if (!a->vocab_from.empty()) {
+      for (const char* own : {"--level", "--pretokenized", "--min-count", "--max-vocab"})
+        require(s->count(own) == 0, std::string(own) + " comes from --vocab-from's checkpoint: give one or the other");
+      Checkpoint from = load_checkpoint(a->vocab_from);
+      const TextFormat f = TextFormat::from_json(from.data.value("format", nlohmann::json()));
+      corpus = load_corpus(a->files, &from.vocab, f);
+    } else {
+      corpus = load_corpus(a->files, nullptr, a->format);
+    }
+    if (corpus.unknown > 0)
+      std::cout << corpus.unknown << " of " << corpus.ids.size() << " tokens are outside the vocabulary and read as <unk>\n";
     Trainer t(mc, tc, std::move(corpus), a->out);
     t.train(std::cout);
   });

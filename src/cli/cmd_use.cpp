@@ -8,8 +8,9 @@
 #include "unroll/core/error.h"
 #include "unroll/infer/evaluate.h"
 #include "unroll/infer/sampler.h"
-#include "unroll/text/char_corpus.h"
+#include "unroll/text/text_corpus.h"
 #include "unroll/text/utf8.h"
+#include "unroll/text/words.h"
 #include "unroll/train/checkpoint.h"
 
 namespace unroll::cli {
@@ -28,9 +29,9 @@ void add_sample(CLI::App& app) {
   auto a = std::make_shared<SampleArgs>();
   CLI::App* s = app.add_subcommand("sample", "Generate text from a trained checkpoint");
   s->add_option("checkpoint", a->checkpoint, "Checkpoint file (.safetensors)")->required();
-  s->add_option("-p,--prime", a->prime, "Text to start from (its characters must be in the vocabulary)");
+  s->add_option("-p,--prime", a->prime, "Text to start from (characters: must be in the vocabulary; words: unknown ones read as <unk>)");
   s->add_option("--prime-file", a->prime_file, "Read the prime text from this file");
-  s->add_option("-n,--length", a->length, "Characters to generate")
+  s->add_option("-n,--length", a->length, "Tokens (characters or words) to generate")
       ->check(CLI::Range(0, 100000000))->capture_default_str();
   s->add_option("-t,--temperature", a->opts.temperature, "Sampling temperature (> 0)")
       ->check(positive())->capture_default_str();
@@ -56,22 +57,50 @@ void add_sample(CLI::App& app) {
     require(a->prime.empty() || a->prime_file.empty(), "give --prime or --prime-file, not both");
     Checkpoint ck = load_checkpoint(a->checkpoint);
     std::string prime = a->prime_file.empty() ? a->prime : read_text_file(a->prime_file);
+    const TextFormat format = TextFormat::from_json(ck.data.value("format", nlohmann::json()));
     std::vector<int32_t> ids;
-    // A prime typed in another Unicode normal form than the training text
-    // still works: encode_text tries NFC and NFD, and `prime` becomes that form.
-    if (!prime.empty()) ids = ck.vocab.encode_text(prime, "the prime text", &prime);
-    int32_t start = ck.vocab.find(U'\n');
-    if (start < 0) start = 0;
+    if (!prime.empty() && format.level == "char") {
+      // A prime typed in another Unicode normal form than the training text
+      // still works: encode_text tries NFC and NFD, and `prime` becomes that form.
+      ids = ck.vocab.encode_text(prime, "the prime text", &prime);
+    } else if (!prime.empty()) {
+      size_t unknown = 0;
+      std::vector<std::string> words = tokenize(prime, format, "the prime text");
+      if (format.pretokenized && !words.empty() && words.back() == kEos && prime.back() != '\n')
+        words.pop_back();  // the prime's last line goes on
+      ids = ck.vocab.encode_words(words, &unknown);
+      if (unknown > 0)
+        std::cerr << "unroll: note: " << unknown << " word(s) of the prime are not in the vocabulary and read as "
+                  << kUnk << "\n";
+    }
     uint64_t seed = s->count("--seed") ? a->seed : uint64_t(std::random_device{}());
     Rng rng(seed);
     std::cout << prime << std::flush;
+    // Tokens print as they come; a pre-tokenized text puts a space between
+    // words and ends a line at <eos>.
+    bool line_start = prime.empty() || prime.back() == '\n';
+    auto print = [&](int32_t id) {
+      const std::string& t = ck.vocab.token(id);
+      if (format.level == "word" && format.pretokenized) {
+        if (t == kEos) {
+          std::cout << '\n';
+          line_start = true;
+          return;
+        }
+        if (!line_start) std::cout << ' ';
+        line_start = false;
+      }
+      std::cout << t;
+    };
     if (a->beam > 0) {
-      auto out = beam_search(*ck.model, ids, start, a->length, a->beam);
-      std::cout << ck.vocab.decode(out.data(), out.size()) << "\n";
+      for (int32_t id : beam_search(*ck.model, ids, ck.vocab.start_id(), a->length, a->beam)) print(id);
+      std::cout << "\n";
       return;
     }
-    generate(*ck.model, ids, start, a->length, a->opts, rng,
-             [&](int32_t id) { std::cout << ck.vocab.token(id) << std::flush; });
+    generate(*ck.model, ids, ck.vocab.start_id(), a->length, a->opts, rng, [&](int32_t id) {
+      print(id);
+      std::cout << std::flush;
+    });
     std::cout << "\n";
   });
 }
@@ -92,11 +121,15 @@ void add_eval(CLI::App& app) {
   s->callback([a]() {
     apply_threads(a->threads);
     Checkpoint ck = load_checkpoint(a->checkpoint);
-    CharCorpus c = load_char_corpus(a->data, &ck.vocab);
+    TextCorpus c = load_corpus(a->data, &ck.vocab, TextFormat::from_json(ck.data.value("format", nlohmann::json())));
+    if (c.unknown > 0)
+      std::cerr << "unroll: note: " << c.unknown << " of " << c.ids.size()
+                << " tokens are not in the vocabulary and are read as " << kUnk << "\n";
     require(c.ids.size() >= 2, "the evaluation text needs at least two characters");
     EvalResult r = evaluate(*ck.model, c.ids, a->batch, a->seq);
-    std::printf("tokens       %lld\nloss         %.4f nats/token\nbits/char    %.4f\nperplexity   %.3f\n",
-                (long long)r.tokens, r.loss, r.bits(), r.perplexity());
+    std::printf("tokens       %lld\nloss         %.4f nats/token\n%-12s %.4f\nperplexity   %.3f\n",
+                (long long)r.tokens, r.loss, c.format.level == "char" ? "bits/char" : "bits/token", r.bits(),
+                r.perplexity());
   });
 }
 
@@ -141,8 +174,10 @@ void add_info(CLI::App& app) {
                   ck.train.value("seq", 0), ck.train["optim"].value("kind", "?").c_str(),
                   ck.train["optim"].value("lr", 0.0));
     if (!ck.data.is_null() && ck.data.contains("files")) {
-      std::printf("data        %zu file(s), %lld characters\n", ck.data["files"].size(),
-                  (long long)ck.data.value("characters", 0LL));
+      const TextFormat f = TextFormat::from_json(ck.data.value("format", nlohmann::json()));
+      std::printf("data        %zu file(s), %lld %s, %s level%s\n", ck.data["files"].size(),
+                  (long long)ck.data.value("tokens", ck.data.value("characters", 0LL)), f.unit(),
+                  f.level.c_str(), f.pretokenized ? ", pre-tokenized" : "");
     }
   });
 }

@@ -126,6 +126,12 @@ int Vocab::find(const std::string& token) const {
   return it == index_.end() ? -1 : it->second;
 }
 
+int Vocab::start_id() const {
+  for (const std::string& t : {std::string("\n"), kEos})
+    if (int id = find(t); id >= 0) return id;
+  return 0;
+}
+
 int Vocab::find(char32_t cp) const {
   auto it = char_index_.find(cp);
   return it == char_index_.end() ? -1 : it->second;

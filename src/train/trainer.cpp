@@ -62,7 +62,8 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"print_every", c.print_every},
           {"seed", c.seed},
           {"train_frac", c.train_frac},
-          {"val_frac", c.val_frac}};
+          {"val_frac", c.val_frac},
+          {"val_files", c.val_files}};
 }
 
 TrainConfig train_config_from_json(const nlohmann::json& j) {
@@ -87,6 +88,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
     c.seed = j.at("seed");
     c.train_frac = j.at("train_frac");
     c.val_frac = j.at("val_frac");
+    c.val_files = j.value("val_files", std::vector<std::string>{});  // absent before word level
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("training options in the checkpoint are malformed: ") + e.what());
   }
@@ -138,7 +140,7 @@ double now() {
 
 }  // namespace
 
-Trainer::Trainer(const ModelConfig& model, const TrainConfig& train, CharCorpus corpus,
+Trainer::Trainer(const ModelConfig& model, const TrainConfig& train, TextCorpus corpus,
                  std::string out_dir)
     : cfg_(train), corpus_(std::move(corpus)), dir_(std::move(out_dir)), rng_(train.seed) {
   cfg_.validate();
@@ -152,9 +154,14 @@ Trainer::Trainer(const ModelConfig& model, const TrainConfig& train, CharCorpus 
 }
 
 void Trainer::prepare() {
-  Split sp = split_contiguous(corpus_.ids, cfg_.train_frac, cfg_.val_frac);
-  train_ids_ = std::move(sp.train);
-  val_ids_ = std::move(sp.val);
+  if (cfg_.val_files.empty()) {
+    Split sp = split_contiguous(corpus_.ids, cfg_.train_frac, cfg_.val_frac);
+    train_ids_ = std::move(sp.train);
+    val_ids_ = std::move(sp.val);
+  } else {  // validation from its own files: all of the training files train
+    train_ids_ = corpus_.ids;
+    val_ids_ = load_corpus(cfg_.val_files, &corpus_.vocab, corpus_.format).ids;
+  }
   stream_ = std::make_unique<BatchStream>(train_ids_, cfg_.batch, cfg_.seq,
                                           "the training part of the text");
   if (!val_ids_.empty())
@@ -176,7 +183,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
   t->cfg_.validate();
   t->dir_ = dir;
   std::vector<std::string> files = ck.data.at("files");
-  t->corpus_ = load_char_corpus(files, &ck.vocab);
+  t->corpus_ = load_corpus(files, &ck.vocab, TextFormat::from_json(ck.data.value("format", nlohmann::json())));
   const nlohmann::json now = t->corpus_.describe();
   if (now["hash"] != ck.data["hash"]) {
     std::string which = "the training files";
@@ -242,13 +249,12 @@ void Trainer::print_sample(std::ostream& log) {
   Rng srng(cfg_.seed ^ (0x5DEECE66Dull * uint64_t(step_ + 1)));
   SampleOptions so;
   so.temperature = cfg_.sample_temperature;
-  int32_t start = corpus_.vocab.find(U'\n');
-  if (start < 0) start = train_ids_.front();
-  std::string text;
-  generate(*model_, {}, start, cfg_.sample_len, so, srng, [&](int32_t id) {
-    text += corpus_.vocab.token(id);
-  });
-  log << "---- sample at step " << step_ << " ----\n" << text << "\n----\n" << std::flush;
+  std::vector<std::string> tokens;
+  generate(*model_, {}, corpus_.vocab.start_id(), cfg_.sample_len, so, srng,
+           [&](int32_t id) { tokens.push_back(corpus_.vocab.token(id)); });
+  log << "---- sample at step " << step_ << " ----\n"
+      << detokenize(tokens, corpus_.format) << "\n----\n"
+      << std::flush;
 }
 
 std::vector<std::string> grad_groups(const ModelConfig& cfg) {
@@ -338,7 +344,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   }
   log << "training " << cell_name(m.config().cell) << " " << m.config().layers << "x"
       << m.config().hidden << " (" << m.layout().count() << " parameters) on "
-      << train_ids_.size() << " characters, vocabulary " << corpus_.vocab.size() << ", batch "
+      << train_ids_.size() << " " << corpus_.format.unit() << ", vocabulary " << corpus_.vocab.size() << ", batch "
       << B << " x seq " << T << ", " << per_epoch << " chunks per epoch\n"
       << std::flush;
   if (!has_val)
@@ -387,8 +393,13 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       const bool best = last_val_ < best_val_;
       if (best) best_val_ = last_val_;
       char b[160];
-      std::snprintf(b, sizeof b, "eval step %lld: val loss %.4f nats, %.4f bits/char%s\n",
-                    (long long)step_, last_val_, last_val_ / std::log(2.0), best ? " (best)" : "");
+      // Characters: bits per character; words: perplexity, as papers report them.
+      if (corpus_.format.level == "char")
+        std::snprintf(b, sizeof b, "eval step %lld: val loss %.4f nats, %.4f bits/char%s\n",
+                      (long long)step_, last_val_, last_val_ / std::log(2.0), best ? " (best)" : "");
+      else
+        std::snprintf(b, sizeof b, "eval step %lld: val loss %.4f nats, perplexity %.2f%s\n",
+                      (long long)step_, last_val_, std::exp(last_val_), best ? " (best)" : "");
       log << b << std::flush;
       save("latest.safetensors");
       if (best) save("best.safetensors");

@@ -29,6 +29,8 @@ class Vocab {
   const std::string& token(int id) const;    // throws Error if id is out of range
   int find(const std::string& token) const;  // -1 if absent
   int find(char32_t cp) const;               // -1 if absent (single-code-point tokens)
+  // Where generation starts without a prime: "\n", else "<eos>", else id 0.
+  int start_id() const;
 
   // One id per code point. Throws Error naming the characters that are not in
   // the vocabulary (up to 10, as the character and as U+XXXX).

@@ -14,7 +14,7 @@
 
 #include "unroll/core/rng.h"
 #include "unroll/model/model.h"
-#include "unroll/text/char_corpus.h"
+#include "unroll/text/text_corpus.h"
 #include "unroll/text/corpus.h"
 #include "unroll/train/optimizer.h"
 
@@ -38,6 +38,7 @@ struct TrainConfig {
   int print_every = 0;              // steps; 0 = about every 2 seconds
   uint64_t seed = 1234;
   double train_frac = 0.9, val_frac = 0.05;
+  std::vector<std::string> val_files;  // validation text from these files instead of the split
   void validate() const;
 };
 nlohmann::json to_json(const TrainConfig& c);
@@ -72,7 +73,7 @@ StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const 
 class Trainer {
  public:
   // A fresh run. Nothing is written until train() starts.
-  Trainer(const ModelConfig& model, const TrainConfig& train, CharCorpus corpus,
+  Trainer(const ModelConfig& model, const TrainConfig& train, TextCorpus corpus,
            std::string out_dir);
   // Continues the run saved in out_dir/latest.safetensors with the options
   // stored there; `adjust` may change what is safe to change (stop
@@ -98,7 +99,7 @@ class Trainer {
   void print_sample(std::ostream& log);
 
   TrainConfig cfg_;
-  CharCorpus corpus_;
+  TextCorpus corpus_;
   std::vector<int32_t> train_ids_, val_ids_;
   std::unique_ptr<BatchStream> stream_;  // chunks of the training part, built once
   std::string dir_;
