@@ -89,14 +89,16 @@ TEST_F(CliTest, PretokenizedCorpusWithItsOwnValidationFile) {
   const std::string valid = file("ptb.valid.txt", repeat("the dog sat on the mat\n", 5));
   const std::string test = file("ptb.test.txt", "a bird sat on the cat\n");
   const fs::path out = dir_ / "run";
-  Proc t = unroll(cat({"train", train, "--out", out.string(), "--pretokenized", "--val", valid, "--steps",
+  Proc t = unroll(cat({"train", train, "--out", out.string(), "--pretokenized", "--val", valid, "--test", test, "--steps",
                        "40", "--eval-every", "20", "--embed", "16", "--hidden", "32", "--layers", "1",
                        "--batch", "4", "--seq", "8", "--sample-every", "0", "--threads", "1"},
                       {}));
   ASSERT_EQ(t.code, 0) << describe(t);
   // All of the training file trains: 40 × (6 + 6 + 5 words + 3 <eos>) tokens.
   EXPECT_TRUE(contains(t.out, "on 800 tokens")) << describe(t);
-  EXPECT_TRUE(contains(t.out, "perplexity")) << describe(t);
+  EXPECT_TRUE(std::regex_search(t.out, std::regex("eval step 40: val loss [0-9.]+ nats, perplexity [0-9.]+, "
+                                                  "test perplexity [0-9.]+")))
+      << describe(t);
 
   Proc s = unroll({"sample", (out / "latest.safetensors").string(), "-n", "60", "--seed", "3", "--threads", "1"});
   ASSERT_EQ(s.code, 0) << describe(s);

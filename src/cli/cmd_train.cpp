@@ -87,6 +87,8 @@ void add_train(CLI::App& app) {
       ->capture_default_str()->group("Data");
   s->add_option("--val", tc.val_files, "Validation text from these files instead of --split (all of the training files then train)")
       ->group("Data");
+  s->add_option("--test", tc.test_files, "Also evaluate these files at every validation and report them (never used to pick the best checkpoint)")
+      ->group("Data");
   s->add_option("--level", a->format.level, "Tokens: char (Unicode code points) or word (words, punctuation, spaces, newlines)")
       ->check(CLI::IsMember({"char", "word"}))->capture_default_str()->group("Data");
   s->add_flag("--pretokenized", a->format.pretokenized,
@@ -127,7 +129,7 @@ void add_train(CLI::App& app) {
            {"--out", "--cell", "--layers", "--hidden", "--embed", "--dropout", "--init-scale",
             "--forget-bias", "--batch", "--seq", "--optim", "--lr", "--momentum", "--rmsprop-alpha",
             "--clip", "--clip-mode", "--lr-decay", "--lr-decay-after", "--loss-norm", "--seed",
-            "--split", "--val", "--level", "--pretokenized", "--min-count", "--max-vocab", "--vocab-from"})
+            "--split", "--val", "--test", "--level", "--pretokenized", "--min-count", "--max-vocab", "--vocab-from"})
         require(s->count(fixed) == 0, std::string(fixed) +
                                           " cannot change on --resume: it comes from the "
                                           "checkpoint (only stop and reporting options can)");

@@ -63,7 +63,8 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"seed", c.seed},
           {"train_frac", c.train_frac},
           {"val_frac", c.val_frac},
-          {"val_files", c.val_files}};
+          {"val_files", c.val_files},
+          {"test_files", c.test_files}};
 }
 
 TrainConfig train_config_from_json(const nlohmann::json& j) {
@@ -89,6 +90,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
     c.train_frac = j.at("train_frac");
     c.val_frac = j.at("val_frac");
     c.val_files = j.value("val_files", std::vector<std::string>{});  // absent before word level
+    c.test_files = j.value("test_files", std::vector<std::string>{});
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("training options in the checkpoint are malformed: ") + e.what());
   }
@@ -161,6 +163,10 @@ void Trainer::prepare() {
   } else {  // validation from its own files: all of the training files train
     train_ids_ = corpus_.ids;
     val_ids_ = load_corpus(cfg_.val_files, &corpus_.vocab, corpus_.format).ids;
+  }
+  if (!cfg_.test_files.empty()) {
+    test_ids_ = load_corpus(cfg_.test_files, &corpus_.vocab, corpus_.format).ids;
+    require(test_ids_.size() >= 2, "the test text needs at least two tokens");
   }
   stream_ = std::make_unique<BatchStream>(train_ids_, cfg_.batch, cfg_.seq,
                                           "the training part of the text");
@@ -381,6 +387,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
                           {"clip_fraction", double(gw.clipped) / gw.steps},
                           {"group_grad_norms", per}};
     if (has_val) rec["val_loss"] = last_val_;
+    if (!test_ids_.empty()) rec["test_loss"] = last_test_;
     std::ofstream f(fs::path(dir_) / "metrics.jsonl", std::ios::app);
     f << rec.dump() << "\n";
     gw = GradWindow{};
@@ -394,12 +401,24 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       if (best) best_val_ = last_val_;
       char b[160];
       // Characters: bits per character; words: perplexity, as papers report them.
+      std::string test;
+      if (!test_ids_.empty()) {
+        StateGuard<float> guard(*model_);
+        last_test_ = evaluate(*model_, test_ids_, cfg_.batch, cfg_.seq).loss;
+        char t[96];
+        if (corpus_.format.level == "char")
+          std::snprintf(t, sizeof t, ", test %.4f bits/char", last_test_ / std::log(2.0));
+        else
+          std::snprintf(t, sizeof t, ", test perplexity %.2f", std::exp(last_test_));
+        test = t;
+      }
       if (corpus_.format.level == "char")
-        std::snprintf(b, sizeof b, "eval step %lld: val loss %.4f nats, %.4f bits/char%s\n",
-                      (long long)step_, last_val_, last_val_ / std::log(2.0), best ? " (best)" : "");
+        std::snprintf(b, sizeof b, "eval step %lld: val loss %.4f nats, %.4f bits/char%s%s\n",
+                      (long long)step_, last_val_, last_val_ / std::log(2.0), test.c_str(),
+                      best ? " (best)" : "");
       else
-        std::snprintf(b, sizeof b, "eval step %lld: val loss %.4f nats, perplexity %.2f%s\n",
-                      (long long)step_, last_val_, std::exp(last_val_), best ? " (best)" : "");
+        std::snprintf(b, sizeof b, "eval step %lld: val loss %.4f nats, perplexity %.2f%s%s\n",
+                      (long long)step_, last_val_, std::exp(last_val_), test.c_str(), best ? " (best)" : "");
       log << b << std::flush;
       save("latest.safetensors");
       if (best) save("best.safetensors");

@@ -39,6 +39,7 @@ struct TrainConfig {
   uint64_t seed = 1234;
   double train_frac = 0.9, val_frac = 0.05;
   std::vector<std::string> val_files;  // validation text from these files instead of the split
+  std::vector<std::string> test_files;  // also evaluated at every validation (reported, never used to pick)
   void validate() const;
 };
 nlohmann::json to_json(const TrainConfig& c);
@@ -100,7 +101,7 @@ class Trainer {
 
   TrainConfig cfg_;
   TextCorpus corpus_;
-  std::vector<int32_t> train_ids_, val_ids_;
+  std::vector<int32_t> train_ids_, val_ids_, test_ids_;
   std::unique_ptr<BatchStream> stream_;  // chunks of the training part, built once
   std::string dir_;
   std::unique_ptr<Model<float>> model_;
@@ -109,7 +110,7 @@ class Trainer {
   int64_t step_ = 0, chunk_ = 0, tokens_ = 0;
   int epoch_ = 1;
   double elapsed_ = 0;  // seconds of training before this process
-  double best_val_ = 1e300, last_val_ = 0;
+  double best_val_ = 1e300, last_val_ = 0, last_test_ = 0;
 };
 
 }  // namespace unroll
