@@ -681,6 +681,34 @@ TEST_F(CliTest, GradientsScalarExamplePrintsThreeNineTwentySeven) {
         << "no line 't = " << t << ": " << v << "'\n" << describe(r);
 }
 
+TEST_F(CliTest, GradientsRefusesOptionsItWouldIgnore) {
+  const std::string text = file("en.txt", english_text(100));
+  // --scalar alone writes nothing: page, JSON and CSV options make no sense with it.
+  for (auto extra : std::vector<std::vector<std::string>>{
+           {"--json", (dir_ / "s.json").string()}, {"-o", (dir_ / "s.html").string()}, {"--csv"}, {"--text", text}})
+    expect_clean_error(unroll(cat({"gradients", "--scalar", "3"}, extra)), {extra[0], "--scalar"});
+  // The scalar example's own options need --scalar.
+  Proc r = unroll({"gradients", "--fresh", "rnn:1:8", "--text", text, "--steps", "5"});
+  EXPECT_NE(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "--scalar")) << describe(r);
+  // A page path in a missing folder fails before any measuring.
+  Proc p = unroll({"gradients", "--fresh", "rnn:1:8", "--text", text, "-o", (dir_ / "nodir" / "g.html").string()});
+  expect_clean_error(p, {"nodir", "does not exist"});
+  EXPECT_FALSE(contains(p.err, "measuring")) << describe(p);
+}
+
+TEST_F(CliTest, GradientsJsonRecordsTheWholeCommand) {
+  const std::string text = file("en.txt", english_text(100));
+  const std::string json = (dir_ / "g.json").string();
+  Proc r = unroll({"gradients", "--fresh", "rnn:1:8:0.5", "--text", text, "-K", "5", "--repeats", "2",
+                   "--seed", "7", "--init-seed", "9", "--json", json, "-o", (dir_ / "g.html").string(),
+                   "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const std::string j = read_file(json);
+  for (const char* o : {"--repeats 2", "--seed 7", "--init-seed 9", "-K 5", "rnn:1:8:0.5"})
+    EXPECT_TRUE(contains(j, o)) << o << " missing from the recorded command";
+}
+
 TEST_F(CliTest, GradientsCsvHasEveryDistanceWithFullPrecision) {
   const std::string text = file("en.txt", english_text(400));
   const int K = 40;

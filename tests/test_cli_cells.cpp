@@ -121,5 +121,35 @@ TEST_F(CliCells, BadInputGivesOneClearLine) {
                      {"missing.txt"});
   expect_clean_error(unroll({"cells", (dir_ / "none.safetensors").string(), "--text", text_}),
                      {"none.safetensors"});
+  expect_clean_error(unroll({"cells", ck_, "--text", text_, "--probe", "x=a", "--probe", "x=b"}),
+                     {"already a probe named 'x'"});
+  expect_clean_error(unroll({"cells", ck_, "--text", text_, "--probe", "comment=//"}),
+                     {"already a probe named 'comment'"});
   EXPECT_FALSE(fs::exists(dir_ / "run" / "cells.html")) << "no page on bad input";
+  // Output paths are checked before the run over the text: nothing is written.
+  Proc r = unroll({"cells", ck_, "--text", text_, "-o", (dir_ / "p.html").string(), "--json",
+                   (dir_ / "nodir" / "x.json").string()});
+  expect_clean_error(r, {"nodir", "does not exist"});
+  EXPECT_FALSE(fs::exists(dir_ / "p.html")) << "the page was written before the JSON path failed";
+  EXPECT_FALSE(contains(r.err, "recording")) << "ran over the text before checking\n" << describe(r);
+}
+
+TEST_F(CliCells, UserProbeAnchorsMatchAtEveryLine) {
+  const std::string json = (dir_ / "c.json").string();
+  Proc r = unroll({"cells", ck_, "--text", text_, "--json", json, "-o", (dir_ / "c.html").string(),
+                   "--probe", "linestart=^int", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const auto j = nlohmann::json::parse(read_file(json));
+  // "int" opens a line 40 times (once per function): 120 characters on.
+  bool found = false;
+  for (const auto& p : j["probes"])
+    if (p["name"] == "linestart") {
+      found = true;
+      double on = 0;
+      for (const auto& v : p["values"]) on += v.get<double>();
+      EXPECT_EQ(on, 120.0);
+    }
+  EXPECT_TRUE(found) << "no probe 'linestart' in the JSON";
+  // The page records the command as typed.
+  EXPECT_TRUE(contains(j["command"].get<std::string>(), "--probe 'linestart=^int'")) << j["command"];
 }

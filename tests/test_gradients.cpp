@@ -119,6 +119,14 @@ TEST(GradientFlow, SpectralRadiusAndSigmaMax) {
   EXPECT_NEAR(spectral_radius(nil, 2), 0.0, 1e-6);
   const float wide[] = {3, 0, 0, 0, 1, 0};  // [2, 3]
   EXPECT_NEAR(sigma_max(wide, 2, 3), 3.0, 1e-6);
+  // A cyclic shift × 0.9 (orthogonal × 0.9; eigenvalues 0.9 × the 64th roots
+  // of unity): a Frobenius-norm Gelfand estimate would read 0.9 × 64^(1/8192).
+  const int n = 64;
+  std::vector<float> shift(n * n, 0.0f);
+  for (int i = 0; i < n; ++i) shift[i * n + (i + 1) % n] = 0.9f;
+  const double rho = spectral_radius(shift.data(), n), smax = sigma_max(shift.data(), n, n);
+  EXPECT_NEAR(rho, 0.9, 1e-5);
+  EXPECT_LE(rho, smax);
 }
 
 TEST(GradientFlow, OrthogonalInitIsScaledOrthogonal) {

@@ -54,6 +54,11 @@ void progress_line(size_t done, size_t total) {
 }
 
 void run_cells(const CellsArgs& a, const std::string& command) {
+  // Output paths are checked before the long run over the text.
+  const std::string out = a.out.empty() ? parent_dir(a.checkpoint) + "/cells.html" : a.out;
+  check_output_path(out, "page");
+  if (!a.json.empty()) check_output_path(a.json, "JSON");
+  if (!a.npy.empty()) check_output_path(a.npy, "activations (.npy)");
   Checkpoint ck = load_checkpoint(a.checkpoint);
   Model<float>& model = *ck.model;
   const ModelConfig& cfg = model.config();
@@ -85,7 +90,11 @@ void run_cells(const CellsArgs& a, const std::string& command) {
     const size_t eq = spec.find('=');
     require(eq != std::string::npos && eq > 0 && eq + 1 < spec.size(),
             "--probe '" + spec + "': expected NAME=REGEX, e.g. --probe 'number=[0-9]+'");
-    probes.push_back(regex_probe(spec.substr(0, eq), spec.substr(eq + 1), text));
+    const std::string name = spec.substr(0, eq);
+    for (const Probe& p : probes)
+      require(p.name != name, "--probe '" + spec + "': there is already a probe named '" + name +
+                                  "'; give each probe its own name");
+    probes.push_back(regex_probe(name, spec.substr(eq + 1), text));
   }
 
   if (text.size() < 1000)
@@ -203,7 +212,6 @@ void run_cells(const CellsArgs& a, const std::string& command) {
     sat.push_back({{"layer", s.layer + 1}, {"gate", s.gate}, {"left", left}, {"right", right}});
   }
 
-  const std::string out = a.out.empty() ? parent_dir(a.checkpoint) + "/cells.html" : a.out;
   const std::string html = cells_page_html(j);
   write_file_atomic(out, {html}, "page");
   std::printf("\npage         %s (%zu characters, %zu cells shown)\n", out.c_str(), text.size(),
@@ -245,13 +253,8 @@ void add_cells(CLI::App& app) {
   add_threads_option(*s, a->threads);
   s->callback([a]() {
     apply_threads(a->threads);
-    // The command as the page reports it (the options that change what it shows).
-    std::string command = "unroll cells " + a->checkpoint + " --text " + a->text;
-    if (a->layer) command += " --layer " + std::to_string(a->layer);
-    for (size_t i = 0; i < a->cells.size(); ++i)
-      command += (i ? "," : " --cells ") + std::to_string(a->cells[i]);
-    for (const std::string& p : a->probes) command += " --probe '" + p + "'";
-    command += " --max-chars " + std::to_string(a->max_chars);
+    // The page records the command as typed, so the numbers can be reproduced.
+    const std::string& command = command_line();
     run_cells(*a, command);
   });
 }

@@ -95,6 +95,11 @@ void run_gradients(const GradArgs& a, const std::string& command) {
   require(!a.checkpoints.empty() || !a.fresh.empty(),
           "give checkpoints to measure, or --fresh CELL:LAYERS:HIDDEN[:SCALE] models (or --scalar W)");
   require(!a.text.empty(), "--text is required: the text the models read");
+  // Output paths are checked before the measurements.
+  const std::string out = a.out.empty() ? "gradients.html" : a.out;
+  check_output_path(out, "page");
+  if (!a.csv_path.empty()) check_output_path(a.csv_path, "CSV");
+  if (!a.json.empty()) check_output_path(a.json, "JSON");
   std::u32string text = decode_utf8(read_text_file(a.text), a.text);
   if (text.size() > a.max_chars) text.resize(a.max_chars);
   FlowOptions opt = a.flow;
@@ -108,18 +113,33 @@ void run_gradients(const GradArgs& a, const std::string& command) {
     r.blocks = recurrent_weight_stats(m);
     ms.push_back(std::move(r));
   };
+  // Every checkpoint is loaded and reads the text before any is measured, so
+  // a bad one fails at once, not after the others' measurements.
+  struct Loaded {
+    std::string path;
+    Checkpoint ck;
+    std::vector<int32_t> ids;
+  };
+  std::vector<Loaded> loaded;
   for (const std::string& path : a.checkpoints) {
-    Checkpoint ck = load_checkpoint(path);
-    require(ck.vocab.level() == "char", path + ": gradients reads characters; this vocabulary is at the '" +
-                                            ck.vocab.level() + "' level");
-    const std::vector<int32_t> ids = ck.vocab.encode_chars(text);
+    Loaded l{path, load_checkpoint(path), {}};
+    require(l.ck.vocab.level() == "char", path + ": gradients reads characters; this vocabulary is at the '" +
+                                              l.ck.vocab.level() + "' level");
+    try {
+      l.ids = l.ck.vocab.encode_chars(text);
+    } catch (const Error& e) {
+      throw Error(path + ": " + e.what());
+    }
+    loaded.push_back(std::move(l));
+  }
+  for (Loaded& l : loaded) {
     // The label names the run folder and file, not the whole path.
-    const fs::path p(path);
+    const fs::path p(l.path);
     const std::string shown =
         p.has_parent_path() && p.parent_path().has_filename()
             ? (p.parent_path().filename() / p.filename()).string()
             : p.filename().string();
-    measure(*ck.model, ids, {shape(ck.model_config) + " (" + shown + ")", path, {}, {}, {}});
+    measure(*l.ck.model, l.ids, {shape(l.ck.model_config) + " (" + shown + ")", l.path, {}, {}, {}});
   }
   if (!a.fresh.empty()) {
     const Vocab vocab = Vocab::from_chars(text);
@@ -220,7 +240,6 @@ void run_gradients(const GradArgs& a, const std::string& command) {
   if (!a.csv_path.empty()) write_file_atomic(a.csv_path, {csv.str()}, "CSV");
   if (!a.json.empty())
     write_file_atomic(a.json, {j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}, "JSON");
-  const std::string out = a.out.empty() ? "gradients.html" : a.out;
   write_file_atomic(out, {gradients_page_html(j)}, "page");
   std::fprintf(a.csv ? stderr : stdout, "\nfactor: fitted per-step factor of ||dL_T/dh_(T-k)|| over k = 1..%d "
                "(< 1 vanishing, > 1 exploding); rel: relative to k = 0\npage         %s\n", K, out.c_str());
@@ -256,24 +275,27 @@ void add_gradients(CLI::App& app) {
   s->add_flag("--csv", a->csv, "Print every number as CSV instead of the summary table");
   s->add_option("--csv-file", a->csv_path, "Also write the CSV to this file");
   s->add_option("--json", a->json, "Also write the data behind the page as JSON");
-  s->add_option("--scalar", a->scalar, "The scalar example: h_t = f(w h_(t-1) + x) with this w; prints dh_t/dh_0");
-  s->add_option("--steps", a->steps, "Steps of the scalar example")->check(CLI::Range(1, 1000))->capture_default_str();
-  s->add_option("--h0", a->h0, "Scalar example: h_0 for the tanh unit")->capture_default_str();
-  s->add_option("--x", a->x, "Scalar example: the constant input x")->capture_default_str();
+  auto* scalar = s->add_option("--scalar", a->scalar, "The scalar example: h_t = f(w h_(t-1) + x) with this w; prints dh_t/dh_0")
+                     ->check(CLI::Range(-1e6, 1e6));
+  auto* steps = s->add_option("--steps", a->steps, "Steps of the scalar example")->check(CLI::Range(1, 1000))->capture_default_str();
+  auto* h0 = s->add_option("--h0", a->h0, "Scalar example: h_0 for the tanh unit")->check(CLI::Range(-1e6, 1e6))->capture_default_str();
+  auto* x = s->add_option("--x", a->x, "Scalar example: the constant input x")->check(CLI::Range(-1e6, 1e6))->capture_default_str();
+  for (auto* o : {steps, h0, x}) o->needs(scalar);
   add_threads_option(*s, a->threads);
   s->callback([a, s]() {
     apply_threads(a->threads);
     a->scalar_given = s->count("--scalar") > 0;
+    if (a->scalar_given && a->checkpoints.empty() && a->fresh.empty())
+      for (const char* o : {"--text", "--out", "--csv", "--csv-file", "--json"})
+        require(s->count(o) == 0, std::string(o) +
+                                      " is for measured models (checkpoints or --fresh); --scalar alone "
+                                      "prints the scalar example and writes nothing");
     if (a->scalar_given) {
       run_scalar(*a);
       if (a->checkpoints.empty() && a->fresh.empty()) return;
       std::printf("\n");
     }
-    std::string command = "unroll gradients";
-    for (const auto& c : a->checkpoints) command += " " + c;
-    for (const auto& f : a->fresh) command += " --fresh " + f;
-    command += " --text " + a->text + " -K " + std::to_string(a->flow.K);
-    run_gradients(*a, command);
+    run_gradients(*a, command_line());
   });
 }
 

@@ -19,6 +19,11 @@ CLI::Validator positive();      // > 0
 CLI::Validator non_negative();  // >= 0
 CLI::Validator seed_check();    // a whole number in [0, 2^64)
 
+// The command line as typed, quoted for a shell: pages and JSON record it so
+// that the numbers can be reproduced.
+const std::string& command_line();
+void set_command_line(int argc, char** argv);
+
 // --threads N on a subcommand; applied before it runs.
 void add_threads_option(CLI::App& sub, int& threads);
 void apply_threads(int threads);

@@ -57,6 +57,28 @@ CLI::Validator seed_check() {
 }
 CLI::Validator non_negative() { return number_check("NONNEGATIVE", false); }
 
+namespace {
+std::string g_command_line = "unroll";
+}
+
+const std::string& command_line() { return g_command_line; }
+
+void set_command_line(int argc, char** argv) {
+  std::string s = "unroll";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    const bool plain = !a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                          "0123456789-_=+./:,@%") == std::string::npos;
+    if (!plain) {  // single-quoted for a POSIX shell
+      std::string q = "'";
+      for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+      a = q + "'";
+    }
+    s += " " + a;
+  }
+  g_command_line = s;
+}
+
 }  // namespace unroll::cli
 
 int main(int argc, char** argv) {
@@ -65,6 +87,7 @@ int main(int argc, char** argv) {
   // staying in the heap: 9 MiB less peak RSS for LSTM 3×512. (64 KiB would catch
   // the small per-step packing buffers too, and cost 10% speed: docs/performance.md.)
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  unroll::cli::set_command_line(argc, argv);
   CLI::App app{"unroll: train, sample and look inside recurrent neural networks", "unroll"};
   app.set_version_flag("--version", std::string("unroll ") + UNROLL_VERSION);
   app.require_subcommand(1);

@@ -6,10 +6,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <functional>
 
 #include "unroll/core/error.h"
 
 namespace unroll {
+
+namespace fs = std::filesystem;
 
 std::string parent_dir(const std::string& path) {
   size_t slash = path.find_last_of('/');
@@ -18,11 +22,51 @@ std::string parent_dir(const std::string& path) {
   return path.substr(0, slash);
 }
 
-void write_file_atomic(const std::string& path, const std::vector<std::string_view>& parts,
+namespace {
+// Writes straight into something that is not a regular file (a device such as
+// /dev/stdout, a named pipe): it cannot be replaced, only written through.
+void write_through(const std::string& path, const std::vector<std::string_view>& parts,
+                   const std::function<void(const std::string&)>& write_fail) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) write_fail(std::strerror(errno));
+  errno = 0;
+  bool ok = true;
+  int err = 0;
+  for (std::string_view p : parts)
+    if (ok && !p.empty() && std::fwrite(p.data(), 1, p.size(), f) != p.size()) ok = false, err = errno ? errno : EIO;
+  if (ok && std::fflush(f) != 0) ok = false, err = errno;
+  if (std::fclose(f) != 0 && ok) ok = false, err = errno;
+  if (!ok) write_fail(std::strerror(err));
+}
+}  // namespace
+
+void check_output_path(const std::string& path, const std::string& what) {
+  require(!path.empty(), "no file name given for the " + what);
+  std::error_code ec;
+  require(!fs::is_directory(path, ec), "cannot write " + what + " '" + path + "': it is a folder");
+  const std::string dir = parent_dir(path);
+  require(fs::is_directory(dir, ec), "cannot write " + what + " '" + path + "': the folder '" + dir +
+                                         "' does not exist");
+  require(::access(dir.c_str(), W_OK) == 0 || (fs::exists(path, ec) && ::access(path.c_str(), W_OK) == 0),
+          "cannot write " + what + " '" + path + "': the folder '" + dir + "' is not writable");
+}
+
+void write_file_atomic(const std::string& path_in, const std::vector<std::string_view>& parts,
                        const std::string& what) {
   auto write_fail = [&](const std::string& why) {
-    throw Error("cannot write " + what + " '" + path + "': " + why);
+    throw Error("cannot write " + what + " '" + path_in + "': " + why);
   };
+  // A symbolic link is followed: the file it points to is replaced, the link stays.
+  std::string path = path_in;
+  std::error_code ec;
+  if (fs::is_symlink(path, ec)) {
+    fs::path target = fs::read_symlink(path, ec);
+    if (ec) write_fail(ec.message());
+    path = (target.is_absolute() ? target : fs::path(parent_dir(path)) / target).lexically_normal().string();
+  }
+  const auto st = fs::status(path, ec);
+  if (fs::exists(st) && fs::is_directory(st)) write_fail("it is a folder");
+  if (fs::exists(st) && !fs::is_regular_file(st)) return write_through(path, parts, write_fail);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) write_fail(std::strerror(errno));

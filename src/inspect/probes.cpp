@@ -178,7 +178,7 @@ std::vector<Probe> builtin_probes(const std::u32string& text) {
 Probe regex_probe(const std::string& name, const std::string& pattern, const std::u32string& text) {
   std::regex re;
   try {
-    re = std::regex(pattern, std::regex::ECMAScript);
+    re = std::regex(pattern, std::regex::ECMAScript | std::regex::multiline);  // ^ and $ at line ends
   } catch (const std::regex_error& e) {
     throw Error("probe '" + name + "': invalid regular expression '" + pattern + "': " + e.what());
   }

@@ -97,7 +97,13 @@ TextCorpus load_corpus(const std::vector<std::string>& files, const Vocab* vocab
                                                 "' level, the text is read at the '" + format.level + "' level");
   if (format.level == "char") {
     c.vocab = vocab ? *vocab : Vocab::from_chars(text);
-    c.ids = c.vocab.encode_chars(text);
+    try {
+      c.ids = c.vocab.encode_chars(text);
+    } catch (const Error& e) {  // name the files: there may be several texts in play
+      std::string names;
+      for (size_t i = 0; i < files.size(); ++i) names += (i ? ", '" : "'") + files[i] + "'";
+      throw Error(names + ": " + e.what());
+    }
   } else {
     require(!words.empty(), "the text has no words: nothing to train on");
     c.vocab = vocab ? *vocab : Vocab::from_words(words, format.min_count, format.max_vocab);

@@ -162,10 +162,18 @@ void Trainer::prepare() {
     val_ids_ = std::move(sp.val);
   } else {  // validation from its own files: all of the training files train
     train_ids_ = corpus_.ids;
-    val_ids_ = load_corpus(cfg_.val_files, &corpus_.vocab, corpus_.format).ids;
+    try {
+      val_ids_ = load_corpus(cfg_.val_files, &corpus_.vocab, corpus_.format).ids;
+    } catch (const Error& e) {
+      throw Error(std::string("--val: ") + e.what() + " (the vocabulary is the training text's)");
+    }
   }
   if (!cfg_.test_files.empty()) {
-    test_ids_ = load_corpus(cfg_.test_files, &corpus_.vocab, corpus_.format).ids;
+    try {
+      test_ids_ = load_corpus(cfg_.test_files, &corpus_.vocab, corpus_.format).ids;
+    } catch (const Error& e) {
+      throw Error(std::string("--test: ") + e.what() + " (the vocabulary is the training text's)");
+    }
     require(test_ids_.size() >= 2, "the test text needs at least two tokens");
   }
   stream_ = std::make_unique<BatchStream>(train_ids_, cfg_.batch, cfg_.seq,

@@ -11,8 +11,15 @@ namespace unroll {
 // the same folder, then fsync, rename over path, and fsync the folder. On
 // failure removes the temp file, leaves any previous file at path untouched and
 // throws Error("cannot write WHAT 'PATH': <reason>").
+// A symbolic link is followed (its target is replaced, the link stays); a path
+// that is not a regular file (/dev/stdout, a named pipe) is written through,
+// not replaced.
 void write_file_atomic(const std::string& path, const std::vector<std::string_view>& parts,
                        const std::string& what);
+
+// Checks before long work that path can be written: not a folder, in a folder
+// that exists and is writable. Throws Error("cannot write WHAT 'PATH': ...").
+void check_output_path(const std::string& path, const std::string& what);
 
 // The folder part of a path ("." when there is none).
 std::string parent_dir(const std::string& path);

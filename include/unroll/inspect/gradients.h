@@ -50,8 +50,9 @@ double fitted_factor(const std::vector<double>& v, int k0, int k1);
 // Largest singular value of a row-major [m, n] matrix (power iteration on AᵀA).
 double sigma_max(const float* a, int m, int n, int iters = 100);
 // Spectral radius (largest |eigenvalue|) of a square [n, n] matrix, from
-// Gelfand's formula ρ = lim ‖Aᵏ‖^(1/k) with k = 2^squarings (normalised
-// repeated squaring); accurate to about n^(1/2k).
+// Gelfand's formula ρ = lim ‖Aᵏ‖₂^(1/k) with k = 2^squarings (normalised
+// repeated squaring, then the spectral norm of Aᵏ by power iteration);
+// never above sigma_max(A).
 double spectral_radius(const float* a, int n, int squarings = 12);
 
 // W_hh of every layer, split into its gate blocks of [H, H].
