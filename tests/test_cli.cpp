@@ -557,6 +557,16 @@ TEST_F(CliTest, ResumeNamesTheTrainingFileThatChanged) {
   EXPECT_EQ(r.err.find("a.txt"), std::string::npos) << "names the unchanged file\n" << describe(r);
 }
 
+TEST_F(CliTest, ZeroTimeAndHugeTemperatureAreRejected) {
+  const std::string text = file("en.txt", english_text(300));
+  const fs::path out = dir_ / "run";
+  expect_clean_error(unroll(cat(cat({"train", text, "--out", out.string()}, kTiny), {"--time", "0s"})),
+                     {"--time", "positive"}, out);
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, out));
+  expect_clean_error(unroll({"sample", (out / "latest.safetensors").string(), "-t", "1e300"}),
+                     {"--temperature", "3.4e38"});
+}
+
 TEST_F(CliTest, ResumeRefusesOptionsItCannotChange) {
   const std::string text = file("en.txt", english_text(300));
   ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));

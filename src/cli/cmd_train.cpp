@@ -122,7 +122,10 @@ void add_train(CLI::App& app) {
   s->callback([a, s]() {
     apply_threads(a->threads);
     TrainConfig& tc = a->tc;
-    if (!a->time.empty()) tc.max_seconds = parse_duration(a->time);
+    if (!a->time.empty()) {
+      tc.max_seconds = parse_duration(a->time);
+      require(tc.max_seconds > 0, "--time " + a->time + " would stop before the first step: give a positive duration such as 90s or 5m");
+    }
     if (!a->resume.empty()) {
       require(a->files.empty(), "--resume takes its files from the checkpoint: give no files");
       for (const char* fixed :

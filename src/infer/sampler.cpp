@@ -10,7 +10,7 @@ namespace unroll {
 
 void SampleOptions::validate() const {
   require(temperature > 0 && std::isfinite(temperature),
-          "--temperature must be a positive number (e.g. 0.8)");
+          "--temperature must be a positive number that fits a float, at most about 3.4e38 (e.g. 0.8)");
   require(top_k >= 0, "--top-k must be 0 (all tokens) or positive");
   require(top_p > 0 && top_p <= 1, "--top-p must be in (0, 1]");
 }
