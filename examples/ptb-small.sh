@@ -13,22 +13,7 @@
 # Every epoch prints validation and test perplexity (one eval line per epoch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PTB=${PTB:-../shared/data/ptb}
-RUN=${RUN:-runs/ptb-small}
+source examples/ptb-common.sh
 EPOCHS=${EPOCHS:-13}
-for f in ptb.train.txt ptb.valid.txt ptb.test.txt; do
-  [ -f "$PTB/$f" ] || { echo "missing $PTB/$f (set PTB=folder with the Penn Treebank files)" >&2; exit 1; }
-done
-[ -x build/unroll ] || bash scripts/setup.sh
-rm -rf "$RUN"
-# One epoch is (tokens - 1) / 20 / 20 chunks: 929,589 tokens with <eos> -> 2,323.
-CHUNKS=2323
-./build/unroll train "$PTB/ptb.train.txt" --val "$PTB/ptb.valid.txt" --test "$PTB/ptb.test.txt" \
-  --pretokenized --out "$RUN" \
-  --cell lstm --layers 2 --hidden 200 --embed 200 --init-scale 0.1 \
-  --optim sgd --momentum 0 --lr 1 --lr-decay 0.5 --lr-decay-after 4 \
-  --batch 20 --seq 20 --clip 5 --loss-norm batch \
-  --epochs "$EPOCHS" --eval-every "$CHUNKS" --sample-every 0 --print-every 500
-echo
-echo "== test perplexity of the best checkpoint (by validation) =="
-./build/unroll eval "$RUN/best.safetensors" --data "$PTB/ptb.test.txt" --batch 20 --seq 20
+ptb_run small 20 --cell lstm --layers 2 --hidden 200 --embed 200 --init-scale 0.1 \
+  --lr 1 --lr-decay 0.5 --lr-decay-after 4 --print-every 500

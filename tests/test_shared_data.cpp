@@ -17,6 +17,19 @@ namespace {
 
 using namespace clitest;
 
+// A fresh temporary folder, removed with everything in it at the end of the test.
+struct TempDir {
+  fs::path dir;
+  explicit TempDir(const std::string& prefix) {
+    std::string tmpl = (fs::temp_directory_path() / (prefix + "_XXXXXX")).string();
+    if (::mkdtemp(tmpl.data())) dir = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!dir.empty()) fs::remove_all(dir, ec);
+  }
+};
+
 std::string shared(const std::string& rel) {
   const std::string p = std::string(UNROLL_SHARED_DATA) + "/" + rel;
   if (!std::filesystem::exists(p))
@@ -37,16 +50,9 @@ TEST(SharedData, CliTrainsOnTinyShakespeare) {
   const fs::path data = fs::path(UNROLL_SHARED_DATA) / "tinyshakespeare" / "input.txt";
   ASSERT_TRUE(fs::is_regular_file(data)) << "../shared/data is missing: looked for " << data
                                          << " (UNROLL_SHARED_DATA=" << UNROLL_SHARED_DATA << ")";
-  std::string tmpl = (fs::temp_directory_path() / "unroll_cli_XXXXXX").string();
-  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-  const fs::path dir = tmpl;
-  struct Cleanup {
-    fs::path d;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(d, ec);
-    }
-  } cleanup{dir};
+  const TempDir tmp("unroll_cli");
+  ASSERT_FALSE(tmp.dir.empty()) << "cannot make a temporary folder";
+  const fs::path& dir = tmp.dir;
   Proc r = run_unroll({"train",          data.string(),
                        "--out",          (dir / "run").string(),
                        "--hidden",       "32",
@@ -75,16 +81,9 @@ TEST(SharedData, PtbSmokeRunBeatsTheUnigramPerplexity) {
   const fs::path ptb = fs::path(UNROLL_SHARED_DATA) / "ptb";
   ASSERT_TRUE(fs::is_regular_file(ptb / "ptb.train.txt") && fs::is_regular_file(ptb / "ptb.valid.txt"))
       << "../shared/data/ptb is missing: looked in " << ptb;
-  std::string tmpl = (fs::temp_directory_path() / "unroll_ptb_XXXXXX").string();
-  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-  const fs::path dir = tmpl;
-  struct Cleanup {
-    fs::path d;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(d, ec);
-    }
-  } cleanup{dir};
+  const TempDir tmp("unroll_ptb");
+  ASSERT_FALSE(tmp.dir.empty()) << "cannot make a temporary folder";
+  const fs::path& dir = tmp.dir;
   // The first 3,000 lines train, the first 300 of the validation file validate.
   auto head_lines = [](const fs::path& from, const fs::path& to, int n) {
     std::istringstream in(read_text_file(from.string()));

@@ -13,25 +13,12 @@
 #include "unroll/text/utf8.h"
 #include "unroll/text/vocab.h"
 
+#include "error_util.h"
+
 using namespace unroll;
 namespace fs = std::filesystem;
 
 namespace {
-
-// The message of the Error thrown by f, or "" (and a test failure) if none is thrown.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-unroll exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected an unroll::Error";
-  return "";
-}
 
 #define EXPECT_CONTAINS(haystack, needle) \
   EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "message: " << (haystack)

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "unroll/core/error.h"
+#include "error_util.h"
 #include "unroll/text/vocab.h"
 #include "unroll/text/words.h"
 
@@ -13,14 +14,6 @@ namespace {
 
 using Tokens = std::vector<std::string>;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 }  // namespace
 

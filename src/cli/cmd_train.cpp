@@ -194,8 +194,7 @@ void add_train(CLI::App& app) {
       for (const char* own : {"--level", "--pretokenized", "--min-count", "--max-vocab"})
         require(s->count(own) == 0, std::string(own) + " comes from --vocab-from's checkpoint: give one or the other");
       Checkpoint from = load_checkpoint(a->vocab_from);
-      const TextFormat f = TextFormat::from_json(from.data.value("format", nlohmann::json()));
-      corpus = load_corpus(a->files, &from.vocab, f);
+      corpus = load_corpus(a->files, &from.vocab, from.format);
     } else {
       corpus = load_corpus(a->files, nullptr, a->format);
     }

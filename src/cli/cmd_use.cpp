@@ -57,7 +57,7 @@ void add_sample(CLI::App& app) {
     require(a->prime.empty() || a->prime_file.empty(), "give --prime or --prime-file, not both");
     Checkpoint ck = load_checkpoint(a->checkpoint);
     std::string prime = a->prime_file.empty() ? a->prime : read_text_file(a->prime_file);
-    const TextFormat format = TextFormat::from_json(ck.data.value("format", nlohmann::json()));
+    const TextFormat& format = ck.format;
     std::vector<int32_t> ids;
     if (!prime.empty() && format.level == "char") {
       // A prime typed in another Unicode normal form than the training text
@@ -121,7 +121,7 @@ void add_eval(CLI::App& app) {
   s->callback([a]() {
     apply_threads(a->threads);
     Checkpoint ck = load_checkpoint(a->checkpoint);
-    TextCorpus c = load_corpus(a->data, &ck.vocab, TextFormat::from_json(ck.data.value("format", nlohmann::json())));
+    TextCorpus c = load_corpus(a->data, &ck.vocab, ck.format);
     if (c.unknown > 0)
       std::cerr << "unroll: note: " << c.unknown << " of " << c.ids.size()
                 << " tokens are not in the vocabulary and are read as " << kUnk << "\n";
@@ -174,7 +174,7 @@ void add_info(CLI::App& app) {
                   ck.train.value("seq", 0), ck.train["optim"].value("kind", "?").c_str(),
                   ck.train["optim"].value("lr", 0.0));
     if (!ck.data.is_null() && ck.data.contains("files")) {
-      const TextFormat f = TextFormat::from_json(ck.data.value("format", nlohmann::json()));
+      const TextFormat& f = ck.format;
       std::printf("data        %zu file(s), %lld %s, %s level%s\n", ck.data["files"].size(),
                   (long long)ck.data.value("tokens", ck.data.value("characters", 0LL)), f.unit(),
                   f.level.c_str(), f.pretokenized ? ", pre-tokenized" : "");

@@ -66,6 +66,11 @@ Checkpoint load_checkpoint(const std::string& path) {
   ck.train = meta("train");
   ck.progress = meta("progress");
   ck.data = meta("data");
+  try {
+    ck.format = TextFormat::from_json(ck.data.is_object() ? ck.data.value("format", nlohmann::json()) : nlohmann::json());
+  } catch (const std::exception& e) {
+    throw Error("'" + path + "': the text format is malformed: " + e.what());
+  }
   ck.model = std::make_unique<Model<float>>(ck.model_config);
   Model<float>& m = *ck.model;
   for (auto& v : m.layout().views()) {

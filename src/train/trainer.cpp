@@ -197,7 +197,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
   t->cfg_.validate();
   t->dir_ = dir;
   std::vector<std::string> files = ck.data.at("files");
-  t->corpus_ = load_corpus(files, &ck.vocab, TextFormat::from_json(ck.data.value("format", nlohmann::json())));
+  t->corpus_ = load_corpus(files, &ck.vocab, ck.format);
   const nlohmann::json now = t->corpus_.describe();
   if (now["hash"] != ck.data["hash"]) {
     std::string which = "the training files";

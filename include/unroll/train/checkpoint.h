@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "unroll/model/model.h"
+#include "unroll/text/text_corpus.h"
 #include "unroll/text/vocab.h"
 #include "unroll/train/optimizer.h"
 
@@ -21,6 +22,7 @@ struct Checkpoint {
   ModelConfig model_config;
   Vocab vocab;
   nlohmann::json train, progress, data;  // null when absent
+  TextFormat format;                     // how text becomes tokens (data["format"]; char level if absent)
   std::unique_ptr<Model<float>> model;   // parameters and carried state loaded
   Buffer<float> opt_m, opt_v;            // empty when absent
   int64_t opt_t = 0;
