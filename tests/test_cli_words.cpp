@@ -138,6 +138,16 @@ TEST_F(CliTest, VocabFromACheckpointMapsWordsAsItDoes) {
   expect_clean_error(bad, {"--level", "--vocab-from"}, dir_ / "c");
 }
 
+TEST_F(CliTest, ValTakesOneFileAndLeavesTheTrainingFiles) {
+  const std::string text = file("en.txt", english_text(300));
+  const std::string v1 = file("v1.txt", english_text(20, 3)), v2 = file("v2.txt", english_text(20, 4));
+  // --val before the training file must not swallow it; repeat --val for more files.
+  Proc t = unroll(cat({"train", "--val", v1, "--val", v2, text, "--out", (dir_ / "run").string()}, kTiny));
+  ASSERT_EQ(t.code, 0) << describe(t);
+  Proc i = unroll({"info", "--json", (dir_ / "run" / "latest.safetensors").string()});
+  EXPECT_TRUE(contains(i.out, "v1.txt") && contains(i.out, "v2.txt")) << describe(i);
+}
+
 TEST_F(CliTest, WordOptionsOnCharactersAreRejected) {
   const std::string text = file("en.txt", english_text(50));
   Proc r = unroll({"train", text, "--out", (dir_ / "run").string(), "--level", "char", "--min-count", "2"});

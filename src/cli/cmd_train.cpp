@@ -85,10 +85,12 @@ void add_train(CLI::App& app) {
       ->capture_default_str()->group("Optimisation");
   s->add_option("--split", a->split, "Train and validation fractions; the rest is test")
       ->capture_default_str()->group("Data");
-  s->add_option("--val", tc.val_files, "Validation text from these files instead of --split (all of the training files then train)")
-      ->group("Data");
-  s->add_option("--test", tc.test_files, "Also evaluate these files at every validation and report them (never used to pick the best checkpoint)")
-      ->group("Data");
+  // One file per --val/--test (repeat the option for more), so that they never
+  // swallow the training files that follow them.
+  s->add_option("--val", tc.val_files, "Validation text from this file instead of --split (all of the training files then train; repeatable)")
+      ->allow_extra_args(false)->group("Data");
+  s->add_option("--test", tc.test_files, "Also evaluate this file at every validation and report it (never used to pick the best checkpoint; repeatable)")
+      ->allow_extra_args(false)->group("Data");
   s->add_option("--level", a->format.level, "Tokens: char (Unicode code points) or word (words, punctuation, spaces, newlines)")
       ->check(CLI::IsMember({"char", "word"}))->capture_default_str()->group("Data");
   s->add_flag("--pretokenized", a->format.pretokenized,
@@ -186,6 +188,9 @@ void add_train(CLI::App& app) {
     require(!std::filesystem::exists(std::filesystem::path(a->out) / "latest.safetensors"),
             "'" + a->out + "' already holds a run: continue it with --resume " + a->out +
                 ", or choose another --out");
+    // Absolute paths, so that a resume from another folder finds them (as the training files).
+    for (auto* list : {&tc.val_files, &tc.test_files})
+      for (auto& f : *list) f = std::filesystem::absolute(f).lexically_normal().string();
     // The word-level options imply --level word.
     if (!s->count("--level") && (s->count("--pretokenized") || s->count("--min-count") || s->count("--max-vocab")))
       a->format.level = "word";

@@ -165,14 +165,16 @@ void Trainer::prepare() {
     try {
       val_ids_ = load_corpus(cfg_.val_files, &corpus_.vocab, corpus_.format).ids;
     } catch (const Error& e) {
-      throw Error(std::string("--val: ") + e.what() + " (the vocabulary is the training text's)");
+      const std::string m = e.what();
+      throw Error("--val: " + m + (m.find("vocabulary") != std::string::npos ? " (the vocabulary is the training text's)" : ""));
     }
   }
   if (!cfg_.test_files.empty()) {
     try {
       test_ids_ = load_corpus(cfg_.test_files, &corpus_.vocab, corpus_.format).ids;
     } catch (const Error& e) {
-      throw Error(std::string("--test: ") + e.what() + " (the vocabulary is the training text's)");
+      const std::string m = e.what();
+      throw Error("--test: " + m + (m.find("vocabulary") != std::string::npos ? " (the vocabulary is the training text's)" : ""));
     }
     require(test_ids_.size() >= 2, "the test text needs at least two tokens");
   }
