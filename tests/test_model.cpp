@@ -211,15 +211,21 @@ namespace {
 // transposed W_hh, contiguous one-hot gather) against the plain reference
 // path (double: reference GEMM loops, libm functions) on the same weights:
 // loss and every gradient tensor agree to float tolerance. Chunk shapes cover
-// both sides of each shortcut's threshold (T·B ≥ 64 pre-transposes W_hh;
-// T·B ≥ vocabulary transposes the one-hot weights).
+// both sides of each shortcut's threshold (T·B ≥ 64 transposes W_hh for the
+// per-step products; T·B ≥ vocabulary transposes the one-hot weights), and
+// both layouts of W_hh that core/gemm picks between by CPU.
 TEST(Precision, OptimisedFloatPathMatchesReferenceGradients) {
   struct Shape {
     int T, B;
   };
+  struct Restore {
+    ~Restore() { force_short_gemm_layout(-1); }
+  } restore;
+  for (int layout : {0, 1})
   for (CellKind cell : {CellKind::RnnTanh, CellKind::RnnRelu, CellKind::Lstm, CellKind::Gru})
     for (int embed : {0, 8})
       for (Shape sh : {Shape{20, 8}, Shape{3, 2}}) {
+        force_short_gemm_layout(layout);
         ModelConfig c = small(cell, 2, 24, 13);
         c.embed = embed;
         c.init_scale = 0.3f;
@@ -241,7 +247,8 @@ TEST(Precision, OptimisedFloatPathMatchesReferenceGradients) {
         md.backward(1.0 / ld.count);
         mf.backward(1.0f / float(lf.count));
         const std::string what = cell_name(cell) + (embed ? " embed" : " one-hot") + " T=" +
-                                 std::to_string(T) + " B=" + std::to_string(B);
+                                 std::to_string(T) + " B=" + std::to_string(B) +
+                                 " W_hh layout " + std::to_string(layout);
         EXPECT_NEAR(lf.sum / ld.sum, 1.0, 1e-5) << what;
         for (auto& v : md.layout().views()) {
           double diff = 0, norm = 0;

@@ -123,6 +123,18 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alph
   gemm_reference(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+namespace {
+int forced_layout = -1;
+}
+
+bool short_gemm_wants_bt() {
+  if (forced_layout >= 0) return forced_layout == 1;
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  return !avx512;
+}
+
+void force_short_gemm_layout(int bt) { forced_layout = bt < 0 ? -1 : bt != 0; }
+
 void set_threads(int n) {
   require(n >= 1, "--threads must be at least 1 (got " + std::to_string(n) + ")");
   omp_set_num_threads(n);

@@ -29,6 +29,16 @@ void gemm_reference(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T
     }
 }
 
+// Which layout of B suits oneDNN's product of a short A (a few dozen rows,
+// the per-step recurrent product of training) with a wide B on this CPU:
+// true: B transposed, [N, K] row-major; false: B as it is, [K, N]. Measured
+// with bench/micro.cpp BM_Gemm M:50 — with AVX-512, [K, N] was about twice
+// as fast; with AVX2 only, [N, K] is 1.8× (forward) and 1.2–1.6× (backward)
+// as fast. force_short_gemm_layout(0/1) pins the answer (tests run both
+// layouts); -1 returns to the CPU's.
+bool short_gemm_wants_bt();
+void force_short_gemm_layout(int bt);
+
 // Sets the number of threads for GEMMs and element-wise loops (one OpenMP pool).
 void set_threads(int n);
 int get_threads();

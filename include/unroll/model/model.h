@@ -37,7 +37,7 @@ class Model {
       layers_[l].kind = cfg.cell;
       layers_[l].In = cfg.input_size(l);
       layers_[l].H = cfg.hidden;
-      layers_[l].w_hh_t = &ybuf_;
+      layers_[l].w_hh_t = &wt_;
     }
     masks_.resize(cfg.layers + 1);
     inputs_of_.assign(cfg.layers + 1, nullptr);
@@ -105,10 +105,9 @@ class Model {
 
     // Shared workspace (see backward): every layer writes its h into xbuf_ and
     // its c into cbuf_, over the layer below's, which its input projection has
-    // already read; ybuf_ lends each layer room for W_hh^T.
+    // already read.
     const size_t rows = TB + B, width = std::max<size_t>(H, cfg_.embed);
     F* hbuf = ensure(xbuf_, rows * width);
-    ensure(ybuf_, rows * width);
     F* cbuf = cfg_.cell == CellKind::Lstm ? ensure(cbuf_, rows * H) : nullptr;
     const F* x = nullptr;  // dense input of the current layer
     if (cfg_.embed) {
@@ -148,7 +147,7 @@ class Model {
     // layer below's h and c are recomputed into db and cbuf_; once dW_hh has
     // read h_l, dL/dh_{l-1} goes into hb. Then the two swap roles.
     F* hb = xbuf_.data();  // the forward left the top layer's h and c here
-    F* db = ybuf_.data();
+    F* db = ensure(ybuf_, (TB + B) * std::max<size_t>(H, cfg_.embed));
     F* cb = cbuf_.data();
     linear_backward(head_in_, param("head.weight"), dlogits_.data(), TB, H, O, scale,
                     grad("head.weight"), grad("head.bias"), db);
@@ -243,9 +242,9 @@ class Model {
   std::vector<const F*> inputs_of_;  // [L + 1] dense inputs (k = L: head)
   Buffer<F> embed_out_, logits_, dlogits_;
   // Shared workspace, [(T+1)·B, max(H, E)] each: forward writes every layer's
-  // h into xbuf_ and c into cbuf_, and lends ybuf_ for W_hh^T; backward
-  // rotates xbuf_ and ybuf_ between h and dL/dh (see backward).
-  Buffer<F> xbuf_, ybuf_, cbuf_;
+  // h into xbuf_ and c into cbuf_; backward rotates xbuf_ and ybuf_ between
+  // h and dL/dh (see backward). wt_ lends every layer room for W_hh^T.
+  Buffer<F> xbuf_, ybuf_, cbuf_, wt_;
   const F* head_in_ = nullptr;
   const int32_t* inputs_ = nullptr;
   const int32_t* targets_ = nullptr;

@@ -79,8 +79,8 @@ class RecurrentLayer {
   Buffer<F> h0, c0;  // [B, H] the chunk's initial state
   Buffer<F> dh, dc;  // [B, H] gradient carried backwards through time
   Buffer<F> dht;     // [B, H] dL/dh_t at the current step
-  Buffer<F>* w_hh_t = nullptr;  // [H, G*H] W_hh transposed for the per-step forward
-                                // product; scratch that the model lends
+  Buffer<F>* w_hh_t = nullptr;  // [H, G*H] W_hh transposed for the per-step product
+                                // (forward or backward, by CPU); scratch the model lends
   Buffer<F> w_ih_t;  // one-hot input: [In, G*H] W_ih transposed (forward) / dW_ih^T (backward)
   Buffer<F>* record_dh = nullptr;  // if set, backward_steps stores dL/dh_t of every step, [T*B, H]
   int T_ = 0, B_ = 0;
@@ -127,10 +127,10 @@ class RecurrentLayer {
     for (size_t r = 0; r < TB; ++r)
       for (int k = 0; k < GH; ++k) g[r * GH + k] += w.b_ih[k] + (fold_hh ? w.b_hh[k] : F(0));
 
-    // h_{t-1} W_hh^T runs about twice as fast with W_hh^T stored row-major
-    // (measured: bench/micro.cpp BM_Gemm); transposing once pays off over a
-    // chunk, not for one step of batch 1 (sampling).
-    const bool pre_t = size_t(T) * B >= 64;
+    // h_{t-1} W_hh^T: on CPUs where oneDNN prefers B as [K, N]
+    // (short_gemm_wants_bt() false) W_hh^T is stored row-major once per chunk;
+    // that pays off over a chunk, not for one step of batch 1 (sampling).
+    const bool pre_t = size_t(T) * B >= 64 && !short_gemm_wants_bt();
     Buffer<F> own;
     Buffer<F>& wt = w_hh_t ? *w_hh_t : own;
     if (pre_t) transpose(w.W_hh, GH, H, ensure(wt, size_t(H) * GH));
@@ -215,6 +215,13 @@ class RecurrentLayer {
     F* dgn = ghn.data();  // GRU: dL/d(W_hn h + b_hn) overwrites W_hn h + b_hn, row by row
     const bool gru = kind == CellKind::Gru;
     F* rec = record_dh ? ensure(*record_dh, size_t(T) * B * H) : nullptr;
+    // dgates_t W_hh: the mirror of forward's choice — where oneDNN prefers B
+    // as [N, K], W_hh^T is stored row-major once for the whole chunk.
+    const bool bt = size_t(T) * B >= 64 && short_gemm_wants_bt();
+    Buffer<F> own;
+    Buffer<F>& wtb = w_hh_t ? *w_hh_t : own;
+    const F* wt = bt ? ensure(wtb, size_t(H) * GH) : nullptr;
+    if (bt) transpose(w.W_hh, GH, H, wtb.data());
 
     for (int t = T - 1; t >= 0; --t) {
       const size_t row0 = size_t(t) * B;
@@ -243,10 +250,15 @@ class RecurrentLayer {
       // dh_{t-1} = dL/d(W_hh h_{t-1} + b_hh) · W_hh. For the GRU that gradient is
       // dgates' r and z blocks plus dghn for the n block, added to the z ⊙ dh_t
       // term gru_backward wrote.
-      if (gru) {
+      if (gru && bt) {
+        gemm(false, true, B, H, 2 * H, F(1), dg + row0 * GH, GH, wt, GH, F(1), dhc, H);
+        gemm(false, true, B, H, H, F(1), dgn + row0 * H, H, wt + 2 * H, GH, F(1), dhc, H);
+      } else if (gru) {
         gemm(false, false, B, H, 2 * H, F(1), dg + row0 * GH, GH, w.W_hh, H, F(1), dhc, H);
         gemm(false, false, B, H, H, F(1), dgn + row0 * H, H, w.W_hh + size_t(2) * H * H, H,
              F(1), dhc, H);
+      } else if (bt) {
+        gemm(false, true, B, H, GH, F(1), dg + row0 * GH, GH, wt, GH, F(0), dhc, H);
       } else {
         gemm(false, false, B, H, GH, F(1), dg + row0 * GH, GH, w.W_hh, H, F(0), dhc, H);
       }
