@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Pastes each subcommand's current --help into its docs page, between the
-# lines "<!-- help:CMD -->" and "<!-- /help -->", so the pages never drift
-# from the program. Run after changing options: bash scripts/update-docs-help.sh
+# Pastes each subcommand's current --help into the docs, between the lines
+# "<!-- help:CMD -->" and "<!-- /help -->" (CMD may be two words, as in
+# "classify train"), so the pages never drift from the program. Run after
+# changing options: bash scripts/update-docs-help.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/unroll}
 for page in docs/*.md; do
   grep -q '<!-- help:' "$page" || continue
-  cmd=$(sed -n 's/.*<!-- help:\([a-z]*\) -->.*/\1/p' "$page" | head -1)
-  help=$("$BIN" "$cmd" --help)
-  awk -v help="$help" '
-    /<!-- help:/ { print; print "```text"; print help; print "```"; skip = 1; next }
+  awk -v bin="$BIN" '
+    /<!-- help:/ {
+      print
+      match($0, /help:[a-z ]*[a-z]/)
+      cmd = bin " " substr($0, RSTART + 5, RLENGTH - 5) " --help"
+      print "```text"
+      while ((cmd | getline line) > 0) print line
+      if (close(cmd) != 0) { print "failed: " cmd > "/dev/stderr"; exit 1 }
+      print "```"
+      skip = 1
+      next
+    }
     /<!-- \/help -->/ { skip = 0 }
     !skip { print }' "$page" > "$page.new"
   mv "$page.new" "$page"

@@ -60,6 +60,7 @@ void run_cells(const CellsArgs& a, const std::string& command) {
   if (!a.json.empty()) check_output_path(a.json, "JSON");
   if (!a.npy.empty()) check_output_path(a.npy, "activations (.npy)");
   Checkpoint ck = load_checkpoint(a.checkpoint);
+  require_task(ck, a.checkpoint, "lm");
   Model<float>& model = *ck.model;
   const ModelConfig& cfg = model.config();
   require(ck.vocab.level() == "char",

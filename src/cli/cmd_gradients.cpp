@@ -123,6 +123,7 @@ void run_gradients(const GradArgs& a, const std::string& command) {
   std::vector<Loaded> loaded;
   for (const std::string& path : a.checkpoints) {
     Loaded l{path, load_checkpoint(path), {}};
+    require_task(l.ck, path, "lm");
     require(l.ck.vocab.level() == "char", path + ": gradients reads characters; this vocabulary is at the '" +
                                               l.ck.vocab.level() + "' level");
     try {

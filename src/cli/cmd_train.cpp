@@ -199,6 +199,7 @@ void add_train(CLI::App& app) {
       for (const char* own : {"--level", "--pretokenized", "--min-count", "--max-vocab"})
         require(s->count(own) == 0, std::string(own) + " comes from --vocab-from's checkpoint: give one or the other");
       Checkpoint from = load_checkpoint(a->vocab_from);
+      require_task(from, a->vocab_from, "lm");
       corpus = load_corpus(a->files, &from.vocab, from.format);
     } else {
       corpus = load_corpus(a->files, nullptr, a->format);

@@ -1,4 +1,5 @@
 // unroll sample | eval | info — use a trained checkpoint.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -17,8 +18,8 @@ namespace unroll::cli {
 
 namespace {
 struct SampleArgs {
-  std::string checkpoint, prime, prime_file;
-  int length = 500, beam = 0, threads = 1;
+  std::string checkpoint, prime, prime_file, category;
+  int length = 500, beam = 0, threads = 1, samples = 1;
   uint64_t seed = 0;
   bool seed_given = false;
   SampleOptions opts;
@@ -50,12 +51,18 @@ void add_sample(CLI::App& app) {
   beam->excludes(greedy);
   s->add_option("--seed", a->seed, "Random seed (default: a fresh random one each run)")
       ->check(seed_check());
+  s->add_option("--category", a->category,
+                "Conditional models (unroll conditional train): the category to generate for, e.g. a language");
+  s->add_option("--samples", a->samples,
+                "Conditional models: this many samples, one a line, each ending where the model ends it (or at --length)")
+      ->check(CLI::Range(1, 1000000))->capture_default_str();
   add_threads_option(*s, a->threads);
   s->callback([a, s]() {
     apply_threads(a->threads);
     a->opts.validate();
     require(a->prime.empty() || a->prime_file.empty(), "give --prime or --prime-file, not both");
     Checkpoint ck = load_checkpoint(a->checkpoint);
+    if (ck.task != "conditional") require_task(ck, a->checkpoint, "lm");
     std::string prime = a->prime_file.empty() ? a->prime : read_text_file(a->prime_file);
     const TextFormat& format = ck.format;
     std::vector<int32_t> ids;
@@ -75,6 +82,34 @@ void add_sample(CLI::App& app) {
     }
     uint64_t seed = s->count("--seed") ? a->seed : uint64_t(std::random_device{}());
     Rng rng(seed);
+    const auto categories = ck.data.is_object() ? ck.data.value("categories", std::vector<std::string>())
+                                                : std::vector<std::string>();
+    if (ck.model_config.categories > 0) {
+      std::string names;
+      for (size_t k = 0; k < categories.size(); ++k) names += (k ? ", " : "") + categories[k];
+      require(!a->category.empty(), "'" + a->checkpoint + "' is a conditional model: give --category (one of " +
+                                        names + ")");
+      const auto it = std::find(categories.begin(), categories.end(), a->category);
+      require(it != categories.end(), "--category '" + a->category + "' is not one of " + names);
+      const int32_t cat = int32_t(it - categories.begin());
+      const int32_t end = ck.vocab.start_id();  // sequences start and end with it
+      for (int k = 0; k < a->samples; ++k) {
+        if (a->beam > 0) {
+          for (int32_t id : beam_search(*ck.model, ids, end, a->length, a->beam, cat)) {
+            if (id == end) break;
+            std::cout << ck.vocab.token(id);
+          }
+        } else {
+          std::cout << prime;
+          generate(*ck.model, ids, end, a->length, a->opts, rng, [&](int32_t id) { std::cout << ck.vocab.token(id); },
+                   cat, end);
+        }
+        std::cout << "\n" << std::flush;
+      }
+      return;
+    }
+    require(a->category.empty(), "--category needs a conditional model; '" + a->checkpoint + "' is not one");
+    require(s->count("--samples") == 0, "--samples needs a conditional model; '" + a->checkpoint + "' is not one");
     std::cout << prime << std::flush;
     // Tokens print as they come; a pre-tokenized text puts a space between
     // words and ends a line at <eos>.
@@ -121,6 +156,7 @@ void add_eval(CLI::App& app) {
   s->callback([a]() {
     apply_threads(a->threads);
     Checkpoint ck = load_checkpoint(a->checkpoint);
+    require_task(ck, a->checkpoint, "lm");
     TextCorpus c = load_corpus(a->data, &ck.vocab, ck.format);
     if (c.unknown > 0)
       std::cerr << "unroll: note: " << c.unknown << " of " << c.ids.size()
@@ -158,6 +194,7 @@ void add_info(CLI::App& app) {
                 c.embed ? ("embedding " + std::to_string(c.embed)).c_str() : "one-hot",
                 c.head == HeadKind::Softmax ? "softmax" : "sigmoid");
     std::printf("parameters  %zu\nvocabulary  %d tokens\n", count, ck.vocab.size());
+    const std::string task = ck.train.is_object() ? ck.train.value("task", "") : "";
     if (!ck.progress.is_null()) {
       if (ck.progress.contains("epochs_done"))
         std::printf("step        %lld (epoch %.2f)\n", (long long)ck.progress.value("step", 0LL),
@@ -167,10 +204,30 @@ void add_info(CLI::App& app) {
                     ck.progress.value("epoch", 0));
       double best = ck.progress.value("best_val", 1e300);
       if (best < 1e299)
-        std::printf("best val    %.4f nats/token (%.4f bits)\n", best, best / std::log(2.0));
+        std::printf("best val    %.4f nats/%s (%.4f bits)\n", best, task == "classify" ? "example" : "token",
+                    best / std::log(2.0));
+    }
+    if (task == "classify" || task == "tag" || task == "conditional") {
+      std::string classes;
+      const auto names = ck.data.value(task == "conditional" ? "categories" : "classes", std::vector<std::string>());
+      for (size_t k = 0; k < names.size() && k < 20; ++k) classes += (k ? ", " : "") + names[k];
+      if (names.size() > 20) classes += ", ...";
+      const std::string kind = task == "tag"           ? "a label per token"
+                               : task == "conditional" ? "a language model started from its category"
+                                                       : "many-to-one, summary " + summary_name(c.summary) +
+                                                             (c.bidirectional ? ", bidirectional" : "");
+      std::printf("task        %s (%s), %zu %s: %s\n", task.c_str(), kind.c_str(), names.size(),
+                  task == "tag" ? "tags" : task == "conditional" ? "categories" : "classes", classes.c_str());
+      std::printf("training    batch %d, %s lr %g, %lld examples\n", ck.train.value("batch", 0),
+                  ck.train["optim"].value("kind", "?").c_str(), ck.train["optim"].value("lr", 0.0),
+                  (long long)ck.data.value("train_examples", 0LL));
+      if (ck.progress.is_object())
+        std::printf("validation  accuracy %.2f%% (best), after epoch %d\n",
+                    100 * ck.progress.value("best_accuracy", 0.0), ck.progress.value("epoch", 0));
+      return;
     }
     if (!ck.train.is_null())
-      std::printf("training    batch %d, seq %d, %s lr %g\n", ck.train.value("batch", 0),
+      std::printf("task        language model\ntraining    batch %d, seq %d, %s lr %g\n", ck.train.value("batch", 0),
                   ck.train.value("seq", 0), ck.train["optim"].value("kind", "?").c_str(),
                   ck.train["optim"].value("lr", 0.0));
     if (!ck.data.is_null() && ck.data.contains("files")) {

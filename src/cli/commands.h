@@ -13,6 +13,9 @@ void add_hello(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_cells(CLI::App& app);
 void add_gradients(CLI::App& app);
+void add_classify(CLI::App& app);
+void add_tag(CLI::App& app);
+void add_conditional(CLI::App& app);
 
 // Validators with short messages that name the accepted values.
 CLI::Validator positive();      // > 0

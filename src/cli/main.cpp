@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
   unroll::cli::add_info(app);
   unroll::cli::add_cells(app);
   unroll::cli::add_gradients(app);
+  unroll::cli::add_classify(app);
+  unroll::cli::add_tag(app);
+  unroll::cli::add_conditional(app);
   unroll::cli::add_hello(app);
   unroll::cli::add_bench(app);
   try {

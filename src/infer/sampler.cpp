@@ -48,9 +48,17 @@ int32_t pick_token(const float* logits, int V, const SampleOptions& o, Rng& rng,
 namespace {
 // Feeds the prime (or the start token) to a fresh state of B streams; leaves
 // the logits of the last position in model.logits().
-void feed_prime(Model<float>& model, const std::vector<int32_t>& prime, int32_t start, int B) {
+void feed_prime(Model<float>& model, const std::vector<int32_t>& prime, int32_t start, int B,
+                int32_t category) {
   std::vector<int32_t> p = prime.empty() ? std::vector<int32_t>{start} : prime;
-  model.reset_state(B);
+  if (category >= 0) {
+    const std::vector<int32_t> cats(B, category);
+    model.start_state(cats.data(), B);
+  } else {
+    require(model.config().categories == 0,
+            "this model is conditioned on categories: give the category to generate for");
+    model.reset_state(B);
+  }
   // Chunks of up to 256 steps: few GEMMs, and memory bounded for any prime length.
   constexpr size_t kChunk = 256;
   std::vector<int32_t> in(std::min(p.size(), kChunk) * B);
@@ -64,14 +72,16 @@ void feed_prime(Model<float>& model, const std::vector<int32_t>& prime, int32_t 
 }  // namespace
 
 void generate(Model<float>& model, const std::vector<int32_t>& prime, int32_t start, int n,
-              const SampleOptions& o, Rng& rng, const std::function<void(int32_t)>& emit) {
+              const SampleOptions& o, Rng& rng, const std::function<void(int32_t)>& emit,
+              int32_t category, int32_t stop) {
   o.validate();
-  feed_prime(model, prime, start, 1);
+  feed_prime(model, prime, start, 1, category);
   const int V = model.config().outputs;
   const float* last = model.logits() + size_t(model.chunk_steps() - 1) * V;
   std::vector<std::pair<float, int32_t>> scratch;
   for (int i = 0; i < n; ++i) {
     int32_t tok = pick_token(last, V, o, rng, scratch);
+    if (tok == stop) break;
     emit(tok);
     if (i + 1 == n) break;
     model.forward(&tok, nullptr, 1, 1, Mode::Eval);
@@ -80,10 +90,10 @@ void generate(Model<float>& model, const std::vector<int32_t>& prime, int32_t st
 }
 
 std::vector<int32_t> beam_search(Model<float>& model, const std::vector<int32_t>& prime,
-                                 int32_t start, int n, int W) {
+                                 int32_t start, int n, int W, int32_t category) {
   require(W >= 1, "--beam width must be at least 1");
   const int V = model.config().outputs, H = model.config().hidden, L = model.config().layers;
-  feed_prime(model, prime, start, W);
+  feed_prime(model, prime, start, W, category);
   const float* z = model.logits() + size_t(model.chunk_steps() - 1) * W * V;
   const double kNeg = -std::numeric_limits<double>::infinity();
   std::vector<double> score(W, kNeg);

@@ -27,6 +27,22 @@ CellKind parse_cell(const std::string& s) {
   throw Error("unknown cell '" + s + "': use one of rnn, rnn-relu, lstm, gru");
 }
 
+std::string summary_name(Summary s) {
+  switch (s) {
+    case Summary::Steps: return "steps";
+    case Summary::Last: return "last";
+    case Summary::Mean: return "mean";
+  }
+  return "?";
+}
+
+Summary parse_summary(const std::string& s) {
+  if (s == "steps") return Summary::Steps;
+  if (s == "last") return Summary::Last;
+  if (s == "mean") return Summary::Mean;
+  throw Error("unknown summary '" + s + "': use one of steps, last, mean");
+}
+
 void ModelConfig::validate() const {
   auto range = [](const char* name, double v, double lo, double hi) {
     require(v >= lo && v <= hi, std::string("model ") + name + " = " + std::to_string(v) +
@@ -44,6 +60,11 @@ void ModelConfig::validate() const {
           "--forget-bias must be a number in [-100, 100]");
   require(std::isfinite(init_scale), "--init-scale must be a finite number");
   require(head != HeadKind::Sigmoid || outputs == 1, "a sigmoid head has exactly one output");
+  range("categories", categories, 0, 1 << 20);
+  require(categories == 0 || summary == Summary::Steps,
+          "a conditional language model (categories) has a head at every step");
+  require(!bidirectional || summary != Summary::Steps,
+          "a bidirectional encoder needs a per-sequence summary (last or mean)");
 }
 
 nlohmann::json to_json(const ModelConfig& c) {
@@ -56,7 +77,10 @@ nlohmann::json to_json(const ModelConfig& c) {
           {"outputs", c.outputs},
           {"dropout", c.dropout},
           {"init_scale", c.init_scale},
-          {"forget_bias", c.forget_bias}};
+          {"forget_bias", c.forget_bias},
+          {"summary", summary_name(c.summary)},
+          {"bidirectional", c.bidirectional},
+          {"categories", c.categories}};
 }
 
 ModelConfig model_config_from_json(const nlohmann::json& j) {
@@ -74,6 +98,9 @@ ModelConfig model_config_from_json(const nlohmann::json& j) {
     c.dropout = j.value("dropout", 0.0f);
     c.init_scale = j.value("init_scale", 0.08f);
     c.forget_bias = j.value("forget_bias", 1.0f);
+    c.summary = parse_summary(j.value("summary", "steps"));
+    c.bidirectional = j.value("bidirectional", false);
+    c.categories = j.value("categories", 0);
     c.validate();
     return c;
   } catch (const nlohmann::json::exception& e) {
@@ -84,14 +111,16 @@ ModelConfig model_config_from_json(const nlohmann::json& j) {
 ParamLayout::ParamLayout(const ModelConfig& c) {
   const int64_t GH = int64_t(gate_count(c.cell)) * c.hidden;
   if (c.embed) add("embedding.weight", {c.vocab, c.embed});
-  for (int l = 0; l < c.layers; ++l) {
-    const std::string s = std::to_string(l);
-    add("rnn.weight_ih_l" + s, {GH, c.input_size(l)});
-    add("rnn.weight_hh_l" + s, {GH, c.hidden});
-    add("rnn.bias_ih_l" + s, {GH});
-    add("rnn.bias_hh_l" + s, {GH});
-  }
-  add("head.weight", {c.outputs, c.hidden});
+  if (c.categories) add("category.weight", {c.categories, int64_t(c.layers) * c.hidden});
+  for (int l = 0; l < c.layers; ++l)
+    for (int d = 0; d < c.directions(); ++d) {  // PyTorch's names: the reversed stack's end in _reverse
+      const std::string s = std::to_string(l) + (d ? "_reverse" : "");
+      add("rnn.weight_ih_l" + s, {GH, c.input_size(l)});
+      add("rnn.weight_hh_l" + s, {GH, c.hidden});
+      add("rnn.bias_ih_l" + s, {GH});
+      add("rnn.bias_hh_l" + s, {GH});
+    }
+  add("head.weight", {c.outputs, c.state_size()});
   add("head.bias", {c.outputs});
 }
 

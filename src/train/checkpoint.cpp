@@ -71,6 +71,9 @@ Checkpoint load_checkpoint(const std::string& path) {
   } catch (const std::exception& e) {
     throw Error("'" + path + "': the text format is malformed: " + e.what());
   }
+  if (ck.train.is_object()) ck.task = ck.train.value("task", "lm");
+  require(ck.task == "lm" || ck.task == "classify" || ck.task == "tag" || ck.task == "conditional",
+          "'" + path + "': unknown task '" + ck.task + "'");
   ck.model = std::make_unique<Model<float>>(ck.model_config);
   Model<float>& m = *ck.model;
   for (auto& v : m.layout().views()) {
@@ -101,6 +104,21 @@ Checkpoint load_checkpoint(const std::string& path) {
     }
   }
   return ck;
+}
+
+void require_task(const Checkpoint& ck, const std::string& path, const std::string& task) {
+  if (ck.task == task) return;
+  auto what = [](const std::string& t) {
+    return t == "classify"      ? std::string("a classifier (use 'unroll classify predict' or 'unroll classify eval')")
+           : t == "tag"         ? std::string("a tagger (use 'unroll tag predict' or 'unroll tag eval')")
+           : t == "conditional" ? std::string("a conditional language model (use 'unroll sample --category')")
+                                : std::string("a language model");
+  };
+  const std::string want = task == "classify" ? "a classifier"
+                           : task == "tag"    ? "a tagger"
+                           : task == "conditional" ? "a conditional language model"
+                                                   : "a language model";
+  throw Error("'" + path + "' is " + what(ck.task) + ", not " + want);
 }
 
 }  // namespace unroll

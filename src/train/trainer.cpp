@@ -191,6 +191,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
   const std::string path = (fs::path(dir) / "latest.safetensors").string();
   require(fs::exists(path), "cannot resume: '" + path + "' does not exist");
   Checkpoint ck = load_checkpoint(path);
+  require_task(ck, path, "lm");
   require(!ck.train.is_null() && !ck.progress.is_null() && !ck.data.is_null(),
           "cannot resume from '" + path + "': it holds no training state");
   std::unique_ptr<Trainer> t(new Trainer());

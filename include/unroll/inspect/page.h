@@ -46,4 +46,10 @@ std::string cells_page_html(const nlohmann::json& data);
 // when data is not a JSON object or names another format.
 std::string gradients_page_html(const nlohmann::json& data);
 
+// The page for data of format "unroll-classify-1" (`unroll classify eval
+// --html`): title, command, checkpoint, data, classes [C], examples, loss,
+// accuracy, macro_f1, precision/recall/f1/support [C], confusion [C][C]
+// (rows: true class). The confusion matrix is a table shaded by row share.
+std::string classify_page_html(const nlohmann::json& data);
+
 }  // namespace unroll

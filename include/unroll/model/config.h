@@ -11,6 +11,12 @@ namespace unroll {
 
 enum class HeadKind { Softmax, Sigmoid };
 
+// Where the head reads the recurrent states. Steps: at every step (language
+// models, per-token tagging). Last / Mean: once per sequence (many-to-one
+// classification), from the state at the sequence's own last step or the mean
+// over its steps; padding after a sequence's end never enters either.
+enum class Summary { Steps, Last, Mean };
+
 struct ModelConfig {
   CellKind cell = CellKind::Lstm;
   int layers = 2;
@@ -22,10 +28,19 @@ struct ModelConfig {
   float dropout = 0.0f;  // on each layer's dense input and before the head (training only)
   float init_scale = 0.08f;  // weights ~ U(−s, s)
   float forget_bias = 1.0f;  // LSTM forget-gate bias at init
+  Summary summary = Summary::Steps;
+  bool bidirectional = false;  // Last / Mean only: a second stack reads each sequence reversed
+  int categories = 0;  // > 0: a conditional language model; each category's learnt vector
+                       // (category.weight [categories, layers·hidden]) is the initial h of every layer
 
-  int input_size(int layer) const { return layer == 0 ? (embed ? embed : vocab) : hidden; }
+  int directions() const { return bidirectional ? 2 : 1; }
+  int state_size() const { return hidden * directions(); }  // what the next layer and the head read
+  int input_size(int layer) const { return layer == 0 ? (embed ? embed : vocab) : state_size(); }
   void validate() const;  // throws Error naming the bad field and accepted range
 };
+
+std::string summary_name(Summary s);
+Summary parse_summary(const std::string& s);
 
 nlohmann::json to_json(const ModelConfig& c);
 ModelConfig model_config_from_json(const nlohmann::json& j);

@@ -32,12 +32,15 @@ class Model {
     cfg_.validate();
     params.assign(layout_.total(), F(0));
     grads.assign(layout_.total(), F(0));
-    layers_.resize(cfg.layers);
-    for (int l = 0; l < cfg.layers; ++l) {
-      layers_[l].kind = cfg.cell;
-      layers_[l].In = cfg.input_size(l);
-      layers_[l].H = cfg.hidden;
-      layers_[l].w_hh_t = &wt_;
+    for (int d = 0; d < cfg.directions(); ++d) {
+      auto& stack = d ? rev_layers_ : layers_;
+      stack.resize(cfg.layers);
+      for (int l = 0; l < cfg.layers; ++l) {
+        stack[l].kind = cfg.cell;
+        stack[l].In = cfg.input_size(l);
+        stack[l].H = cfg.hidden;
+        stack[l].w_hh_t = &wt_;
+      }
     }
     masks_.resize(cfg.layers + 1);
     inputs_of_.assign(cfg.layers + 1, nullptr);
@@ -63,16 +66,18 @@ class Model {
       for (size_t i = 0; i < v.size; ++i) p[i] = F(rng.uniform(-cfg_.init_scale, cfg_.init_scale));
     }
     if (cfg_.cell == CellKind::Lstm)
-      for (int l = 0; l < cfg_.layers; ++l) {
-        F* b = param("rnn.bias_ih_l" + std::to_string(l));
-        for (int j = 0; j < cfg_.hidden; ++j) b[cfg_.hidden + j] = F(cfg_.forget_bias);
-      }
+      for (int l = 0; l < cfg_.layers; ++l)
+        for (int d = 0; d < cfg_.directions(); ++d) {
+          F* b = views_of(params, l, d).b_ih;
+          for (int j = 0; j < cfg_.hidden; ++j) b[cfg_.hidden + j] = F(cfg_.forget_bias);
+        }
   }
   void zero_grad() { std::fill(grads.begin(), grads.end(), F(0)); }
 
   // ---- carried state: h[L][B][H], c[L][B][H] (c only for LSTM) ----
   void reset_state(int B) {
     state_B_ = B;
+    from_categories_ = false;
     state_h.assign(size_t(cfg_.layers) * B * cfg_.hidden, F(0));
     state_c.assign(size_t(cfg_.layers) * B * cfg_.hidden, F(0));
   }
@@ -82,6 +87,25 @@ class Model {
     state_c.clear();
   }
   int state_batch() const { return state_B_; }
+
+  // Conditional language models: B streams that start from their categories'
+  // vectors (h of layer l = category.weight[cats[b], l·H .. (l+1)·H), c = 0).
+  // The next forward's chunk starts there, and its backward adds dL/dh_0 of
+  // every layer to those rows' gradients.
+  void start_state(const int32_t* cats, int B) {
+    require(cfg_.categories > 0, "this model is not conditioned on categories");
+    reset_state(B);
+    const int H = cfg_.hidden, L = cfg_.layers;
+    const F* table = param("category.weight");
+    cats_.assign(cats, cats + B);
+    for (int b = 0; b < B; ++b) {
+      require(cats[b] >= 0 && cats[b] < cfg_.categories,
+              "category " + std::to_string(cats[b]) + " is outside 0.." + std::to_string(cfg_.categories - 1));
+      for (int l = 0; l < L; ++l)
+        std::copy_n(table + (size_t(cats[b]) * L + l) * H, H, state_h.data() + (size_t(l) * B + b) * H);
+    }
+    from_categories_ = true;
+  }
   Buffer<F> state_h, state_c;
 
   // Runs a chunk. inputs, targets: [T*B] token ids (targets may be nullptr:
@@ -89,6 +113,9 @@ class Model {
   // Mode::Train applies dropout (drawing from rng) and prepares the backward.
   LossSum forward(const int32_t* inputs, const int32_t* targets, int T, int B, Mode mode,
                   Rng* rng = nullptr) {
+    require(cfg_.summary == Summary::Steps,
+            "this model reads whole sequences (summary '" + summary_name(cfg_.summary) +
+                "'): run it with classify()");
     require(T >= 1 && B >= 1, "chunk must have at least one step and one stream");
     if (state_B_ != B) reset_state(B);
     const int H = cfg_.hidden, L = cfg_.layers, O = cfg_.outputs;
@@ -102,6 +129,8 @@ class Model {
     T_ = T, B_ = B, train_ = mode != Mode::Eval, dropped_ = drop;
     inputs_ = inputs;
     targets_ = targets;
+    chunk_from_categories_ = from_categories_;  // only the first chunk starts there
+    from_categories_ = false;
 
     // Shared workspace (see backward): every layer writes its h into xbuf_ and
     // its c into cbuf_, over the layer below's, which its input projection has
@@ -138,6 +167,7 @@ class Model {
   // scale · d(summed loss)/dθ into grads. scale sets the normalisation, e.g.
   // 1/count for the mean per token, 1/B for "summed over steps, mean over batch".
   void backward(F scale) {
+    if (cfg_.summary != Summary::Steps) return backward_sequences(scale);
     require(train_ && targets_, "backward needs a training forward with targets");
     const int T = T_, B = B_, H = cfg_.hidden, L = cfg_.layers, O = cfg_.outputs;
     const size_t TB = size_t(T) * B;
@@ -154,6 +184,11 @@ class Model {
     undrop(L, db, TB * H);
     for (int l = L - 1; l >= 0; --l) {
       layers_[l].backward_steps(weights(l), db, hb, cb);
+      if (chunk_from_categories_) {  // h_0 of layer l is a row of category.weight
+        F* g = grad("category.weight");
+        for (int b = 0; b < B; ++b)
+          for (int j = 0; j < H; ++j) g[(size_t(cats_[b]) * L + l) * H + j] += layers_[l].dh0()[size_t(b) * H + j];
+      }
       if (l > 0) layers_[l - 1].states(db, cb);  // h_{l-1}, c_{l-1}
       const bool onehot = l == 0 && !cfg_.embed;
       // Layer l's input: the dropped copy if dropout ran, else h_{l-1} (in db).
@@ -207,9 +242,24 @@ class Model {
   RecurrentParams<F> weights(int l) { return views_of(params, l); }
   RecurrentParams<F> grad_views(int l) { return views_of(grads, l); }
 
+  // ---- many-to-one: one result per sequence (summary Last or Mean) ----
+  // inputs: [T*B] token ids, time-major and right-padded: sequence b holds
+  // rows t*B + b for t < lengths[b] (1 ≤ lengths[b] ≤ T); the rows after its
+  // end hold any valid id and never reach its result. Every sequence starts
+  // from a zero state (no carried state). labels: [B] class ids (sigmoid
+  // head: 0 or 1), or nullptr for logits only; weights: [B] loss weight of
+  // each sequence, or nullptr for 1. The bidirectional encoder runs a second
+  // stack over each sequence reversed (its own last step is the sequence's
+  // first); layer l+1 of both stacks reads both of layer l's states at the
+  // same position, as in PyTorch. logits() is then [B, outputs]. Returns the
+  // summed weighted loss and the number of labelled sequences.
+  LossSum classify(const int32_t* inputs, const int32_t* lengths, const int32_t* labels,
+                   const F* weights, int T, int B, Mode mode, Rng* rng = nullptr);
+
  private:
-  RecurrentParams<F> views_of(Buffer<F>& buf, int l) {
-    const std::string s = std::to_string(l);
+  void backward_sequences(F scale);
+  RecurrentParams<F> views_of(Buffer<F>& buf, int l, int d = 0) {
+    const std::string s = std::to_string(l) + (d ? "_reverse" : "");
     auto p = [&](const std::string& n) { return buf.data() + layout_.at("rnn." + n + s).offset; };
     return {p("weight_ih_l"), p("weight_hh_l"), p("bias_ih_l"), p("bias_hh_l")};
   }
@@ -250,7 +300,182 @@ class Model {
   const int32_t* targets_ = nullptr;
   int T_ = 0, B_ = 0, state_B_ = -1;
   bool train_ = false, dropped_ = false;
+  bool from_categories_ = false, chunk_from_categories_ = false;
+  std::vector<int32_t> cats_;
   std::vector<Buffer<F>> dh_steps_;  // per layer, when recording hidden gradients
+
+  // classify(): the reversed stack, and every layer's states kept (sequences
+  // are short; no buffer sharing as in the language-model path).
+  std::vector<RecurrentLayer<F>> rev_layers_;
+  struct SeqLayer {
+    Buffer<F> h[2], c[2];  // [(T+1)·B, H] per direction
+    Buffer<F> rev_in;      // [T*B, In] the layer's dense input, reversed per sequence
+    Buffer<F> out;         // [T*B, dirs·H] both directions' states at each position
+  };
+  std::vector<SeqLayer> seq_;
+  std::vector<int32_t> lengths_, perm_, rev_ids_, labels_;
+  Buffer<F> zeros_, summary_, dsummary_, dout_, dh_, dx_, dxr_;
 };
+
+// perm_[r] for row r = t·B + b: the row that holds position len_b − 1 − t of
+// sequence b (t < len_b; padding rows map to themselves). An involution:
+// reversing twice is the identity.
+template <class F>
+LossSum Model<F>::classify(const int32_t* inputs, const int32_t* lengths, const int32_t* labels,
+                           const F* weights, int T, int B, Mode mode, Rng* rng) {
+  require(cfg_.summary != Summary::Steps,
+          "this model has a head at every step: classify() needs summary last or mean");
+  require(T >= 1 && B >= 1, "a batch needs at least one sequence of at least one step");
+  const int H = cfg_.hidden, L = cfg_.layers, O = cfg_.outputs, S = cfg_.state_size();
+  const int dirs = cfg_.directions();
+  const size_t TB = size_t(T) * B;
+  const bool drop = mode == Mode::Train && cfg_.dropout > 0;
+  require(!drop || rng, "dropout needs a random generator");
+  for (size_t r = 0; r < TB; ++r)
+    require(inputs[r] >= 0 && inputs[r] < cfg_.vocab,
+            "token id " + std::to_string(inputs[r]) + " is outside the vocabulary of " +
+                std::to_string(cfg_.vocab));
+  lengths_.assign(lengths, lengths + B);
+  for (int b = 0; b < B; ++b)
+    require(lengths[b] >= 1 && lengths[b] <= T,
+            "sequence " + std::to_string(b) + " has length " + std::to_string(lengths[b]) +
+                ", outside 1.." + std::to_string(T));
+  T_ = T, B_ = B, train_ = mode != Mode::Eval, dropped_ = drop;
+  inputs_ = inputs;
+  labels_.assign(B, -1);
+  if (labels) labels_.assign(labels, labels + B);
+  targets_ = labels ? labels_.data() : nullptr;
+  perm_.resize(TB);
+  for (int t = 0; t < T; ++t)
+    for (int b = 0; b < B; ++b)
+      perm_[size_t(t) * B + b] = t < lengths[b] ? (lengths[b] - 1 - t) * B + b : t * B + b;
+  seq_.resize(L);
+  F* zeros = ensure(zeros_, size_t(B) * H);
+  std::fill(zeros, zeros + size_t(B) * H, F(0));
+
+  const F* x = nullptr;  // dense input of the current layer (nullptr: one-hot ids)
+  if (cfg_.embed) {
+    F* e = ensure(embed_out_, TB * cfg_.embed);
+    embedding_forward(param("embedding.weight"), inputs, TB, cfg_.embed, e);
+    x = maybe_drop(0, e, TB * cfg_.embed, drop, rng);
+  }
+  for (int l = 0; l < L; ++l) {
+    SeqLayer& s = seq_[l];
+    const int In = cfg_.input_size(l);
+    for (int d = 0; d < dirs; ++d) {
+      F* h = ensure(s.h[d], TB * H + size_t(B) * H);
+      F* c = cfg_.cell == CellKind::Lstm ? ensure(s.c[d], TB * H + size_t(B) * H) : nullptr;
+      const F* xin = x;
+      const int32_t* ids = x ? nullptr : inputs;
+      if (d == 1 && x) {
+        F* xr = ensure(s.rev_in, TB * In);
+        for (size_t r = 0; r < TB; ++r) std::memcpy(xr + r * In, x + size_t(perm_[r]) * In, sizeof(F) * In);
+        xin = xr;
+      } else if (d == 1) {
+        rev_ids_.resize(TB);
+        for (size_t r = 0; r < TB; ++r) rev_ids_[r] = inputs[perm_[r]];
+        ids = rev_ids_.data();
+      }
+      (d ? rev_layers_ : layers_)[l].forward(views_of(params, l, d), xin, ids, T, B, zeros, zeros, h, c);
+    }
+    F* out = ensure(s.out, TB * S);
+    for (size_t r = 0; r < TB; ++r) {
+      std::memcpy(out + r * S, s.h[0].data() + r * H + size_t(B) * H, sizeof(F) * H);
+      if (dirs == 2)
+        std::memcpy(out + r * S + H, s.h[1].data() + size_t(perm_[r]) * H + size_t(B) * H, sizeof(F) * H);
+    }
+    if (l + 1 < L) x = maybe_drop(l + 1, out, TB * S, drop, rng);
+  }
+
+  // The summary of each sequence: its states at its own last step (the
+  // reversed stack's last step is position 0), or their mean over its steps.
+  const F* top = seq_[L - 1].out.data();
+  F* sm = ensure(summary_, size_t(B) * S);
+  for (int b = 0; b < B; ++b) {
+    F* o = sm + size_t(b) * S;
+    const int len = lengths[b];
+    if (cfg_.summary == Summary::Last) {
+      std::memcpy(o, top + (size_t(len - 1) * B + b) * S, sizeof(F) * H);
+      if (dirs == 2) std::memcpy(o + H, top + size_t(b) * S + H, sizeof(F) * H);
+    } else {
+      std::fill(o, o + S, F(0));
+      for (int t = 0; t < len; ++t)
+        for (int k = 0; k < S; ++k) o[k] += top[(size_t(t) * B + b) * S + k];
+      for (int k = 0; k < S; ++k) o[k] /= F(len);
+    }
+  }
+  head_in_ = maybe_drop(L, sm, size_t(B) * S, drop, rng);
+  F* z = ensure(logits_, size_t(B) * O);
+  linear_forward(head_in_, param("head.weight"), param("head.bias"), B, S, O, z);
+  if (!labels) return {};
+  F* dz = train_ ? ensure(dlogits_, size_t(B) * O) : nullptr;
+  LossSum total;
+  for (int b = 0; b < B; ++b) {  // one row at a time: each has its own weight
+    const F w = weights ? weights[b] : F(1);
+    LossSum l = cfg_.head == HeadKind::Softmax
+                    ? softmax_xent(z + size_t(b) * O, labels + b, 1, O, dz ? dz + size_t(b) * O : nullptr)
+                    : sigmoid_bce(z + b, labels + b, 1, dz ? dz + b : nullptr);
+    total.sum += double(w) * l.sum;
+    total.count += l.count;
+    if (dz)
+      for (int k = 0; k < O; ++k) dz[size_t(b) * O + k] *= w;
+  }
+  return total;
+}
+
+template <class F>
+void Model<F>::backward_sequences(F scale) {
+  require(train_ && targets_, "backward needs a training classify() with labels");
+  const int T = T_, B = B_, H = cfg_.hidden, L = cfg_.layers, O = cfg_.outputs;
+  const int S = cfg_.state_size(), dirs = cfg_.directions();
+  const size_t TB = size_t(T) * B;
+  F* ds = ensure(dsummary_, size_t(B) * S);
+  std::fill(ds, ds + size_t(B) * S, F(0));
+  linear_backward(head_in_, param("head.weight"), dlogits_.data(), B, S, O, scale,
+                  grad("head.weight"), grad("head.bias"), ds);
+  undrop(L, ds, size_t(B) * S);
+  // dL/d(top layer's states at every position): only the summarised ones.
+  F* dout = ensure(dout_, TB * S);
+  std::fill(dout, dout + TB * S, F(0));
+  for (int b = 0; b < B; ++b) {
+    const F* g = ds + size_t(b) * S;
+    const int len = lengths_[b];
+    if (cfg_.summary == Summary::Last) {
+      F* o = dout + (size_t(len - 1) * B + b) * S;
+      for (int k = 0; k < H; ++k) o[k] += g[k];
+      if (dirs == 2)
+        for (int k = H; k < S; ++k) dout[size_t(b) * S + k] += g[k];
+    } else {
+      for (int t = 0; t < len; ++t)
+        for (int k = 0; k < S; ++k) dout[(size_t(t) * B + b) * S + k] += g[k] / F(len);
+    }
+  }
+  for (int l = L - 1; l >= 0; --l) {
+    SeqLayer& s = seq_[l];
+    const int In = cfg_.input_size(l);
+    const F* x = l > 0 ? layer_input(l) : (cfg_.embed ? layer_input(0) : nullptr);
+    F* dx = x ? ensure(dx_, TB * In) : nullptr;
+    F* dh = ensure(dh_, TB * H);
+    for (int d = 0; d < dirs; ++d) {
+      // Row r of the reversed stack is position perm_[r] of the sequence.
+      for (size_t r = 0; r < TB; ++r)
+        std::memcpy(dh + r * H, dout + (d ? size_t(perm_[r]) : r) * S + size_t(d) * H, sizeof(F) * H);
+      RecurrentLayer<F>& layer = (d ? rev_layers_ : layers_)[l];
+      const F* c = cfg_.cell == CellKind::Lstm ? s.c[d].data() : nullptr;
+      layer.backward_steps(views_of(params, l, d), dh, s.h[d].data(), c);
+      const F* xin = d && x ? s.rev_in.data() : x;
+      const int32_t* ids = x ? nullptr : d ? rev_ids_.data() : inputs_;
+      F* dxd = d && dx ? ensure(dxr_, TB * In) : dx;
+      layer.backward_weights(views_of(params, l, d), views_of(grads, l, d), s.h[d].data(), xin, ids, dxd);
+      if (d && dx)
+        for (size_t r = 0; r < TB; ++r)
+          for (int k = 0; k < In; ++k) dx[r * In + k] += dxd[size_t(perm_[r]) * In + k];
+    }
+    if (!dx) break;
+    undrop(l, dx, TB * In);
+    if (l == 0) embedding_backward(inputs_, dx, TB, cfg_.embed, grad("embedding.weight"));
+    else std::memcpy(dout, dx, sizeof(F) * TB * In);
+  }
+}
 
 }  // namespace unroll

@@ -23,6 +23,8 @@ struct Checkpoint {
   Vocab vocab;
   nlohmann::json train, progress, data;  // null when absent
   TextFormat format;                     // how text becomes tokens (data["format"]; char level if absent)
+  std::string task = "lm";               // train["task"]: "lm" (language model), "classify", "tag" or
+                                         // "conditional" (a language model conditioned on a category)
   std::unique_ptr<Model<float>> model;   // parameters and carried state loaded
   Buffer<float> opt_m, opt_v;            // empty when absent
   int64_t opt_t = 0;
@@ -35,5 +37,9 @@ void save_checkpoint(const std::string& path, const Model<float>& model, const V
 
 // Reads and validates a checkpoint; every error names the file.
 Checkpoint load_checkpoint(const std::string& path);
+
+// Throws Error unless the checkpoint is of this task ("lm", "classify",
+// "tag", "conditional"), naming what it is and the command that uses it.
+void require_task(const Checkpoint& ck, const std::string& path, const std::string& task);
 
 }  // namespace unroll

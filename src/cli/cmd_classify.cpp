@@ -1,0 +1,317 @@
+// unroll classify train|eval|predict — many-to-one sequence classification.
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "commands.h"
+#include "unroll/core/error.h"
+#include "unroll/core/file.h"
+#include "unroll/inspect/page.h"
+#include "unroll/text/utf8.h"
+#include "unroll/train/checkpoint.h"
+#include "unroll/train/classify.h"
+#include "unroll/train/trainer.h"
+
+namespace unroll::cli {
+
+namespace {
+
+struct ClassifyTrainArgs {
+  std::string data, out, time, separator = "tab", cell = "lstm", summary = "last";
+  int layers = 1, hidden = 128, embed = 0, threads = 1;
+  bool bidirectional = false;
+  float dropout = 0, init_scale = 0.08f;
+  ClassifyConfig cc;
+};
+
+char separator_of(const std::string& s) { return s == "space" ? ' ' : '\t'; }
+
+// A classifier or tagger checkpoint and what it was trained with.
+struct Classifier {
+  Checkpoint ck;
+  ClassifyConfig cfg;
+  std::vector<std::string> classes;
+};
+
+Classifier load_classifier(const std::string& path, const std::string& task) {
+  Classifier c;
+  c.ck = load_checkpoint(path);
+  require_task(c.ck, path, task);
+  c.cfg = classify_config_from_json(c.ck.train);
+  c.classes = c.ck.data.value("classes", std::vector<std::string>());
+  const auto& m = c.ck.model_config;
+  require(int(c.classes.size()) == (m.head == HeadKind::Sigmoid ? 2 : m.outputs),
+          "'" + path + "': its class list does not match its head");
+  return c;
+}
+
+// The options that classify train and tag train share: the model, the
+// optimisation, stopping and the validation data.
+void add_common_train_options(CLI::App* s, ClassifyTrainArgs& a, const char* default_out) {
+  a.out = default_out;
+  s->add_option("-o,--out", a.out, "Run folder for checkpoints (best and latest)")->capture_default_str();
+  auto& cc = a.cc;
+  s->add_option("--cell", a.cell, "Recurrent cell: rnn, rnn-relu, lstm, gru")
+      ->check(CLI::IsMember({"rnn", "rnn-tanh", "rnn-relu", "lstm", "gru"}))->capture_default_str()->group("Model");
+  s->add_option("--layers", a.layers, "Stacked recurrent layers")->check(CLI::Range(1, 64))->capture_default_str()->group("Model");
+  s->add_option("--hidden", a.hidden, "Hidden units per layer (and direction)")
+      ->check(CLI::Range(1, 65536))->capture_default_str()->group("Model");
+  s->add_option("--embed", a.embed, "Embedding size; 0 = one-hot input")->check(CLI::Range(0, 65536))->capture_default_str()->group("Model");
+  s->add_option("--dropout", a.dropout, "Dropout on non-recurrent connections")->check(CLI::Range(0.0, 0.95))->capture_default_str()->group("Model");
+  s->add_option("--init-scale", a.init_scale, "Weights start uniform in [-s, s]")->check(CLI::Range(0.0, 100.0))->capture_default_str()->group("Model");
+  s->add_option("--batch", cc.batch, "Sequences per step")->check(CLI::Range(1, 100000))->capture_default_str()->group("Optimisation");
+  s->add_option("--lr", cc.optim.lr, "Adam learning rate")->check(positive())->capture_default_str()->group("Optimisation");
+  s->add_option("--clip", cc.clip, "Global gradient-norm clipping; 0 = off")->check(non_negative())->capture_default_str()->group("Optimisation");
+  s->add_option("--seed", cc.seed, "Random seed (initialisation, validation split, shuffling, dropout)")
+      ->check(seed_check())->capture_default_str()->group("Optimisation");
+  s->add_option("--epochs", cc.max_epochs, "At most this many passes over the training examples")
+      ->check(CLI::Range(1, 1000000))->capture_default_str()->group("Stopping");
+  s->add_option("--patience", cc.patience, "Stop after this many epochs without a better validation loss (0 = never stop early)")
+      ->check(non_negative())->capture_default_str()->group("Stopping");
+  s->add_option("--time", a.time, "Stop after this much training time, e.g. 90s, 5m")->group("Stopping");
+  s->add_option("--val", cc.val_file, "Validation examples from this file (same format) instead of a split")->group("Data");
+  s->add_option("--val-fraction", cc.val_fraction, "Without --val: this fraction of the examples (a seeded random choice) validates")
+      ->check(CLI::Range(0.0, 0.99))->capture_default_str()->group("Data");
+  s->add_option("--min-count", cc.format.min_count, "Tokens seen fewer times in training become <unk>")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40))->capture_default_str()->group("Data");
+  add_threads_option(*s, a.threads);
+}
+
+// The model and the settings from the parsed options.
+ModelConfig model_of(ClassifyTrainArgs& a) {
+  apply_threads(a.threads);
+  if (!a.time.empty()) {
+    a.cc.max_seconds = parse_duration(a.time);
+    require(a.cc.max_seconds > 0, "--time must be a positive duration such as 90s or 5m");
+  }
+  ModelConfig mc;
+  mc.cell = parse_cell(a.cell);
+  mc.layers = a.layers;
+  mc.hidden = a.hidden;
+  mc.embed = a.embed;
+  mc.dropout = a.dropout;
+  mc.init_scale = a.init_scale;
+  mc.bidirectional = a.bidirectional;
+  mc.summary = parse_summary(a.summary);
+  mc.vocab = 1, mc.outputs = 1;  // set from the data
+  return mc;
+}
+
+void add_classify_train(CLI::App& parent) {
+  auto a = std::make_shared<ClassifyTrainArgs>();
+  CLI::App* s = parent.add_subcommand("train", "Train a classifier on labelled text");
+  s->add_option("data", a->data,
+                "Examples: a file of 'label<TAB>text' lines, or a folder of CLASS.txt files with one example per line")
+      ->required();
+  add_common_train_options(s, *a, "run-classify");
+  auto& cc = a->cc;
+  s->add_flag("--bidirectional", a->bidirectional, "Also read each sequence backwards; the head sees both directions")->group("Model");
+  s->add_option("--summary", a->summary, "What the head reads: last (the state at the sequence's last step) or mean (over its steps)")
+      ->check(CLI::IsMember({"last", "mean"}))->capture_default_str()->group("Model");
+  s->add_option("--class-weights", cc.class_weights, "none, or balanced: each class weighs N / (classes × its examples) in the loss")
+      ->check(CLI::IsMember({"none", "balanced"}))->capture_default_str()->group("Optimisation");
+  s->add_option("--separator", a->separator, "Between label and text: tab, or space (the label ends at the first space, as in SST-2)")
+      ->check(CLI::IsMember({"tab", "space"}))->capture_default_str()->group("Data");
+  s->add_option("--level", cc.format.level, "Tokens: char (Unicode code points) or word")
+      ->check(CLI::IsMember({"char", "word"}))->capture_default_str()->group("Data");
+  s->add_flag("--pretokenized", cc.format.pretokenized, "Word level (implies --level word): words are separated by spaces")->group("Data");
+  s->add_option("--max-len", cc.max_len, "Keep at most this many tokens of each example (0 = all)")
+      ->check(non_negative())->capture_default_str()->group("Data");
+  s->callback([a]() {
+    ModelConfig mc = model_of(*a);
+    ClassifyConfig& cc = a->cc;
+    cc.separator = separator_of(a->separator);
+    if (cc.format.pretokenized) cc.format.level = "word";
+    cc.format.eos = false;
+    ClassReport r = train_classifier(mc, cc, a->data, a->out, std::cout, command_line());
+    std::cout << "\n" << (cc.val_file.empty() && cc.val_fraction == 0 ? "training" : "validation")
+              << " examples, best checkpoint:\n" << r.text();
+  });
+}
+
+void add_tag_train(CLI::App& parent) {
+  auto a = std::make_shared<ClassifyTrainArgs>();
+  CLI::App* s = parent.add_subcommand("train", "Train a tagger on 'token<TAB>tag' lines (a blank line between sequences)");
+  s->add_option("data", a->data, "Tagged sequences: one 'token<TAB>tag' line per token, a blank line between sequences")
+      ->required();
+  add_common_train_options(s, *a, "run-tag");
+  s->callback([a]() {
+    ModelConfig mc = model_of(*a);
+    a->cc.format.level = "word";
+    ClassReport r = train_tagger(mc, a->cc, a->data, a->out, std::cout, command_line());
+    std::cout << "\n" << (a->cc.val_file.empty() && a->cc.val_fraction == 0 ? "training" : "validation")
+              << " tokens, best checkpoint:\n" << r.text();
+  });
+}
+
+// classify eval / tag eval: the report on labelled examples, as text or
+// JSON, and optionally as a page.
+void add_eval_sub(CLI::App& parent, const std::string& task) {
+  struct Args {
+    std::string checkpoint, data, html;
+    bool json = false, validation = false;
+    int threads = 1;
+  };
+  auto a = std::make_shared<Args>();
+  const bool tag = task == "tag";
+  CLI::App* s = parent.add_subcommand(
+      "eval", tag ? "Per-token accuracy, per-tag precision/recall/F1 and the confusion matrix on tagged sequences"
+                  : "Accuracy, per-class precision/recall/F1 and the confusion matrix on labelled examples");
+  s->add_option("checkpoint", a->checkpoint, tag ? "Tagger checkpoint (.safetensors)" : "Classifier checkpoint (.safetensors)")
+      ->required();
+  s->add_option("data", a->data, "Labelled examples in the training format");
+  s->add_flag("--validation", a->validation, "Evaluate the validation examples the checkpoint was trained with");
+  s->add_option("--html", a->html, "Also write a page with the scores and the confusion matrix as a heat map");
+  s->add_flag("--json", a->json, "Print the report as JSON");
+  add_threads_option(*s, a->threads);
+  s->callback([a, task, tag]() {
+    apply_threads(a->threads);
+    require(a->data.empty() != !a->validation, "give labelled examples to evaluate, or --validation (not both)");
+    if (!a->html.empty()) check_output_path(a->html, "page");
+    Classifier c = load_classifier(a->checkpoint, task);
+    ClassReport r;
+    if (tag) {
+      TaggedSequences ex = a->validation ? validation_sequences(c.ck.train, c.ck.data) : read_tagged(a->data);
+      r = evaluate_tags(*c.ck.model, encode_tagged(ex, c.ck.vocab, c.classes), c.classes);
+    } else {
+      LabelledExamples ex = a->validation ? validation_examples(c.ck.train, c.ck.data)
+                                          : read_labelled(a->data, c.cfg.separator);
+      r = evaluate_classes(*c.ck.model, encode_examples(ex, c.ck.vocab, c.ck.format, c.classes, c.cfg.max_len),
+                           c.classes);
+    }
+    const std::string what = a->validation ? (tag ? "validation sequences" : "validation examples") : a->data;
+    nlohmann::json j = r.to_json();
+    j["checkpoint"] = a->checkpoint;
+    j["data"] = what;
+    if (a->json) std::cout << j.dump(2) << "\n";
+    else std::cout << what << "\n" << r.text();
+    if (!a->html.empty()) {
+      j["format"] = "unroll-classify-1";
+      j["title"] = std::string(tag ? "Tagger" : "Classifier") + " on " + what;
+      j["command"] = command_line();
+      const std::string html = classify_page_html(j);
+      write_file_atomic(a->html, {html}, "page");
+      if (!a->json) std::cout << "page: " << a->html << "\n";
+    }
+  });
+}
+
+void add_classify_predict(CLI::App& parent) {
+  struct Args {
+    std::string checkpoint, input = "-";
+    bool all = false;
+    int threads = 1;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* s = parent.add_subcommand("predict", "Label each line of text: prints label, probability and the text");
+  s->add_option("checkpoint", a->checkpoint, "Classifier checkpoint (.safetensors)")->required();
+  s->add_option("input", a->input, "Text file with one example per line; - reads standard input")->capture_default_str();
+  s->add_flag("--all", a->all, "Print every class's probability (class:p, most likely first)");
+  add_threads_option(*s, a->threads);
+  s->callback([a]() {
+    apply_threads(a->threads);
+    Classifier c = load_classifier(a->checkpoint, "classify");
+    const std::string source = a->input == "-" ? "<stdin>" : a->input;
+    std::string bytes;
+    if (a->input == "-") {
+      std::ostringstream ss;
+      ss << std::cin.rdbuf();
+      bytes = ss.str();
+    } else {
+      bytes = read_text_file(a->input);
+    }
+    decode_utf8(bytes, source);
+    LabelledExamples ex;
+    std::istringstream in(bytes);
+    std::string line;
+    for (size_t n = 1; std::getline(in, line); ++n) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty()) continue;
+      ex.texts.push_back(line);
+      ex.labels.push_back("");
+      ex.where.push_back(source + ":" + std::to_string(n));
+    }
+    require(ex.size() > 0, source + " holds no text to classify");
+    EncodedExamples enc = encode_examples(ex, c.ck.vocab, c.ck.format, {}, c.cfg.max_len);
+    auto probs = class_probabilities(*c.ck.model, enc);
+    for (size_t i = 0; i < ex.size(); ++i) {
+      std::vector<int> order(c.classes.size());
+      for (size_t k = 0; k < order.size(); ++k) order[k] = int(k);
+      std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return probs[i][x] > probs[i][y]; });
+      std::printf("%s\t%.4f", c.classes[order[0]].c_str(), probs[i][order[0]]);
+      if (a->all)
+        for (size_t k = 1; k < order.size(); ++k) std::printf("\t%s:%.4f", c.classes[order[k]].c_str(), probs[i][order[k]]);
+      std::printf("\t%s\n", ex.texts[i].c_str());
+    }
+  });
+}
+
+void add_tag_predict(CLI::App& parent) {
+  struct Args {
+    std::string checkpoint, input;
+    int threads = 1;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* s = parent.add_subcommand("predict", "Tag every token: prints token, tag and probability, a blank line between sequences");
+  s->add_option("checkpoint", a->checkpoint, "Tagger checkpoint (.safetensors)")->required();
+  s->add_option("input", a->input, "One token per line, a blank line between sequences (anything after a tab is ignored)")
+      ->required();
+  add_threads_option(*s, a->threads);
+  s->callback([a]() {
+    apply_threads(a->threads);
+    Classifier c = load_classifier(a->checkpoint, "tag");
+    TaggedSequences ex = read_tagged(a->input, false);
+    auto probs = tag_probabilities(*c.ck.model, encode_tagged(ex, c.ck.vocab, {}));
+    for (size_t i = 0; i < ex.size(); ++i) {
+      if (i) std::printf("\n");
+      for (size_t t = 0; t < probs[i].size(); ++t) {
+        const auto& p = probs[i][t];
+        const size_t k = size_t(std::max_element(p.begin(), p.end()) - p.begin());
+        std::printf("%s\t%s\t%.4f\n", ex.tokens[i][t].c_str(), c.classes[k].c_str(), p[k]);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void add_conditional(CLI::App& app) {
+  auto a = std::make_shared<ClassifyTrainArgs>();
+  CLI::App* s = app.add_subcommand(
+      "conditional",
+      "Train a language model conditioned on a category (one-to-many), e.g. names by language; "
+      "generate with 'unroll sample CHECKPOINT --category NAME'");
+  s->add_option("data", a->data,
+                "Texts by category: a folder of CATEGORY.txt files (one text a line), or 'category<TAB>text' lines")
+      ->required();
+  add_common_train_options(s, *a, "run-conditional");
+  s->add_option("--separator", a->separator, "Between category and text in a file: tab or space")
+      ->check(CLI::IsMember({"tab", "space"}))->capture_default_str()->group("Data");
+  s->add_option("--level", a->cc.format.level, "Tokens: char (Unicode code points) or word")
+      ->check(CLI::IsMember({"char", "word"}))->capture_default_str()->group("Data");
+  s->callback([a]() {
+    ModelConfig mc = model_of(*a);
+    a->cc.separator = separator_of(a->separator);
+    ClassReport r = train_conditional(mc, a->cc, a->data, a->out, std::cout, command_line());
+    std::printf("\nbest checkpoint: %.4f nats per token, next-token accuracy %.2f%%\n", r.loss, 100 * r.accuracy);
+  });
+}
+
+void add_classify(CLI::App& app) {
+  CLI::App* s = app.add_subcommand("classify", "Sequence classification (many-to-one): train, eval, predict");
+  s->require_subcommand(1);
+  add_classify_train(*s);
+  add_eval_sub(*s, "classify");
+  add_classify_predict(*s);
+}
+
+void add_tag(CLI::App& app) {
+  CLI::App* s = app.add_subcommand("tag", "Per-token labelling (many-to-many): train, eval, predict");
+  s->require_subcommand(1);
+  add_tag_train(*s);
+  add_eval_sub(*s, "tag");
+  add_tag_predict(*s);
+}
+
+}  // namespace unroll::cli

@@ -1,0 +1,171 @@
+// End-to-end tests of `unroll classify` and `unroll tag` (tiny models on data
+// the tests write): train, eval (text, JSON, page), predict, info, and clean
+// errors for bad input.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_util.h"
+
+using namespace clitest;
+
+namespace {
+
+// Two made-up "languages" with disjoint letters: easy to tell apart.
+void write_names(const fs::path& dir) {
+  fs::create_directories(dir);
+  std::string a, b;
+  const std::string la = "aeiou", lb = "kxzqw";
+  for (int i = 0; i < 60; ++i) {
+    for (int k = 0; k < 3 + i % 4; ++k) a += la[(i * 7 + k * 3) % 5], b += lb[(i * 5 + k * 2) % 5];
+    a += "\n", b += "\n";
+  }
+  write_file(dir / "Vowelish.txt", a);
+  write_file(dir / "Consonantish.txt", b);
+}
+
+const std::vector<std::string> kSmall = {"--hidden", "16", "--epochs", "6", "--lr", "0.02", "--threads", "1"};
+
+TEST_F(CliTest, ClassifyTrainEvalPredictInfo) {
+  write_names(dir_ / "names");
+  const fs::path out = dir_ / "run";
+  Proc r = unroll(cat({"classify", "train", (dir_ / "names").string(), "--out", out.string(), "--cell", "gru",
+                       "--val-fraction", "0.25", "--seed", "3"},
+                      kSmall));
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "90 training and 30 validation examples")) << describe(r);
+  EXPECT_TRUE(contains(r.out, "confusion matrix")) << describe(r);
+  ASSERT_TRUE(fs::exists(out / "best.safetensors")) << listing(out);
+  const std::string best = (out / "best.safetensors").string();
+
+  r = unroll({"classify", "eval", best, "--validation", "--json", "--html", (dir_ / "eval.html").string()});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["examples"], 30);
+  EXPECT_GE(j["accuracy"].get<double>(), 0.9) << r.out;
+  EXPECT_EQ(j["classes"], nlohmann::json({"Consonantish", "Vowelish"}));
+  const std::string page = read_file(dir_ / "eval.html");
+  EXPECT_TRUE(contains(page, "Confusion matrix"));
+  EXPECT_TRUE(contains(page, "Consonantish"));
+
+  write_file(dir_ / "new.txt", "aeae\nkxkx\n\nuoiu\n");
+  r = unroll({"classify", "predict", best, (dir_ / "new.txt").string(), "--all"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const auto lines = split_lines(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;  // blank lines skipped
+  EXPECT_EQ(lines[0].rfind("Vowelish\t", 0), 0u) << lines[0];
+  EXPECT_EQ(lines[1].rfind("Consonantish\t", 0), 0u) << lines[1];
+  EXPECT_TRUE(contains(lines[1], "\tkxkx")) << lines[1];
+  EXPECT_TRUE(contains(lines[1], "Vowelish:")) << lines[1];
+
+  r = unroll({"info", best});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "classify")) << r.out;
+  EXPECT_TRUE(contains(r.out, "Consonantish")) << r.out;
+}
+
+TEST_F(CliTest, ClassifyBadInputIsACleanError) {
+  const std::string bad = file("bad.tsv", "pos\tgood\nneg bad\n");
+  Proc r = unroll(cat({"classify", "train", bad, "--out", (dir_ / "run").string()}, kSmall));
+  expect_clean_error(r, {"bad.tsv:2", "no tab"}, dir_ / "run");
+  const std::string one = file("one.tsv", "pos\tgood\npos\tfine\n");
+  r = unroll(cat({"classify", "train", one, "--out", (dir_ / "run").string(), "--val-fraction", "0"}, kSmall));
+  expect_clean_error(r, {"only one label"}, dir_ / "run");
+  // A language model is not a classifier.
+  const std::string text = file("t.txt", english_text(20));
+  train_ok(text, dir_ / "lm");
+  r = unroll({"classify", "predict", (dir_ / "lm" / "latest.safetensors").string(), text});
+  expect_clean_error(r, {"is a language model", "not a classifier"});
+}
+
+TEST_F(CliTest, ClassifyEvalNamesUnknownLabels) {
+  std::string data;
+  for (int i = 0; i < 20; ++i) data += std::string(i % 2 ? "yes\tab" : "no\tba") + "\n";
+  const std::string train = file("train.tsv", data);
+  Proc r = unroll(cat({"classify", "train", train, "--out", (dir_ / "run").string()}, kSmall));
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const std::string test = file("test.tsv", "yes\tab\nmaybe\tab\n");
+  r = unroll({"classify", "eval", (dir_ / "run" / "latest.safetensors").string(), test});
+  expect_clean_error(r, {"test.tsv:2", "unknown label 'maybe'", "no, yes"});
+}
+
+TEST_F(CliTest, TagTrainEvalPredict) {
+  std::string data;
+  for (int s = 0; s < 80; ++s) {
+    for (int t = 0; t < 3 + s % 5; ++t) data += std::string((s + t) % 3 ? "cat\tNOUN" : "the\tDET") + "\n";
+    data += "\n";
+  }
+  const std::string train = file("train.tsv", data);
+  const fs::path out = dir_ / "run";
+  Proc r = unroll({"tag", "train", train, "--out", out.string(), "--hidden", "16", "--epochs", "15", "--batch", "8",
+                   "--lr", "0.02", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "2 tags")) << r.out;
+  const std::string best = (out / "best.safetensors").string();
+  r = unroll({"tag", "eval", best, "--validation"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "accuracy 100.00%")) << r.out;
+  const std::string in = file("in.txt", "the\ncat\n\ncat\n");
+  r = unroll({"tag", "predict", best, in});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const auto lines = split_lines(r.out);
+  ASSERT_EQ(lines.size(), 4u) << r.out;
+  EXPECT_EQ(lines[0].rfind("the\tDET\t", 0), 0u) << r.out;
+  EXPECT_EQ(lines[1].rfind("cat\tNOUN\t", 0), 0u) << r.out;
+  EXPECT_EQ(lines[2], "") << r.out;
+  // A tagger is neither a classifier nor a language model.
+  r = unroll({"classify", "eval", best, "--validation"});
+  expect_clean_error(r, {"a tagger", "not a classifier"});
+  r = unroll({"sample", best});
+  expect_clean_error(r, {"a tagger", "tag predict", "not a language model"});
+}
+
+TEST_F(CliTest, ConditionalTrainAndSampleByCategory) {
+  write_names(dir_ / "names");
+  const fs::path out = dir_ / "run";
+  Proc r = unroll(cat({"conditional", (dir_ / "names").string(), "--out", out.string(), "--val-fraction", "0.2"},
+                      {"--hidden", "32", "--epochs", "15", "--lr", "0.02", "--threads", "1"}));
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "2 categories")) << r.out;
+  const std::string best = (out / "best.safetensors").string();
+  r = unroll({"sample", best, "--category", "Vowelish", "--samples", "8", "--seed", "1", "-t", "0.5"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const auto lines = split_lines(r.out);
+  ASSERT_EQ(lines.size(), 8u) << r.out;
+  size_t vowels = 0, letters = 0;
+  for (auto& l : lines)
+    for (char ch : l) letters += 1, vowels += std::string("aeiou").find(ch) != std::string::npos;
+  EXPECT_GT(letters, 8u) << r.out;
+  EXPECT_GE(double(vowels), 0.9 * double(letters)) << r.out;
+  r = unroll({"sample", best, "--category", "Consonantish", "--samples", "8", "--seed", "1", "-t", "0.5"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  vowels = letters = 0;
+  for (auto& l : split_lines(r.out))
+    for (char ch : l) letters += 1, vowels += std::string("aeiou").find(ch) != std::string::npos;
+  EXPECT_LE(double(vowels), 0.1 * double(letters)) << r.out;
+  r = unroll({"sample", best});
+  expect_clean_error(r, {"conditional", "--category", "Consonantish, Vowelish"});
+  r = unroll({"sample", best, "--category", "Klingon"});
+  expect_clean_error(r, {"Klingon", "Consonantish, Vowelish"});
+  r = unroll({"eval", best, "--data", (dir_ / "names" / "Vowelish.txt").string()});
+  expect_clean_error(r, {"conditional language model", "sample --category"});
+  r = unroll({"info", best});
+  EXPECT_TRUE(contains(r.out, "conditional")) << r.out;
+}
+
+TEST_F(CliTest, ClassifyAndTagHelpListOptions) {
+  const std::map<std::vector<std::string>, std::vector<std::string>> opts = {
+      {{"classify", "train", "--help"},
+       {"--bidirectional", "--summary", "--class-weights", "--val", "--val-fraction", "--patience", "--separator",
+        "--level", "--epochs", "--threads"}},
+      {{"classify", "eval", "--help"}, {"--validation", "--html", "--json"}},
+      {{"classify", "predict", "--help"}, {"--all"}},
+      {{"tag", "train", "--help"}, {"--val", "--epochs", "--hidden"}}};
+  for (auto& [args, names] : opts) {
+    Proc r = unroll(args);
+    ASSERT_EQ(r.code, 0) << describe(r);
+    for (auto& n : names) EXPECT_TRUE(contains(r.out, n)) << args[0] << " " << args[1] << " lacks " << n;
+  }
+}
+
+}  // namespace
