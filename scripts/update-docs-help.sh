@@ -14,8 +14,11 @@ for page in docs/*.md; do
       match($0, /help:[a-z ]*[a-z]/)
       cmd = bin " " substr($0, RSTART + 5, RLENGTH - 5) " --help"
       print "```text"
-      while ((cmd | getline line) > 0) print line
+      n = 0
+      while ((cmd | getline line) > 0) lines[++n] = line
       if (close(cmd) != 0) { print "failed: " cmd > "/dev/stderr"; exit 1 }
+      while (n > 0 && lines[n] == "") n--   # no trailing blank lines
+      for (i = 1; i <= n; i++) print lines[i]
       print "```"
       skip = 1
       next

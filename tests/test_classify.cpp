@@ -156,6 +156,27 @@ TEST(ClassifyTraining, LstmLearnsAMemoryTask) {
   EXPECT_NEAR(again.loss, r.loss, 1e-6);
 }
 
+TEST(ClassifyTraining, DedupeDropsRepeatedExamplesBeforeTheSplit) {
+  TempDir t;
+  std::string data;
+  for (int i = 0; i < 40; ++i) data += std::string(i % 2 ? "a" : "b") + "\tname" + std::to_string(i % 10) + "\n";
+  const std::string path = t.file("dup.tsv", data);  // 40 lines, 10 distinct (label, text) pairs
+  ModelConfig mc;
+  mc.cell = CellKind::Gru;
+  mc.layers = 1, mc.hidden = 4;
+  ClassifyConfig cc;
+  cc.val_fraction = 0.2;
+  cc.max_epochs = 1;
+  cc.dedupe = true;
+  std::ostringstream log;
+  train_classifier(mc, cc, path, (t.dir / "run").string(), log);
+  EXPECT_NE(log.str().find("8 training and 2 validation examples"), std::string::npos) << log.str();
+  Checkpoint ck = load_checkpoint((t.dir / "run" / "latest.safetensors").string());
+  LabelledExamples v = validation_examples(ck.train, ck.data);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_NE(v.texts[0], v.texts[1]);
+}
+
 TEST(ClassifyTraining, SplitIsSeededAndRebuiltForEvaluation) {
   TempDir t;
   const std::string data = t.file("d.tsv", memory_task(200, 3));

@@ -103,7 +103,7 @@ TEST_P(ClassifyGradCheck, MatchesFiniteDifferences) {
 std::vector<Case> all_cases() {
   std::vector<Case> cs;
   for (auto cell : {CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru})
-    for (auto summary : {Summary::Last, Summary::Mean})
+    for (auto summary : {Summary::Last, Summary::Mean, Summary::Max})
       for (bool bidir : {false, true})
         for (auto head : {HeadKind::Softmax, HeadKind::Sigmoid})
           cs.push_back({cell, bidir ? 2 : 1, bidir ? 0 : 3, head, summary, bidir});
@@ -119,7 +119,7 @@ INSTANTIATE_TEST_SUITE_P(AllSetups, ClassifyGradCheck, testing::ValuesIn(all_cas
 // A sequence gets the same probabilities alone as in a batch with longer
 // sequences, whatever the padding holds.
 TEST(ClassifyPadding, AloneAndInABatchAgree) {
-  for (auto summary : {Summary::Last, Summary::Mean})
+  for (auto summary : {Summary::Last, Summary::Mean, Summary::Max})
     for (bool bidir : {false, true})
       for (int embed : {0, 8}) {
         Case c{CellKind::Lstm, 2, embed, HeadKind::Softmax, summary, bidir};

@@ -107,8 +107,9 @@ void add_classify_train(CLI::App& parent) {
   add_common_train_options(s, *a, "run-classify");
   auto& cc = a->cc;
   s->add_flag("--bidirectional", a->bidirectional, "Also read each sequence backwards; the head sees both directions")->group("Model");
-  s->add_option("--summary", a->summary, "What the head reads: last (the state at the sequence's last step) or mean (over its steps)")
-      ->check(CLI::IsMember({"last", "mean"}))->capture_default_str()->group("Model");
+  s->add_option("--summary", a->summary,
+                "What the head reads: last (the state at the sequence's last step), mean or max (each unit's mean or maximum over its steps)")
+      ->check(CLI::IsMember({"last", "mean", "max"}))->capture_default_str()->group("Model");
   s->add_option("--class-weights", cc.class_weights, "none, or balanced: each class weighs N / (classes × its examples) in the loss")
       ->check(CLI::IsMember({"none", "balanced"}))->capture_default_str()->group("Optimisation");
   s->add_option("--separator", a->separator, "Between label and text: tab, or space (the label ends at the first space, as in SST-2)")
@@ -118,6 +119,9 @@ void add_classify_train(CLI::App& parent) {
   s->add_flag("--pretokenized", cc.format.pretokenized, "Word level (implies --level word): words are separated by spaces")->group("Data");
   s->add_option("--max-len", cc.max_len, "Keep at most this many tokens of each example (0 = all)")
       ->check(non_negative())->capture_default_str()->group("Data");
+  s->add_flag("--dedupe", cc.dedupe,
+              "Drop repeated (label, text) examples before the split, so that no validation example is also a training one")
+      ->group("Data");
   s->callback([a]() {
     ModelConfig mc = model_of(*a);
     ClassifyConfig& cc = a->cc;

@@ -52,7 +52,7 @@ void add_sample(CLI::App& app) {
   s->add_option("--seed", a->seed, "Random seed (default: a fresh random one each run)")
       ->check(seed_check());
   s->add_option("--category", a->category,
-                "Conditional models (unroll conditional train): the category to generate for, e.g. a language");
+                "Conditional models (unroll conditional): the category to generate for, e.g. a language");
   s->add_option("--samples", a->samples,
                 "Conditional models: this many samples, one a line, each ending where the model ends it (or at --length)")
       ->check(CLI::Range(1, 1000000))->capture_default_str();

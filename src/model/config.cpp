@@ -32,6 +32,7 @@ std::string summary_name(Summary s) {
     case Summary::Steps: return "steps";
     case Summary::Last: return "last";
     case Summary::Mean: return "mean";
+    case Summary::Max: return "max";
   }
   return "?";
 }
@@ -40,7 +41,8 @@ Summary parse_summary(const std::string& s) {
   if (s == "steps") return Summary::Steps;
   if (s == "last") return Summary::Last;
   if (s == "mean") return Summary::Mean;
-  throw Error("unknown summary '" + s + "': use one of steps, last, mean");
+  if (s == "max") return Summary::Max;
+  throw Error("unknown summary '" + s + "': use one of steps, last, mean, max");
 }
 
 void ModelConfig::validate() const {
@@ -64,7 +66,7 @@ void ModelConfig::validate() const {
   require(categories == 0 || summary == Summary::Steps,
           "a conditional language model (categories) has a head at every step");
   require(!bidirectional || summary != Summary::Steps,
-          "a bidirectional encoder needs a per-sequence summary (last or mean)");
+          "a bidirectional encoder needs a per-sequence summary (last, mean or max)");
 }
 
 nlohmann::json to_json(const ModelConfig& c) {

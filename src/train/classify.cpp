@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <numeric>
+#include <set>
 #include <ostream>
 
 #include "unroll/core/error.h"
@@ -47,6 +48,7 @@ nlohmann::json to_json(const ClassifyConfig& c) {
           {"val_fraction", c.val_fraction},
           {"class_weights", c.class_weights},
           {"max_len", c.max_len},
+          {"dedupe", c.dedupe},
           {"seed", c.seed}};
 }
 
@@ -65,6 +67,7 @@ ClassifyConfig classify_config_from_json(const nlohmann::json& j) {
     c.val_fraction = j.value("val_fraction", c.val_fraction);
     c.class_weights = j.value("class_weights", c.class_weights);
     c.max_len = j.value("max_len", c.max_len);
+    c.dedupe = j.value("dedupe", false);
     c.seed = j.value("seed", c.seed);
     c.validate();
     return c;
@@ -173,6 +176,16 @@ TaggedSequences select(const TaggedSequences& ex, const std::vector<bool>& mask,
     }
   return out;
 }
+
+// The examples with repeats of an earlier (label, text) pair dropped (when on).
+LabelledExamples unique_examples(LabelledExamples ex, bool on) {
+  if (!on) return ex;
+  std::set<std::pair<std::string, std::string>> seen;
+  std::vector<bool> keep(ex.size());
+  for (size_t i = 0; i < ex.size(); ++i) keep[i] = seen.emplace(ex.labels[i], ex.texts[i]).second;
+  return select(ex, keep, true);
+}
+TaggedSequences unique_examples(TaggedSequences ex, bool) { return ex; }
 
 int classes_of(const ModelConfig& c) { return c.head == HeadKind::Sigmoid ? 2 : c.outputs; }
 
@@ -309,7 +322,7 @@ Examples validation_part(const nlohmann::json& train, const nlohmann::json& data
   if (!c.val_file.empty()) return read(c.val_file, c);
   require(c.val_fraction > 0, "this model was trained without validation data");
   const std::string path = data.value("train_path", "");
-  Examples all = read(path, c);
+  Examples all = unique_examples(read(path, c), c.dedupe);
   require(all.size() == data.value("examples", size_t(0)),
           "'" + path + "' has changed since training (" + std::to_string(all.size()) + " examples, was " +
               std::to_string(data.value("examples", size_t(0))) + "): its validation split cannot be rebuilt");
@@ -434,7 +447,7 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
 template <class Examples, class Read>
 void split_data(const ClassifyConfig& cfg, const std::string& train_path, Read read, Examples& train,
                 Examples& val) {
-  Examples all = read(train_path);
+  Examples all = unique_examples(read(train_path), cfg.dedupe);
   if (!cfg.val_file.empty()) {
     train = std::move(all);
     val = read(cfg.val_file);
@@ -778,8 +791,11 @@ ClassReport train_conditional(const ModelConfig& model_cfg, const ClassifyConfig
   const std::vector<std::string> categories = label_set(train_ex.labels);
   Vocab vocab;
   if (cfg.format.level == "char") {
+    // Characters of the validation texts too: a character vocabulary has no
+    // <unk>, and a name with a rare accent should not stop the run.
     std::u32string all = U"\n";
-    for (size_t i = 0; i < train_ex.size(); ++i) all += decode_utf8(train_ex.texts[i], train_ex.where[i]);
+    for (const LabelledExamples* ex : {&train_ex, &val_ex})
+      for (size_t i = 0; i < ex->size(); ++i) all += decode_utf8(ex->texts[i], ex->where[i]);
     vocab = Vocab::from_chars(all);
   } else {
     std::vector<std::string> all = {kEos};

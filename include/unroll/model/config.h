@@ -12,10 +12,11 @@ namespace unroll {
 enum class HeadKind { Softmax, Sigmoid };
 
 // Where the head reads the recurrent states. Steps: at every step (language
-// models, per-token tagging). Last / Mean: once per sequence (many-to-one
-// classification), from the state at the sequence's own last step or the mean
-// over its steps; padding after a sequence's end never enters either.
-enum class Summary { Steps, Last, Mean };
+// models, per-token tagging). Last / Mean / Max: once per sequence
+// (many-to-one classification), from the state at the sequence's own last
+// step, the mean over its steps or each unit's maximum over its steps;
+// padding after a sequence's end never enters any of them.
+enum class Summary { Steps, Last, Mean, Max };
 
 struct ModelConfig {
   CellKind cell = CellKind::Lstm;
@@ -29,7 +30,7 @@ struct ModelConfig {
   float init_scale = 0.08f;  // weights ~ U(−s, s)
   float forget_bias = 1.0f;  // LSTM forget-gate bias at init
   Summary summary = Summary::Steps;
-  bool bidirectional = false;  // Last / Mean only: a second stack reads each sequence reversed
+  bool bidirectional = false;  // Last / Mean / Max only: a second stack reads each sequence reversed
   int categories = 0;  // > 0: a conditional language model; each category's learnt vector
                        // (category.weight [categories, layers·hidden]) is the initial h of every layer
 

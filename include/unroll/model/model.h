@@ -313,7 +313,7 @@ class Model {
     Buffer<F> out;         // [T*B, dirs·H] both directions' states at each position
   };
   std::vector<SeqLayer> seq_;
-  std::vector<int32_t> lengths_, perm_, rev_ids_, labels_;
+  std::vector<int32_t> lengths_, perm_, rev_ids_, labels_, argmax_;
   Buffer<F> zeros_, summary_, dsummary_, dout_, dh_, dx_, dxr_;
 };
 
@@ -388,15 +388,24 @@ LossSum Model<F>::classify(const int32_t* inputs, const int32_t* lengths, const 
   }
 
   // The summary of each sequence: its states at its own last step (the
-  // reversed stack's last step is position 0), or their mean over its steps.
+  // reversed stack's last step is position 0), their mean over its steps, or
+  // each unit's maximum over its steps (argmax_ keeps the step, for backward).
   const F* top = seq_[L - 1].out.data();
   F* sm = ensure(summary_, size_t(B) * S);
+  if (cfg_.summary == Summary::Max) argmax_.assign(size_t(B) * S, 0);
   for (int b = 0; b < B; ++b) {
     F* o = sm + size_t(b) * S;
     const int len = lengths[b];
     if (cfg_.summary == Summary::Last) {
       std::memcpy(o, top + (size_t(len - 1) * B + b) * S, sizeof(F) * H);
       if (dirs == 2) std::memcpy(o + H, top + size_t(b) * S + H, sizeof(F) * H);
+    } else if (cfg_.summary == Summary::Max) {
+      std::memcpy(o, top + size_t(b) * S, sizeof(F) * S);
+      for (int t = 1; t < len; ++t)
+        for (int k = 0; k < S; ++k) {
+          const F v = top[(size_t(t) * B + b) * S + k];
+          if (v > o[k]) o[k] = v, argmax_[size_t(b) * S + k] = t;
+        }
     } else {
       std::fill(o, o + S, F(0));
       for (int t = 0; t < len; ++t)
@@ -445,6 +454,8 @@ void Model<F>::backward_sequences(F scale) {
       for (int k = 0; k < H; ++k) o[k] += g[k];
       if (dirs == 2)
         for (int k = H; k < S; ++k) dout[size_t(b) * S + k] += g[k];
+    } else if (cfg_.summary == Summary::Max) {
+      for (int k = 0; k < S; ++k) dout[(size_t(argmax_[size_t(b) * S + k]) * B + b) * S + k] += g[k];
     } else {
       for (int t = 0; t < len; ++t)
         for (int k = 0; k < S; ++k) dout[(size_t(t) * B + b) * S + k] += g[k] / F(len);

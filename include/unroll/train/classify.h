@@ -35,6 +35,7 @@ struct ClassifyConfig {
   double val_fraction = 0.2;
   std::string class_weights = "none";  // "none" or "balanced" (weight of class c: N / (C · n_c))
   int max_len = 0;               // tokens kept from each example (its start); 0 = all
+  bool dedupe = false;           // drop repeated (label, text) examples before the split
   uint64_t seed = 1;             // initialisation, split and shuffling
   void validate() const;
 };
