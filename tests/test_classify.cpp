@@ -55,6 +55,24 @@ TEST(Labelled, ReadsTabFilesSpaceFilesAndFolders) {
   EXPECT_EQ(label_set({"10", "2", "1", "2"}), (std::vector<std::string>{"1", "2", "10"}));
 }
 
+TEST(Labelled, ByteOrderMarksSpacesAndTabs) {
+  TempDir t;
+  auto ex = read_labelled(t.file("bom.tsv", "\xEF\xBB\xBFneg\tbad\n  pos \tgood\n"));
+  EXPECT_EQ(ex.labels, (std::vector<std::string>{"neg", "pos"}));  // no BOM, no spaces in labels
+  std::string e = error_of([&] { read_labelled(t.file("tabs.txt", "neg\tbad film\n"), ' '); });
+  EXPECT_NE(e.find("tabs.txt:1"), std::string::npos) << e;
+  EXPECT_NE(e.find("--separator tab"), std::string::npos) << e;
+  e = error_of([&] { read_tagged(t.file("two.tsv", "funny\tADJ\textra\n")); });
+  EXPECT_NE(e.find("two.tsv:1: more than one tab"), std::string::npos) << e;
+  // Whitespace-only lines separate sequences, in training data and in text to tag alike.
+  auto tg = read_tagged(t.file("ws.tsv", "\xEF\xBB\xBF" "a\tX\n   \nb\tY\n"));
+  ASSERT_EQ(tg.size(), 2u);
+  EXPECT_EQ(tg.tokens[0][0], "a");
+  auto plain = read_tagged_text("a\n \t \nb\tignored\n", "<stdin>", false);
+  ASSERT_EQ(plain.size(), 2u);
+  EXPECT_EQ(plain.tokens[1][0], "b");
+}
+
 TEST(Labelled, MalformedLinesNameFileAndLine) {
   TempDir t;
   const std::string no_tab = t.file("no_tab.tsv", "pos\tfine\npos fine too\n");
@@ -175,6 +193,30 @@ TEST(ClassifyTraining, DedupeDropsRepeatedExamplesBeforeTheSplit) {
   LabelledExamples v = validation_examples(ck.train, ck.data);
   ASSERT_EQ(v.size(), 2u);
   EXPECT_NE(v.texts[0], v.texts[1]);
+}
+
+// A class with a single example never ends up only in the validation part,
+// whatever the seed: the model it validates would not know the class.
+TEST(ClassifyTraining, ARareClassStaysInTraining) {
+  TempDir t;
+  std::string data;
+  for (int i = 0; i < 60; ++i) data += std::string(i % 2 ? "pos" : "neg") + "\tx" + std::to_string(i) + "\n";
+  data += "rare\tonly one\n";
+  const std::string path = t.file("rare.tsv", data);
+  for (uint64_t seed : {1, 2, 3, 4, 5}) {
+    ModelConfig mc;
+    mc.cell = CellKind::Gru;
+    mc.layers = 1, mc.hidden = 4;
+    ClassifyConfig cc;
+    cc.val_fraction = 0.5;
+    cc.max_epochs = 1;
+    cc.seed = seed;
+    std::ostringstream log;
+    train_classifier(mc, cc, path, (t.dir / "run").string(), log);
+    EXPECT_NE(log.str().find("3 classes"), std::string::npos) << log.str();
+    Checkpoint ck = load_checkpoint((t.dir / "run" / "latest.safetensors").string());
+    for (auto& l : validation_examples(ck.train, ck.data).labels) EXPECT_NE(l, "rare") << "seed " << seed;
+  }
 }
 
 TEST(ClassifyTraining, SplitIsSeededAndRebuiltForEvaluation) {

@@ -52,11 +52,24 @@ TEST_F(CliTest, ClassifyTrainEvalPredictInfo) {
   r = unroll({"classify", "predict", best, (dir_ / "new.txt").string(), "--all"});
   ASSERT_EQ(r.code, 0) << describe(r);
   const auto lines = split_lines(r.out);
-  ASSERT_EQ(lines.size(), 3u) << r.out;  // blank lines skipped
+  ASSERT_EQ(lines.size(), 4u) << r.out;  // the blank line stays blank
+  EXPECT_EQ(lines[2], "") << r.out;
   EXPECT_EQ(lines[0].rfind("Vowelish\t", 0), 0u) << lines[0];
   EXPECT_EQ(lines[1].rfind("Consonantish\t", 0), 0u) << lines[1];
   EXPECT_TRUE(contains(lines[1], "\tkxkx")) << lines[1];
   EXPECT_TRUE(contains(lines[1], "Vowelish:")) << lines[1];
+
+  // Blank input lines stay blank, so the output lines up with the input; an
+  // empty input prints nothing.
+  write_file(dir_ / "gaps.txt", "aeae\n\n  \nkxkx\n");
+  r = unroll({"classify", "predict", best, (dir_ / "gaps.txt").string()});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_EQ(split_lines(r.out).size(), 4u) << r.out;
+  EXPECT_EQ(split_lines(r.out)[1], "") << r.out;
+  write_file(dir_ / "empty.txt", "");
+  r = unroll({"classify", "predict", best, (dir_ / "empty.txt").string()});
+  EXPECT_EQ(r.code, 0) << describe(r);
+  EXPECT_EQ(r.out, "");
 
   r = unroll({"info", best});
   ASSERT_EQ(r.code, 0) << describe(r);
@@ -75,7 +88,12 @@ TEST_F(CliTest, ClassifyBadInputIsACleanError) {
   const std::string text = file("t.txt", english_text(20));
   train_ok(text, dir_ / "lm");
   r = unroll({"classify", "predict", (dir_ / "lm" / "latest.safetensors").string(), text});
-  expect_clean_error(r, {"is a language model", "not a classifier"});
+  expect_clean_error(r, {"is a language model", "not a classifier", "unroll classify train"});
+  // Usage errors point to the subcommand's own help.
+  r = unroll({"classify", "train", bad, "--no-such-option"});
+  expect_clean_error(r, {"unroll classify train --help"});
+  r = unroll({"classify", "eval", (dir_ / "lm" / "latest.safetensors").string(), "--validation", "--html", ""});
+  expect_clean_error(r, {"--html needs a file name"});
 }
 
 TEST_F(CliTest, ClassifyEvalNamesUnknownLabels) {

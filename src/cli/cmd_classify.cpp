@@ -1,6 +1,7 @@
 // unroll classify train|eval|predict — many-to-one sequence classification.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -26,6 +27,18 @@ struct ClassifyTrainArgs {
 };
 
 char separator_of(const std::string& s) { return s == "space" ? ' ' : '\t'; }
+
+// The bytes of a file, or of standard input for "-"; an empty file is empty text.
+std::string read_input(const std::string& path) {
+  if (path == "-") {
+    std::ostringstream ss;
+    ss << std::cin.rdbuf();
+    return ss.str();
+  }
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) == 0) return "";
+  return read_text_file(path);
+}
 
 // A classifier or tagger checkpoint and what it was trained with.
 struct Classifier {
@@ -166,12 +179,14 @@ void add_eval_sub(CLI::App& parent, const std::string& task) {
       ->required();
   s->add_option("data", a->data, "Labelled examples in the training format");
   s->add_flag("--validation", a->validation, "Evaluate the validation examples the checkpoint was trained with");
-  s->add_option("--html", a->html, "Also write a page with the scores and the confusion matrix as a heat map");
+  CLI::Option* html_opt =
+      s->add_option("--html", a->html, "Also write a page with the scores and the confusion matrix as a heat map");
   s->add_flag("--json", a->json, "Print the report as JSON");
   add_threads_option(*s, a->threads);
-  s->callback([a, task, tag]() {
+  s->callback([a, task, tag, html_opt]() {
     apply_threads(a->threads);
     require(a->data.empty() != !a->validation, "give labelled examples to evaluate, or --validation (not both)");
+    require(!html_opt->count() || !a->html.empty(), "--html needs a file name");
     if (!a->html.empty()) check_output_path(a->html, "page");
     Classifier c = load_classifier(a->checkpoint, task);
     ClassReport r;
@@ -217,29 +232,31 @@ void add_classify_predict(CLI::App& parent) {
     apply_threads(a->threads);
     Classifier c = load_classifier(a->checkpoint, "classify");
     const std::string source = a->input == "-" ? "<stdin>" : a->input;
-    std::string bytes;
-    if (a->input == "-") {
-      std::ostringstream ss;
-      ss << std::cin.rdbuf();
-      bytes = ss.str();
-    } else {
-      bytes = read_text_file(a->input);
-    }
+    const std::string bytes = read_input(a->input);
     decode_utf8(bytes, source);
+    // One output line per input line: blank lines stay blank, so the output
+    // lines up with the input.
     LabelledExamples ex;
-    std::istringstream in(bytes);
+    std::vector<bool> is_blank;
+    std::istringstream in(bytes.compare(0, 3, "\xEF\xBB\xBF") == 0 ? bytes.substr(3) : bytes);
     std::string line;
     for (size_t n = 1; std::getline(in, line); ++n) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.empty()) continue;
+      is_blank.push_back(line.find_first_not_of(" \t") == std::string::npos);
+      if (is_blank.back()) continue;
       ex.texts.push_back(line);
       ex.labels.push_back("");
       ex.where.push_back(source + ":" + std::to_string(n));
     }
-    require(ex.size() > 0, source + " holds no text to classify");
+    if (ex.size() == 0) return;
     EncodedExamples enc = encode_examples(ex, c.ck.vocab, c.ck.format, {}, c.cfg.max_len);
     auto probs = class_probabilities(*c.ck.model, enc);
-    for (size_t i = 0; i < ex.size(); ++i) {
+    size_t i = 0;
+    for (bool b : is_blank) {
+      if (b) {
+        std::printf("\n");
+        continue;
+      }
       std::vector<int> order(c.classes.size());
       for (size_t k = 0; k < order.size(); ++k) order[k] = int(k);
       std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return probs[i][x] > probs[i][y]; });
@@ -247,6 +264,7 @@ void add_classify_predict(CLI::App& parent) {
       if (a->all)
         for (size_t k = 1; k < order.size(); ++k) std::printf("\t%s:%.4f", c.classes[order[k]].c_str(), probs[i][order[k]]);
       std::printf("\t%s\n", ex.texts[i].c_str());
+      ++i;
     }
   });
 }
@@ -259,13 +277,17 @@ void add_tag_predict(CLI::App& parent) {
   auto a = std::make_shared<Args>();
   CLI::App* s = parent.add_subcommand("predict", "Tag every token: prints token, tag and probability, a blank line between sequences");
   s->add_option("checkpoint", a->checkpoint, "Tagger checkpoint (.safetensors)")->required();
-  s->add_option("input", a->input, "One token per line, a blank line between sequences (anything after a tab is ignored)")
-      ->required();
+  a->input = "-";
+  s->add_option("input", a->input,
+                "One token per line, a blank line between sequences (anything after a tab is ignored); - reads standard input")
+      ->capture_default_str();
   add_threads_option(*s, a->threads);
   s->callback([a]() {
     apply_threads(a->threads);
     Classifier c = load_classifier(a->checkpoint, "tag");
-    TaggedSequences ex = read_tagged(a->input, false);
+    const std::string bytes = read_input(a->input);
+    if (bytes.find_first_not_of(" \t\r\n") == std::string::npos) return;  // nothing to tag
+    TaggedSequences ex = read_tagged_text(bytes, a->input == "-" ? "<stdin>" : a->input, false);
     auto probs = tag_probabilities(*c.ck.model, encode_tagged(ex, c.ck.vocab, {}));
     for (size_t i = 0; i < ex.size(); ++i) {
       if (i) std::printf("\n");
@@ -294,9 +316,13 @@ void add_conditional(CLI::App& app) {
       ->check(CLI::IsMember({"tab", "space"}))->capture_default_str()->group("Data");
   s->add_option("--level", a->cc.format.level, "Tokens: char (Unicode code points) or word")
       ->check(CLI::IsMember({"char", "word"}))->capture_default_str()->group("Data");
+  s->add_flag("--pretokenized", a->cc.format.pretokenized, "Word level (implies --level word): words are separated by spaces")
+      ->group("Data");
   s->callback([a]() {
     ModelConfig mc = model_of(*a);
     a->cc.separator = separator_of(a->separator);
+    if (a->cc.format.pretokenized) a->cc.format.level = "word";
+    a->cc.format.eos = false;
     ClassReport r = train_conditional(mc, a->cc, a->data, a->out, std::cout, command_line());
     std::printf("\nbest checkpoint: %.4f nats per token, next-token accuracy %.2f%%\n", r.loss, 100 * r.accuracy);
   });

@@ -95,13 +95,22 @@ void add_sample(CLI::App& app) {
       const int32_t end = ck.vocab.start_id();  // sequences start and end with it
       for (int k = 0; k < a->samples; ++k) {
         if (a->beam > 0) {
+          bool first = true;
           for (int32_t id : beam_search(*ck.model, ids, end, a->length, a->beam, cat)) {
             if (id == end) break;
+            if (format.pretokenized && !first) std::cout << ' ';
+            first = false;
             std::cout << ck.vocab.token(id);
           }
         } else {
           std::cout << prime;
-          generate(*ck.model, ids, end, a->length, a->opts, rng, [&](int32_t id) { std::cout << ck.vocab.token(id); },
+          bool first = prime.empty();
+          generate(*ck.model, ids, end, a->length, a->opts, rng,
+                   [&](int32_t id) {  // pre-tokenized words are spaced
+                     if (format.pretokenized && !first) std::cout << ' ';
+                     first = false;
+                     std::cout << ck.vocab.token(id);
+                   },
                    cat, end);
         }
         std::cout << "\n" << std::flush;

@@ -126,7 +126,10 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::string where = "unroll";
-    for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
+    for (const CLI::App* sub = &app; !sub->get_subcommands().empty();) {  // down to the innermost command
+      sub = sub->get_subcommands().front();
+      where += " " + sub->get_name();
+    }
     std::cerr << "unroll: error: " << e.what() << " (see '" << where << " --help')\n";
     return 2;
   } catch (const std::bad_alloc&) {

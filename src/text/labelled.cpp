@@ -11,13 +11,12 @@ namespace unroll {
 
 namespace {
 
-// Calls f(line, number) for every line of the file, CR dropped; the file must
-// be valid UTF-8 (checked once here).
+// Calls f(line, number) for every line of the text, CR dropped, a leading
+// byte-order mark skipped; the text must be valid UTF-8 (checked once here).
 template <class Fn>
-void for_lines(const std::string& path, Fn f) {
-  const std::string bytes = read_text_file(path);
-  decode_utf8(bytes, path);
-  size_t start = 0, number = 0;
+void for_lines_of(const std::string& bytes, const std::string& source, Fn f) {
+  decode_utf8(bytes, source);
+  size_t start = bytes.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0, number = 0;
   while (start < bytes.size()) {
     size_t end = bytes.find('\n', start);
     if (end == std::string::npos) end = bytes.size();
@@ -27,6 +26,13 @@ void for_lines(const std::string& path, Fn f) {
     start = end + 1;
   }
 }
+
+template <class Fn>
+void for_lines(const std::string& path, Fn f) {
+  for_lines_of(read_text_file(path), path, f);
+}
+
+bool blank(const std::string& line) { return line.find_first_not_of(" \t") == std::string::npos; }
 
 std::string sep_name(char sep) { return sep == '\t' ? "tab" : sep == ' ' ? "space" : std::string(1, sep); }
 
@@ -50,7 +56,7 @@ LabelledExamples read_labelled(const std::string& path, char sep) {
     for (auto& f : files) {
       const std::string label = f.stem().string();
       for_lines(f.string(), [&](const std::string& line, size_t n) {
-        if (line.empty()) return;
+        if (blank(line)) return;
         out.texts.push_back(line);
         out.labels.push_back(label);
         out.where.push_back(f.string() + ":" + std::to_string(n));
@@ -58,7 +64,7 @@ LabelledExamples read_labelled(const std::string& path, char sep) {
     }
   } else {
     for_lines(path, [&](const std::string& line, size_t n) {
-      if (line.empty()) return;
+      if (blank(line)) return;
       const std::string at = path + ":" + std::to_string(n);
       const size_t cut = line.find(sep);
       require(cut != std::string::npos,
@@ -67,10 +73,18 @@ LabelledExamples read_labelled(const std::string& path, char sep) {
                   (sep == '\t' && line.find(' ') != std::string::npos
                        ? "; if the label ends at the first space, use --separator space"
                        : ""));
-      require(cut > 0, at + ": empty label");
+      // Spaces around a label are not part of it; a tab inside one means the
+      // file is tab-separated but read with --separator space.
+      std::string label = line.substr(0, cut);
+      label.erase(0, label.find_first_not_of(' '));
+      label.erase(label.find_last_not_of(' ') + 1);
+      require(!label.empty(), at + ": empty label");
+      require(label.find('\t') == std::string::npos,
+              at + ": the label '" + label.substr(0, label.find('\t')) +
+                  "' is followed by a tab: the file looks tab-separated (use --separator tab)");
       require(cut + 1 < line.size() && line.find_first_not_of(" \t", cut + 1) != std::string::npos,
               at + ": empty text after the label");
-      out.labels.push_back(line.substr(0, cut));
+      out.labels.push_back(label);
       out.texts.push_back(line.substr(cut + 1));
       out.where.push_back(at);
     });
@@ -79,18 +93,20 @@ LabelledExamples read_labelled(const std::string& path, char sep) {
   return out;
 }
 
-TaggedSequences read_tagged(const std::string& path, bool labelled) {
+TaggedSequences read_tagged_text(const std::string& bytes, const std::string& source, bool labelled) {
   TaggedSequences out;
   bool open = false;
-  for_lines(path, [&](const std::string& line, size_t n) {
-    if (line.empty()) {
+  for_lines_of(bytes, source, [&](const std::string& line, size_t n) {
+    if (blank(line)) {
       open = false;
       return;
     }
-    const std::string at = path + ":" + std::to_string(n);
-    size_t cut = labelled ? line.rfind('\t') : line.find('\t');
+    const std::string at = source + ":" + std::to_string(n);
+    size_t cut = line.find('\t');
     if (!labelled && cut == std::string::npos) cut = line.size();
     require(cut != std::string::npos, at + ": no tab between token and label (expected 'token<TAB>label')");
+    require(!labelled || line.find('\t', cut + 1) == std::string::npos,
+            at + ": more than one tab (expected 'token<TAB>label')");
     require(cut > 0, at + ": empty token");
     require(!labelled || cut + 1 < line.size(), at + ": empty label");
     if (!open) {
@@ -102,8 +118,12 @@ TaggedSequences read_tagged(const std::string& path, bool labelled) {
     out.tokens.back().push_back(line.substr(0, cut));
     out.labels.back().push_back(labelled ? line.substr(cut + 1) : std::string());
   });
-  require(out.size() > 0, "'" + path + "' holds no tagged sequences");
+  require(out.size() > 0, source + " holds no tagged sequences");
   return out;
+}
+
+TaggedSequences read_tagged(const std::string& path, bool labelled) {
+  return read_tagged_text(read_text_file(path), path, labelled);
 }
 
 std::vector<std::string> label_set(const std::vector<std::string>& labels) {

@@ -184,4 +184,10 @@ std::string normalize(std::string_view text, bool compose) {
 std::string utf8_nfc(std::string_view text) { return normalize(text, true); }
 std::string utf8_nfd(std::string_view text) { return normalize(text, false); }
 
+size_t display_width(std::string_view text) {
+  size_t w = 0;
+  for (char32_t c : decode_utf8(text, "text")) w += size_t(std::max(0, utf8proc_charwidth(utf8proc_int32_t(c))));
+  return w;
+}
+
 }  // namespace unroll

@@ -118,7 +118,11 @@ void require_task(const Checkpoint& ck, const std::string& path, const std::stri
                            : task == "tag"    ? "a tagger"
                            : task == "conditional" ? "a conditional language model"
                                                    : "a language model";
-  throw Error("'" + path + "' is " + what(ck.task) + ", not " + want);
+  const std::string train = task == "classify" ? "unroll classify train"
+                            : task == "tag"    ? "unroll tag train"
+                            : task == "conditional" ? "unroll conditional"
+                                                    : "unroll train";
+  throw Error("'" + path + "' is " + what(ck.task) + ", not " + want + " (train one with '" + train + "')");
 }
 
 }  // namespace unroll

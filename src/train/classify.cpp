@@ -187,13 +187,39 @@ LabelledExamples unique_examples(LabelledExamples ex, bool on) {
 }
 TaggedSequences unique_examples(TaggedSequences ex, bool) { return ex; }
 
+// The labels of example i (one for a sequence, one per token when tagged).
+std::vector<std::string> labels_of(const LabelledExamples& ex, size_t i) { return {ex.labels[i]}; }
+std::vector<std::string> labels_of(const TaggedSequences& ex, size_t i) { return ex.labels[i]; }
+
+// The seeded split, then every validation example with a label that no
+// training example has goes back to training (a class of one example would
+// otherwise be unknown to the model it validates).
+template <class Examples>
+std::vector<bool> validation_mask(const Examples& ex, double fraction, uint64_t seed) {
+  std::vector<bool> val = validation_mask(ex.size(), fraction, seed);
+  std::set<std::string> known;
+  for (size_t i = 0; i < ex.size(); ++i)
+    if (!val[i])
+      for (auto& l : labels_of(ex, i)) known.insert(l);
+  for (size_t i = 0; i < ex.size(); ++i)
+    if (val[i])
+      for (auto& l : labels_of(ex, i))
+        if (!known.count(l)) {
+          val[i] = false;
+          break;
+        }
+  return val;
+}
+
 int classes_of(const ModelConfig& c) { return c.head == HeadKind::Sigmoid ? 2 : c.outputs; }
 
 std::string absolute(const std::string& p) { return std::filesystem::absolute(p).lexically_normal().string(); }
 
 void prepare_out_dir(const std::string& out_dir) {
   namespace fs = std::filesystem;
-  fs::create_directories(out_dir);
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  require(!ec, "cannot create the run folder '" + out_dir + "': " + ec.message());
   for (const char* name : {"best.safetensors", "latest.safetensors"})
     check_output_path((fs::path(out_dir) / name).string(), "checkpoint");
 }
@@ -287,18 +313,18 @@ std::string ClassReport::text() const {
                 100 * accuracy, examples, unit.c_str(), loss, macro_f1);
   s += buf;
   size_t w = 5;
-  for (auto& c : classes) w = std::max(w, c.size());
-  std::snprintf(buf, sizeof buf, "%-*s  %9s  %9s  %9s  %7s\n", int(w), "class", "precision", "recall", "F1", "support");
-  s += buf;
+  for (auto& c : classes) w = std::max(w, display_width(c));
+  auto name = [&](const std::string& c) { return c + std::string(w - std::min(w, display_width(c)), ' '); };
+  std::snprintf(buf, sizeof buf, "  %9s  %9s  %9s  %7s\n", "precision", "recall", "F1", "support");
+  s += name("class") + buf;
   for (size_t c = 0; c < classes.size() && c < precision.size(); ++c) {
-    std::snprintf(buf, sizeof buf, "%-*s  %9.4f  %9.4f  %9.4f  %7lld\n", int(w), classes[c].c_str(),
-                  precision[c], recall[c], f1[c], (long long)support[c]);
-    s += buf;
+    std::snprintf(buf, sizeof buf, "  %9.4f  %9.4f  %9.4f  %7lld\n", precision[c], recall[c], f1[c],
+                  (long long)support[c]);
+    s += name(classes[c]) + buf;
   }
   s += "\nconfusion matrix (rows: true class, columns: predicted, in class order above)\n";
   for (size_t c = 0; c < confusion.size(); ++c) {
-    std::snprintf(buf, sizeof buf, "%-*s ", int(w), classes[c].c_str());
-    s += buf;
+    s += name(classes[c]) + " ";
     for (auto v : confusion[c]) {
       std::snprintf(buf, sizeof buf, " %5lld", (long long)v);
       s += buf;
@@ -326,7 +352,7 @@ Examples validation_part(const nlohmann::json& train, const nlohmann::json& data
   require(all.size() == data.value("examples", size_t(0)),
           "'" + path + "' has changed since training (" + std::to_string(all.size()) + " examples, was " +
               std::to_string(data.value("examples", size_t(0))) + "): its validation split cannot be rebuilt");
-  return select(all, validation_mask(all.size(), c.val_fraction, c.seed), true);
+  return select(all, validation_mask(all, c.val_fraction, c.seed), true);
 }
 }  // namespace
 
@@ -452,7 +478,7 @@ void split_data(const ClassifyConfig& cfg, const std::string& train_path, Read r
     train = std::move(all);
     val = read(cfg.val_file);
   } else if (cfg.val_fraction > 0) {
-    const auto mask = validation_mask(all.size(), cfg.val_fraction, cfg.seed);
+    const auto mask = validation_mask(all, cfg.val_fraction, cfg.seed);
     train = select(all, mask, false);
     val = select(all, mask, true);
     require(train.size() > 0 && val.size() > 0,
@@ -543,7 +569,7 @@ ClassReport train_classifier(const ModelConfig& model_cfg, const ClassifyConfig&
   };
   ClassifyConfig loop = cfg;
   if (!has_val) loop.patience = 0;  // no early stopping on the training loss
-  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "train", out_dir, save, log);
+  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save, log);
 }
 
 // ---- tagging ----
@@ -713,7 +739,7 @@ ClassReport train_tagger(const ModelConfig& model_cfg, const ClassifyConfig& cfg
   };
   ClassifyConfig loop = cfg;
   if (!has_val) loop.patience = 0;
-  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "train", out_dir, save, log);
+  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save, log);
 }
 
 // ---- conditional language model ----
@@ -870,7 +896,7 @@ ClassReport train_conditional(const ModelConfig& model_cfg, const ClassifyConfig
   };
   ClassifyConfig loop = cfg;
   if (!has_val) loop.patience = 0;
-  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "train", out_dir, save, log);
+  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save, log);
 }
 
 }  // namespace unroll

@@ -19,9 +19,11 @@ struct LabelledExamples {
 };
 
 // A file of "label<sep>text" lines (split at the first sep; blank lines
-// skipped; a trailing CR dropped) or a folder of CLASS.txt files. Throws Error
-// naming file and line for a line without the separator, an empty label or an
-// empty text; and for a folder without .txt files or an empty data set.
+// skipped; a trailing CR and a leading byte-order mark dropped; spaces around
+// a label trimmed) or a folder of CLASS.txt files. Throws Error naming file
+// and line for a line without the separator, an empty label, a label
+// followed by a tab (with sep ' ') or an empty text; and for a folder without
+// .txt files or an empty data set.
 LabelledExamples read_labelled(const std::string& path, char sep = '\t');
 
 struct TaggedSequences {
@@ -35,6 +37,8 @@ struct TaggedSequences {
 // labelled false (text to tag): a line is a token, anything after a tab is
 // ignored, and labels stay empty.
 TaggedSequences read_tagged(const std::string& path, bool labelled = true);
+// The same from text in memory (standard input, say); source names it in errors.
+TaggedSequences read_tagged_text(const std::string& bytes, const std::string& source, bool labelled);
 
 // The distinct labels, sorted (byte order); numeric labels ("0", "1", "10")
 // sort by value.

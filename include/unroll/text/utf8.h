@@ -27,6 +27,9 @@ std::string encode_utf8(std::u32string_view text);
 // Unicode normalisation (utf8proc) of valid UTF-8: NFC composes ("e" + U+0301
 // becomes "é"), NFD decomposes. Throws Error if the input is not valid UTF-8.
 std::string utf8_nfc(std::string_view text);
+// Terminal columns of valid UTF-8 text (utf8proc's character widths: wide
+// East Asian characters take two, combining marks none).
+size_t display_width(std::string_view text);
 std::string utf8_nfd(std::string_view text);
 
 }  // namespace unroll
