@@ -4,6 +4,8 @@
 // files left behind. Models are tiny so the whole file runs in seconds.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "cli_util.h"
 
 using namespace clitest;
@@ -90,7 +92,8 @@ TEST_F(CliTest, TrainWritesLatestAndBestCheckpoints) {
   // Nothing else is left behind (no temporary files from atomic saves).
   for (auto& e : fs::directory_iterator(out)) {
     const std::string n = e.path().filename().string();
-    EXPECT_TRUE(n == "latest.safetensors" || n == "best.safetensors" || n == "metrics.jsonl") << "stray file " << n;
+    EXPECT_TRUE(n == "latest.safetensors" || n == "best.safetensors" || n == "metrics.jsonl" || n == "config.json")
+        << "stray file " << n;
   }
   for (int step : {10, 20, 30})
     EXPECT_TRUE(std::regex_search(
@@ -475,6 +478,56 @@ TEST_F(CliTest, TrainBadSplitAndDuration) {
   }
 }
 
+// metrics.jsonl survives SIGKILL mid-run (every line parses and is whole),
+// and a resume continues it without repeating a step.
+TEST_F(CliTest, MetricsSurviveKillAndResumeContinuesThem) {
+  const std::string text = file("t.txt", english_text(400));
+  const fs::path out = dir_ / "run";
+  Proc r = run_program("/usr/bin/timeout", {"-s", "KILL", "3", UNROLL_BIN, "train", text, "--out", out.string(),
+                                             "--hidden", "32", "--layers", "1", "--batch", "4", "--seq", "16",
+                                             "--steps", "100000000", "--eval-every", "5", "--sample-every", "7",
+                                             "--print-every", "1", "--threads", "1"},
+                       dir_, io_);
+  ASSERT_TRUE(r.code == 137 || r.signaled) << "expected a kill\n" << describe(r);
+  ASSERT_TRUE(fs::exists(out / "latest.safetensors")) << listing(out);
+  auto records = [&]() {
+    const std::string bytes = read_file(out / "metrics.jsonl");
+    EXPECT_TRUE(!bytes.empty() && bytes.back() == '\n') << "a torn last line";
+    std::vector<nlohmann::json> v;
+    for (auto& l : split_lines(bytes)) v.push_back(nlohmann::json::parse(l));  // throws on a bad line
+    return v;
+  };
+  auto before = records();
+  int64_t steps_before = 0;
+  for (auto& j : before) steps_before += j["kind"] == "step";
+  ASSERT_GT(steps_before, 5) << "too few steps in 3 s to test anything";
+  EXPECT_TRUE(fs::exists(out / "config.json"));
+
+  r = unroll({"info", (out / "latest.safetensors").string(), "--json"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const int64_t saved = nlohmann::json::parse(r.out)["progress"]["step"];
+  r = unroll({"train", "--resume", out.string(), "--steps", std::to_string(saved + 30)});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  int64_t last = 0, evals = 0, samples = 0;
+  for (auto& j : records()) {
+    if (j["kind"] == "step") {
+      EXPECT_GT(j["step"].get<int64_t>(), last) << j.dump();  // strictly increasing: no step twice
+      last = j["step"];
+      for (const char* k : {"epoch", "tokens", "train_loss", "lr", "grad_norm", "clipped", "tokens_per_s", "elapsed"})
+        EXPECT_TRUE(j.contains(k)) << k << " missing: " << j.dump();
+    }
+    if (j["kind"] == "eval") {
+      ++evals;
+      for (const char* k : {"val_loss", "val_bits_per_token", "val_perplexity", "grad_norm_mean"})
+        EXPECT_TRUE(j.contains(k)) << k << " missing: " << j.dump();
+    }
+    samples += j["kind"] == "sample";
+  }
+  EXPECT_EQ(last, saved + 30);
+  EXPECT_GE(evals, 2);
+  EXPECT_GE(samples, 1);
+}
+
 TEST_F(CliTest, ResumeFolderWithoutCheckpoint) {
   const fs::path run = dir_ / "emptyrun";
   fs::create_directories(run);
@@ -737,7 +790,9 @@ TEST_F(CliTest, GradientsCsvHasEveryDistanceWithFullPrecision) {
     ASSERT_EQ(fields.size(), 5u) << l;
     EXPECT_EQ(std::stoi(fields[1]), k) << l;
     const double rel = std::stod(fields[3]), jac = std::stod(fields[4]);
-    if (k == 0) EXPECT_EQ(rel, 1.0) << l;
+    if (k == 0) {
+      EXPECT_EQ(rel, 1.0) << l;
+    }
     // W_hh = 0.5 × orthogonal: every factor of the Jacobian product is below 0.5,
     // so it shrinks at every step and stays far from 0 at k = 40 (~1e-13).
     EXPECT_GT(jac, 0) << "printed as zero: precision lost\n" << l;

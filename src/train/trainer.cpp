@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "unroll/core/error.h"
+#include "unroll/core/file.h"
 #include "unroll/infer/evaluate.h"
 #include "unroll/infer/sampler.h"
 #include "unroll/text/corpus.h"
@@ -269,9 +270,9 @@ void Trainer::print_sample(std::ostream& log) {
   std::vector<std::string> tokens;
   generate(*model_, {}, corpus_.vocab.start_id(), cfg_.sample_len, so, srng,
            [&](int32_t id) { tokens.push_back(corpus_.vocab.token(id)); });
-  log << "---- sample at step " << step_ << " ----\n"
-      << detokenize(tokens, corpus_.format) << "\n----\n"
-      << std::flush;
+  const std::string text = detokenize(tokens, corpus_.format);
+  log << "---- sample at step " << step_ << " ----\n" << text << "\n----\n" << std::flush;
+  if (metrics_) metrics_->append({{"kind", "sample"}, {"step", step_}, {"text", text}});
 }
 
 std::vector<std::string> grad_groups(const ModelConfig& cfg) {
@@ -359,6 +360,17 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
             "cannot create the run folder '" + dir_ + "': " +
                 (ec ? ec.message() : std::string("not a folder")) + "; choose another --out");
   }
+  // The run's record: its settings (config.json) and metrics.jsonl, which a
+  // resumed run continues from the step of its checkpoint.
+  write_file_atomic((fs::path(dir_) / "config.json").string(),
+                    {nlohmann::json({{"model", to_json(m.config())},
+                                     {"train", to_json(cfg_)},
+                                     {"data", corpus_.describe()},
+                                     {"vocab_size", corpus_.vocab.size()},
+                                     {"parameters", m.layout().count()}})
+                         .dump(2) + "\n"},
+                    "run settings");
+  metrics_ = std::make_unique<MetricsLog>((fs::path(dir_) / "metrics.jsonl").string(), step_ > 0 ? step_ : -1);
   log << "training " << cell_name(m.config().cell) << " " << m.config().layers << "x"
       << m.config().hidden << " (" << m.layout().count() << " parameters) on "
       << train_ids_.size() << " " << corpus_.format.unit() << ", vocabulary " << corpus_.vocab.size() << ", batch "
@@ -390,17 +402,24 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       per[groups[g]] = gw.group_sum[g] / gw.steps;
     }
     log << line.str() << "\n" << std::flush;
-    nlohmann::json rec = {{"step", step_},
+    nlohmann::json rec = {{"kind", "eval"},
+                          {"step", step_},
                           {"epoch", double(epoch_ - 1) + double(chunk_) / per_epoch},
+                          {"tokens", tokens_},
+                          {"elapsed", now() - t0},
                           {"train_loss", gw.loss_sum / gw.steps},
                           {"grad_norm_mean", gw.norm_sum / gw.steps},
                           {"grad_norm_max", gw.norm_max},
                           {"clip_fraction", double(gw.clipped) / gw.steps},
                           {"group_grad_norms", per}};
-    if (has_val) rec["val_loss"] = last_val_;
+    if (has_val) {
+      rec["val_loss"] = last_val_;
+      rec["val_bits_per_token"] = last_val_ / std::log(2.0);
+      rec["val_perplexity"] = std::exp(last_val_);
+      rec["best_val_loss"] = best_val_;
+    }
     if (!test_ids_.empty()) rec["test_loss"] = last_test_;
-    std::ofstream f(fs::path(dir_) / "metrics.jsonl", std::ios::app);
-    f << rec.dump() << "\n";
+    metrics_->append(rec);
     gw = GradWindow{};
     gw.group_sum.assign(groups.size(), 0.0);
   };
@@ -431,12 +450,13 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
         std::snprintf(b, sizeof b, "eval step %lld: val loss %.4f nats, perplexity %.2f%s%s\n",
                       (long long)step_, last_val_, std::exp(last_val_), test.c_str(), best ? " (best)" : "");
       log << b << std::flush;
+      log_gradients();  // before the checkpoint: a resume from an older one drops the record
       save("latest.safetensors");
       if (best) save("best.safetensors");
     } else {
+      log_gradients();
       save("latest.safetensors");
     }
-    log_gradients();
   };
 
   if (done()) {  // e.g. a resume whose --steps the run has already reached
@@ -492,6 +512,16 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
                     left >= 0 ? fmt_time(std::max(0.0, left)).c_str() : "",
                     left >= 0 ? " left" : "");
       log << b << std::flush;
+      metrics_->append({{"kind", "step"},
+                        {"step", step_},
+                        {"epoch", double(epoch_ - 1) + double(chunk_) / per_epoch},
+                        {"tokens", tokens_},
+                        {"elapsed", tnow - t0},
+                        {"train_loss", window_loss / window_steps},
+                        {"lr", lr},
+                        {"grad_norm", norm},
+                        {"clipped", r.clipped},
+                        {"tokens_per_s", tps}});
       last_print = tnow, window_t = tnow, window_tokens = 0, window_loss = 0, window_steps = 0;
     }
     const double pause0 = now();  // evaluation and samples do not count against tokens/s

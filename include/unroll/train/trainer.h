@@ -16,6 +16,7 @@
 #include "unroll/model/model.h"
 #include "unroll/text/text_corpus.h"
 #include "unroll/text/corpus.h"
+#include "unroll/train/metrics.h"
 #include "unroll/train/optimizer.h"
 
 namespace unroll {
@@ -106,6 +107,7 @@ class Trainer {
   std::string dir_;
   std::unique_ptr<Model<float>> model_;
   std::unique_ptr<Optimizer> opt_;
+  std::unique_ptr<MetricsLog> metrics_;  // RUN_DIR/metrics.jsonl, opened by train()
   Rng rng_;
   int64_t step_ = 0, chunk_ = 0, tokens_ = 0;
   int epoch_ = 1;

@@ -1,0 +1,36 @@
+// unroll/train/metrics.h — RUN_DIR/metrics.jsonl, the record of a training
+// run: one JSON object per line ("kind": "step" for a logged step, "eval" for
+// an evaluation, "sample" for a generated sample; every record has "step").
+//
+// Crash-safe appends: each record goes out in a single write() on a file
+// opened with O_APPEND, so a killed process leaves whole lines. A resumed run
+// keeps the lines up to the step of the checkpoint it resumes from and drops
+// the rest (written after that checkpoint, or a line torn by a power loss),
+// so the file never repeats a step.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace unroll {
+
+class MetricsLog {
+ public:
+  // resume_step < 0: a fresh run, the file starts empty. Else the lines that
+  // parse and have "step" <= resume_step are kept (rewritten atomically).
+  MetricsLog(const std::string& path, int64_t resume_step);
+  ~MetricsLog();
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+
+  // Appends one line; throws Error naming the file if it cannot be written.
+  void append(const nlohmann::json& record);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+}  // namespace unroll
