@@ -37,6 +37,17 @@ TEST_F(CliTest, ClassifyTrainEvalPredictInfo) {
   EXPECT_TRUE(contains(r.out, "confusion matrix")) << describe(r);
   ASSERT_TRUE(fs::exists(out / "best.safetensors")) << listing(out);
   const std::string best = (out / "best.safetensors").string();
+  // The run's record: one eval line per epoch, each with validation scores.
+  int evals = 0;
+  for (auto& l : split_lines(read_file(out / "metrics.jsonl"))) {
+    auto m = nlohmann::json::parse(l);
+    if (m["kind"] == "eval") {
+      EXPECT_EQ(m["epoch"], ++evals) << l;
+      EXPECT_TRUE(m.contains("val_accuracy")) << l;
+    }
+  }
+  EXPECT_EQ(evals, 6);
+  EXPECT_EQ(nlohmann::json::parse(read_file(out / "config.json"))["model"]["cell"], "gru");
 
   r = unroll({"classify", "eval", best, "--validation", "--json", "--html", (dir_ / "eval.html").string()});
   ASSERT_EQ(r.code, 0) << describe(r);

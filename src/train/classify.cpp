@@ -16,6 +16,7 @@
 #include "unroll/text/utf8.h"
 #include "unroll/text/words.h"
 #include "unroll/train/checkpoint.h"
+#include "unroll/train/metrics.h"
 
 namespace unroll {
 
@@ -389,12 +390,16 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
                          const std::function<ClassReport()>& validate, const char* val_name,
                          const std::string& out_dir,
                          const std::function<void(const std::string&, const nlohmann::json&, const Optimizer*)>& save,
-                         std::ostream& log) {
+                         const nlohmann::json& config, std::ostream& log) {
   namespace fs = std::filesystem;
   const auto t0 = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   const std::string best_path = (fs::path(out_dir) / "best.safetensors").string();
   const std::string latest_path = (fs::path(out_dir) / "latest.safetensors").string();
+  // The run's record, as for language models (train/metrics.h).
+  const std::string settings = config.dump(2) + "\n";
+  write_file_atomic((fs::path(out_dir) / "config.json").string(), {settings}, "run settings");
+  MetricsLog metrics((fs::path(out_dir) / "metrics.jsonl").string(), -1);
   Optimizer opt(cfg.optim, m.params.size());
   double best_loss = 1e300;
   int since_best = 0;
@@ -437,6 +442,10 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
                       100.0 * double(total.right) / double(total.count));
         log << buf;
         log.flush();
+        metrics.append({{"kind", "step"}, {"step", steps}, {"epoch", epoch - 1 + double(bi + 1) / double(starts.size())},
+                        {"elapsed", seconds()}, {"train_loss", total.loss / double(total.count)},
+                        {"train_accuracy", double(total.right) / double(total.count)}, {"lr", cfg.optim.lr},
+                        {"grad_norm", norm}, {"clipped", cfg.clip > 0 && norm > cfg.clip}});
       }
       out_of_time = cfg.max_seconds > 0 && seconds() > cfg.max_seconds;
     }
@@ -451,6 +460,10 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
     log.flush();
     if (better) best_loss = r.loss, best_report = r, since_best = 0;
     else ++since_best;
+    metrics.append({{"kind", "eval"}, {"step", steps}, {"epoch", epoch}, {"elapsed", seconds()},
+                    {"train_loss", total.loss / n}, {"train_accuracy", double(total.right) / n},
+                    {"val_loss", r.loss}, {"val_accuracy", r.accuracy}, {"best_val_loss", best_loss},
+                    {"on", std::string(val_name) == "val" ? "validation" : "training"}});
     nlohmann::json progress = {{"epoch", epoch}, {"step", steps}, {"val_loss", r.loss},
                                {"val_accuracy", r.accuracy}, {"best_val", best_loss},
                                {"best_accuracy", best_report.accuracy}, {"seconds", seconds()}};
@@ -569,7 +582,8 @@ ClassReport train_classifier(const ModelConfig& model_cfg, const ClassifyConfig&
   };
   ClassifyConfig loop = cfg;
   if (!has_val) loop.patience = 0;  // no early stopping on the training loss
-  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save, log);
+  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save,
+                      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}}, log);
 }
 
 // ---- tagging ----
@@ -739,7 +753,8 @@ ClassReport train_tagger(const ModelConfig& model_cfg, const ClassifyConfig& cfg
   };
   ClassifyConfig loop = cfg;
   if (!has_val) loop.patience = 0;
-  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save, log);
+  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save,
+                      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}}, log);
 }
 
 // ---- conditional language model ----
@@ -896,7 +911,8 @@ ClassReport train_conditional(const ModelConfig& model_cfg, const ClassifyConfig
   };
   ClassifyConfig loop = cfg;
   if (!has_val) loop.patience = 0;
-  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save, log);
+  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save,
+                      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}}, log);
 }
 
 }  // namespace unroll
