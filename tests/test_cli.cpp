@@ -92,7 +92,8 @@ TEST_F(CliTest, TrainWritesLatestAndBestCheckpoints) {
   // Nothing else is left behind (no temporary files from atomic saves).
   for (auto& e : fs::directory_iterator(out)) {
     const std::string n = e.path().filename().string();
-    EXPECT_TRUE(n == "latest.safetensors" || n == "best.safetensors" || n == "metrics.jsonl" || n == "config.json")
+    EXPECT_TRUE(n == "latest.safetensors" || n == "best.safetensors" || n == "metrics.jsonl" || n == "config.json" ||
+                n == "report.html")
         << "stray file " << n;
   }
   for (int step : {10, 20, 30})

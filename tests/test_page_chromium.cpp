@@ -136,3 +136,38 @@ TEST_F(ChromiumPage, ScreenshotShowsTheRedAndBlueText) {
   EXPECT_GT(red, 20000u) << "the screenshot shows little red text";
   EXPECT_GT(white, size_t(img.width) * img.height / 4) << "the page background is not there";
 }
+
+// The report page of a short real run (issue 8): written by training itself,
+// it loads without console messages, and its loss chart has one point per
+// logged step and one per evaluation. Two runs overlay on shared axes.
+TEST_F(ChromiumPage, ReportPageOfARealRunDrawsEveryPoint) {
+  const std::string text = file("t.txt", english_text(200));
+  for (const char* run : {"a", "b"}) {
+    Proc r = unroll({"train", text, "--out", (dir_ / run).string(), "--print-every", "1", "--sample-every", "10",
+                     "--hidden", "16", "--layers", "1", "--batch", "4", "--seq", "8", "--steps", "30",
+                     "--eval-every", "10", "--threads", "1"});  // 30 steps, an evaluation every 10
+    ASSERT_EQ(r.code, 0) << describe(r);
+  }
+  page_ = dir_ / "a" / "report.html";
+  ASSERT_TRUE(fs::exists(page_)) << "training writes RUN_DIR/report.html";
+  Proc r = chromium({"--dump-dom"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  for (auto& l : console_lines(r.err)) ADD_FAILURE() << "console: " << l;
+  const std::string& dom = r.out;
+  EXPECT_NE(dom.find("data-series=\"training\" data-n=\"30\""), std::string::npos);
+  EXPECT_NE(dom.find("data-series=\"validation\" data-n=\"3\""), std::string::npos);
+  EXPECT_EQ(pagetest::count(dom, "<pre>"), 3u) << "three samples over time";
+  EXPECT_NE(dom.find("Gradient norm"), std::string::npos);
+
+  page_ = dir_ / "both.html";
+  Proc rep = unroll({"report", (dir_ / "a").string(), (dir_ / "b").string(), "-o", page_.string()});
+  ASSERT_EQ(rep.code, 0) << describe(rep);
+  r = chromium({"--dump-dom"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  for (auto& l : console_lines(r.err)) ADD_FAILURE() << "console: " << l;
+  EXPECT_NE(r.out.find("data-series=\"a: training\" data-n=\"30\""), std::string::npos);
+  EXPECT_NE(r.out.find("data-series=\"b: validation\" data-n=\"3\""), std::string::npos);
+  // A folder that is not a run is a clean error.
+  rep = unroll({"report", dir_.string()});
+  expect_clean_error(rep, {"not a run folder", "metrics.jsonl"});
+}

@@ -152,6 +152,7 @@ void add_train(CLI::App& app) {
         if (given("--print-every")) c.print_every = tc.print_every;
       });
       std::cerr << "resuming '" << a->resume << "' at step " << t->step() << "\n";
+      t->command_line = command_line();
       t->train(std::cout);
       return;
     }
@@ -207,6 +208,7 @@ void add_train(CLI::App& app) {
     if (corpus.unknown > 0)
       std::cout << corpus.unknown << " of " << corpus.ids.size() << " tokens are outside the vocabulary and read as <unk>\n";
     Trainer t(mc, tc, std::move(corpus), a->out);
+    t.command_line = command_line();
     t.train(std::cout);
   });
 }

@@ -101,6 +101,7 @@ int main(int argc, char** argv) {
   unroll::cli::add_classify(app);
   unroll::cli::add_tag(app);
   unroll::cli::add_conditional(app);
+  unroll::cli::add_report(app);
   unroll::cli::add_hello(app);
   unroll::cli::add_bench(app);
   try {

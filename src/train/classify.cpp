@@ -469,6 +469,7 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
                                {"best_accuracy", best_report.accuracy}, {"seconds", seconds()}};
     if (better) save(best_path, progress, nullptr);
     save(latest_path, progress, &opt);
+    write_run_report(out_dir, config.value("command", ""));
     if (out_of_time) {
       log << "stopping: time limit reached\n";
       break;
@@ -583,7 +584,7 @@ ClassReport train_classifier(const ModelConfig& model_cfg, const ClassifyConfig&
   ClassifyConfig loop = cfg;
   if (!has_val) loop.patience = 0;  // no early stopping on the training loss
   return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save,
-                      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}}, log);
+                      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}, {"command", command_line}}, log);
 }
 
 // ---- tagging ----
@@ -754,7 +755,7 @@ ClassReport train_tagger(const ModelConfig& model_cfg, const ClassifyConfig& cfg
   ClassifyConfig loop = cfg;
   if (!has_val) loop.patience = 0;
   return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save,
-                      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}}, log);
+                      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}, {"command", command_line}}, log);
 }
 
 // ---- conditional language model ----
@@ -912,7 +913,7 @@ ClassReport train_conditional(const ModelConfig& model_cfg, const ClassifyConfig
   ClassifyConfig loop = cfg;
   if (!has_val) loop.patience = 0;
   return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save,
-                      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}}, log);
+                      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}, {"command", command_line}}, log);
 }
 
 }  // namespace unroll

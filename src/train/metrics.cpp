@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string_view>
@@ -12,6 +13,7 @@
 
 #include "unroll/core/error.h"
 #include "unroll/core/file.h"
+#include "unroll/inspect/page.h"
 
 namespace unroll {
 
@@ -45,6 +47,44 @@ void MetricsLog::append(const nlohmann::json& record) {
   const ssize_t n = ::write(fd_, line.data(), line.size());
   require(n == ssize_t(line.size()),
           "cannot write metrics log '" + path_ + "': " + (n < 0 ? std::strerror(errno) : "short write"));
+}
+
+nlohmann::json load_run_record(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const fs::path metrics = fs::path(dir) / "metrics.jsonl";
+  require(fs::is_regular_file(metrics),
+          "'" + dir + "' is not a run folder: it has no metrics.jsonl (unroll train --out writes one)");
+  nlohmann::json records = nlohmann::json::array();
+  std::ifstream in(metrics, std::ios::binary);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (in.eof()) break;  // a torn last line
+    try {
+      auto j = nlohmann::json::parse(line);
+      if (j.is_object()) records.push_back(std::move(j));
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  nlohmann::json config = nlohmann::json::object();
+  std::ifstream cf(fs::path(dir) / "config.json");
+  if (cf) {
+    try {
+      config = nlohmann::json::parse(cf);
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  std::string name = fs::path(dir).lexically_normal().filename().string();
+  if (name.empty() || name == ".") name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
+  return {{"name", name}, {"dir", dir}, {"config", config}, {"records", records}};
+}
+
+void write_run_report(const std::string& dir, const std::string& command) {
+  nlohmann::json d = {{"format", "unroll-report-1"},
+                      {"title", "Training run " + std::filesystem::path(dir).lexically_normal().filename().string()},
+                      {"command", command},
+                      {"runs", nlohmann::json::array({load_run_record(dir)})}};
+  const std::string html = report_page_html(d);
+  write_file_atomic((std::filesystem::path(dir) / "report.html").string(), {html}, "report page");
 }
 
 }  // namespace unroll

@@ -367,6 +367,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
                                      {"train", to_json(cfg_)},
                                      {"data", corpus_.describe()},
                                      {"vocab_size", corpus_.vocab.size()},
+                                     {"command", command_line},
                                      {"parameters", m.layout().count()}})
                          .dump(2) + "\n"},
                     "run settings");
@@ -457,6 +458,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       log_gradients();
       save("latest.safetensors");
     }
+    write_run_report(dir_, command_line);  // the curves so far, RUN_DIR/report.html
   };
 
   if (done()) {  // e.g. a resume whose --steps the run has already reached
@@ -530,6 +532,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     window_t += now() - pause0;
   }
   if (cfg_.eval_every == 0 || step_ % cfg_.eval_every != 0) evaluate_and_save();
+  else write_run_report(dir_, command_line);  // with the sample of the last step
   const double secs = now() - t0;
   char b[200];
   std::snprintf(b, sizeof b, "done: %lld steps, %lld tokens in %s (%.0f tok/s overall)%s\n",

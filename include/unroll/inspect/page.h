@@ -52,4 +52,13 @@ std::string gradients_page_html(const nlohmann::json& data);
 // (rows: true class). The confusion matrix is a table shaded by row share.
 std::string classify_page_html(const nlohmann::json& data);
 
+// The page for data of format "unroll-report-1" (`unroll report`): title,
+// command, runs [{name, dir, config (config.json), records (metrics.jsonl
+// lines)}]. Charts (SVG, several runs overlaid in Okabe–Ito colours): loss
+// against steps and wall time (a checkbox switches to log axes), accuracy
+// (classifiers), gradient norm with clipping events, learning rate, tokens/s;
+// samples over time; a table of the runs and their settings. Every polyline
+// has data-n, its number of points.
+std::string report_page_html(const nlohmann::json& data);
+
 }  // namespace unroll

@@ -33,4 +33,13 @@ class MetricsLog {
   int fd_ = -1;
 };
 
+// A run folder's record for `unroll report`: {name (the folder's name), dir,
+// config (config.json, or {} if absent), records (every whole line of
+// metrics.jsonl that parses)}. Throws Error when the folder has no
+// metrics.jsonl.
+nlohmann::json load_run_record(const std::string& dir);
+
+// Writes RUN_DIR/report.html (inspect/page.h report_page_html) for one run.
+void write_run_report(const std::string& dir, const std::string& command = "");
+
 }  // namespace unroll

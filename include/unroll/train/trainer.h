@@ -88,6 +88,7 @@ class Trainer {
   std::vector<TrainEvent> train(std::ostream& log);
 
   Model<float>& model() { return *model_; }
+  std::string command_line;  // recorded in config.json and the report page
   const TrainConfig& config() const { return cfg_; }
   int64_t step() const { return step_; }
   double best_val() const { return best_val_; }
