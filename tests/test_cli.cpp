@@ -529,6 +529,28 @@ TEST_F(CliTest, MetricsSurviveKillAndResumeContinuesThem) {
   EXPECT_GE(samples, 1);
 }
 
+// On a terminal, progress is one bar redrawn in place (percentage, loss,
+// speed, ETA); into a file or pipe, plain lines that a log keeps.
+TEST_F(CliTest, ProgressBarOnATerminalPlainLinesOtherwise) {
+  const std::string text = file("t.txt", english_text(100));
+  const std::string cmd = std::string(UNROLL_BIN) + " train " + text + " --out " + (dir_ / "tty").string() +
+                          " --hidden 16 --layers 1 --batch 4 --seq 8 --steps 60 --eval-every 30 --sample-every 0"
+                          " --print-every 10 --threads 1";
+  Proc r = run_program("/usr/bin/script", {"-qec", cmd, "/dev/null"}, dir_, io_);  // a pseudo-terminal
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "\r[")) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("\\] +[0-9]+% \\| step 10 \\| loss [0-9.]+ \\| [0-9]+ tok/s \\| ETA")))
+      << r.out;
+  EXPECT_TRUE(contains(r.out, "100% | step 60")) << r.out;
+  EXPECT_FALSE(contains(r.out, "step 10 | epoch")) << r.out;
+  r = unroll({"train", text, "--out", (dir_ / "plain").string(), "--hidden", "16", "--layers", "1", "--batch", "4",
+              "--seq", "8", "--steps", "60", "--eval-every", "30", "--sample-every", "0", "--print-every", "10",
+              "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_FALSE(contains(r.out, "\r")) << r.out;
+  EXPECT_TRUE(contains(r.out, "step 10 | epoch")) << r.out;
+}
+
 TEST_F(CliTest, ResumeFolderWithoutCheckpoint) {
   const fs::path run = dir_ / "emptyrun";
   fs::create_directories(run);

@@ -1,4 +1,6 @@
 // unroll train FILE... — train a character- or word-level language model.
+#include <unistd.h>
+
 #include <filesystem>
 #include <iostream>
 
@@ -153,6 +155,7 @@ void add_train(CLI::App& app) {
       });
       std::cerr << "resuming '" << a->resume << "' at step " << t->step() << "\n";
       t->command_line = command_line();
+      t->live_progress = ::isatty(STDOUT_FILENO);
       t->train(std::cout);
       return;
     }
@@ -209,6 +212,7 @@ void add_train(CLI::App& app) {
       std::cout << corpus.unknown << " of " << corpus.ids.size() << " tokens are outside the vocabulary and read as <unk>\n";
     Trainer t(mc, tc, std::move(corpus), a->out);
     t.command_line = command_line();
+    t.live_progress = ::isatty(STDOUT_FILENO);
     t.train(std::cout);
   });
 }

@@ -1,5 +1,6 @@
 #include "unroll/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -262,6 +263,11 @@ double Trainer::validate_now() {
   return r.loss;
 }
 
+void Trainer::end_progress_line(std::ostream& log) {
+  if (bar_shown_) log << "\n";
+  bar_shown_ = false;
+}
+
 void Trainer::print_sample(std::ostream& log) {
   StateGuard<float> guard(*model_);
   Rng srng(cfg_.seed ^ (0x5DEECE66Dull * uint64_t(step_ + 1)));
@@ -271,6 +277,7 @@ void Trainer::print_sample(std::ostream& log) {
   generate(*model_, {}, corpus_.vocab.start_id(), cfg_.sample_len, so, srng,
            [&](int32_t id) { tokens.push_back(corpus_.vocab.token(id)); });
   const std::string text = detokenize(tokens, corpus_.format);
+  end_progress_line(log);
   log << "---- sample at step " << step_ << " ----\n" << text << "\n----\n" << std::flush;
   if (metrics_) metrics_->append({{"kind", "sample"}, {"step", step_}, {"text", text}});
 }
@@ -402,6 +409,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       line << b;
       per[groups[g]] = gw.group_sum[g] / gw.steps;
     }
+    end_progress_line(log);
     log << line.str() << "\n" << std::flush;
     nlohmann::json rec = {{"kind", "eval"},
                           {"step", step_},
@@ -450,6 +458,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       else
         std::snprintf(b, sizeof b, "eval step %lld: val loss %.4f nats, perplexity %.2f%s%s\n",
                       (long long)step_, last_val_, std::exp(last_val_), test.c_str(), best ? " (best)" : "");
+      end_progress_line(log);
       log << b << std::flush;
       log_gradients();  // before the checkpoint: a resume from an older one drops the record
       save("latest.safetensors");
@@ -493,7 +502,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
 
     const double tnow = now();
     const bool print_due = cfg_.print_every > 0 ? step_ % cfg_.print_every == 0
-                                                : tnow - last_print >= 2.0;
+                                                : tnow - last_print >= (live_progress ? 0.5 : 2.0);
     if (print_due) {
       const double tps = window_tokens / std::max(1e-9, tnow - window_t);
       double left = -1;
@@ -506,13 +515,28 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
         double l3 = cfg_.max_seconds - (tnow - session0);
         left = left < 0 ? l3 : std::min(left, l3);
       }
-      char b[200];
-      std::snprintf(b, sizeof b,
-                    "step %lld | epoch %.2f | loss %.4f | lr %.2g | grad norm %.2f | %.0f tok/s | %s%s\n",
-                    (long long)step_, double(epoch_ - 1) + double(chunk_) / per_epoch,
-                    window_loss / window_steps, lr, norm, tps,
-                    left >= 0 ? fmt_time(std::max(0.0, left)).c_str() : "",
-                    left >= 0 ? " left" : "");
+      char b[240];
+      if (live_progress) {  // a terminal: one line redrawn in place
+        double done_frac = -1;
+        if (cfg_.max_steps > 0) done_frac = double(step_) / double(cfg_.max_steps);
+        if (cfg_.max_epochs > 0)
+          done_frac = std::max(done_frac, (double(epoch_ - 1) + double(chunk_) / per_epoch) / cfg_.max_epochs);
+        if (cfg_.max_seconds > 0) done_frac = std::max(done_frac, (tnow - session0) / cfg_.max_seconds);
+        done_frac = std::clamp(done_frac, 0.0, 1.0);
+        const int full = int(done_frac * 24 + 0.5);
+        std::snprintf(b, sizeof b, "\r[%s%s] %3.0f%% | step %lld | loss %.4f | %.0f tok/s | ETA %s\033[K",
+                      std::string(full, '#').c_str(), std::string(24 - full, '.').c_str(), 100 * done_frac,
+                      (long long)step_, window_loss / window_steps, tps,
+                      left >= 0 ? fmt_time(std::max(0.0, left)).c_str() : "?");
+        bar_shown_ = true;
+      } else {
+        std::snprintf(b, sizeof b,
+                      "step %lld | epoch %.2f | loss %.4f | lr %.2g | grad norm %.2f | %.0f tok/s | %s%s\n",
+                      (long long)step_, double(epoch_ - 1) + double(chunk_) / per_epoch,
+                      window_loss / window_steps, lr, norm, tps,
+                      left >= 0 ? fmt_time(std::max(0.0, left)).c_str() : "",
+                      left >= 0 ? " left" : "");
+      }
       log << b << std::flush;
       metrics_->append({{"kind", "step"},
                         {"step", step_},
@@ -534,6 +558,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   if (cfg_.eval_every == 0 || step_ % cfg_.eval_every != 0) evaluate_and_save();
   else write_run_report(dir_, command_line);  // with the sample of the last step
   const double secs = now() - t0;
+  end_progress_line(log);
   char b[200];
   std::snprintf(b, sizeof b, "done: %lld steps, %lld tokens in %s (%.0f tok/s overall)%s\n",
                 (long long)step_, (long long)tokens_, fmt_time(secs).c_str(),

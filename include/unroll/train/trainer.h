@@ -89,6 +89,7 @@ class Trainer {
 
   Model<float>& model() { return *model_; }
   std::string command_line;  // recorded in config.json and the report page
+  bool live_progress = false;  // the log is a terminal: a progress bar redrawn in place
   const TrainConfig& config() const { return cfg_; }
   int64_t step() const { return step_; }
   double best_val() const { return best_val_; }
@@ -100,6 +101,8 @@ class Trainer {
   void save(const std::string& name);
   double validate_now();
   void print_sample(std::ostream& log);
+  void end_progress_line(std::ostream& log);  // ends the progress bar's line before other output
+  bool bar_shown_ = false;
 
   TrainConfig cfg_;
   TextCorpus corpus_;
