@@ -68,6 +68,64 @@ TEST_F(CliTest, EverySubcommandHasHelp) {
   }
 }
 
+// Every command (and every command of a command group) answers --help with
+// exit 0, and every option it lists comes with a one-line explanation.
+TEST_F(CliTest, EveryCommandsHelpExplainsEveryOption) {
+  auto section = [](const std::string& help, const std::string& title) {
+    std::vector<std::string> out;
+    bool in = false;
+    for (auto& l : split_lines(help)) {
+      if (l == title + ":") in = true;
+      else if (in && (l.empty() || l[0] != ' ')) in = false;
+      else if (in) out.push_back(l);
+    }
+    return out;
+  };
+  auto names_of = [](const std::vector<std::string>& lines) {
+    std::vector<std::string> names;
+    for (auto& l : lines)
+      if (l.size() > 2 && l[2] != ' ') names.push_back(l.substr(2, l.find(' ', 2) - 2));
+    return names;
+  };
+  Proc top = unroll({"--help"});
+  ASSERT_EQ(top.code, 0) << describe(top);
+  std::vector<std::vector<std::string>> commands;
+  for (auto& c : names_of(section(top.out, "Subcommands"))) {
+    Proc r = unroll({c, "--help"});
+    ASSERT_EQ(r.code, 0) << c << "\n" << describe(r);
+    auto subs = names_of(section(r.out, "Subcommands"));
+    if (subs.empty()) commands.push_back({c});
+    for (auto& sub : subs) commands.push_back({c, sub});
+  }
+  EXPECT_GE(commands.size(), 16u);  // 10 commands, and train/eval/predict of classify and tag
+  for (auto& cmd : commands) {
+    Proc r = unroll(cat(cmd, {"--help"}));
+    const std::string what = cmd[0] + (cmd.size() > 1 ? " " + cmd[1] : "");
+    ASSERT_EQ(r.code, 0) << what << "\n" << describe(r);
+    // An option line: "  --name TYPE=default   Explanation", the explanation on
+    // the same line or on the next, deeper one.
+    const auto lines = split_lines(r.out);
+    int options = 0;
+    for (size_t i = 0; i < lines.size(); ++i) {
+      const std::string& l = lines[i];
+      if (l.rfind("  -", 0) != 0) continue;
+      ++options;
+      // What is left of the line without the option's names, its type
+      // ("INT:INT in [1 - 64]", "TEXT:{a,b}"), its default ("=adam") and its
+      // exclusions ("Excludes: --x") must hold words; or the next, deeper line does.
+      std::string rest = std::regex_replace(l, std::regex("^\\s*(-\\w,)?--[a-z0-9-]+"), "");
+      for (const char* pat : {"\\{[^}]*\\}", "\\[[^\\]]*\\]", "=\\S+", "--[a-z0-9-]+", "\\b[A-Z]+\\b", "Excludes:", "Needs:"})
+        rest = std::regex_replace(rest, std::regex(pat), "");
+      const std::regex words("[a-z]{3,}");
+      const bool same_line = std::regex_search(rest, words);
+      const bool next_line = i + 1 < lines.size() && lines[i + 1].rfind("        ", 0) == 0 &&
+                             std::regex_search(lines[i + 1], words);
+      EXPECT_TRUE(same_line || next_line) << what << ": no explanation for " << l;
+    }
+    EXPECT_GE(options, 1) << what;
+  }
+}
+
 TEST_F(CliTest, NoSubcommandIsAnError) {
   Proc r = unroll({});
   expect_clean_error(r, {"subcommand"});
