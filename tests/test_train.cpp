@@ -36,6 +36,24 @@ TEST(Optimizer, AdamFirstStepMovesEachWeightByLr) {
   EXPECT_NEAR(p[2], 2.99f, 1e-5);
 }
 
+// Decoupled weight decay shrinks every weight by lr·wd before the update,
+// whatever the optimizer, and is off by default (0).
+TEST(Optimizer, DecoupledWeightDecay) {
+  for (OptimKind k : {OptimKind::Adam, OptimKind::Sgd}) {
+    OptimConfig c;
+    c.kind = k;
+    c.weight_decay = 0.5f;
+    Optimizer o(c, 3);
+    std::vector<float> p = {1, -2, 4}, g = {0, 0, 0};
+    o.step(p.data(), g.data(), 0.1f);
+    EXPECT_FLOAT_EQ(p[0], 0.95f);
+    EXPECT_FLOAT_EQ(p[1], -1.9f);
+    EXPECT_FLOAT_EQ(p[2], 3.8f);
+    EXPECT_FLOAT_EQ(optim_config_from_json(to_json(c)).weight_decay, 0.5f);
+  }
+  EXPECT_EQ(OptimConfig{}.weight_decay, 0.0f);
+}
+
 TEST(Optimizer, SgdMomentumAndAdagradAndRmsprop) {
   OptimConfig c;
   c.kind = OptimKind::Sgd;

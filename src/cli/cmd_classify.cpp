@@ -76,6 +76,9 @@ void add_common_train_options(CLI::App* s, ClassifyTrainArgs& a, const char* def
   s->add_option("--batch", cc.batch, "Sequences per step")->check(CLI::Range(1, 100000))->capture_default_str()->group("Optimisation");
   s->add_option("--lr", cc.optim.lr, "Adam learning rate")->check(positive())->capture_default_str()->group("Optimisation");
   s->add_option("--clip", cc.clip, "Global gradient-norm clipping; 0 = off")->check(non_negative())->capture_default_str()->group("Optimisation");
+  s->add_option("--weight-decay", cc.optim.weight_decay,
+                "Decoupled weight decay (AdamW): every weight shrinks by lr x this at each step; 0 = off")
+      ->check(CLI::Range(0.0, 1.0))->capture_default_str()->group("Optimisation");
   s->add_option("--seed", cc.seed, "Random seed (initialisation, validation split, shuffling, dropout)")
       ->check(seed_check())->capture_default_str()->group("Optimisation");
   s->add_option("--epochs", cc.max_epochs, "At most this many passes over the training examples")

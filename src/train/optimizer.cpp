@@ -30,7 +30,7 @@ OptimKind parse_optim(const std::string& s) {
 nlohmann::json to_json(const OptimConfig& c) {
   return {{"kind", optim_name(c.kind)}, {"lr", c.lr},       {"beta1", c.beta1},
           {"beta2", c.beta2},           {"eps", c.eps},     {"alpha", c.alpha},
-          {"momentum", c.momentum}};
+          {"momentum", c.momentum}, {"weight_decay", c.weight_decay}};
 }
 
 OptimConfig optim_config_from_json(const nlohmann::json& j) {
@@ -43,6 +43,7 @@ OptimConfig optim_config_from_json(const nlohmann::json& j) {
     c.eps = j.value("eps", c.eps);
     c.alpha = j.value("alpha", c.alpha);
     c.momentum = j.value("momentum", c.momentum);
+    c.weight_decay = j.value("weight_decay", 0.0f);
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("optimizer config is malformed: ") + e.what());
   }
@@ -60,6 +61,11 @@ void Optimizer::step(float* p, const float* g, float lr) {
   const int64_t n = int64_t(n_);
   float* M = m.data();
   float* V = v.data();
+  if (cfg_.weight_decay > 0) {  // decoupled from the gradient (Loshchilov & Hutter's AdamW)
+    const float keep = 1.0f - lr * cfg_.weight_decay;
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) p[i] *= keep;
+  }
   switch (cfg_.kind) {
     case OptimKind::Adam: {
       const float b1 = cfg_.beta1, b2 = cfg_.beta2, eps = cfg_.eps;

@@ -22,6 +22,7 @@ struct OptimConfig {
   float eps = 1e-8f;     // Adam, RMSprop, Adagrad
   float alpha = 0.95f;   // RMSprop: decay of the squared-gradient average
   float momentum = 0.0f; // SGD
+  float weight_decay = 0.0f;  // decoupled (AdamW-style): θ ← θ − lr·wd·θ before each update
 };
 nlohmann::json to_json(const OptimConfig& c);
 OptimConfig optim_config_from_json(const nlohmann::json& j);
