@@ -123,6 +123,13 @@ TEST(ClassReport, CountsPrecisionRecallAndF1) {
   EXPECT_NE(r.text().find("accuracy 50.00%"), std::string::npos) << r.text();
 }
 
+ModelConfig one_layer_gru(int hidden) {
+  ModelConfig mc;
+  mc.cell = CellKind::Gru;
+  mc.layers = 1, mc.hidden = hidden;
+  return mc;
+}
+
 // Is the first symbol repeated at the end? The answer depends on the first
 // token and the last, with 4-10 distractors between: the summary must carry
 // the first token across the sequence.
@@ -179,9 +186,7 @@ TEST(ClassifyTraining, DedupeDropsRepeatedExamplesBeforeTheSplit) {
   std::string data;
   for (int i = 0; i < 40; ++i) data += std::string(i % 2 ? "a" : "b") + "\tname" + std::to_string(i % 10) + "\n";
   const std::string path = t.file("dup.tsv", data);  // 40 lines, 10 distinct (label, text) pairs
-  ModelConfig mc;
-  mc.cell = CellKind::Gru;
-  mc.layers = 1, mc.hidden = 4;
+  const ModelConfig mc = one_layer_gru(4);
   ClassifyConfig cc;
   cc.val_fraction = 0.2;
   cc.max_epochs = 1;
@@ -204,9 +209,7 @@ TEST(ClassifyTraining, ARareClassStaysInTraining) {
   data += "rare\tonly one\n";
   const std::string path = t.file("rare.tsv", data);
   for (uint64_t seed : {1, 2, 3, 4, 5}) {
-    ModelConfig mc;
-    mc.cell = CellKind::Gru;
-    mc.layers = 1, mc.hidden = 4;
+    const ModelConfig mc = one_layer_gru(4);
     ClassifyConfig cc;
     cc.val_fraction = 0.5;
     cc.max_epochs = 1;
@@ -222,9 +225,7 @@ TEST(ClassifyTraining, ARareClassStaysInTraining) {
 TEST(ClassifyTraining, SplitIsSeededAndRebuiltForEvaluation) {
   TempDir t;
   const std::string data = t.file("d.tsv", memory_task(200, 3));
-  ModelConfig mc;
-  mc.cell = CellKind::Gru;
-  mc.layers = 1, mc.hidden = 8;
+  const ModelConfig mc = one_layer_gru(8);
   ClassifyConfig cc;
   cc.val_fraction = 0.25;
   cc.max_epochs = 1;

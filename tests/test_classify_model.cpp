@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "grad_check.h"
 #include "unroll/model/model.h"
 
 using namespace unroll;
@@ -57,9 +58,7 @@ TEST_P(ClassifyGradCheck, MatchesFiniteDifferences) {
   Model<double> m(config_of(c));
   Rng rng(42);
   m.init(rng);
-  for (auto& v : m.layout().views())
-    if (v.name.find("bias") != std::string::npos)
-      for (size_t i = 0; i < v.size; ++i) m.params[v.offset + i] = rng.uniform(-0.5, 0.5);
+  gradcheck::randomise_biases(m, rng);
   const int T = 5, B = 3;
   const int32_t lengths[B] = {5, 2, 3};  // masking: two sequences end early
   std::vector<int32_t> in(T * B);
@@ -74,28 +73,9 @@ TEST_P(ClassifyGradCheck, MatchesFiniteDifferences) {
   loss();
   const double scale = 0.7;
   m.backward(scale);
-  const double h = 1e-3;
-  double worst = 0, worst_abs = 0;
-  std::string worst_name;
-  for (auto& v : m.layout().views()) {
-    double diff2 = 0, norm2 = 0;
-    for (size_t i = 0; i < v.size; ++i) {
-      double& p = m.params[v.offset + i];
-      const double saved = p;
-      auto at = [&](double d) {
-        p = saved + d;
-        return loss();
-      };
-      const double num = scale * (-at(2 * h) + 8 * at(h) - 8 * at(-h) + at(-2 * h)) / (12 * h);
-      p = saved;
-      const double ana = m.grads[v.offset + i];
-      diff2 += (num - ana) * (num - ana);
-      norm2 += std::max(num * num, ana * ana);
-      worst_abs = std::max(worst_abs, std::abs(num - ana));
-    }
-    const double rel = std::sqrt(diff2) / std::max(1e-30, std::sqrt(norm2));
-    if (rel > worst) worst = rel, worst_name = v.name;
-  }
+  const gradcheck::Result g = gradcheck::compare(m, scale, 1e-3, loss);
+  const double worst = g.worst_rel, worst_abs = g.worst_abs;
+  const std::string& worst_name = g.worst_name;
   EXPECT_LE(worst_abs, 1e-9);
   EXPECT_LE(worst, 1e-6) << "worst relative error (per tensor) in " << worst_name;
 }
@@ -195,19 +175,7 @@ TEST(ConditionalModel, GradientsMatchFiniteDifferences) {
     m.zero_grad();
     loss();
     m.backward(1.0);
-    const double h = 1e-4;
-    double worst = 0;
-    for (auto& v : m.layout().views())
-      for (size_t i = 0; i < v.size; ++i) {
-        double& p = m.params[v.offset + i];
-        const double saved = p;
-        p = saved + h;
-        const double up = loss();
-        p = saved - h;
-        const double down = loss();
-        p = saved;
-        worst = std::max(worst, std::abs((up - down) / (2 * h) - m.grads[v.offset + i]));
-      }
+    const double worst = gradcheck::compare(m, 1.0, 1e-4, loss).worst_abs;
     EXPECT_LE(worst, 1e-7) << cell_name(cell);
     // Category 1 is not in the batch: its row gets no gradient; the others do.
     const auto& view = m.layout().at("category.weight");

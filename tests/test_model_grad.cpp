@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "grad_check.h"
 #include "unroll/model/model.h"
 
 using namespace unroll;
@@ -45,10 +46,7 @@ TEST_P(GradCheck, MatchesFiniteDifferences) {
   Model<double> m(cfg);
   Rng rng(42);
   m.init(rng);
-  // Non-zero biases too, so every gradient path is exercised.
-  for (auto& v : m.layout().views())
-    if (v.name.find("bias") != std::string::npos)
-      for (size_t i = 0; i < v.size; ++i) m.params[v.offset + i] = rng.uniform(-0.5, 0.5);
+  gradcheck::randomise_biases(m, rng);
   const int T = 4, B = 3;
   std::vector<int32_t> in(T * B), tg(T * B);
   for (int i = 0; i < T * B; ++i) {
@@ -76,28 +74,9 @@ TEST_P(GradCheck, MatchesFiniteDifferences) {
   // per-tensor relative error and the per-element absolute error are tiny.
   // ReLU has a kink at 0: a smaller step keeps the stencil on one side of it.
   const double h = c.cell == CellKind::RnnRelu ? 1e-5 : 1e-3;
-  double worst = 0, worst_abs = 0;
-  std::string worst_name;
-  for (auto& v : m.layout().views()) {
-    double diff2 = 0, norm2 = 0;
-    for (size_t i = 0; i < v.size; ++i) {
-      double& p = m.params[v.offset + i];
-      const double saved = p;
-      auto at = [&](double d) {
-        p = saved + d;
-        return loss();
-      };
-      const double num =
-          scale * (-at(2 * h) + 8 * at(h) - 8 * at(-h) + at(-2 * h)) / (12 * h);
-      p = saved;
-      const double ana = m.grads[v.offset + i];
-      diff2 += (num - ana) * (num - ana);
-      norm2 += std::max(num * num, ana * ana);
-      worst_abs = std::max(worst_abs, std::abs(num - ana));
-    }
-    const double rel = std::sqrt(diff2) / std::max(1e-30, std::sqrt(norm2));
-    if (rel > worst) worst = rel, worst_name = v.name;
-  }
+  const gradcheck::Result g = gradcheck::compare(m, scale, h, loss);
+  const double worst = g.worst_rel, worst_abs = g.worst_abs;
+  const std::string& worst_name = g.worst_name;
   EXPECT_LE(worst_abs, c.cell == CellKind::RnnRelu ? 1e-8 : 1e-9);
   EXPECT_LE(worst, 1e-6) << "worst relative error (per tensor) in " << worst_name;
   RecordProperty("worst_relative_error", std::to_string(worst));

@@ -235,21 +235,17 @@ void add_classify_predict(CLI::App& parent) {
     apply_threads(a->threads);
     Classifier c = load_classifier(a->checkpoint, "classify");
     const std::string source = a->input == "-" ? "<stdin>" : a->input;
-    const std::string bytes = read_input(a->input);
-    decode_utf8(bytes, source);
     // One output line per input line: blank lines stay blank, so the output
     // lines up with the input.
+    const std::vector<std::string> lines = text_lines(read_input(a->input), source);
     LabelledExamples ex;
     std::vector<bool> is_blank;
-    std::istringstream in(bytes.compare(0, 3, "\xEF\xBB\xBF") == 0 ? bytes.substr(3) : bytes);
-    std::string line;
-    for (size_t n = 1; std::getline(in, line); ++n) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      is_blank.push_back(line.find_first_not_of(" \t") == std::string::npos);
+    for (size_t n = 0; n < lines.size(); ++n) {
+      is_blank.push_back(blank(lines[n]));
       if (is_blank.back()) continue;
-      ex.texts.push_back(line);
+      ex.texts.push_back(lines[n]);
       ex.labels.push_back("");
-      ex.where.push_back(source + ":" + std::to_string(n));
+      ex.where.push_back(source + ":" + std::to_string(n + 1));
     }
     if (ex.size() == 0) return;
     EncodedExamples enc = encode_examples(ex, c.ck.vocab, c.ck.format, {}, c.cfg.max_len);

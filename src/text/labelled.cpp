@@ -11,28 +11,17 @@ namespace unroll {
 
 namespace {
 
-// Calls f(line, number) for every line of the text, CR dropped, a leading
-// byte-order mark skipped; the text must be valid UTF-8 (checked once here).
+// Calls f(line, number) for every line of the text (text_lines).
 template <class Fn>
 void for_lines_of(const std::string& bytes, const std::string& source, Fn f) {
-  decode_utf8(bytes, source);
-  size_t start = bytes.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0, number = 0;
-  while (start < bytes.size()) {
-    size_t end = bytes.find('\n', start);
-    if (end == std::string::npos) end = bytes.size();
-    std::string line = bytes.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    f(line, ++number);
-    start = end + 1;
-  }
+  const std::vector<std::string> lines = text_lines(bytes, source);
+  for (size_t i = 0; i < lines.size(); ++i) f(lines[i], i + 1);
 }
 
 template <class Fn>
 void for_lines(const std::string& path, Fn f) {
   for_lines_of(read_text_file(path), path, f);
 }
-
-bool blank(const std::string& line) { return line.find_first_not_of(" \t") == std::string::npos; }
 
 std::string sep_name(char sep) { return sep == '\t' ? "tab" : sep == ' ' ? "space" : std::string(1, sep); }
 
@@ -41,6 +30,22 @@ bool is_number(const std::string& s) {
 }
 
 }  // namespace
+
+std::vector<std::string> text_lines(const std::string& bytes, const std::string& source) {
+  decode_utf8(bytes, source);
+  std::vector<std::string> lines;
+  size_t start = bytes.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
+  while (start < bytes.size()) {
+    size_t end = bytes.find('\n', start);
+    if (end == std::string::npos) end = bytes.size();
+    lines.push_back(bytes.substr(start, end - start));
+    if (!lines.back().empty() && lines.back().back() == '\r') lines.back().pop_back();
+    start = end + 1;
+  }
+  return lines;
+}
+
+bool blank(const std::string& line) { return line.find_first_not_of(" \t") == std::string::npos; }
 
 LabelledExamples read_labelled(const std::string& path, char sep) {
   namespace fs = std::filesystem;

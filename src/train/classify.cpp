@@ -113,16 +113,32 @@ struct Batch {
   int T = 0, B = 0;
 };
 
+// A padded time-major [T, n] matrix (row t·n + i): value(i, t) for t < len(i),
+// pad after each sequence's end.
+template <class Len, class Value>
+std::vector<int32_t> time_major(int T, size_t n, int32_t pad, Len len, Value value) {
+  std::vector<int32_t> out(size_t(T) * n, pad);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t t = 0; t < len(i); ++t) out[t * n + i] = value(i, t);
+  return out;
+}
+
+// The longest of the sequences idx[0..n), less `shorter`.
+int longest(const std::vector<std::vector<int32_t>>& seqs, const size_t* idx, size_t n, int shorter = 0) {
+  int T = 0;
+  for (size_t i = 0; i < n; ++i) T = std::max(T, int(seqs[idx[i]].size()) - shorter);
+  return T;
+}
+
 Batch make_batch(const EncodedExamples& ex, const size_t* idx, size_t n, const std::vector<float>* class_weight) {
   Batch b;
   b.B = int(n);
-  for (size_t i = 0; i < n; ++i) b.T = std::max(b.T, int(ex.seqs[idx[i]].size()));
-  b.ids.assign(size_t(b.T) * b.B, 0);
+  b.T = longest(ex.seqs, idx, n);
+  b.ids = time_major(b.T, n, 0, [&](size_t i) { return ex.seqs[idx[i]].size(); },
+                     [&](size_t i, size_t t) { return ex.seqs[idx[i]][t]; });
   for (size_t i = 0; i < n; ++i) {
     const size_t e = idx[i];
-    const auto& s = ex.seqs[e];
-    for (size_t t = 0; t < s.size(); ++t) b.ids[t * b.B + i] = s[t];
-    b.lengths.push_back(int32_t(s.size()));
+    b.lengths.push_back(int32_t(ex.seqs[e].size()));
     b.labels.push_back(ex.labels[e]);
     if (class_weight) b.weights.push_back(ex.labels[e] >= 0 ? (*class_weight)[ex.labels[e]] : 0.f);
   }
@@ -130,12 +146,17 @@ Batch make_batch(const EncodedExamples& ex, const size_t* idx, size_t n, const s
 }
 
 // Indices in length order, so that a batch holds sequences of similar lengths.
-std::vector<size_t> by_length(const EncodedExamples& ex) {
-  std::vector<size_t> idx(ex.size());
+std::vector<size_t> by_length(const std::vector<std::vector<int32_t>>& seqs) {
+  std::vector<size_t> idx(seqs.size());
   std::iota(idx.begin(), idx.end(), 0);
-  std::stable_sort(idx.begin(), idx.end(),
-                   [&](size_t a, size_t b) { return ex.seqs[a].size() < ex.seqs[b].size(); });
+  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return seqs[a].size() < seqs[b].size(); });
   return idx;
+}
+
+std::vector<size_t> lengths_of(const std::vector<std::vector<int32_t>>& seqs) {
+  std::vector<size_t> out;
+  for (auto& s : seqs) out.push_back(s.size());
+  return out;
 }
 
 template <class V>
@@ -156,26 +177,19 @@ std::vector<bool> validation_mask(size_t n, double fraction, uint64_t seed) {
   return val;
 }
 
-LabelledExamples select(const LabelledExamples& ex, const std::vector<bool>& mask, bool keep) {
-  LabelledExamples out;
+// The examples whose mask entry equals keep, every field of each.
+template <class Examples, class... Field>
+Examples select_fields(const Examples& ex, const std::vector<bool>& mask, bool keep, Field Examples::*... field) {
+  Examples out;
   for (size_t i = 0; i < ex.size(); ++i)
-    if (mask[i] == keep) {
-      out.texts.push_back(ex.texts[i]);
-      out.labels.push_back(ex.labels[i]);
-      out.where.push_back(ex.where[i]);
-    }
+    if (mask[i] == keep) ((out.*field).push_back((ex.*field)[i]), ...);
   return out;
 }
-
+LabelledExamples select(const LabelledExamples& ex, const std::vector<bool>& mask, bool keep) {
+  return select_fields(ex, mask, keep, &LabelledExamples::texts, &LabelledExamples::labels, &LabelledExamples::where);
+}
 TaggedSequences select(const TaggedSequences& ex, const std::vector<bool>& mask, bool keep) {
-  TaggedSequences out;
-  for (size_t i = 0; i < ex.size(); ++i)
-    if (mask[i] == keep) {
-      out.tokens.push_back(ex.tokens[i]);
-      out.labels.push_back(ex.labels[i]);
-      out.where.push_back(ex.where[i]);
-    }
-  return out;
+  return select_fields(ex, mask, keep, &TaggedSequences::tokens, &TaggedSequences::labels, &TaggedSequences::where);
 }
 
 // The examples with repeats of an earlier (label, text) pair dropped (when on).
@@ -230,7 +244,7 @@ void prepare_out_dir(const std::string& out_dir) {
 std::vector<std::vector<float>> class_probabilities(Model<float>& m, const EncodedExamples& ex, int batch) {
   const int C = classes_of(m.config());
   std::vector<std::vector<float>> out(ex.size(), std::vector<float>(C));
-  const std::vector<size_t> idx = by_length(ex);
+  const std::vector<size_t> idx = by_length(ex.seqs);
   for (size_t from = 0; from < idx.size(); from += batch) {
     const size_t n = std::min(idx.size() - from, size_t(batch));
     Batch b = make_batch(ex, idx.data() + from, n, nullptr);
@@ -559,8 +573,7 @@ ClassReport train_classifier(const ModelConfig& model_cfg, const ClassifyConfig&
       << " parameters\n";
   log.flush();
 
-  std::vector<size_t> lengths;
-  for (auto& s : train.seqs) lengths.push_back(s.size());
+  const std::vector<size_t> lengths = lengths_of(train.seqs);
   auto step = [&](const size_t* idx, size_t n) {
     Batch b = make_batch(train, idx, n, &weight);
     LossSum l = m.classify(b.ids.data(), b.lengths.data(), b.labels.data(), b.weights.data(), b.T, b.B,
@@ -628,24 +641,11 @@ struct TagBatch {
 TagBatch make_tag_batch(const EncodedTags& ex, const size_t* idx, size_t n) {
   TagBatch b;
   b.B = int(n);
-  for (size_t i = 0; i < n; ++i) b.T = std::max(b.T, int(ex.seqs[idx[i]].size()));
-  b.ids.assign(size_t(b.T) * b.B, 0);
-  b.targets.assign(size_t(b.T) * b.B, -1);
-  for (size_t i = 0; i < n; ++i) {
-    const auto& s = ex.seqs[idx[i]];
-    for (size_t t = 0; t < s.size(); ++t) {
-      b.ids[t * b.B + i] = s[t];
-      b.targets[t * b.B + i] = ex.tags[idx[i]][t];
-    }
-  }
+  b.T = longest(ex.seqs, idx, n);
+  auto len = [&](size_t i) { return ex.seqs[idx[i]].size(); };
+  b.ids = time_major(b.T, n, 0, len, [&](size_t i, size_t t) { return ex.seqs[idx[i]][t]; });
+  b.targets = time_major(b.T, n, -1, len, [&](size_t i, size_t t) { return ex.tags[idx[i]][t]; });
   return b;
-}
-
-std::vector<size_t> tags_by_length(const EncodedTags& ex) {
-  std::vector<size_t> idx(ex.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return ex.seqs[a].size() < ex.seqs[b].size(); });
-  return idx;
 }
 
 }  // namespace
@@ -653,7 +653,7 @@ std::vector<size_t> tags_by_length(const EncodedTags& ex) {
 std::vector<std::vector<std::vector<float>>> tag_probabilities(Model<float>& m, const EncodedTags& ex, int batch) {
   const int O = m.config().outputs;
   std::vector<std::vector<std::vector<float>>> out(ex.size());
-  const std::vector<size_t> idx = tags_by_length(ex);
+  const std::vector<size_t> idx = by_length(ex.seqs);
   for (size_t from = 0; from < idx.size(); from += batch) {
     const size_t n = std::min(idx.size() - from, size_t(batch));
     TagBatch b = make_tag_batch(ex, idx.data() + from, n);
@@ -731,8 +731,7 @@ ClassReport train_tagger(const ModelConfig& model_cfg, const ClassifyConfig& cfg
       << m.layout().count() << " parameters\n";
   log.flush();
 
-  std::vector<size_t> lengths;
-  for (auto& s : train.seqs) lengths.push_back(s.size());
+  const std::vector<size_t> lengths = lengths_of(train.seqs);
   auto step = [&](const size_t* idx, size_t n) {
     TagBatch b = make_tag_batch(train, idx, n);
     m.reset_state(b.B);
@@ -798,17 +797,11 @@ struct LmBatch {
 LmBatch make_lm_batch(const CategoryTexts& ex, const size_t* idx, size_t n) {
   LmBatch b;
   b.B = int(n);
-  for (size_t i = 0; i < n; ++i) b.T = std::max(b.T, int(ex.seqs[idx[i]].size()) - 1);
-  b.ids.assign(size_t(b.T) * b.B, 0);
-  b.targets.assign(size_t(b.T) * b.B, -1);
-  for (size_t i = 0; i < n; ++i) {
-    const auto& s = ex.seqs[idx[i]];
-    for (size_t t = 0; t + 1 < s.size(); ++t) {
-      b.ids[t * b.B + i] = s[t];
-      b.targets[t * b.B + i] = s[t + 1];
-    }
-    b.cats.push_back(ex.cats[idx[i]]);
-  }
+  b.T = longest(ex.seqs, idx, n, 1);
+  auto len = [&](size_t i) { return ex.seqs[idx[i]].size() - 1; };
+  b.ids = time_major(b.T, n, 0, len, [&](size_t i, size_t t) { return ex.seqs[idx[i]][t]; });
+  b.targets = time_major(b.T, n, -1, len, [&](size_t i, size_t t) { return ex.seqs[idx[i]][t + 1]; });
+  for (size_t i = 0; i < n; ++i) b.cats.push_back(ex.cats[idx[i]]);
   return b;
 }
 
@@ -879,8 +872,7 @@ ClassReport train_conditional(const ModelConfig& model_cfg, const ClassifyConfig
       << " parameters\n";
   log.flush();
 
-  std::vector<size_t> lengths;
-  for (auto& s : train.seqs) lengths.push_back(s.size());
+  const std::vector<size_t> lengths = lengths_of(train.seqs);
   auto step = [&](const size_t* idx, size_t n) {
     LmBatch b = make_lm_batch(train, idx, n);
     m.start_state(b.cats.data(), b.B);

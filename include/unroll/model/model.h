@@ -122,10 +122,7 @@ class Model {
     const size_t TB = size_t(T) * B;
     const bool drop = mode == Mode::Train && cfg_.dropout > 0;
     require(!drop || rng, "dropout needs a random generator");
-    for (size_t r = 0; r < TB; ++r)
-      require(inputs[r] >= 0 && inputs[r] < cfg_.vocab,
-              "token id " + std::to_string(inputs[r]) + " is outside the vocabulary of " +
-                  std::to_string(cfg_.vocab));
+    check_token_ids(inputs, TB);
     T_ = T, B_ = B, train_ = mode != Mode::Eval, dropped_ = drop;
     inputs_ = inputs;
     targets_ = targets;
@@ -258,6 +255,11 @@ class Model {
 
  private:
   void backward_sequences(F scale);
+  void check_token_ids(const int32_t* ids, size_t n) const {
+    for (size_t r = 0; r < n; ++r)
+      require(ids[r] >= 0 && ids[r] < cfg_.vocab,
+              "token id " + std::to_string(ids[r]) + " is outside the vocabulary of " + std::to_string(cfg_.vocab));
+  }
   RecurrentParams<F> views_of(Buffer<F>& buf, int l, int d = 0) {
     const std::string s = std::to_string(l) + (d ? "_reverse" : "");
     auto p = [&](const std::string& n) { return buf.data() + layout_.at("rnn." + n + s).offset; };
@@ -324,17 +326,14 @@ template <class F>
 LossSum Model<F>::classify(const int32_t* inputs, const int32_t* lengths, const int32_t* labels,
                            const F* weights, int T, int B, Mode mode, Rng* rng) {
   require(cfg_.summary != Summary::Steps,
-          "this model has a head at every step: classify() needs summary last or mean");
+          "this model has a head at every step: classify() needs summary last, mean or max");
   require(T >= 1 && B >= 1, "a batch needs at least one sequence of at least one step");
   const int H = cfg_.hidden, L = cfg_.layers, O = cfg_.outputs, S = cfg_.state_size();
   const int dirs = cfg_.directions();
   const size_t TB = size_t(T) * B;
   const bool drop = mode == Mode::Train && cfg_.dropout > 0;
   require(!drop || rng, "dropout needs a random generator");
-  for (size_t r = 0; r < TB; ++r)
-    require(inputs[r] >= 0 && inputs[r] < cfg_.vocab,
-            "token id " + std::to_string(inputs[r]) + " is outside the vocabulary of " +
-                std::to_string(cfg_.vocab));
+  check_token_ids(inputs, TB);
   lengths_.assign(lengths, lengths + B);
   for (int b = 0; b < B; ++b)
     require(lengths[b] >= 1 && lengths[b] <= T,

@@ -11,6 +11,12 @@
 
 namespace unroll {
 
+// The lines of UTF-8 text (checked; a leading byte-order mark and each line's
+// trailing CR dropped); source names the text in errors.
+std::vector<std::string> text_lines(const std::string& bytes, const std::string& source);
+// True for a line of nothing but spaces and tabs.
+bool blank(const std::string& line);
+
 struct LabelledExamples {
   std::vector<std::string> texts;   // UTF-8, as written
   std::vector<std::string> labels;  // as written
