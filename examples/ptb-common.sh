@@ -21,5 +21,5 @@ ptb_run() {
     --loss-norm batch --epochs "$EPOCHS" --eval-every "$chunks" --sample-every 0 "$@"
   echo
   echo "== test perplexity of the best checkpoint (by validation) =="
-  ./build/unroll eval "$RUN/best.safetensors" --data "$PTB/ptb.test.txt" --batch 20 --seq "$seq"
+  ./build/unroll eval "$RUN/best.safetensors" "$PTB/ptb.test.txt" --batch 20 --seq "$seq"
 }

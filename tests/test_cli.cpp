@@ -58,7 +58,7 @@ TEST_F(CliTest, EverySubcommandHasHelp) {
   const std::map<std::string, std::vector<std::string>> opts = {
       {"sample",
        {"--prime", "--temperature", "--top-k", "--top-p", "--greedy", "--beam", "--seed"}},
-      {"eval", {"--data", "--batch", "--seq"}},
+      {"eval", {"files", "--batch", "--seq"}},
       {"info", {"--json"}},
       {"hello", {"--hidden", "--steps"}}};
   for (auto& [cmd, names] : opts) {
@@ -121,6 +121,15 @@ TEST_F(CliTest, EveryCommandsHelpExplainsEveryOption) {
       const bool next_line = i + 1 < lines.size() && lines[i + 1].rfind("        ", 0) == 0 &&
                              std::regex_search(lines[i + 1], words);
       EXPECT_TRUE(same_line || next_line) << what << ": no explanation for " << l;
+      // An option that takes a value shows its default ("=50"), is required,
+      // or says in words what happens without it ("default: ...", when it is
+      // required, or "Also" for an optional extra output).
+      const bool takes_value = std::regex_search(l, std::regex("^\\s*(-\\w,)?--[a-z0-9-]+ (TEXT|INT|UINT|FLOAT)"));
+      if (takes_value && l.find('=') == std::string::npos && l.find("REQUIRED") == std::string::npos) {
+        const std::string text = l + (next_line ? " " + lines[i + 1] : "");
+        EXPECT_TRUE(std::regex_search(text, std::regex("default|required|\\s{2}Also ")))
+            << what << ": says nothing of its default: " << l;
+      }
     }
     EXPECT_GE(options, 1) << what;
   }
@@ -226,7 +235,7 @@ TEST_F(CliTest, EvalPrintsLossBitsAndPerplexityConsistently) {
   ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));
   const std::string held_out = file("held.txt", english_text(60, 99));
   Proc r = unroll(
-      {"eval", (dir_ / "run" / "best.safetensors").string(), "--data", held_out, "--threads", "1"});
+      {"eval", (dir_ / "run" / "best.safetensors").string(), held_out, "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   double loss = 0, bits = 0, ppl = 0, tokens = 0;
   ASSERT_TRUE(eval_value(r.out, "loss", &loss)) << describe(r);
@@ -343,7 +352,7 @@ TEST_F(CliTest, KoreanTextTrainsAndSamplesHangul) {
   size_t generated = cps.size() - 2 - (cps.back() == U'\n' ? 1 : 0);
   EXPECT_EQ(generated, 200u) << describe(r);
 
-  Proc e = unroll({"eval", (out / "best.safetensors").string(), "--data", text, "--threads", "1"});
+  Proc e = unroll({"eval", (out / "best.safetensors").string(), text, "--threads", "1"});
   ASSERT_EQ(e.code, 0) << describe(e);
   double loss = 0;
   EXPECT_TRUE(eval_value(e.out, "loss", &loss) && std::isfinite(loss)) << describe(e);
@@ -800,17 +809,19 @@ TEST_F(CliTrained, SampleCheckpointIsADirectory) {
 
 TEST_F(CliTrained, EvalDataWithUnknownCharacters) {
   const std::string f = file("unk.txt", "The quick ~ fox 漢 jumps\n");
+  // --data FILE, the older spelling of the positional file, still works.
   Proc r = unroll({"eval", ck_, "--data", f});
   expect_clean_error(r, {"'~'", "漢", "vocabulary"});
   EXPECT_TRUE(r.out.empty()) << describe(r);
 }
 
 TEST_F(CliTrained, EvalMissingAndInvalidData) {
-  Proc r = unroll({"eval", ck_, "--data", (dir_ / "missing.txt").string()});
+  Proc r = unroll({"eval", ck_, (dir_ / "missing.txt").string()});
   expect_clean_error(r, {"missing.txt"});
   const std::string bad = file("bad.txt", std::string("The \xc3\x28 cat\n"));
-  Proc r2 = unroll({"eval", ck_, "--data", bad});
+  Proc r2 = unroll({"eval", ck_, bad});
   expect_clean_error(r2, {"bad.txt", "utf-8"});
+  expect_clean_error(unroll({"eval", ck_}), {"no text to evaluate", "FILE"});
 }
 
 // ===========================================================================
@@ -829,7 +840,7 @@ TEST_F(CliTest, GradientsRefusesOptionsItWouldIgnore) {
   const std::string text = file("en.txt", english_text(100));
   // --scalar alone writes nothing: page, JSON and CSV options make no sense with it.
   for (auto extra : std::vector<std::vector<std::string>>{
-           {"--json", (dir_ / "s.json").string()}, {"-o", (dir_ / "s.html").string()}, {"--csv"}, {"--text", text}})
+           {"--json-file", (dir_ / "s.json").string()}, {"-o", (dir_ / "s.html").string()}, {"--csv"}, {"--text", text}})
     expect_clean_error(unroll(cat({"gradients", "--scalar", "3"}, extra)), {extra[0], "--scalar"});
   // The scalar example's own options need --scalar.
   Proc r = unroll({"gradients", "--fresh", "rnn:1:8", "--text", text, "--steps", "5"});
@@ -845,7 +856,7 @@ TEST_F(CliTest, GradientsJsonRecordsTheWholeCommand) {
   const std::string text = file("en.txt", english_text(100));
   const std::string json = (dir_ / "g.json").string();
   Proc r = unroll({"gradients", "--fresh", "rnn:1:8:0.5", "--text", text, "-K", "5", "--repeats", "2",
-                   "--seed", "7", "--init-seed", "9", "--json", json, "-o", (dir_ / "g.html").string(),
+                   "--seed", "7", "--init-seed", "9", "--json-file", json, "-o", (dir_ / "g.html").string(),
                    "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   const std::string j = read_file(json);

@@ -45,7 +45,7 @@ class CliCells : public CliTest {
 TEST_F(CliCells, WritesPageJsonAndNpy) {
   const std::string page = (dir_ / "cells.html").string(), json = (dir_ / "cells.json").string(),
                     npy = (dir_ / "acts.npy").string();
-  Proc r = unroll({"cells", ck_, "--text", text_, "--out", page, "--json", json, "--npy", npy,
+  Proc r = unroll({"cells", ck_, "--text", text_, "--out", page, "--json-file", json, "--npy", npy,
                    "--max-chars", "1500", "--probe", "number=[0-9]+", "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   EXPECT_TRUE(contains(r.out, "double_quote")) << describe(r);
@@ -93,7 +93,7 @@ TEST_F(CliCells, WritesPageJsonAndNpy) {
 
 TEST_F(CliCells, DefaultPageGoesBesideTheCheckpointAndCellsCanBeChosen) {
   Proc r = unroll({"cells", ck_, "--text", text_, "--max-chars", "300", "--layer", "2",
-                   "--cells", "3,5", "--json", (dir_ / "c.json").string(), "--threads", "1"});
+                   "--cells", "3,5", "--json-file", (dir_ / "c.json").string(), "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   EXPECT_TRUE(fs::exists(dir_ / "run" / "cells.html")) << listing(dir_ / "run");
   const auto j = nlohmann::json::parse(read_file(dir_ / "c.json"));
@@ -127,7 +127,7 @@ TEST_F(CliCells, BadInputGivesOneClearLine) {
                      {"already a probe named 'comment'"});
   EXPECT_FALSE(fs::exists(dir_ / "run" / "cells.html")) << "no page on bad input";
   // Output paths are checked before the run over the text: nothing is written.
-  Proc r = unroll({"cells", ck_, "--text", text_, "-o", (dir_ / "p.html").string(), "--json",
+  Proc r = unroll({"cells", ck_, "--text", text_, "-o", (dir_ / "p.html").string(), "--json-file",
                    (dir_ / "nodir" / "x.json").string()});
   expect_clean_error(r, {"nodir", "does not exist"});
   EXPECT_FALSE(fs::exists(dir_ / "p.html")) << "the page was written before the JSON path failed";
@@ -136,7 +136,7 @@ TEST_F(CliCells, BadInputGivesOneClearLine) {
 
 TEST_F(CliCells, UserProbeAnchorsMatchAtEveryLine) {
   const std::string json = (dir_ / "c.json").string();
-  Proc r = unroll({"cells", ck_, "--text", text_, "--json", json, "-o", (dir_ / "c.html").string(),
+  Proc r = unroll({"cells", ck_, "--text", text_, "--json-file", json, "-o", (dir_ / "c.html").string(),
                    "--probe", "linestart=^int", "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   const auto j = nlohmann::json::parse(read_file(json));

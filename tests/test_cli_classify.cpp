@@ -176,7 +176,7 @@ TEST_F(CliTest, ConditionalTrainAndSampleByCategory) {
   expect_clean_error(r, {"conditional", "--category", "Consonantish, Vowelish"});
   r = unroll({"sample", best, "--category", "Klingon"});
   expect_clean_error(r, {"Klingon", "Consonantish, Vowelish"});
-  r = unroll({"eval", best, "--data", (dir_ / "names" / "Vowelish.txt").string()});
+  r = unroll({"eval", best, (dir_ / "names" / "Vowelish.txt").string()});
   expect_clean_error(r, {"conditional language model", "sample --category"});
   r = unroll({"info", best});
   EXPECT_TRUE(contains(r.out, "conditional")) << r.out;

@@ -41,7 +41,7 @@ TEST_F(CliTest, WordModelTrainsSamplesEvaluatesAndResumes) {
                                                                  << describe(s);
   EXPECT_TRUE(decode_utf8(s.out)) << describe(s);
 
-  Proc e = unroll({"eval", (out / "latest.safetensors").string(), "--data", text, "--threads", "1"});
+  Proc e = unroll({"eval", (out / "latest.safetensors").string(), text, "--threads", "1"});
   ASSERT_EQ(e.code, 0) << describe(e);
   double ppl = 0, loss = 0;
   ASSERT_TRUE(eval_value(e.out, "perplexity", &ppl) && eval_value(e.out, "loss", &loss)) << describe(e);
@@ -71,7 +71,7 @@ TEST_F(CliTest, WordLstmOverfitsAParagraph) {
                    "600", "--split", "1,0", "--eval-every", "0", "--sample-every", "0", "--threads", "1"});
   ASSERT_EQ(t.code, 0) << describe(t);
   // One stream from the start, so only the first few words are uncertain.
-  Proc e = unroll({"eval", (out / "latest.safetensors").string(), "--data", text, "--batch", "1",
+  Proc e = unroll({"eval", (out / "latest.safetensors").string(), text, "--batch", "1",
                    "--seq", "50", "--threads", "1"});
   ASSERT_EQ(e.code, 0) << describe(e);
   double loss = 99;
@@ -109,7 +109,7 @@ TEST_F(CliTest, PretokenizedCorpusWithItsOwnValidationFile) {
   }
 
   // "bird" is not in the vocabulary: read as <unk>, and eval says so.
-  Proc e = unroll({"eval", (out / "latest.safetensors").string(), "--data", test, "--threads", "1"});
+  Proc e = unroll({"eval", (out / "latest.safetensors").string(), test, "--threads", "1"});
   ASSERT_EQ(e.code, 0) << describe(e);
   EXPECT_TRUE(contains(e.err, "1 of 7 tokens")) << describe(e);
 }

@@ -288,3 +288,32 @@ TEST(CellsPage, LongTextStaysAReasonableSize) {
   // The page is the data plus a fixed amount of code and static HTML.
   EXPECT_LT(html.size(), data_bytes + 200000) << html.size() << " vs data " << data_bytes;
 }
+
+// The report page (issue 8) of a classifier run: accuracy against steps and
+// against wall time, each with a training and a validation line of the
+// records' point counts.
+TEST(ReportPage, ClassifierAccuracyAgainstStepsAndWallTime) {
+  json records = json::array();
+  for (int e = 1; e <= 3; ++e) {
+    records.push_back({{"kind", "step"}, {"step", 10 * e}, {"elapsed", 1.5 * e}, {"train_loss", 1.0 / e},
+                       {"lr", 0.002}, {"grad_norm", 1.0}, {"clipped", false}, {"train_accuracy", 0.5 + 0.1 * e}});
+    records.push_back({{"kind", "eval"}, {"step", 10 * e}, {"elapsed", 1.5 * e + 0.2}, {"val_loss", 1.2 / e},
+                       {"val_accuracy", 0.45 + 0.1 * e}});
+  }
+  records.push_back({{"kind", "step"}, {"step", 40}, {"elapsed", 6.0}, {"train_loss", 0.2}, {"lr", 0.002},
+                     {"grad_norm", 1.0}, {"clipped", true}, {"train_accuracy", 0.9}});
+  json d = {{"format", "unroll-report-1"}, {"title", "t"}, {"command", "unroll classify train x"},
+            {"runs", json::array({{{"name", "run"}, {"dir", "run"}, {"config", json::object()}, {"records", records}}})}};
+  const std::string h = report_page_html(d);
+  for (const char* caption : {"Accuracy (%)", "Accuracy against wall time"}) {
+    const size_t at = h.find("<figcaption>" + std::string(caption));
+    ASSERT_NE(at, std::string::npos) << caption;
+    const std::string fig = h.substr(at, h.find("</figure>", at) - at);
+    EXPECT_EQ(count(fig, "data-series=\"training\" data-n=\"4\""), 1u) << caption;
+    EXPECT_EQ(count(fig, "data-series=\"validation\" data-n=\"3\""), 1u) << caption;
+  }
+  EXPECT_NE(h.find("seconds of training</text>"), std::string::npos);
+  // A language model's records hold no accuracy: no accuracy charts.
+  for (auto& r : d["runs"][0]["records"]) r.erase(r["kind"] == "step" ? "train_accuracy" : "val_accuracy");
+  EXPECT_EQ(report_page_html(d).find("Accuracy"), std::string::npos);
+}

@@ -238,14 +238,14 @@ void add_cells(CLI::App& app) {
   CLI::App* s = app.add_subcommand(
       "cells", "Which hidden cell tracks what: an HTML page of activations over a text");
   s->add_option("checkpoint", a->checkpoint, "Checkpoint file (.safetensors)")->required();
-  s->add_option("--text", a->text, "Text to run the model over (UTF-8)")->required();
+  s->add_option("--text", a->text, "Text file to run the model over (UTF-8)")->required();
   s->add_option("-o,--out", a->out, "HTML page to write (default: cells.html beside the checkpoint)");
-  s->add_option("--json", a->json, "Also write the data behind the page as JSON");
-  s->add_option("--npy", a->npy, "Also write all activations as a NumPy float32 array [chars, layers, kinds, units]");
-  s->add_option("--layer", a->layer, "Only this layer (1 = the lowest)")->check(CLI::Range(1, 64));
-  s->add_option("--cells", a->cells, "Show these cells of --layer (comma-separated, from 0)")
+  s->add_option("--json-file", a->json, "Also write the data behind the page as JSON to this file");
+  s->add_option("--npy", a->npy, "Also write all activations to this file as a NumPy float32 array [chars, layers, kinds, units]");
+  s->add_option("--layer", a->layer, "Only this layer (1 = the lowest; default: all layers)")->check(CLI::Range(1, 64));
+  s->add_option("--cells", a->cells, "Show these cells of --layer (comma-separated, from 0; default: the cells the probes find)")
       ->delimiter(',');
-  s->add_option("--probe", a->probes, "A probe of your own: NAME=REGEX, on inside every match (repeatable)");
+  s->add_option("--probe", a->probes, "A probe of your own: NAME=REGEX, on inside every match (repeatable; default: only the built-in probes)");
   s->add_option("--max-chars", a->max_chars, "Use the first N characters of the text")
       ->check(CLI::Range(2, 10000000))->capture_default_str();
   s->add_option("--top", a->top, "Cells shown per probe")->check(CLI::Range(1, 5))->capture_default_str();

@@ -85,8 +85,8 @@ void add_common_train_options(CLI::App* s, ClassifyTrainArgs& a, const char* def
       ->check(CLI::Range(1, 1000000))->capture_default_str()->group("Stopping");
   s->add_option("--patience", cc.patience, "Stop after this many epochs without a better validation loss (0 = never stop early)")
       ->check(non_negative())->capture_default_str()->group("Stopping");
-  s->add_option("--time", a.time, "Stop after this much training time, e.g. 90s, 5m")->group("Stopping");
-  s->add_option("--val", cc.val_file, "Validation examples from this file (same format) instead of a split")->group("Data");
+  s->add_option("--time", a.time, "Stop after this much training time, e.g. 90s, 5m (default: no limit)")->group("Stopping");
+  s->add_option("--val", cc.val_file, "Validation examples from this file (same format) instead of a split (default: none, see --val-fraction)")->group("Data");
   s->add_option("--val-fraction", cc.val_fraction, "Without --val: this fraction of the examples (a seeded random choice) validates")
       ->check(CLI::Range(0.0, 0.99))->capture_default_str()->group("Data");
   s->add_option("--min-count", cc.format.min_count, "Tokens seen fewer times in training become <unk>")
@@ -180,10 +180,10 @@ void add_eval_sub(CLI::App& parent, const std::string& task) {
                   : "Accuracy, per-class precision/recall/F1 and the confusion matrix on labelled examples");
   s->add_option("checkpoint", a->checkpoint, tag ? "Tagger checkpoint (.safetensors)" : "Classifier checkpoint (.safetensors)")
       ->required();
-  s->add_option("data", a->data, "Labelled examples in the training format");
+  s->add_option("data", a->data, "Labelled examples in the training format (give this or --validation)");
   s->add_flag("--validation", a->validation, "Evaluate the validation examples the checkpoint was trained with");
   CLI::Option* html_opt =
-      s->add_option("--html", a->html, "Also write a page with the scores and the confusion matrix as a heat map");
+      s->add_option("--html", a->html, "Also write a page with the scores and the confusion matrix as a heat map to this file");
   s->add_flag("--json", a->json, "Print the report as JSON");
   add_threads_option(*s, a->threads);
   s->callback([a, task, tag, html_opt]() {

@@ -255,8 +255,8 @@ void add_gradients(CLI::App& app) {
   s->add_option("checkpoints", a->checkpoints, "Checkpoints to measure (.safetensors)");
   s->add_option("--fresh", a->fresh,
                 "Also measure a fresh model: CELL:LAYERS:HIDDEN[:SCALE], W_hh orthogonal times SCALE "
-                "(default 1), e.g. rnn:1:128:0.5 (repeatable)");
-  s->add_option("--text", a->text, "Text the models read (UTF-8)");
+                "(default 1), e.g. rnn:1:128:0.5 (repeatable; default: none)");
+  s->add_option("--text", a->text, "Text file the models read (UTF-8; required with checkpoints or --fresh)");
   s->add_option("-K,--max-distance", a->flow.K, "Largest distance k")
       ->check(CLI::Range(1, 2000))->capture_default_str();
   s->add_option("--batch", a->flow.batch, "Streams per measurement")
@@ -272,11 +272,11 @@ void add_gradients(CLI::App& app) {
       ->capture_default_str();
   s->add_option("--max-chars", a->max_chars, "Read at most this many characters of the text")
       ->check(CLI::Range(size_t(2), size_t(1) << 40))->capture_default_str();
-  s->add_option("-o,--out", a->out, "HTML page to write")->capture_default_str();
+  s->add_option("-o,--out", a->out, "HTML page to write (default: gradients.html)");
   s->add_flag("--csv", a->csv, "Print every number as CSV instead of the summary table");
   s->add_option("--csv-file", a->csv_path, "Also write the CSV to this file");
-  s->add_option("--json", a->json, "Also write the data behind the page as JSON");
-  auto* scalar = s->add_option("--scalar", a->scalar, "The scalar example: h_t = f(w h_(t-1) + x) with this w; prints dh_t/dh_0")
+  s->add_option("--json-file", a->json, "Also write the data behind the page as JSON to this file");
+  auto* scalar = s->add_option("--scalar", a->scalar, "The scalar example: h_t = f(w h_(t-1) + x) with this w; prints dh_t/dh_0 (default: not shown)")
                      ->check(CLI::Range(-1e6, 1e6));
   auto* steps = s->add_option("--steps", a->steps, "Steps of the scalar example")->check(CLI::Range(1, 1000))->capture_default_str();
   auto* h0 = s->add_option("--h0", a->h0, "Scalar example: h_0 for the tanh unit")->check(CLI::Range(-1e6, 1e6))->capture_default_str();
@@ -287,7 +287,7 @@ void add_gradients(CLI::App& app) {
     apply_threads(a->threads);
     a->scalar_given = s->count("--scalar") > 0;
     if (a->scalar_given && a->checkpoints.empty() && a->fresh.empty())
-      for (const char* o : {"--text", "--out", "--csv", "--csv-file", "--json"})
+      for (const char* o : {"--text", "--out", "--csv", "--csv-file", "--json-file"})
         require(s->count(o) == 0, std::string(o) +
                                       " is for measured models (checkpoints or --fresh); --scalar alone "
                                       "prints the scalar example and writes nothing");

@@ -38,7 +38,7 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   s->add_option("--resume", a->resume,
                 "Continue the run in this folder from its latest checkpoint (model, optimizer and "
-                "data options come from the checkpoint)");
+                "data options come from the checkpoint; default: a new run)");
   auto& tc = a->tc;
   // Model
   s->add_option("--cell", a->cell, "Recurrent cell: rnn, rnn-relu, lstm, gru")
@@ -89,7 +89,7 @@ void add_train(CLI::App& app) {
       ->capture_default_str()->group("Data");
   // One file per --val/--test (repeat the option for more), so that they never
   // swallow the training files that follow them.
-  s->add_option("--val", tc.val_files, "Validation text from this file instead of --split (all of the training files then train; repeatable)")
+  s->add_option("--val", tc.val_files, "Validation text from this file instead of --split (all of the training files then train; repeatable; default: none)")
       ->allow_extra_args(false)->group("Data");
   s->add_option("--test", tc.test_files, "Also evaluate this file at every validation and report it (never used to pick the best checkpoint; repeatable)")
       ->allow_extra_args(false)->group("Data");
@@ -102,14 +102,14 @@ void add_train(CLI::App& app) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40))->capture_default_str()->group("Data");
   s->add_option("--max-vocab", a->format.max_vocab, "Word level (implies --level word): keep the most frequent words, this many tokens with <unk> (0 = all)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40))->capture_default_str()->group("Data");
-  s->add_option("--vocab-from", a->vocab_from, "Take the vocabulary (and level) from this checkpoint, e.g. to fine-tune on new text")
+  s->add_option("--vocab-from", a->vocab_from, "Take the vocabulary (and level) from this checkpoint, e.g. to fine-tune on new text (default: built from the training text)")
       ->group("Data");
   // Stopping and reporting
   s->add_option("--steps", tc.max_steps, "Stop after this many steps (0 = no limit)")
       ->check(non_negative())->capture_default_str()->group("Stopping");
   s->add_option("--epochs", tc.max_epochs, "Stop after this many epochs (0 = no limit; with no --steps, --epochs or --time: 10)")
       ->check(non_negative())->capture_default_str()->group("Stopping");
-  s->add_option("--time", a->time, "Stop after this much training time in this session, e.g. 90s, 5m, 1h30m")
+  s->add_option("--time", a->time, "Stop after this much training time in this session, e.g. 90s, 5m, 1h30m (default: no limit)")
       ->group("Stopping");
   s->add_option("--eval-every", tc.eval_every, "Validate and checkpoint every N steps (0 = at the end)")
       ->check(non_negative())->capture_default_str()->group("Reporting");

@@ -30,8 +30,8 @@ void add_sample(CLI::App& app) {
   auto a = std::make_shared<SampleArgs>();
   CLI::App* s = app.add_subcommand("sample", "Generate text from a trained checkpoint");
   s->add_option("checkpoint", a->checkpoint, "Checkpoint file (.safetensors)")->required();
-  s->add_option("-p,--prime", a->prime, "Text to start from (characters: must be in the vocabulary; words: unknown ones read as <unk>)");
-  s->add_option("--prime-file", a->prime_file, "Read the prime text from this file");
+  s->add_option("-p,--prime", a->prime, "Text to start from (characters: must be in the vocabulary; words: unknown ones read as <unk>; default: none, the text starts as after a line break)");
+  s->add_option("--prime-file", a->prime_file, "Read the prime text from this file (default: none)");
   s->add_option("-n,--length", a->length, "Tokens (characters or words) to generate")
       ->check(CLI::Range(0, 100000000))->capture_default_str();
   s->add_option("-t,--temperature", a->opts.temperature, "Sampling temperature (> 0)")
@@ -52,7 +52,7 @@ void add_sample(CLI::App& app) {
   s->add_option("--seed", a->seed, "Random seed (default: a fresh random one each run)")
       ->check(seed_check());
   s->add_option("--category", a->category,
-                "Conditional models (unroll conditional): the category to generate for, e.g. a language");
+                "Conditional models (unroll conditional): the category to generate for, e.g. a language (required for them, default: none)");
   s->add_option("--samples", a->samples,
                 "Conditional models: this many samples, one a line, each ending where the model ends it (or at --length)")
       ->check(CLI::Range(1, 1000000))->capture_default_str();
@@ -152,18 +152,23 @@ void add_sample(CLI::App& app) {
 void add_eval(CLI::App& app) {
   struct Args {
     std::string checkpoint;
-    std::vector<std::string> data;
+    std::vector<std::string> data, data_option;
     int batch = 50, seq = 50, threads = 1;
   };
   auto a = std::make_shared<Args>();
   CLI::App* s = app.add_subcommand("eval", "Loss, bits per character and perplexity of a checkpoint on a text");
   s->add_option("checkpoint", a->checkpoint, "Checkpoint file (.safetensors)")->required();
-  s->add_option("--data", a->data, "Text file(s) to evaluate on")->required();
+  s->add_option("files", a->data, "Text file(s) to evaluate on (UTF-8; concatenated in order)");
+  // The data was an option before it became positional, as in classify eval;
+  // old scripts keep working.
+  s->add_option("--data", a->data_option, "The text files, as an option")->group("");
   s->add_option("--batch", a->batch, "Parallel streams")->check(CLI::Range(1, 100000))->capture_default_str();
   s->add_option("--seq", a->seq, "Steps per chunk")->check(CLI::Range(1, 100000))->capture_default_str();
   add_threads_option(*s, a->threads);
   s->callback([a]() {
     apply_threads(a->threads);
+    a->data.insert(a->data.end(), a->data_option.begin(), a->data_option.end());
+    require(!a->data.empty(), "no text to evaluate on: unroll eval CHECKPOINT FILE...");
     Checkpoint ck = load_checkpoint(a->checkpoint);
     require_task(ck, a->checkpoint, "lm");
     TextCorpus c = load_corpus(a->data, &ck.vocab, ck.format);

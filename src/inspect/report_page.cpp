@@ -177,7 +177,7 @@ std::string report_page_html(const json& d) {
   const json& runs = page::array_or_empty(page::field(d, "runs"));
   require(!runs.empty(), "report page: no runs");
   const bool many = runs.size() > 1;
-  std::vector<Line> loss_step, loss_time, lr, grad, speed, acc;
+  std::vector<Line> loss_step, loss_time, lr, grad, speed, acc, acc_time;
   for (size_t r = 0; r < runs.size(); ++r) {
     const json& run = runs[r];
     const std::string name = page::text_of(page::field(run, "name"));
@@ -192,7 +192,7 @@ std::string report_page_html(const json& d) {
          trt = line(label("training"), false), vat = line(label("validation"), true),
          l = line(many ? name : "learning rate", false), g = line(many ? name : "gradient norm", false),
          s = line(many ? name : "tokens/s", false), ta = line(label("training"), false),
-         vacc = line(label("validation"), true);
+         vacc = line(label("validation"), true), tat = ta, vacct = vacc;
     for (const json& rec : page::array_or_empty(page::field(run, "records"))) {
       const std::string kind = page::text_of(page::field(rec, "kind"));
       const double step = num(rec, "step"), t = num(rec, "elapsed");
@@ -203,18 +203,24 @@ std::string report_page_html(const json& d) {
         g.xy.push_back({step, num(rec, "grad_norm")});
         g.marked.push_back(rec.value("clipped", false));
         if (rec.contains("tokens_per_s")) s.xy.push_back({step, num(rec, "tokens_per_s")});
-        if (rec.contains("train_accuracy")) ta.xy.push_back({step, 100 * num(rec, "train_accuracy")});
+        if (rec.contains("train_accuracy")) {
+          ta.xy.push_back({step, 100 * num(rec, "train_accuracy")});
+          tat.xy.push_back({t, 100 * num(rec, "train_accuracy")});
+        }
       } else if (kind == "eval" && rec.contains("val_loss")) {
         va.xy.push_back({step, num(rec, "val_loss")});
         vat.xy.push_back({t, num(rec, "val_loss")});
-        if (rec.contains("val_accuracy")) vacc.xy.push_back({step, 100 * num(rec, "val_accuracy")});
+        if (rec.contains("val_accuracy")) {
+          vacc.xy.push_back({step, 100 * num(rec, "val_accuracy")});
+          vacct.xy.push_back({t, 100 * num(rec, "val_accuracy")});
+        }
       }
     }
     loss_step.push_back(tr), loss_step.push_back(va), loss_time.push_back(trt), loss_time.push_back(vat);
     lr.push_back(l), grad.push_back(g);
     if (!s.xy.empty()) speed.push_back(s);
-    if (!ta.xy.empty()) acc.push_back(ta);
-    if (!vacc.xy.empty()) acc.push_back(vacc);
+    if (!ta.xy.empty()) acc.push_back(ta), acc_time.push_back(tat);
+    if (!vacc.xy.empty()) acc.push_back(vacc), acc_time.push_back(vacct);
   }
 
   const std::string title = page::text_of(page::field(d, "title"));
@@ -227,7 +233,10 @@ std::string report_page_html(const json& d) {
        "for=\"logscale\"> logarithmic loss axes</label>\n<div class=\"charts\">\n";
   h += figure("Loss against steps (nats per token; dashed with dots: validation)", loss_step, "step", "loss", true);
   h += figure("Loss against wall time", loss_time, "seconds of training", "loss", true);
-  if (!acc.empty()) h += figure("Accuracy (%)", acc, "step", "accuracy %", false);
+  if (!acc.empty()) {
+    h += figure("Accuracy (%)", acc, "step", "accuracy %", false);
+    h += figure("Accuracy against wall time", acc_time, "seconds of training", "accuracy %", false);
+  }
   h += figure("Gradient norm before clipping (rings: clipping fired)", grad, "step", "global norm", false);
   h += figure("Learning rate", lr, "step", "learning rate", false);
   if (!speed.empty()) h += figure("Speed", speed, "step", "tokens per second", false);
