@@ -62,63 +62,89 @@ inline std::string describe(const Proc& r) {
   return s;
 }
 
-// Runs program (a path) with args in folder cwd; stdin is /dev/null, stdout and
-// stderr go to files in io_dir that are read back afterwards.
-inline Proc run_program(const std::string& program, const std::vector<std::string>& args,
-                        const fs::path& cwd, const fs::path& io_dir, int timeout_s = 120) {
+// A child process started by spawn(): its output goes to files in io_dir.
+struct Child {
+  pid_t pid = -1;
+  Proc proc;  // args; the rest is filled in by finish()
+  fs::path out_path, err_path;
+};
+
+// Starts program (a path) with args in folder cwd, with `env` ("NAME=value")
+// added to its environment; stdin is /dev/null, stdout and stderr go to files
+// in io_dir.
+inline Child spawn(const std::string& program, const std::vector<std::string>& args, const fs::path& cwd,
+                   const fs::path& io_dir, const std::vector<std::string>& env = {}) {
   static int counter = 0;
   const int n = ++counter;
-  const fs::path out_path = io_dir / ("cmd" + std::to_string(n) + ".out");
-  const fs::path err_path = io_dir / ("cmd" + std::to_string(n) + ".err");
-  Proc r;
-  r.args = args;
+  Child c;
+  c.out_path = io_dir / ("cmd" + std::to_string(n) + ".out");
+  c.err_path = io_dir / ("cmd" + std::to_string(n) + ".err");
+  c.proc.args = args;
   std::vector<std::string> argv_s;
   argv_s.push_back(program);
   for (auto& a : args) argv_s.push_back(a);
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<std::string> env_s = env;  // copies the child may keep (putenv)
 
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    r.err = std::string("fork failed: ") + std::strerror(errno);
-    return r;
+  c.pid = ::fork();
+  if (c.pid < 0) {
+    c.proc.err = std::string("fork failed: ") + std::strerror(errno);
+    return c;
   }
-  if (pid == 0) {
+  if (c.pid == 0) {
     if (::chdir(cwd.c_str()) != 0) ::_exit(126);
     int in = ::open("/dev/null", O_RDONLY);
-    int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int o = ::open(c.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = ::open(c.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (in < 0 || o < 0 || e < 0) ::_exit(126);
     ::dup2(in, 0);
     ::dup2(o, 1);
     ::dup2(e, 2);
+    for (auto& v : env_s) ::putenv(v.data());
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
+  return c;
+}
+
+// Waits for the child (killing it after timeout_s) and reads its output.
+inline Proc finish(Child& c, int timeout_s = 120) {
+  Proc r = c.proc;
+  if (c.pid < 0) return r;
   int status = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   for (;;) {
-    pid_t w = ::waitpid(pid, &status, WNOHANG);
-    if (w == pid) break;
+    pid_t w = ::waitpid(c.pid, &status, WNOHANG);
+    if (w == c.pid) break;
     if (w < 0 && errno != EINTR) break;
     if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
+      ::kill(c.pid, SIGKILL);
+      ::waitpid(c.pid, &status, 0);
       r.timed_out = true;
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  c.pid = -1;
   if (WIFEXITED(status)) {
     r.code = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {
     r.signaled = true;
     r.code = 128 + WTERMSIG(status);
   }
-  r.out = read_file(out_path);
-  r.err = read_file(err_path);
+  r.out = read_file(c.out_path);
+  r.err = read_file(c.err_path);
   return r;
+}
+
+// Runs program (a path) with args in folder cwd and waits for it (see spawn).
+inline Proc run_program(const std::string& program, const std::vector<std::string>& args,
+                        const fs::path& cwd, const fs::path& io_dir, int timeout_s = 120,
+                        const std::vector<std::string>& env = {}) {
+  Child c = spawn(program, args, cwd, io_dir, env);
+  return finish(c, timeout_s);
 }
 
 inline Proc run_unroll(const std::vector<std::string>& args, const fs::path& cwd,

@@ -3,8 +3,10 @@
 // allocation), and atomic writes that leave the previous file alone on failure.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <grp.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -624,8 +626,9 @@ TEST_F(SafeTensorsTest, DiskFullKeepsThePreviousFile) {
   expect_same_tensors(load_safetensors(path), sample());
 }
 
+// Root writes into any folder, so as root the write is tried in a child
+// process that has become the unprivileged user 'nobody' (65534).
 TEST_F(SafeTensorsTest, ReadOnlyFolderKeepsThePreviousFile) {
-  if (::geteuid() == 0) GTEST_SKIP() << "running as root, which may write into a 0555 folder";
   std::string path = file("ckpt.safetensors");
   save_safetensors(path, sample());
   const Bytes before = read_bytes(path);
@@ -635,8 +638,26 @@ TEST_F(SafeTensorsTest, ReadOnlyFolderKeepsThePreviousFile) {
   SafeTensors other;
   const float x = 1;
   other.add_f32("x", {}, &x);
-  expect_error([&] { save_safetensors(path, other); },
-               {"cannot write checkpoint '" + path + "': Permission denied"});
+  const std::string expected = "cannot write checkpoint '" + path + "': Permission denied";
+  if (::geteuid() != 0) {
+    expect_error([&] { save_safetensors(path, other); }, {expected});
+  } else {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {  // exit 0: the expected error; 2: written anyway; 3: another error; 4: no nobody
+      if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(4);
+      try {
+        save_safetensors(path, other);
+        ::_exit(2);
+      } catch (const Error& e) {
+        ::_exit(std::string(e.what()) == expected ? 0 : 3);
+      }
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "2: written into a read-only folder; 3: another message; 4: setuid failed";
+  }
   fs::permissions(dir_, fs::perms::owner_all, fs::perm_options::add);
   EXPECT_EQ(read_bytes(path), before);
   EXPECT_EQ(listing(), std::set<std::string>{"ckpt.safetensors"});

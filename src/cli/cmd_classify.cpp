@@ -2,12 +2,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <sstream>
 
 #include "commands.h"
 #include "unroll/core/error.h"
 #include "unroll/core/file.h"
+#include "unroll/core/interrupt.h"
 #include "unroll/inspect/page.h"
 #include "unroll/text/utf8.h"
 #include "unroll/train/checkpoint.h"
@@ -76,6 +78,9 @@ void add_common_train_options(CLI::App* s, ClassifyTrainArgs& a, const char* def
   s->add_option("--batch", cc.batch, "Sequences per step")->check(CLI::Range(1, 100000))->capture_default_str()->group("Optimisation");
   s->add_option("--lr", cc.optim.lr, "Adam learning rate")->check(positive())->capture_default_str()->group("Optimisation");
   s->add_option("--clip", cc.clip, "Global gradient-norm clipping; 0 = off")->check(non_negative())->capture_default_str()->group("Optimisation");
+  s->add_option("--on-nan", cc.on_nan,
+                "A batch whose loss or gradient is not finite: stop (the checkpoints stay), or skip it and count it")
+      ->check(CLI::IsMember({"stop", "skip"}))->capture_default_str()->group("Optimisation");
   s->add_option("--weight-decay", cc.optim.weight_decay,
                 "Decoupled weight decay (AdamW): every weight shrinks by lr x this at each step; 0 = off")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str()->group("Optimisation");
@@ -111,7 +116,18 @@ ModelConfig model_of(ClassifyTrainArgs& a) {
   mc.bidirectional = a.bidirectional;
   mc.summary = parse_summary(a.summary);
   mc.vocab = 1, mc.outputs = 1;  // set from the data
+  a.cc.poison_steps = test_nan_steps();
   return mc;
+}
+
+// Runs a training under Ctrl-C / SIGTERM handling: the first stops after the
+// batch (the epoch so far is validated and saved), and the exit status is then
+// 128 + signal.
+ClassReport guarded(const std::function<ClassReport()>& train) {
+  InterruptScope scope(kTrainInterruptMessage);
+  ClassReport r = train();
+  if (int sig = interrupt_requested()) set_exit_code(interrupt_exit_code(sig));
+  return r;
 }
 
 void add_classify_train(CLI::App& parent) {
@@ -144,7 +160,7 @@ void add_classify_train(CLI::App& parent) {
     cc.separator = separator_of(a->separator);
     if (cc.format.pretokenized) cc.format.level = "word";
     cc.format.eos = false;
-    ClassReport r = train_classifier(mc, cc, a->data, a->out, std::cout, command_line());
+    ClassReport r = guarded([&] { return train_classifier(mc, cc, a->data, a->out, std::cout, command_line()); });
     std::cout << "\n" << (cc.val_file.empty() && cc.val_fraction == 0 ? "training" : "validation")
               << " examples, best checkpoint:\n" << r.text();
   });
@@ -159,7 +175,7 @@ void add_tag_train(CLI::App& parent) {
   s->callback([a]() {
     ModelConfig mc = model_of(*a);
     a->cc.format.level = "word";
-    ClassReport r = train_tagger(mc, a->cc, a->data, a->out, std::cout, command_line());
+    ClassReport r = guarded([&] { return train_tagger(mc, a->cc, a->data, a->out, std::cout, command_line()); });
     std::cout << "\n" << (a->cc.val_file.empty() && a->cc.val_fraction == 0 ? "training" : "validation")
               << " tokens, best checkpoint:\n" << r.text();
   });
@@ -322,7 +338,7 @@ void add_conditional(CLI::App& app) {
     a->cc.separator = separator_of(a->separator);
     if (a->cc.format.pretokenized) a->cc.format.level = "word";
     a->cc.format.eos = false;
-    ClassReport r = train_conditional(mc, a->cc, a->data, a->out, std::cout, command_line());
+    ClassReport r = guarded([&] { return train_conditional(mc, a->cc, a->data, a->out, std::cout, command_line()); });
     std::printf("\nbest checkpoint: %.4f nats per token, next-token accuracy %.2f%%\n", r.loss, 100 * r.accuracy);
   });
 }

@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "unroll/core/error.h"
+#include "unroll/core/interrupt.h"
 #include "unroll/train/checkpoint.h"
 #include "unroll/train/trainer.h"
 
@@ -28,6 +29,16 @@ struct TrainArgs {
   TrainConfig tc;
   int threads = 1;
 };
+
+// Trains under Ctrl-C / SIGTERM handling; an interrupted run exits 128 + signal.
+void run(Trainer& t) {
+  t.command_line = command_line();
+  t.live_progress = ::isatty(STDOUT_FILENO);
+  t.poison_steps = test_nan_steps();
+  InterruptScope scope(kTrainInterruptMessage);
+  t.train(std::cout);
+  if (t.interrupted()) set_exit_code(interrupt_exit_code(t.interrupted()));
+}
 }  // namespace
 
 void add_train(CLI::App& app) {
@@ -121,6 +132,9 @@ void add_train(CLI::App& app) {
       ->check(positive())->capture_default_str()->group("Reporting");
   s->add_option("--print-every", tc.print_every, "Progress line every N steps (0 = every 2 s)")
       ->check(non_negative())->capture_default_str()->group("Reporting");
+  s->add_option("--on-nan", tc.on_nan,
+                "A step whose loss or gradient is not finite: stop (the last checkpoint stays), or skip the batch and count it")
+      ->check(CLI::IsMember({"stop", "skip"}))->capture_default_str()->group("Optimisation");
   add_threads_option(*s, a->threads);
 
   s->callback([a, s]() {
@@ -152,11 +166,10 @@ void add_train(CLI::App& app) {
         if (given("--sample-every")) c.sample_every = tc.sample_every;
         if (given("--sample-len")) c.sample_len = tc.sample_len;
         if (given("--print-every")) c.print_every = tc.print_every;
+        if (given("--on-nan")) c.on_nan = tc.on_nan;
       });
       std::cerr << "resuming '" << a->resume << "' at step " << t->step() << "\n";
-      t->command_line = command_line();
-      t->live_progress = ::isatty(STDOUT_FILENO);
-      t->train(std::cout);
+      run(*t);
       return;
     }
     require(!a->files.empty(), "no training text given: unroll train FILE... (see --help)");
@@ -211,9 +224,7 @@ void add_train(CLI::App& app) {
     if (corpus.unknown > 0)
       std::cout << corpus.unknown << " of " << corpus.ids.size() << " tokens are outside the vocabulary and read as <unk>\n";
     Trainer t(mc, tc, std::move(corpus), a->out);
-    t.command_line = command_line();
-    t.live_progress = ::isatty(STDOUT_FILENO);
-    t.train(std::cout);
+    run(t);
   });
 }
 

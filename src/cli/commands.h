@@ -32,4 +32,18 @@ void set_command_line(int argc, char** argv);
 void add_threads_option(CLI::App& sub, int& threads);
 void apply_threads(int threads);
 
+// The process's exit status when a command returns normally (0 unless set),
+// e.g. 130 after training stopped for Ctrl-C and saved its checkpoint.
+void set_exit_code(int code);
+int exit_code();
+
+// Training under Ctrl-C and SIGTERM: the first stops at the end of the step
+// and saves (see core/interrupt.h), a second quits at once.
+constexpr const char* kTrainInterruptMessage =
+    "unroll: stopping after this step and saving a checkpoint (Ctrl-C again to quit at once)\n";
+
+// Fault injection for the tests: UNROLL_TEST_NAN_STEPS="3,7" makes those
+// training steps' arithmetic non-finite (see Trainer::poison_steps).
+std::vector<int64_t> test_nan_steps();
+
 }  // namespace unroll::cli

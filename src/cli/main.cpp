@@ -63,6 +63,27 @@ std::string g_command_line = "unroll";
 
 const std::string& command_line() { return g_command_line; }
 
+namespace {
+int g_exit_code = 0;
+}
+void set_exit_code(int code) { g_exit_code = code; }
+int exit_code() { return g_exit_code; }
+
+std::vector<int64_t> test_nan_steps() {
+  std::vector<int64_t> steps;
+  const char* env = std::getenv("UNROLL_TEST_NAN_STEPS");
+  for (std::string s = env ? env : ""; !s.empty();) {
+    const size_t comma = s.find(',');
+    try {
+      steps.push_back(std::stoll(s.substr(0, comma)));
+    } catch (...) {
+      throw Error("UNROLL_TEST_NAN_STEPS='" + std::string(env) + "' is not a list of step numbers like 3,7");
+    }
+    s = comma == std::string::npos ? "" : s.substr(comma + 1);
+  }
+  return steps;
+}
+
 void set_command_line(int argc, char** argv) {
   std::string s = "unroll";
   for (int i = 1; i < argc; ++i) {
@@ -144,5 +165,5 @@ int main(int argc, char** argv) {
     std::cerr << "unroll: error: " << e.what() << "\n";
     return 1;
   }
-  return 0;
+  return unroll::cli::exit_code();
 }

@@ -1,6 +1,7 @@
 #include "unroll/core/file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -94,6 +95,19 @@ void write_file_atomic(const std::string& path_in, const std::vector<std::string
       write_fail(std::string(std::strerror(err)) +
                  " (while syncing its folder; the new file is in place but may not survive a "
                  "crash)");
+  }
+}
+
+void remove_stale_temp_files(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const size_t at = name.rfind(".tmp.");
+    if (at == std::string::npos || at + 5 == name.size()) continue;
+    const std::string pid = name.substr(at + 5);
+    if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
+    if (::kill(pid_t(std::stol(pid)), 0) == 0 || errno != ESRCH) continue;  // its writer may still run
+    fs::remove(e.path(), ec);
   }
 }
 

@@ -6,12 +6,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <set>
 #include <ostream>
 
 #include "unroll/core/error.h"
 #include "unroll/core/file.h"
+#include "unroll/core/interrupt.h"
 #include "unroll/core/rng.h"
 #include "unroll/text/utf8.h"
 #include "unroll/text/words.h"
@@ -33,6 +35,7 @@ void ClassifyConfig::validate() const {
           "--class-weights must be none or balanced");
   require(max_len >= 0, "--max-len must be 0 (no limit) or more");
   require(separator == '\t' || separator == ' ', "the separator must be tab or space");
+  require(on_nan == "stop" || on_nan == "skip", "--on-nan must be 'stop' or 'skip' (got '" + on_nan + "')");
 }
 
 nlohmann::json to_json(const ClassifyConfig& c) {
@@ -50,7 +53,8 @@ nlohmann::json to_json(const ClassifyConfig& c) {
           {"class_weights", c.class_weights},
           {"max_len", c.max_len},
           {"dedupe", c.dedupe},
-          {"seed", c.seed}};
+          {"seed", c.seed},
+          {"on_nan", c.on_nan}};
 }
 
 ClassifyConfig classify_config_from_json(const nlohmann::json& j) {
@@ -70,6 +74,7 @@ ClassifyConfig classify_config_from_json(const nlohmann::json& j) {
     c.max_len = j.value("max_len", c.max_len);
     c.dedupe = j.value("dedupe", false);
     c.seed = j.value("seed", c.seed);
+    c.on_nan = j.value("on_nan", c.on_nan);
     c.validate();
     return c;
   } catch (const nlohmann::json::exception& e) {
@@ -417,7 +422,8 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
   Optimizer opt(cfg.optim, m.params.size());
   double best_loss = 1e300;
   int since_best = 0;
-  int64_t steps = 0;
+  bool interrupted = false;  // the first Ctrl-C / SIGTERM (core/interrupt.h)
+  int64_t steps = 0, skipped = 0;
   ClassReport best_report;
   for (int epoch = 1; epoch <= cfg.max_epochs; ++epoch) {
     // Batches of similar lengths: shuffle, sort windows of 50 batches by
@@ -436,17 +442,27 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
     const double epoch_start = seconds();
     double last_print = epoch_start;
     bool out_of_time = false;
-    for (size_t bi = 0; bi < starts.size() && !out_of_time; ++bi) {
+    for (size_t bi = 0; bi < starts.size() && !out_of_time && !interrupted; ++bi) {
       const size_t n = std::min(idx.size() - starts[bi], size_t(cfg.batch));
       m.zero_grad();
       BatchStats b = step(idx.data() + starts[bi], n);
       const double norm = cfg.clip > 0 ? clip_by_norm(m.grads.data(), m.grads.size(), cfg.clip)
                                        : global_norm(m.grads.data(), m.grads.size());
-      if (!std::isfinite(b.loss) || !std::isfinite(norm))
-        throw Error("training diverged in epoch " + std::to_string(epoch) +
-                    " (loss or gradient not finite); try a lower --lr");
-      opt.step(m.params.data(), m.grads.data(), cfg.optim.lr);
       ++steps;
+      if (std::find(cfg.poison_steps.begin(), cfg.poison_steps.end(), steps) != cfg.poison_steps.end())
+        b.loss = std::numeric_limits<double>::quiet_NaN();
+      if (!std::isfinite(b.loss) || !std::isfinite(norm)) {
+        const std::string what = "at step " + std::to_string(steps) + " (epoch " + std::to_string(epoch) +
+                                 ") the loss or the gradient is not finite";
+        require(cfg.on_nan == "skip",
+                "training diverged: " + what + "; lower --lr or use --clip (or --on-nan skip to drop such " +
+                    "batches); the checkpoints of the last epoch in '" + out_dir + "' are kept");
+        ++skipped;
+        log << what << ": batch skipped (" << skipped << " so far)\n" << std::flush;
+        metrics.append({{"kind", "skip"}, {"step", steps}, {"skipped_batches", skipped}});
+        continue;
+      }
+      opt.step(m.params.data(), m.grads.data(), cfg.optim.lr);
       total.loss += b.loss, total.count += b.count, total.right += b.right;
       if (seconds() - last_print > 5) {
         last_print = seconds();
@@ -462,6 +478,7 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
                         {"grad_norm", norm}, {"clipped", cfg.clip > 0 && norm > cfg.clip}});
       }
       out_of_time = cfg.max_seconds > 0 && seconds() > cfg.max_seconds;
+      interrupted = interrupt_requested() != 0;
     }
     ClassReport r = validate();
     const bool better = r.loss < best_loss;
@@ -486,6 +503,10 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
     write_run_report(out_dir, config.value("command", ""));
     if (out_of_time) {
       log << "stopping: time limit reached\n";
+      break;
+    }
+    if (interrupted) {  // Ctrl-C or SIGTERM: this epoch's part was validated and saved above
+      log << "interrupted in epoch " << epoch << " at step " << steps << ": saved " << latest_path << "\n";
       break;
     }
     if (cfg.patience > 0 && since_best >= cfg.patience) {

@@ -8,9 +8,12 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <limits>
+#include <signal.h>
 
 #include "unroll/core/error.h"
 #include "unroll/core/file.h"
+#include "unroll/core/interrupt.h"
 #include "unroll/infer/evaluate.h"
 #include "unroll/infer/sampler.h"
 #include "unroll/text/corpus.h"
@@ -43,6 +46,7 @@ void TrainConfig::validate() const {
           "--sample-temperature must be a positive number");
   require(train_frac > 0 && val_frac >= 0 && train_frac + val_frac <= 1 + 1e-9,
           "--split fractions must have train > 0, val >= 0 and train + val <= 1");
+  require(on_nan == "stop" || on_nan == "skip", "--on-nan must be 'stop' or 'skip' (got '" + on_nan + "')");
 }
 
 nlohmann::json to_json(const TrainConfig& c) {
@@ -66,7 +70,8 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"train_frac", c.train_frac},
           {"val_frac", c.val_frac},
           {"val_files", c.val_files},
-          {"test_files", c.test_files}};
+          {"test_files", c.test_files},
+          {"on_nan", c.on_nan}};
 }
 
 TrainConfig train_config_from_json(const nlohmann::json& j) {
@@ -93,6 +98,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
     c.val_frac = j.at("val_frac");
     c.val_files = j.value("val_files", std::vector<std::string>{});  // absent before word level
     c.test_files = j.value("test_files", std::vector<std::string>{});
+    c.on_nan = j.value("on_nan", std::string("stop"));  // absent before it existed
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("training options in the checkpoint are malformed: ") + e.what());
   }
@@ -230,6 +236,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
   t->elapsed_ = p.at("elapsed");
   t->best_val_ = p.at("best_val");
   t->last_val_ = p.at("last_val");
+  t->skipped_ = p.value("skipped_batches", int64_t(0));
   std::array<uint64_t, 4> rs;
   for (int i = 0; i < 4; ++i) rs[i] = std::stoull(p.at("rng")[i].get<std::string>());
   t->rng_.set_state(rs);
@@ -243,7 +250,7 @@ nlohmann::json Trainer::progress_json() const {
   for (auto w : rs) r.push_back(std::to_string(w));
   nlohmann::json j = {{"step", step_},         {"epoch", epoch_},       {"chunk", chunk_},
                       {"tokens", tokens_},     {"elapsed", elapsed_},   {"best_val", best_val_},
-                      {"last_val", last_val_}, {"rng", r}};
+                      {"last_val", last_val_}, {"rng", r},     {"skipped_batches", skipped_}};
   // Epochs done as a fraction, as the training log shows them (for `unroll info`).
   if (stream_ && stream_->chunks() > 0)
     j["epochs_done"] = double(epoch_ - 1) + double(chunk_) / double(stream_->chunks());
@@ -366,6 +373,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     require(!ec && fs::is_directory(dir_),
             "cannot create the run folder '" + dir_ + "': " +
                 (ec ? ec.message() : std::string("not a folder")) + "; choose another --out");
+    remove_stale_temp_files(dir_);  // of a run killed while it wrote
   }
   // The run's record: its settings (config.json) and metrics.jsonl, which a
   // resumed run continues from the step of its checkpoint.
@@ -470,6 +478,10 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     write_run_report(dir_, command_line);  // the curves so far, RUN_DIR/report.html
   };
 
+  // --on-nan skip: the carried state before each step, put back if it is skipped.
+  std::pair<Buffer<float>, Buffer<float>> state_before;
+  constexpr int kMaxSkipsInARow = 100;
+  int nan_run = 0;  // skipped batches in a row
   if (done()) {  // e.g. a resume whose --steps the run has already reached
     log << "nothing to train: the run is already at step " << step_ << ", epoch " << epoch_
         << "; give a larger --steps or --epochs, or a --time" << std::endl;
@@ -483,12 +495,34 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     }
     stream.get(int(chunk_), in.data(), tg.data());
     const float lr = scheduled_lr(cfg_.optim.lr, cfg_.lr_decay, cfg_.lr_decay_after, epoch_);
+    if (cfg_.on_nan == "skip") {
+      state_before.first.assign(m.state_h.begin(), m.state_h.end());
+      state_before.second.assign(m.state_c.begin(), m.state_c.end());
+    }
+    if (std::find(poison_steps.begin(), poison_steps.end(), step_ + 1) != poison_steps.end())
+      std::fill(m.state_h.begin(), m.state_h.end(), std::numeric_limits<float>::quiet_NaN());
     StepResult r = train_step(m, *opt_, in.data(), tg.data(), T, B, cfg_, lr, rng_);
     const double mean = r.loss, norm = r.grad_norm;
-    require(std::isfinite(mean) && std::isfinite(norm),
-            "training diverged at step " + std::to_string(step_ + 1) + " (loss " +
-                std::to_string(mean) + ", gradient norm " + std::to_string(norm) +
-                "): lower --lr or use --clip; the last checkpoint in '" + dir_ + "' is kept");
+    if (!std::isfinite(mean) || !std::isfinite(norm)) {
+      // train_step left the parameters and the optimizer as they were.
+      const std::string what = "at step " + std::to_string(step_ + 1) + " the loss (" + std::to_string(mean) +
+                               ") or the gradient norm (" + std::to_string(norm) + ") is not finite";
+      require(cfg_.on_nan == "skip" && nan_run < kMaxSkipsInARow,
+              cfg_.on_nan == "skip"
+                  ? what + ", after " + std::to_string(kMaxSkipsInARow) + " skipped batches in a row: stopping; " +
+                        "lower --lr or use --clip; the last checkpoint in '" + dir_ + "' is kept"
+                  : "training diverged: " + what + "; lower --lr or use --clip (or --on-nan skip to drop such " +
+                        "batches); the last checkpoint in '" + dir_ + "' is kept");
+      m.state_h.assign(state_before.first.begin(), state_before.first.end());
+      m.state_c.assign(state_before.second.begin(), state_before.second.end());
+      ++skipped_, ++nan_run, ++step_, ++chunk_;
+      tokens_ += int64_t(T) * B;
+      end_progress_line(log);
+      log << "step " << step_ << ": loss or gradient not finite, batch skipped (" << skipped_
+          << (skipped_ == 1 ? " batch" : " batches") << " so far)\n" << std::flush;
+      metrics_->append({{"kind", "skip"}, {"step", step_}, {"skipped_batches", skipped_}});
+    } else {
+    nan_run = 0;
     ++step_;
     ++chunk_;
     tokens_ += int64_t(T) * B;
@@ -550,20 +584,34 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
                         {"tokens_per_s", tps}});
       last_print = tnow, window_t = tnow, window_tokens = 0, window_loss = 0, window_steps = 0;
     }
+    }  // a finite step
     const double pause0 = now();  // evaluation and samples do not count against tokens/s
     if (cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0) evaluate_and_save();
     if (cfg_.sample_every > 0 && step_ % cfg_.sample_every == 0) print_sample(log);
     window_t += now() - pause0;
+    if ((interrupted_ = interrupt_requested()) != 0) break;
+  }
+  if (interrupted_) {  // Ctrl-C or SIGTERM: save where we are, without validating
+    elapsed_ = now() - t0;
+    end_progress_line(log);
+    save("latest.safetensors");
+    metrics_->append({{"kind", "interrupt"}, {"step", step_}, {"elapsed", elapsed_}, {"signal", interrupted_}});
+    write_run_report(dir_, command_line);
+    log << "interrupted at step " << step_ << " (" << (interrupted_ == SIGINT ? "Ctrl-C" : "SIGTERM")
+        << "): saved " << (fs::path(dir_) / "latest.safetensors").string()
+        << "; continue with: unroll train --resume " << dir_ << std::endl;
+    return events;
   }
   if (cfg_.eval_every == 0 || step_ % cfg_.eval_every != 0) evaluate_and_save();
   else write_run_report(dir_, command_line);  // with the sample of the last step
   const double secs = now() - t0;
   end_progress_line(log);
   char b[200];
-  std::snprintf(b, sizeof b, "done: %lld steps, %lld tokens in %s (%.0f tok/s overall)%s\n",
+  std::snprintf(b, sizeof b, "done: %lld steps, %lld tokens in %s (%.0f tok/s overall)%s%s\n",
                 (long long)step_, (long long)tokens_, fmt_time(secs).c_str(),
                 double(tokens_) / std::max(1e-9, secs),
-                has_val ? (", best val loss " + std::to_string(best_val_)).c_str() : "");
+                has_val ? (", best val loss " + std::to_string(best_val_)).c_str() : "",
+                skipped_ > 0 ? (", " + std::to_string(skipped_) + " batches skipped (not finite)").c_str() : "");
   log << b << std::flush;
   return events;
 }

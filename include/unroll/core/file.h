@@ -21,6 +21,10 @@ void write_file_atomic(const std::string& path, const std::vector<std::string_vi
 // that exists and is writable. Throws Error("cannot write WHAT 'PATH': ...").
 void check_output_path(const std::string& path, const std::string& what);
 
+// Removes what write_file_atomic leaves in `dir` when its process is killed
+// mid-write: files named NAME.tmp.<pid> whose process no longer runs.
+void remove_stale_temp_files(const std::string& dir);
+
 // The folder part of a path ("." when there is none).
 std::string parent_dir(const std::string& path);
 

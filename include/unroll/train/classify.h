@@ -37,6 +37,8 @@ struct ClassifyConfig {
   int max_len = 0;               // tokens kept from each example (its start); 0 = all
   bool dedupe = false;           // drop repeated (label, text) examples before the split
   uint64_t seed = 1;             // initialisation, split and shuffling
+  std::string on_nan = "stop";   // a batch with a non-finite loss or gradient: "stop" or "skip" it
+  std::vector<int64_t> poison_steps;  // tests: these steps' (1-based) loss reads as NaN; not saved
   void validate() const;
 };
 nlohmann::json to_json(const ClassifyConfig& c);

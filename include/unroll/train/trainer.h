@@ -41,6 +41,11 @@ struct TrainConfig {
   double train_frac = 0.9, val_frac = 0.05;
   std::vector<std::string> val_files;  // validation text from these files instead of the split
   std::vector<std::string> test_files;  // also evaluated at every validation (reported, never used to pick)
+  // A step whose loss or gradient is not finite: "stop" (an error naming the
+  // step; the last checkpoint stays) or "skip" (the batch is dropped, the
+  // parameters, optimizer and carried state stay as before it, and it is
+  // counted; 100 in a row still stop).
+  std::string on_nan = "stop";
   void validate() const;
 };
 nlohmann::json to_json(const TrainConfig& c);
@@ -92,6 +97,13 @@ class Trainer {
   bool live_progress = false;  // the log is a terminal: a progress bar redrawn in place
   const TrainConfig& config() const { return cfg_; }
   int64_t step() const { return step_; }
+  int64_t skipped_batches() const { return skipped_; }
+  // The signal (SIGINT, SIGTERM) that stopped train() early, or 0. train()
+  // then saved latest.safetensors at the step it had reached.
+  int interrupted() const { return interrupted_; }
+  // Fault injection for tests: before each of these steps (1-based) the
+  // carried state is set to NaN, as if the batch's arithmetic had overflowed.
+  std::vector<int64_t> poison_steps;
   double best_val() const { return best_val_; }
 
  private:
@@ -113,7 +125,8 @@ class Trainer {
   std::unique_ptr<Optimizer> opt_;
   std::unique_ptr<MetricsLog> metrics_;  // RUN_DIR/metrics.jsonl, opened by train()
   Rng rng_;
-  int64_t step_ = 0, chunk_ = 0, tokens_ = 0;
+  int64_t step_ = 0, chunk_ = 0, tokens_ = 0, skipped_ = 0;
+  int interrupted_ = 0;
   int epoch_ = 1;
   double elapsed_ = 0;  // seconds of training before this process
   double best_val_ = 1e300, last_val_ = 0, last_test_ = 0;

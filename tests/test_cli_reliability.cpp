@@ -1,0 +1,282 @@
+// Reliability of training (issue 9), with real signals sent to a real child
+// process: Ctrl-C and SIGTERM save a checkpoint and a resume continues bit for
+// bit; a second Ctrl-C quits at once; SIGKILL at any moment leaves a loadable
+// checkpoint; non-finite steps stop (or are skipped) with the last checkpoint
+// kept; a read-only run folder is reported and its checkpoint kept.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_util.h"
+
+using namespace clitest;
+
+namespace {
+
+// The number of "step" records in a run's metrics.jsonl (with --print-every 1:
+// the steps taken so far).
+int64_t steps_logged(const fs::path& run) {
+  const std::string m = read_file(run / "metrics.jsonl");
+  int64_t n = 0;
+  for (size_t at = m.find("\"kind\":\"step\""); at != std::string::npos; at = m.find("\"kind\":\"step\"", at + 1)) ++n;
+  return n;
+}
+
+// Polls until the run has logged `n` steps; false if it took longer than 60 s.
+bool wait_for_steps(const fs::path& run, int64_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fs::exists(run / "metrics.jsonl") && steps_logged(run) >= n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
+class Reliability : public CliTest {
+ protected:
+  // A text long enough that no run below ends by itself before it is stopped.
+  std::string text() { return file("en.txt", english_text(400)); }
+
+  // The progress the checkpoint holds ("step", "skipped_batches", ...).
+  nlohmann::json progress(const fs::path& ck) {
+    Proc r = unroll({"info", ck.string(), "--json"});
+    EXPECT_EQ(r.code, 0) << describe(r);
+    return r.code == 0 ? nlohmann::json::parse(r.out)["progress"] : nlohmann::json();
+  }
+
+  Child start(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+    return spawn(UNROLL_BIN, args, dir_, io_, env);
+  }
+};
+
+const std::vector<std::string> kSmall = {"--hidden", "32", "--layers", "1", "--batch", "4", "--seq", "16",
+                                         "--print-every", "1", "--threads", "1"};
+
+// Ctrl-C (SIGINT) and SIGTERM: the step ends, latest.safetensors is saved
+// there, the exit status is 128 + signal, and --resume then reaches the same
+// parameters, bit for bit, as a run that was never stopped.
+TEST_F(Reliability, InterruptSavesAndResumeContinuesBitForBit) {
+  const std::string t = text();
+  const int64_t total = 3000;
+  for (auto [sig, cell] : std::vector<std::pair<int, std::string>>{{SIGINT, "lstm"}, {SIGTERM, "gru"}}) {
+    SCOPED_TRACE(cell + (sig == SIGINT ? " SIGINT" : " SIGTERM"));
+    const fs::path A = dir_ / ("A" + cell), B = dir_ / ("B" + cell);
+    const auto common = cat(kSmall, {"--cell", cell, "--eval-every", "400", "--sample-every", "700"});
+    Proc a = unroll(cat(cat({"train", t, "--out", A.string()}, common), {"--steps", std::to_string(total)}));
+    ASSERT_EQ(a.code, 0) << describe(a);
+
+    Child c = start(cat(cat({"train", t, "--out", B.string()}, common), {"--steps", std::to_string(total)}));
+    ASSERT_TRUE(wait_for_steps(B, 30)) << "the run did not get going";
+    ::kill(c.pid, sig);
+    Proc b = finish(c);
+    ASSERT_EQ(b.code, 128 + sig) << "the run ended before the signal, or not by it\n" << describe(b);
+    EXPECT_FALSE(b.signaled) << describe(b);
+    EXPECT_TRUE(contains(b.err, "stopping after this step")) << describe(b);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(b.out, m, std::regex("interrupted at step (\\d+)"))) << describe(b);
+    const int64_t stopped = std::stoll(m[1]);
+    EXPECT_TRUE(contains(b.out, "unroll train --resume " + B.string())) << describe(b);
+    EXPECT_LT(stopped, total);
+    EXPECT_GE(stopped, 30);
+    EXPECT_EQ(progress(B / "latest.safetensors")["step"], stopped) << "the checkpoint is not at the step reached";
+    for (auto& e : fs::directory_iterator(B))
+      EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << "left behind: " << e.path();
+
+    Proc r = unroll({"train", "--resume", B.string(), "--steps", std::to_string(total), "--threads", "1"});
+    ASSERT_EQ(r.code, 0) << describe(r);
+    const std::string da = data_section(A / "latest.safetensors"), db = data_section(B / "latest.safetensors");
+    ASSERT_FALSE(da.empty());
+    EXPECT_TRUE(da == db) << "the interrupted and resumed run differs from the uninterrupted one";
+    // Every step is in the record once.
+    int64_t last = 0;
+    for (auto& l : split_lines(read_file(B / "metrics.jsonl"))) {
+      auto j = nlohmann::json::parse(l);
+      if (j["kind"] != "step") continue;
+      EXPECT_EQ(j["step"].get<int64_t>(), last + 1);
+      last = j["step"];
+    }
+    EXPECT_EQ(last, total);
+  }
+}
+
+// A second Ctrl-C quits at once, even in the middle of writing a checkpoint
+// (one is written every step here): the exit status is 130 and the folder
+// still holds a loadable checkpoint that resumes.
+TEST_F(Reliability, SecondInterruptQuitsAtOnceAndKeepsACheckpoint) {
+  const std::string t = text();
+  int quit_at_once = 0;
+  for (int round = 0; round < 6; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const fs::path run = dir_ / std::to_string(round);
+    Child c = start(cat({"train", t, "--out", run.string(), "--steps", "100000000", "--eval-every", "1",
+                         "--sample-every", "0"},
+                        kSmall));
+    ASSERT_TRUE(wait_for_steps(run, 5 + 7 * round));
+    ::kill(c.pid, SIGINT);
+    std::this_thread::sleep_for(std::chrono::microseconds(300 * round));
+    ::kill(c.pid, SIGINT);
+    Proc r = finish(c);
+    EXPECT_EQ(r.code, 130) << describe(r);
+    quit_at_once += contains(r.err, "quitting at once");
+    EXPECT_GT(progress(run / "latest.safetensors")["step"].get<int64_t>(), 0);
+    Proc again = unroll({"train", "--resume", run.string(), "--steps", "60", "--threads", "1"});
+    EXPECT_EQ(again.code, 0) << describe(again);
+  }
+  EXPECT_GE(quit_at_once, 3) << "the second signal rarely landed before the step ended";
+}
+
+// SIGKILL, which nothing can catch, at 20 moments of a run that writes a
+// checkpoint every step: each time the previous checkpoint is whole (its
+// checksum holds) and the run resumes from it.
+TEST_F(Reliability, KillAtAnyMomentLeavesALoadableCheckpoint) {
+  const std::string t = text();
+  const fs::path run = dir_ / "run";
+  std::mt19937 rng(5);
+  int64_t last_step = 0;
+  for (int k = 0; k < 20; ++k) {
+    SCOPED_TRACE("kill " + std::to_string(k));
+    std::vector<std::string> args =
+        k == 0 ? cat({"train", t, "--out", run.string(), "--steps", "100000000", "--eval-every", "1",
+                      "--sample-every", "0"},
+                     kSmall)
+               : std::vector<std::string>{"train", "--resume", run.string(), "--steps", "100000000",
+                                          "--threads", "1"};
+    const int64_t before = fs::exists(run / "metrics.jsonl") ? steps_logged(run) : 0;
+    Child c = start(args);
+    ASSERT_TRUE(wait_for_steps(run, before + 3));
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 5000)(rng)));
+    ::kill(c.pid, SIGKILL);
+    Proc r = finish(c);
+    ASSERT_TRUE(r.signaled) << describe(r);
+    const int64_t step = progress(run / "latest.safetensors")["step"];
+    EXPECT_GT(step, last_step) << "the checkpoint did not move on";
+    last_step = step;
+  }
+  // The temporary files of the killed writes are cleared by the next run.
+  Proc r = unroll({"train", "--resume", run.string(), "--steps", std::to_string(last_step + 5), "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  for (auto& e : fs::directory_iterator(run))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << "left behind: " << e.path();
+}
+
+// A step whose arithmetic is not finite (injected: the carried state becomes
+// NaN) stops training with a message that names the step and the remedies;
+// the checkpoint of the last evaluation stays as it was.
+TEST_F(Reliability, NonFiniteStepStopsAndKeepsTheLastCheckpoint) {
+  const std::string t = text();
+  const fs::path run = dir_ / "run";
+  Proc r = run_program(UNROLL_BIN, cat({"train", t, "--out", run.string(), "--steps", "20", "--eval-every", "5"}, kSmall),
+                       dir_, io_, 120, {"UNROLL_TEST_NAN_STEPS=7"});
+  expect_clean_error(r, {"step 7", "not finite", "--lr", "--clip", "--on-nan skip", "kept"});
+  EXPECT_EQ(progress(run / "latest.safetensors")["step"], 5);
+  Proc s = unroll({"sample", (run / "latest.safetensors").string(), "-n", "20", "--seed", "1"});
+  EXPECT_EQ(s.code, 0) << describe(s);
+}
+
+// --on-nan skip: the bad batches are dropped and counted (in the log, the
+// metrics and the checkpoint), training goes on, and the parameters match a
+// run that never met them except for those batches' updates: finite.
+TEST_F(Reliability, OnNanSkipDropsTheBatchAndCountsIt) {
+  const std::string t = text();
+  const fs::path run = dir_ / "run";
+  Proc r = run_program(UNROLL_BIN,
+                       cat({"train", t, "--out", run.string(), "--steps", "12", "--eval-every", "6", "--on-nan", "skip"},
+                           kSmall),
+                       dir_, io_, 120, {"UNROLL_TEST_NAN_STEPS=3,4,9"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  for (int s : {3, 4, 9})
+    EXPECT_TRUE(contains(r.out, "step " + std::to_string(s) + ": loss or gradient not finite, batch skipped"))
+        << describe(r);
+  EXPECT_TRUE(contains(r.out, "3 batches skipped")) << describe(r);
+  auto p = progress(run / "latest.safetensors");
+  EXPECT_EQ(p["step"], 12);
+  EXPECT_EQ(p["skipped_batches"], 3);
+  int skips = 0;
+  for (auto& l : split_lines(read_file(run / "metrics.jsonl"))) skips += nlohmann::json::parse(l)["kind"] == "skip";
+  EXPECT_EQ(skips, 3);
+  double loss = 0;
+  Proc e = unroll({"eval", (run / "latest.safetensors").string(), t});
+  ASSERT_TRUE(eval_value(e.out, "loss", &loss)) << describe(e);
+  EXPECT_TRUE(std::isfinite(loss) && loss < 4.5) << describe(e);
+  // The count goes on across a resume; a model that is never finite again
+  // stops after 100 batches in a row.
+  std::string all;
+  for (int s = 13; s <= 200; ++s) {
+    if (!all.empty()) all += ',';
+    all += std::to_string(s);
+  }
+  Proc again = run_program(UNROLL_BIN, {"train", "--resume", run.string(), "--steps", "200", "--threads", "1"}, dir_,
+                           io_, 120, {"UNROLL_TEST_NAN_STEPS=" + all});
+  EXPECT_NE(again.code, 0) << describe(again);
+  EXPECT_TRUE(contains(again.err, "after 100 skipped batches in a row")) << describe(again);
+  EXPECT_TRUE(contains(again.out, "103 batches so far")) << describe(again);
+}
+
+// classify train: Ctrl-C ends the epoch early, validates and saves what it
+// has, and exits 130; a non-finite batch is skipped with --on-nan skip.
+TEST_F(Reliability, ClassifierInterruptAndSkip) {
+  std::string data;
+  std::mt19937 rng(3);
+  for (int i = 0; i < 4000; ++i) {
+    std::string w;
+    for (int k = 0; k < 12; ++k) w += char('a' + rng() % 26);
+    data += std::string(i % 2 ? "odd" : "even") + "\t" + w + "\n";
+  }
+  const std::string f = file("ex.tsv", data);
+  const fs::path run = dir_ / "run";
+  Child c = start({"classify", "train", f, "--out", run.string(), "--hidden", "64", "--batch", "4",
+                   "--epochs", "1000", "--patience", "0", "--threads", "1"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ::kill(c.pid, SIGINT);
+  Proc r = finish(c);
+  EXPECT_EQ(r.code, 130) << describe(r);
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("interrupted in epoch \\d+ at step \\d+: saved"))) << describe(r);
+  EXPECT_TRUE(fs::exists(run / "best.safetensors") && fs::exists(run / "latest.safetensors")) << listing(run);
+
+  const fs::path run2 = dir_ / "run2";
+  Proc s = run_program(UNROLL_BIN,
+                       {"classify", "train", f, "--out", run2.string(), "--hidden", "8", "--epochs", "1",
+                        "--on-nan", "skip", "--threads", "1"},
+                       dir_, io_, 120, {"UNROLL_TEST_NAN_STEPS=2,5"});
+  ASSERT_EQ(s.code, 0) << describe(s);
+  EXPECT_TRUE(contains(s.out, "at step 5 (epoch 1) the loss or the gradient is not finite: batch skipped (2 so far)"))
+      << describe(s);
+  Proc stop = run_program(UNROLL_BIN,
+                          {"classify", "train", f, "--out", (dir_ / "run3").string(), "--hidden", "8", "--epochs",
+                           "1", "--threads", "1"},
+                          dir_, io_, 120, {"UNROLL_TEST_NAN_STEPS=2"});
+  expect_clean_error(stop, {"step 2", "not finite", "--on-nan skip"});
+}
+
+// A run folder that became read-only: the resume cannot write and says so
+// before training; the checkpoint there is untouched. Run as the unprivileged
+// user 'nobody' (setpriv), since root writes into any folder.
+TEST_F(Reliability, ReadOnlyRunFolderIsReportedAndTheCheckpointKept) {
+  const std::string t = text();
+  const fs::path run = dir_ / "run";
+  Proc r = unroll(cat({"train", t, "--out", run.string(), "--steps", "10", "--eval-every", "5"}, kSmall));
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const std::string before = read_file(run / "latest.safetensors");
+  std::vector<std::string> prefix;
+  if (::geteuid() == 0) {
+    ASSERT_TRUE(fs::exists("/usr/bin/setpriv")) << "setpriv (util-linux) is needed to drop root";
+    prefix = {"--reuid=65534", "--regid=65534", "--clear-groups", UNROLL_BIN};
+    // nobody may read the text and the run, and go through the test's folder.
+    ::chmod(dir_.c_str(), 0755);
+    ::chmod(t.c_str(), 0644);
+    for (auto& e : fs::directory_iterator(run)) ::chmod(e.path().c_str(), 0644);
+  }
+  ASSERT_EQ(::chmod(run.c_str(), 0555), 0);
+  const std::vector<std::string> args = {"train", "--resume", run.string(), "--steps", "20", "--threads", "1"};
+  Proc ro = prefix.empty() ? unroll(args) : run_program("/usr/bin/setpriv", cat(prefix, args), dir_, io_);
+  ::chmod(run.c_str(), 0755);
+  EXPECT_NE(ro.code, 0) << describe(ro);
+  EXPECT_TRUE(contains(ro.err, "unroll: error: cannot write")) << describe(ro);
+  EXPECT_TRUE(contains(ro.err, run.string())) << describe(ro);
+  EXPECT_TRUE(contains(lower(ro.err), "permission denied")) << describe(ro);
+  EXPECT_TRUE(read_file(run / "latest.safetensors") == before) << "the checkpoint changed";
+  EXPECT_EQ(progress(run / "latest.safetensors")["step"], 10);
+}
+
+}  // namespace
