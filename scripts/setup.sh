@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what unroll needs from Debian's packages (as root), then configures
 # and builds it in ./build (Release). Safe to run again: it only does what is missing.
-# With --tests, also what the test suite needs beyond the build (Chromium).
+# With --tests, also what the test suite needs beyond the build (Chromium);
+# with --no-build, only the packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,8 @@ PKGS=(cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libcli11-d
 if [ "${1:-}" = "--tests" ]; then
   PKGS+=(chromium fonts-dejavu-core)
 fi
+# Callers may need more (scripts/fuzz.sh: clang and libFuzzer).
+PKGS+=(${EXTRA_PKGS:-})
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,6 +28,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# --no-build: only the packages.
+[ "${1:-}" = "--no-build" ] && exit 0
 BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"

@@ -4,6 +4,8 @@
 // files left behind. Models are tiny so the whole file runs in seconds.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <iomanip>
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
@@ -70,7 +72,9 @@ TEST_F(CliTest, EverySubcommandHasHelp) {
 
 // Every command (and every command of a command group) answers --help with
 // exit 0, and every option it lists comes with a one-line explanation.
-TEST_F(CliTest, EveryCommandsHelpExplainsEveryOption) {
+// Every command and sub-command that `unroll --help` lists, walked through
+// their own --help: {"train"}, {"classify", "eval"}, ...
+std::vector<std::vector<std::string>> every_command(const std::function<Proc(std::vector<std::string>)>& run) {
   auto section = [](const std::string& help, const std::string& title) {
     std::vector<std::string> out;
     bool in = false;
@@ -87,16 +91,21 @@ TEST_F(CliTest, EveryCommandsHelpExplainsEveryOption) {
       if (l.size() > 2 && l[2] != ' ') names.push_back(l.substr(2, l.find(' ', 2) - 2));
     return names;
   };
-  Proc top = unroll({"--help"});
-  ASSERT_EQ(top.code, 0) << describe(top);
+  Proc top = run({"--help"});
+  EXPECT_EQ(top.code, 0) << describe(top);
   std::vector<std::vector<std::string>> commands;
   for (auto& c : names_of(section(top.out, "Subcommands"))) {
-    Proc r = unroll({c, "--help"});
-    ASSERT_EQ(r.code, 0) << c << "\n" << describe(r);
+    Proc r = run({c, "--help"});
+    EXPECT_EQ(r.code, 0) << c << "\n" << describe(r);
     auto subs = names_of(section(r.out, "Subcommands"));
     if (subs.empty()) commands.push_back({c});
     for (auto& sub : subs) commands.push_back({c, sub});
   }
+  return commands;
+}
+
+TEST_F(CliTest, EveryCommandsHelpExplainsEveryOption) {
+  const auto commands = every_command([&](std::vector<std::string> a) { return unroll(a); });
   EXPECT_GE(commands.size(), 16u);  // 10 commands, and train/eval/predict of classify and tag
   for (auto& cmd : commands) {
     Proc r = unroll(cat(cmd, {"--help"}));
@@ -133,6 +142,51 @@ TEST_F(CliTest, EveryCommandsHelpExplainsEveryOption) {
     }
     EXPECT_GE(options, 1) << what;
   }
+}
+
+// Every option with a range or a set of values in its help refuses a value
+// outside it, before any work, with one line that names the option and what it
+// accepts.
+TEST_F(CliTest, EveryBoundedOptionRefusesValuesOutsideItsRange) {
+  const std::regex range("^\\s*(?:-\\w,)?(--[a-z0-9-]+) (INT|UINT|FLOAT):\\w+ in \\[(\\S+) - (\\S+)\\]");
+  const std::regex set("^\\s*(?:-\\w,)?(--[a-z0-9-]+) TEXT:\\{([^}]*)\\}");
+  const std::regex sign("^\\s*(?:-\\w,)?(--[a-z0-9-]+) (?:INT|FLOAT):(POSITIVE|NONNEGATIVE)");
+  int tried = 0;
+  for (auto& cmd : every_command([&](std::vector<std::string> a) { return unroll(a); })) {
+    Proc help = unroll(cat(cmd, {"--help"}));
+    for (auto& l : split_lines(help.out)) {
+      std::smatch m;
+      std::string opt, bad;
+      std::vector<std::string> needles;
+      if (std::regex_search(l, m, range)) {
+        opt = m[1];
+        const double lo = std::stod(m[3]), hi = std::stod(m[4]);
+        // Above the top, or below the bottom when the top is out of reach.
+        const double v = hi < 1e9 ? (m[2] == "FLOAT" ? hi * 2 + 1 : hi + 1) : lo - 1;
+        std::ostringstream o;
+        o << std::setprecision(12) << v;
+        bad = o.str();
+        needles = {"not in range"};
+      } else if (std::regex_search(l, m, set)) {
+        opt = m[1], bad = "bogus";
+        std::stringstream members(m[2].str());
+        for (std::string x; std::getline(members, x, ',');) needles.push_back(x);
+      } else if (std::regex_search(l, m, sign)) {
+        opt = m[1], bad = m[2] == "POSITIVE" ? "0" : "-1";
+        needles = {m[2] == "POSITIVE" ? "greater than 0" : "0 or more"};
+      } else {
+        continue;
+      }
+      ++tried;
+      const std::string what = cmd[0] + (cmd.size() > 1 ? " " + cmd[1] : "") + " " + opt + " " + bad;
+      Proc r = unroll(cat(cmd, {opt, bad}));
+      EXPECT_EQ(r.code, 2) << what << "\n" << describe(r);
+      EXPECT_EQ(split_lines(r.err).size(), 1u) << what << "\n" << describe(r);
+      EXPECT_EQ(r.err.rfind("unroll: error: " + opt, 0), 0u) << what << "\n" << describe(r);
+      for (auto& n : needles) EXPECT_TRUE(contains(r.err, n)) << what << ": no '" << n << "'\n" << describe(r);
+    }
+  }
+  EXPECT_GE(tried, 80) << "fewer bounded options than expected: did the help format change?";
 }
 
 TEST_F(CliTest, NoSubcommandIsAnError) {

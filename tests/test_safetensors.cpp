@@ -264,9 +264,14 @@ TEST_F(SafeTensorsTest, ExactByteLayoutOfATinyFile) {
   EXPECT_EQ(Bytes(f.begin() + 8 + n, f.end()), data);
 
   std::string header(f.begin() + 8, f.begin() + 8 + n);
-  char sum[17];
-  std::snprintf(sum, sizeof sum, "%016llx",
-                static_cast<unsigned long long>(fnv1a64(data.data(), data.size())));
+  // The checksum: FNV-1a 64 of the data section, then of the header's
+  // description (tensor name, dtype, shape; metadata key, value; NUL after each).
+  const char d[] = "w\0F32\0" "2\0" "b\0U8\0" "3\0" "k\0v\0";
+  const std::string described(d, sizeof d - 1);
+  char sum[33];
+  std::snprintf(sum, sizeof sum, "%016llx%016llx",
+                static_cast<unsigned long long>(fnv1a64(data.data(), data.size())),
+                static_cast<unsigned long long>(fnv1a64(described.data(), described.size())));
   const std::string json = std::string("{\"__metadata__\":{\"k\":\"v\",\"unroll.checksum\":\"") +
                            sum +
                            "\"},\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
@@ -384,7 +389,7 @@ TEST_F(SafeTensorsTest, RejectsMalformedHeadersWithAReason) {
       {f32 + R"(,"x":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})", d8, "more than once"},
       {R"({"__metadata__":{"a":1}})", {}, "value of 'a' is not a string"},
       {R"({"__metadata__":["a"]})", {}, "__metadata__ is not a JSON object"},
-      {R"({"__metadata__":{"unroll.checksum":"xyz"}})", {}, "checksum 'xyz' is not 16 hex"},
+      {R"({"__metadata__":{"unroll.checksum":"xyz"}})", {}, "checksum 'xyz' is not 32 lowercase hex"},
       {"{\"\xff\":{}}", {}, "not valid JSON"},
       {std::string("{}\0{\"x\":1}", 10), {}, "contains a NUL byte"},
   };
@@ -488,7 +493,11 @@ TEST_F(SafeTensorsTest, TruncationAtEveryOffsetGivesAnError) {
   expect_error([&] { load_safetensors(cut); }, {"'" + cut + "'", "run past the end"});
 }
 
-TEST_F(SafeTensorsTest, BitFlipsGiveAnErrorOrOnlyRenameAStringInTheHeader) {
+// The checksum covers the data section and the header's description (tensor
+// names, dtypes, shapes, metadata), so the only flips that still load are in
+// the name of the checksum's own key: the file then reads as a foreign one
+// without a checksum (load_checkpoint refuses those, test_train.cpp).
+TEST_F(SafeTensorsTest, BitFlipsGiveAnErrorOrOnlyRenameTheChecksumKey) {
   SafeTensors st;
   const float w[3] = {0.25f, -1.0f, 8.0f};
   const int64_t s[2] = {3, -4};
@@ -515,6 +524,9 @@ TEST_F(SafeTensorsTest, BitFlipsGiveAnErrorOrOnlyRenameAStringInTheHeader) {
     }
   }
 
+  const std::string key = std::string("\"") + kChecksumKey + "\"";
+  const size_t key_at = std::string(orig.begin(), orig.end()).find(key);
+  ASSERT_NE(key_at, std::string::npos);
   std::string flipped = file("flipped.safetensors");
   int loaded = 0, rejected = 0;
   for (size_t pos = 0; pos < orig.size(); ++pos) {
@@ -526,7 +538,9 @@ TEST_F(SafeTensorsTest, BitFlipsGiveAnErrorOrOnlyRenameAStringInTheHeader) {
         SafeTensors got = load_safetensors(flipped);
         ++loaded;
         // Undetectable only if it renamed something: the numbers must be untouched.
-        EXPECT_TRUE(in_string[pos]) << "flip at byte " << pos << " bit " << bit << " loaded";
+        EXPECT_TRUE(in_string[pos] && pos > key_at && pos < key_at + key.size() - 1)
+            << "flip at byte " << pos << " bit " << bit << " loaded";
+        EXPECT_EQ(got.metadata.count(kChecksumKey), 0u);
         ASSERT_EQ(got.tensors.size(), want.tensors.size());
         for (size_t t = 0; t < got.tensors.size(); ++t) {
           EXPECT_EQ(got.tensors[t].dtype, want.tensors[t].dtype);

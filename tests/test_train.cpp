@@ -4,12 +4,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "unroll/core/error.h"
 #include "unroll/text/utf8.h"
 #include "unroll/train/checkpoint.h"
+#include "unroll/train/safetensors.h"
 #include "unroll/train/trainer.h"
 
 using namespace unroll;
@@ -168,6 +170,107 @@ TEST(Checkpoint, RejectsAFileThatIsNotACheckpoint) {
   std::ofstream(d / "junk.safetensors") << "this is not a checkpoint at all, just text";
   EXPECT_THROW(load_checkpoint((d / "junk.safetensors").string()), Error);
   EXPECT_THROW(load_checkpoint((d / "absent.safetensors").string()), Error);
+  fs::remove_all(d);
+}
+
+// Metadata that a file supplies is checked before it is used: numbers that
+// do not fit their field, and a model config whose tensors the file does not
+// hold (here one that would need terabytes), are errors, not allocations,
+// wrapped integers or undefined behaviour. The checksum is recomputed, so only
+// these checks stand between the file and the model.
+TEST(Checkpoint, MetadataIsCheckedBeforeItIsUsed) {
+  fs::path d = temp_dir("metadata");
+  fs::path f = d / "text.txt";
+  std::ofstream(f) << corpus_text();
+  TextCorpus corpus = load_corpus({f.string()});
+  ModelConfig mc;
+  mc.hidden = 8;
+  mc.vocab = mc.outputs = corpus.vocab.size();
+  Model<float> m(mc);
+  const std::string good = (d / "good.safetensors").string();
+  save_checkpoint(good, m, corpus.vocab, {{"batch", 3}}, {{"step", 1}}, corpus.describe(), nullptr);
+  ASSERT_NO_THROW(load_checkpoint(good));
+  auto with = [&](const std::string& key, const std::function<void(nlohmann::json&)>& edit) {
+    SafeTensors st = load_safetensors(good);
+    nlohmann::json j = nlohmann::json::parse(st.metadata.at(key));
+    edit(j);
+    st.metadata[key] = j.dump();
+    const std::string bad = (d / "bad.safetensors").string();
+    save_safetensors(bad, st);
+    return bad;
+  };
+  auto expect_error = [](const std::string& path, const std::string& needle) {
+    try {
+      load_checkpoint(path);
+      ADD_FAILURE() << "loaded; expected an error mentioning " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }  // anything else (std::bad_alloc, nlohmann's exceptions) fails the test
+  };
+  expect_error(with("model", [](auto& j) { j["layers"] = 64, j["hidden"] = 65536; }),
+               "tensor 'rnn.weight_ih_l0' has shape [32, " + std::to_string(mc.vocab) + "] but the model config needs");
+  expect_error(with("model", [](auto& j) { j["layers"] = 1e100; }), "'layers' is not a whole number in range");
+  expect_error(with("model", [](auto& j) { j["hidden"] = (uint64_t(1) << 32) + 8; }), "'hidden' is out of range");
+  expect_error(with("model", [](auto& j) { j["hidden"] = "8"; }), "'hidden' is not a number");
+  expect_error(with("model", [](auto& j) { j["dropout"] = 1e300; }), "'dropout' is out of range");
+  expect_error(with("data", [](auto& j) { j["format"]["min_count"] = -1.5; }), "'min_count' is not a whole number");
+  expect_error(with("data", [](auto& j) { j["format"]["level"] = nlohmann::json::array(); }), "text format");
+  {
+    SafeTensors st = load_safetensors(good);
+    st.metadata["optimizer.t"] = "12x";
+    save_safetensors((d / "t.safetensors").string(), st);
+    expect_error((d / "t.safetensors").string(), "optimizer.t is not a step count");
+  }
+  fs::remove_all(d);
+}
+
+// A real (small) checkpoint cut at every length, and with every bit of every
+// byte flipped in turn: load_checkpoint always throws an Error (the checksum
+// covers the header and the data), never crashes and never loads.
+TEST(Checkpoint, EveryTruncationAndEveryBitFlipIsAnError) {
+  fs::path d = temp_dir("flips");
+  fs::path f = d / "text.txt";
+  std::ofstream(f) << "abcab\n";
+  TextCorpus corpus = load_corpus({f.string()});
+  ModelConfig mc;
+  mc.cell = CellKind::Gru;
+  mc.hidden = 2;
+  mc.vocab = mc.outputs = corpus.vocab.size();
+  Model<float> m(mc);
+  Rng rng(1);
+  m.init(rng);
+  const std::string good = (d / "good.safetensors").string(), bad = (d / "bad.safetensors").string();
+  save_checkpoint(good, m, corpus.vocab, {{"batch", 3}}, {{"step", 1}}, corpus.describe(), nullptr);
+  std::ifstream in(good, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_NO_THROW(load_checkpoint(good));
+  auto write = [&](const std::string& b) { std::ofstream(bad, std::ios::binary | std::ios::trunc) << b; };
+  size_t errors = 0, tried = 0;
+  for (size_t k = 0; k < bytes.size(); ++k) {
+    write(bytes.substr(0, k));
+    ++tried;
+    try {
+      load_checkpoint(bad);
+      ADD_FAILURE() << "loaded when cut to " << k << " bytes";
+    } catch (const Error&) {
+      ++errors;
+    }
+  }
+  for (size_t pos = 0; pos < bytes.size(); ++pos)
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string b = bytes;
+      b[pos] = char(b[pos] ^ (1 << bit));
+      write(b);
+      ++tried;
+      try {
+        load_checkpoint(bad);
+        ADD_FAILURE() << "loaded with bit " << bit << " of byte " << pos << " flipped";
+      } catch (const Error&) {
+        ++errors;
+      }
+    }
+  EXPECT_EQ(errors, tried);
+  EXPECT_EQ(tried, bytes.size() * 9);
   fs::remove_all(d);
 }
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "unroll/core/error.h"
+#include "unroll/core/json.h"
 #include "unroll/model/params.h"
 
 namespace unroll {
@@ -89,20 +90,20 @@ ModelConfig model_config_from_json(const nlohmann::json& j) {
   try {
     ModelConfig c;
     c.cell = parse_cell(j.at("cell").get<std::string>());
-    c.layers = j.at("layers").get<int>();
-    c.hidden = j.at("hidden").get<int>();
-    c.vocab = j.at("vocab").get<int>();
-    c.embed = j.value("embed", 0);
+    c.layers = json_field<int>(j, "layers");
+    c.hidden = json_field<int>(j, "hidden");
+    c.vocab = json_field<int>(j, "vocab");
+    c.embed = json_field(j, "embed", 0);
     std::string head = j.value("head", "softmax");
     require(head == "softmax" || head == "sigmoid", "unknown head '" + head + "'");
     c.head = head == "softmax" ? HeadKind::Softmax : HeadKind::Sigmoid;
-    c.outputs = j.at("outputs").get<int>();
-    c.dropout = j.value("dropout", 0.0f);
-    c.init_scale = j.value("init_scale", 0.08f);
-    c.forget_bias = j.value("forget_bias", 1.0f);
+    c.outputs = json_field<int>(j, "outputs");
+    c.dropout = json_field(j, "dropout", 0.0f);
+    c.init_scale = json_field(j, "init_scale", 0.08f);
+    c.forget_bias = json_field(j, "forget_bias", 1.0f);
     c.summary = parse_summary(j.value("summary", "steps"));
     c.bidirectional = j.value("bidirectional", false);
-    c.categories = j.value("categories", 0);
+    c.categories = json_field(j, "categories", 0);
     c.validate();
     return c;
   } catch (const nlohmann::json::exception& e) {

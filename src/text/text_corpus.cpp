@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "unroll/core/error.h"
+#include "unroll/core/json.h"
 #include "unroll/core/hash.h"
 #include "unroll/text/utf8.h"
 #include "unroll/text/words.h"
@@ -38,11 +39,15 @@ nlohmann::json TextFormat::to_json() const {
 TextFormat TextFormat::from_json(const nlohmann::json& j) {
   TextFormat f;
   if (!j.is_object()) return f;
-  f.level = j.value("level", f.level);
-  f.pretokenized = j.value("pretokenized", f.pretokenized);
-  f.eos = j.value("eos", f.eos);
-  f.min_count = j.value("min_count", f.min_count);
-  f.max_vocab = j.value("max_vocab", f.max_vocab);
+  try {
+    f.level = j.value("level", f.level);
+    f.pretokenized = j.value("pretokenized", f.pretokenized);
+    f.eos = j.value("eos", f.eos);
+    f.min_count = json_field(j, "min_count", f.min_count);
+    f.max_vocab = json_field(j, "max_vocab", f.max_vocab);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("the text format is malformed: ") + e.what());
+  }
   f.validate();
   return f;
 }

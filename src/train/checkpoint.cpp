@@ -2,6 +2,7 @@
 
 #include "unroll/core/error.h"
 #include "unroll/train/safetensors.h"
+#include "unroll/model/params.h"
 
 namespace unroll {
 
@@ -50,6 +51,11 @@ Checkpoint load_checkpoint(const std::string& path) {
       throw Error("'" + path + "': metadata '" + key + "' is not valid JSON: " + e.what());
     }
   };
+  // unroll always writes a checksum; a file without one is foreign or had
+  // the checksum's key damaged.
+  require(st.metadata.count(kChecksumKey) == 1,
+          "'" + path + "' has no checksum (metadata '" + kChecksumKey +
+              "'): it is not an unroll checkpoint, or its header is damaged");
   auto fmt = st.metadata.find("format");
   require(fmt != st.metadata.end() && fmt->second == kFormat,
           "'" + path + "' is not an unroll checkpoint (expected format " + kFormat + ")");
@@ -74,6 +80,16 @@ Checkpoint load_checkpoint(const std::string& path) {
   if (ck.train.is_object()) ck.task = ck.train.value("task", "lm");
   require(ck.task == "lm" || ck.task == "classify" || ck.task == "tag" || ck.task == "conditional",
           "'" + path + "': unknown task '" + ck.task + "'");
+  // The file holds every parameter tensor with the shape the config asks for
+  // before the model's memory is allocated: a config that asks for terabytes
+  // is an error here, not an allocation.
+  const ParamLayout layout(ck.model_config);
+  for (const ParamView& v : layout.views()) {
+    const TensorEntry* e = st.find(v.name);
+    require(e != nullptr, "'" + path + "': tensor '" + v.name + "' is missing (the model config needs it)");
+    require(e->shape == v.shape, "'" + path + "': tensor '" + v.name + "' has shape " + shape_str(e->shape) +
+                                     " but the model config needs " + shape_str(v.shape));
+  }
   ck.model = std::make_unique<Model<float>>(ck.model_config);
   Model<float>& m = *ck.model;
   for (auto& v : m.layout().views()) {
@@ -88,8 +104,12 @@ Checkpoint load_checkpoint(const std::string& path) {
   };
   flat("optimizer.m", ck.opt_m);
   flat("optimizer.v", ck.opt_v);
-  if (auto it = st.metadata.find("optimizer.t"); it != st.metadata.end())
-    ck.opt_t = std::stoll(it->second);
+  if (auto it = st.metadata.find("optimizer.t"); it != st.metadata.end()) {
+    const std::string& t = it->second;
+    require(!t.empty() && t.size() <= 18 && t.find_first_not_of("0123456789") == std::string::npos,
+            "'" + path + "': optimizer.t is not a step count");
+    ck.opt_t = std::stoll(t);
+  }
   if (const TensorEntry* h = st.find("state.h")) {
     require(h->shape.size() == 3 && h->shape[0] == m.config().layers &&
                 h->shape[2] == m.config().hidden && h->shape[1] >= 1 && h->shape[1] <= (1 << 20),

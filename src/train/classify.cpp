@@ -12,6 +12,7 @@
 #include <ostream>
 
 #include "unroll/core/error.h"
+#include "unroll/core/json.h"
 #include "unroll/core/file.h"
 #include "unroll/core/interrupt.h"
 #include "unroll/core/rng.h"
@@ -62,18 +63,18 @@ ClassifyConfig classify_config_from_json(const nlohmann::json& j) {
     ClassifyConfig c;
     c.format = TextFormat::from_json(j.value("format", nlohmann::json()));
     c.separator = j.value("separator", "tab") == "space" ? ' ' : '\t';
-    c.batch = j.value("batch", c.batch);
+    c.batch = json_field(j, "batch", c.batch);
     if (j.contains("optim")) c.optim = optim_config_from_json(j["optim"]);
-    c.clip = j.value("clip", c.clip);
-    c.max_epochs = j.value("max_epochs", c.max_epochs);
-    c.patience = j.value("patience", c.patience);
-    c.max_seconds = j.value("max_seconds", c.max_seconds);
+    c.clip = json_field(j, "clip", c.clip);
+    c.max_epochs = json_field(j, "max_epochs", c.max_epochs);
+    c.patience = json_field(j, "patience", c.patience);
+    c.max_seconds = json_field(j, "max_seconds", c.max_seconds);
     c.val_file = j.value("val_file", "");
-    c.val_fraction = j.value("val_fraction", c.val_fraction);
+    c.val_fraction = json_field(j, "val_fraction", c.val_fraction);
     c.class_weights = j.value("class_weights", c.class_weights);
-    c.max_len = j.value("max_len", c.max_len);
+    c.max_len = json_field(j, "max_len", c.max_len);
     c.dedupe = j.value("dedupe", false);
-    c.seed = j.value("seed", c.seed);
+    c.seed = json_field(j, "seed", c.seed);
     c.on_nan = j.value("on_nan", c.on_nan);
     c.validate();
     return c;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "unroll/core/error.h"
+#include "unroll/core/json.h"
 #include "unroll/core/file.h"
 #include "unroll/inspect/page.h"
 
@@ -26,9 +27,8 @@ MetricsLog::MetricsLog(const std::string& path, int64_t resume_step) : path_(pat
       if (in.eof()) break;  // no newline: a torn last line
       try {
         const auto j = nlohmann::json::parse(line);
-        if (j.is_object() && j.contains("step") && j["step"].is_number() && j["step"].get<int64_t>() <= resume_step)
-          kept += line + "\n";
-      } catch (const nlohmann::json::exception&) {
+        if (j.is_object() && json_field<int64_t>(j, "step") <= resume_step) kept += line + "\n";
+      } catch (const std::exception&) {
         // a torn or foreign line: dropped
       }
     }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "unroll/core/error.h"
+#include "unroll/core/json.h"
 
 namespace unroll {
 
@@ -37,13 +38,13 @@ OptimConfig optim_config_from_json(const nlohmann::json& j) {
   OptimConfig c;
   try {
     c.kind = parse_optim(j.at("kind").get<std::string>());
-    c.lr = j.at("lr").get<float>();
-    c.beta1 = j.value("beta1", c.beta1);
-    c.beta2 = j.value("beta2", c.beta2);
-    c.eps = j.value("eps", c.eps);
-    c.alpha = j.value("alpha", c.alpha);
-    c.momentum = j.value("momentum", c.momentum);
-    c.weight_decay = j.value("weight_decay", 0.0f);
+    c.lr = json_field<float>(j, "lr");
+    c.beta1 = json_field(j, "beta1", c.beta1);
+    c.beta2 = json_field(j, "beta2", c.beta2);
+    c.eps = json_field(j, "eps", c.eps);
+    c.alpha = json_field(j, "alpha", c.alpha);
+    c.momentum = json_field(j, "momentum", c.momentum);
+    c.weight_decay = json_field(j, "weight_decay", 0.0f);
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("optimizer config is malformed: ") + e.what());
   }

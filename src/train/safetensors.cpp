@@ -48,6 +48,21 @@ std::string hex16(uint64_t v) {
   return buf;
 }
 
+// The header's part of the checksum: FNV-1a 64 over each tensor's name,
+// dtype and shape in file order ("w\0F32\02,3\0"), then each metadata entry
+// but the checksum itself in key order ("k\0v\0").
+uint64_t header_digest(const std::vector<TensorEntry>& tensors, const std::map<std::string, std::string>& meta) {
+  std::string s;
+  for (const TensorEntry& e : tensors) {
+    s += e.name + '\0' + dtype_name(e.dtype) + '\0';
+    for (size_t i = 0; i < e.shape.size(); ++i) s += (i ? "," : "") + std::to_string(e.shape[i]);
+    s += '\0';
+  }
+  for (const auto& [k, v] : meta)
+    if (k != kChecksumKey) s += k + '\0' + v + '\0';
+  return fnv1a64(s.data(), s.size());
+}
+
 // ---- writing ----
 
 [[noreturn]] void write_fail(const std::string& path, const std::string& why) {
@@ -225,7 +240,7 @@ void save_safetensors(const std::string& path, const SafeTensors& st) {
     offset += nbytes;
   }
   std::map<std::string, std::string> meta = st.metadata;  // sorted, so saves are reproducible
-  meta[kChecksumKey] = hex16(sum);
+  meta[kChecksumKey] = hex16(sum) + hex16(header_digest(st.tensors, meta));
   for (const auto& [k, v] : meta) header[kMetadataKey][k] = v;
 
   std::string text;
@@ -371,18 +386,22 @@ SafeTensors load_safetensors(const std::string& path) {
     not_st(path, "the data section is " + std::to_string(data_size) +
                      " bytes but the tensors cover " + std::to_string(covered));
 
-  uint64_t want_sum = 0;
+  // 32 hex digits: the data section's sum, then the header's; 16 (files of
+  // unroll 0.1 before the header was covered): the data section's alone.
+  uint64_t want_sum = 0, want_header = 0;
   auto cs = st.metadata.find(kChecksumKey);
-  bool has_sum = cs != st.metadata.end();
+  bool has_sum = cs != st.metadata.end(), has_header_sum = false;
   if (has_sum) {
     const std::string& h = cs->second;
-    bool ok = h.size() == 16 && std::all_of(h.begin(), h.end(), [](char c) {
-                return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    bool ok = (h.size() == 16 || h.size() == 32) && std::all_of(h.begin(), h.end(), [](char c) {
+                return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');  // as written: lowercase
               });
     if (!ok)
-      throw Error("'" + path + "' is corrupt: its checksum '" + h +
-                  "' is not 16 hex digits; use another checkpoint");
-    want_sum = std::stoull(h, nullptr, 16);
+      throw Error("'" + path + "' is corrupt: its checksum '" + h.substr(0, 40) +
+                  "' is not 32 lowercase hex digits; use another checkpoint");
+    want_sum = std::stoull(h.substr(0, 16), nullptr, 16);
+    has_header_sum = h.size() == 32;
+    if (has_header_sum) want_header = std::stoull(h.substr(16), nullptr, 16);
   }
 
   // Everything is consistent with the file size: now allocate and read.
@@ -402,6 +421,10 @@ SafeTensors load_safetensors(const std::string& path) {
   if (has_sum && sum != want_sum)
     throw Error("'" + path +
                 "' is corrupt: checksum mismatch (the file was truncated or modified); use "
+                "another checkpoint");
+  if (has_header_sum && header_digest(st.tensors, st.metadata) != want_header)
+    throw Error("'" + path +
+                "' is corrupt: header checksum mismatch (its metadata or tensor names were modified); use "
                 "another checkpoint");
   return st;
 }

@@ -12,6 +12,7 @@
 #include <signal.h>
 
 #include "unroll/core/error.h"
+#include "unroll/core/json.h"
 #include "unroll/core/file.h"
 #include "unroll/core/interrupt.h"
 #include "unroll/infer/evaluate.h"
@@ -77,25 +78,25 @@ nlohmann::json to_json(const TrainConfig& c) {
 TrainConfig train_config_from_json(const nlohmann::json& j) {
   TrainConfig c;
   try {
-    c.batch = j.at("batch");
-    c.seq = j.at("seq");
+    c.batch = json_field<int>(j, "batch");
+    c.seq = json_field<int>(j, "seq");
     c.optim = optim_config_from_json(j.at("optim"));
     c.clip_mode = j.at("clip_mode");
-    c.clip = j.at("clip");
-    c.lr_decay = j.at("lr_decay");
-    c.lr_decay_after = j.at("lr_decay_after");
+    c.clip = json_field<double>(j, "clip");
+    c.lr_decay = json_field<float>(j, "lr_decay");
+    c.lr_decay_after = json_field<int>(j, "lr_decay_after");
     c.loss_norm = j.at("loss_norm");
-    c.max_steps = j.at("max_steps");
-    c.max_epochs = j.at("max_epochs");
-    c.max_seconds = j.at("max_seconds");
-    c.eval_every = j.at("eval_every");
-    c.sample_every = j.at("sample_every");
-    c.sample_len = j.at("sample_len");
-    c.sample_temperature = j.at("sample_temperature");
-    c.print_every = j.at("print_every");
-    c.seed = j.at("seed");
-    c.train_frac = j.at("train_frac");
-    c.val_frac = j.at("val_frac");
+    c.max_steps = json_field<int64_t>(j, "max_steps");
+    c.max_epochs = json_field<double>(j, "max_epochs");
+    c.max_seconds = json_field<double>(j, "max_seconds");
+    c.eval_every = json_field<int>(j, "eval_every");
+    c.sample_every = json_field<int>(j, "sample_every");
+    c.sample_len = json_field<int>(j, "sample_len");
+    c.sample_temperature = json_field<float>(j, "sample_temperature");
+    c.print_every = json_field<int>(j, "print_every");
+    c.seed = json_field<uint64_t>(j, "seed");
+    c.train_frac = json_field<double>(j, "train_frac");
+    c.val_frac = json_field<double>(j, "val_frac");
     c.val_files = j.value("val_files", std::vector<std::string>{});  // absent before word level
     c.test_files = j.value("test_files", std::vector<std::string>{});
     c.on_nan = j.value("on_nan", std::string("stop"));  // absent before it existed
@@ -229,16 +230,27 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
   require(t->opt_->m.size() == t->model_->params.size() || t->opt_->m.empty(),
           "cannot resume: '" + path + "' lacks the optimizer state");
   const auto& p = ck.progress;
-  t->step_ = p.at("step");
-  t->epoch_ = p.at("epoch");
-  t->chunk_ = p.at("chunk");
-  t->tokens_ = p.at("tokens");
-  t->elapsed_ = p.at("elapsed");
-  t->best_val_ = p.at("best_val");
-  t->last_val_ = p.at("last_val");
-  t->skipped_ = p.value("skipped_batches", int64_t(0));
   std::array<uint64_t, 4> rs;
-  for (int i = 0; i < 4; ++i) rs[i] = std::stoull(p.at("rng")[i].get<std::string>());
+  try {
+    t->step_ = json_field<int64_t>(p, "step");
+    t->epoch_ = json_field<int>(p, "epoch");
+    t->chunk_ = json_field<int64_t>(p, "chunk");
+    t->tokens_ = json_field<int64_t>(p, "tokens");
+    t->elapsed_ = json_field<double>(p, "elapsed");
+    t->best_val_ = json_field<double>(p, "best_val");
+    t->last_val_ = json_field<double>(p, "last_val");
+    t->skipped_ = json_field(p, "skipped_batches", int64_t(0));
+    for (int i = 0; i < 4; ++i) {
+      const std::string w = p.at("rng").at(i).get<std::string>();
+      require(!w.empty() && w.size() <= 20 && w.find_first_not_of("0123456789") == std::string::npos,
+              "'rng' is malformed");
+      rs[i] = std::stoull(w);
+    }
+  } catch (const std::exception& e) {  // Error, and nlohmann's and stoull's exceptions
+    throw Error("cannot resume from '" + path + "': its progress record is malformed: " + e.what());
+  }
+  require(t->step_ >= 0 && t->epoch_ >= 1 && t->chunk_ >= 0 && t->tokens_ >= 0,
+          "cannot resume from '" + path + "': its progress record is malformed");
   t->rng_.set_state(rs);
   t->prepare();
   return t;
