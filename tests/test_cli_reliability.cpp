@@ -249,6 +249,29 @@ TEST_F(Reliability, ClassifierInterruptAndSkip) {
   expect_clean_error(stop, {"step 2", "not finite", "--on-nan skip"});
 }
 
+// A full disk during training (a file-size limit, as prlimit sets it, makes
+// writes past it fail like a full disk): the failed checkpoint write is
+// reported with the file and the reason, and the previous checkpoint stays.
+TEST_F(Reliability, DiskFullDuringTrainingIsReportedAndTheCheckpointKept) {
+  const std::string t = text();
+  const fs::path run = dir_ / "run";
+  Proc r = unroll(cat({"train", t, "--out", run.string(), "--steps", "10", "--eval-every", "5"}, kSmall));
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const std::string before = read_file(run / "latest.safetensors");
+  // Room for the small files (settings, metrics, report) but not a checkpoint.
+  const std::string limit = std::to_string(before.size() / 2);
+  Proc full = run_program("/usr/bin/prlimit", {"--fsize=" + limit, UNROLL_BIN, "train", "--resume", run.string(),
+                                               "--steps", "20", "--threads", "1"},
+                          dir_, io_);
+  EXPECT_FALSE(full.signaled) << "killed (SIGXFSZ?)\n" << describe(full);
+  EXPECT_EQ(full.code, 1) << describe(full);
+  EXPECT_TRUE(contains(full.err, "unroll: error: cannot write")) << describe(full);
+  EXPECT_TRUE(contains(full.err, "File too large")) << describe(full);
+  EXPECT_TRUE(read_file(run / "latest.safetensors") == before) << "the checkpoint changed";
+  for (auto& e : fs::directory_iterator(run))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << "left behind: " << e.path();
+}
+
 // A run folder that became read-only: the resume cannot write and says so
 // before training; the checkpoint there is untouched. Run as the unprivileged
 // user 'nobody' (setpriv), since root writes into any folder.

@@ -1,6 +1,7 @@
 // unroll — train, sample, evaluate and look inside recurrent networks.
 #include <malloc.h>
 
+#include <csignal>
 #include <iostream>
 #include <new>
 #include <thread>
@@ -108,6 +109,9 @@ int main(int argc, char** argv) {
   // staying in the heap: 9 MiB less peak RSS for LSTM 3×512. (64 KiB would catch
   // the small per-step packing buffers too, and cost 10% speed: docs/performance.md.)
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  // A write past the file-size limit (ulimit -f, or a quota) fails with EFBIG
+  // and is reported like a full disk, instead of SIGXFSZ killing the process.
+  ::signal(SIGXFSZ, SIG_IGN);
   unroll::cli::set_command_line(argc, argv);
   CLI::App app{"unroll: train, sample and look inside recurrent neural networks", "unroll"};
   app.set_version_flag("--version", std::string("unroll ") + UNROLL_VERSION);
