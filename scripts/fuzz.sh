@@ -16,7 +16,7 @@ ONLY=${2:-}
 EXTRA_PKGS="clang libclang-rt-14-dev libomp-14-dev" bash scripts/setup.sh --no-build
 BUILD=build-fuzz
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DUNROLL_FUZZ=ON -DUNROLL_TESTS=OFF -DUNROLL_NATIVE=OFF >/dev/null
+  -DUNROLL_FUZZ=ON -DUNROLL_TESTS=OFF -DUNROLL_NATIVE=OFF -DUNROLL_MPI=OFF >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target fuzz_checkpoint fuzz_metadata fuzz_text
 
 mkdir -p "$BUILD/artifacts"

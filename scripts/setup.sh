@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 PKGS=(cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libcli11-dev nlohmann-json3-dev
       libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev linux-libc-dev zlib1g-dev)
 # `setup.sh --tests` (scripts/test.sh) also installs a browser: a test opens the
-# `unroll cells` page in headless Chromium and reads its screenshot.
+# `unroll cells` page in headless Chromium and reads its screenshot; and Open
+# MPI, for the data-parallel training tests (mpirun jobs).
 if [ "${1:-}" = "--tests" ]; then
-  PKGS+=(chromium fonts-dejavu-core)
+  PKGS+=(chromium fonts-dejavu-core libopenmpi-dev openmpi-bin)
 fi
 # Callers may need more (scripts/fuzz.sh: clang and libFuzzer).
 PKGS+=(${EXTRA_PKGS:-})

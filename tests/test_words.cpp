@@ -37,7 +37,7 @@ TEST(Words, ApostrophesAndMixedSpacesSplit) {
 }
 
 TEST(Words, RoundTripKeepsTheLayout) {
-  for (const std::string text : {
+  for (const std::string& text : {
            std::string("The cat sat.  Then,\tit   left!\n\n  Indented line;\n"),
            std::string("\xec\x95\x88\xeb\x85\x95\xed\x95\x98\xec\x84\xb8\xec\x9a\x94, "
                        "\xec\x84\xb8\xea\xb3\x84!\n\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4 \xeb\xac\xb8\xec\x9e\xa5."),

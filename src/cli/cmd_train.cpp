@@ -32,11 +32,14 @@ struct TrainArgs {
 
 // Trains under Ctrl-C / SIGTERM handling; an interrupted run exits 128 + signal.
 void run(Trainer& t) {
+  Comm& comm = process_comm();
+  t.set_comm(comm);
   t.command_line = command_line();
-  t.live_progress = ::isatty(STDOUT_FILENO);
+  t.live_progress = comm.root() && ::isatty(STDOUT_FILENO);
   t.poison_steps = test_nan_steps();
-  InterruptScope scope(kTrainInterruptMessage);
-  t.train(std::cout);
+  InterruptScope scope(comm.root() ? kTrainInterruptMessage : "");
+  std::ostream quiet(nullptr);  // ranks other than 0 print nothing but errors
+  t.train(comm.root() ? std::cout : quiet);
   if (t.interrupted()) set_exit_code(interrupt_exit_code(t.interrupted()));
 }
 }  // namespace
@@ -168,7 +171,7 @@ void add_train(CLI::App& app) {
         if (given("--print-every")) c.print_every = tc.print_every;
         if (given("--on-nan")) c.on_nan = tc.on_nan;
       });
-      std::cerr << "resuming '" << a->resume << "' at step " << t->step() << "\n";
+      if (process_comm().root()) std::cerr << "resuming '" << a->resume << "' at step " << t->step() << "\n";
       run(*t);
       return;
     }
@@ -221,7 +224,7 @@ void add_train(CLI::App& app) {
     } else {
       corpus = load_corpus(a->files, nullptr, a->format);
     }
-    if (corpus.unknown > 0)
+    if (corpus.unknown > 0 && process_comm().root())
       std::cout << corpus.unknown << " of " << corpus.ids.size() << " tokens are outside the vocabulary and read as <unk>\n";
     Trainer t(mc, tc, std::move(corpus), a->out);
     run(t);

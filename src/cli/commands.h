@@ -3,6 +3,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "unroll/core/comm.h"
+
 namespace unroll::cli {
 
 void add_train(CLI::App& app);
@@ -31,6 +33,11 @@ void set_command_line(int argc, char** argv);
 // --threads N on a subcommand; applied before it runs.
 void add_threads_option(CLI::App& sub, int& threads);
 void apply_threads(int threads);
+
+// The processes of this run: MPI's under mpirun (only `train` uses them),
+// else the single process.
+Comm& process_comm();
+void set_process_comm(Comm& c);
 
 // The process's exit status when a command returns normally (0 unless set),
 // e.g. 130 after training stopped for Ctrl-C and saved its checkpoint.

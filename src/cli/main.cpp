@@ -2,7 +2,10 @@
 #include <malloc.h>
 
 #include <csignal>
+#include <chrono>
 #include <iostream>
+#include <memory>
+#include <string>
 #include <new>
 #include <thread>
 
@@ -66,7 +69,10 @@ const std::string& command_line() { return g_command_line; }
 
 namespace {
 int g_exit_code = 0;
+Comm* g_comm = &single_process();
 }
+Comm& process_comm() { return *g_comm; }
+void set_process_comm(Comm& c) { g_comm = &c; }
 void set_exit_code(int code) { g_exit_code = code; }
 int exit_code() { return g_exit_code; }
 
@@ -103,6 +109,20 @@ void set_command_line(int argc, char** argv) {
 
 }  // namespace unroll::cli
 
+namespace {
+// A failed command: one line on stderr. With several ranks the others may be
+// waiting for this one in a collective, so the whole job ends at once.
+int fail(unroll::Comm& comm, const std::string& what) {
+  // An error every rank meets (a bad option, a missing file) is best told
+  // once: rank 0's report and abort usually end the others before they speak.
+  if (comm.rank() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::cerr << "unroll: error: " << (comm.rank() > 0 ? "rank " + std::to_string(comm.rank()) + ": " : "") << what
+            << "\n" << std::flush;
+  if (comm.size() > 1) comm.abort(1);
+  return 1;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   // Serve blocks of 256 KiB and more straight from mmap, so that memory freed
   // (by oneDNN's packing buffers, say) goes back to the system instead of
@@ -113,6 +133,22 @@ int main(int argc, char** argv) {
   // and is reported like a full disk, instead of SIGXFSZ killing the process.
   ::signal(SIGXFSZ, SIG_IGN);
   unroll::cli::set_command_line(argc, argv);
+  // Under mpirun: MPI, and only training spreads over the ranks.
+  std::unique_ptr<unroll::Comm> mpi;
+  try {
+    mpi = unroll::make_mpi_comm(&argc, &argv);
+  } catch (const unroll::Error& e) {
+    std::cerr << "unroll: error: " << e.what() << "\n";
+    return 1;
+  }
+  if (mpi) unroll::cli::set_process_comm(*mpi);
+  unroll::Comm& comm = unroll::cli::process_comm();
+  if (comm.size() > 1 && (argc < 2 || std::string(argv[1]) != "train")) {
+    if (comm.root())
+      std::cerr << "unroll: error: only 'unroll train' runs on several MPI ranks (this is rank 0 of "
+                << comm.size() << "); run other commands without mpirun\n";
+    return 2;
+  }
   CLI::App app{"unroll: train, sample and look inside recurrent neural networks", "unroll"};
   app.set_version_flag("--version", std::string("unroll ") + UNROLL_VERSION);
   app.require_subcommand(1);
@@ -156,18 +192,14 @@ int main(int argc, char** argv) {
       sub = sub->get_subcommands().front();
       where += " " + sub->get_name();
     }
-    std::cerr << "unroll: error: " << e.what() << " (see '" << where << " --help')\n";
+    if (comm.root())  // every rank parses the same command line: one message
+      std::cerr << "unroll: error: " << e.what() << " (see '" << where << " --help')\n";
     return 2;
   } catch (const std::bad_alloc&) {
-    std::cerr << "unroll: error: out of memory: the model or the batch is too large for this "
-                 "machine (try a smaller --hidden, --layers, --batch or --seq)\n";
-    return 1;
-  } catch (const unroll::Error& e) {
-    std::cerr << "unroll: error: " << e.what() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "unroll: error: " << e.what() << "\n";
-    return 1;
+    return fail(comm, "out of memory: the model or the batch is too large for this machine (try a smaller "
+                      "--hidden, --layers, --batch or --seq)");
+  } catch (const std::exception& e) {  // unroll::Error and the rest
+    return fail(comm, e.what());
   }
   return unroll::cli::exit_code();
 }

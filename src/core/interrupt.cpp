@@ -45,7 +45,7 @@ InterruptScope::InterruptScope(const char* message) {
   const size_t n = std::min(std::strlen(message), sizeof g_message - 2);
   g_message[0] = '\n';  // off the progress bar's line
   std::memcpy(g_message + 1, message, n);
-  g_message_len = n + 1;
+  g_message_len = n ? n + 1 : 0;  // an empty message prints nothing
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);

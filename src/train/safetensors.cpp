@@ -55,7 +55,10 @@ uint64_t header_digest(const std::vector<TensorEntry>& tensors, const std::map<s
   std::string s;
   for (const TensorEntry& e : tensors) {
     s += e.name + '\0' + dtype_name(e.dtype) + '\0';
-    for (size_t i = 0; i < e.shape.size(); ++i) s += (i ? "," : "") + std::to_string(e.shape[i]);
+    for (size_t i = 0; i < e.shape.size(); ++i) {
+      if (i) s += ',';
+      s += std::to_string(e.shape[i]);
+    }
     s += '\0';
   }
   for (const auto& [k, v] : meta)

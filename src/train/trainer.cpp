@@ -336,13 +336,16 @@ std::vector<double> group_norms(Model<float>& m, double* max_abs) {
 }  // namespace
 
 StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const int32_t* tg, int T,
-                      int B, const TrainConfig& cfg, float lr, Rng& rng) {
+                      int B, const TrainConfig& cfg, float lr, Rng& rng, Comm& comm) {
   m.zero_grad();
   LossSum l = m.forward(in, tg, T, B, Mode::Train, &rng);
-  const float scale = cfg.loss_norm == "token" ? 1.0f / float(l.count) : 1.0f / float(B);
+  double total[2] = {l.sum, double(l.count)};  // over all ranks
+  comm.allreduce_sum(total, 2);
+  const float scale = cfg.loss_norm == "token" ? 1.0f / float(total[1]) : 1.0f / float(B * comm.size());
   m.backward(scale);
+  comm.allreduce_sum(m.grads.data(), m.grads.size());  // the whole batch's gradient, on every rank
   StepResult r;
-  r.loss = l.sum / double(l.count);
+  r.loss = total[0] / total[1];
   const size_t n = m.grads.size();
   double max_abs = 0;
   r.group_norms = group_norms(m, &max_abs);
@@ -361,7 +364,26 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   const int64_t per_epoch = stream.chunks();
   std::vector<int32_t> in(size_t(T) * B), tg(size_t(T) * B);
   std::vector<TrainEvent> events;
-  if (m.state_batch() != B) m.reset_state(B);
+  // Data-parallel: this rank's share of the B streams.
+  Comm& comm = *comm_;
+  const int ranks = comm.size(), rank = comm.rank();
+  const bool root = comm.root();
+  require(B % ranks == 0, "--batch " + std::to_string(B) + " does not split evenly over " + std::to_string(ranks) +
+                              " ranks: give a multiple of " + std::to_string(ranks));
+  const int Bl = B / ranks;
+  std::vector<int32_t> in_l(size_t(T) * Bl), tg_l(size_t(T) * Bl);
+  if (m.state_batch() == B && ranks > 1) {  // a checkpoint's state of all B streams: take ours
+    const int L = m.config().layers, H = m.config().hidden;
+    Buffer<float> h = m.state_h, c = m.state_c;
+    m.reset_state(Bl);
+    for (int l = 0; l < L; ++l) {
+      const size_t from = (size_t(l) * B + size_t(rank) * Bl) * H, to = size_t(l) * Bl * H;
+      std::copy_n(h.begin() + from, size_t(Bl) * H, m.state_h.begin() + to);
+      if (!c.empty()) std::copy_n(c.begin() + from, size_t(Bl) * H, m.state_c.begin() + to);
+    }
+  }
+  if (m.state_batch() != Bl) m.reset_state(Bl);
+  comm.broadcast(m.params.data(), m.params.size());  // the same start on every rank, whatever happened
 
   const double t0 = now() - elapsed_;  // the run's clock (elapsed_ carries across resumes)
   const double session0 = now();       // --time counts this session's training only
@@ -379,7 +401,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   } gw;
   gw.group_sum.assign(groups.size(), 0.0);
 
-  {  // the run folder must be writable before any training time is spent
+  if (root) {  // the run folder must be writable before any training time is spent
     std::error_code ec;
     fs::create_directories(dir_, ec);
     require(!ec && fs::is_directory(dir_),
@@ -389,20 +411,25 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   }
   // The run's record: its settings (config.json) and metrics.jsonl, which a
   // resumed run continues from the step of its checkpoint.
-  write_file_atomic((fs::path(dir_) / "config.json").string(),
-                    {nlohmann::json({{"model", to_json(m.config())},
-                                     {"train", to_json(cfg_)},
-                                     {"data", corpus_.describe()},
-                                     {"vocab_size", corpus_.vocab.size()},
-                                     {"command", command_line},
-                                     {"parameters", m.layout().count()}})
-                         .dump(2) + "\n"},
-                    "run settings");
-  metrics_ = std::make_unique<MetricsLog>((fs::path(dir_) / "metrics.jsonl").string(), step_ > 0 ? step_ : -1);
+  if (root) {
+    write_file_atomic((fs::path(dir_) / "config.json").string(),
+                      {nlohmann::json({{"model", to_json(m.config())},
+                                       {"train", to_json(cfg_)},
+                                       {"data", corpus_.describe()},
+                                       {"vocab_size", corpus_.vocab.size()},
+                                       {"command", command_line},
+                                       {"parameters", m.layout().count()},
+                                       {"ranks", ranks}})
+                           .dump(2) + "\n"},
+                      "run settings");
+    metrics_ = std::make_unique<MetricsLog>((fs::path(dir_) / "metrics.jsonl").string(), step_ > 0 ? step_ : -1);
+  }
   log << "training " << cell_name(m.config().cell) << " " << m.config().layers << "x"
       << m.config().hidden << " (" << m.layout().count() << " parameters) on "
       << train_ids_.size() << " " << corpus_.format.unit() << ", vocabulary " << corpus_.vocab.size() << ", batch "
-      << B << " x seq " << T << ", " << per_epoch << " chunks per epoch\n"
+      << B << " x seq " << T << ", " << per_epoch << " chunks per epoch"
+      << (ranks > 1 ? ", " + std::to_string(ranks) + " ranks of " + std::to_string(Bl) + " streams" : std::string())
+      << "\n"
       << std::flush;
   if (!has_val)
     log << "no validation text (--split gives it 0 characters): no validation loss, and only "
@@ -448,12 +475,40 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       rec["best_val_loss"] = best_val_;
     }
     if (!test_ids_.empty()) rec["test_loss"] = last_test_;
-    metrics_->append(rec);
+    record(rec);
     gw = GradWindow{};
     gw.group_sum.assign(groups.size(), 0.0);
   };
+  std::pair<Buffer<float>, Buffer<float>> local_state;  // rank 0's own streams while it saves
+  // Saving with several ranks: the checkpoint holds the state of all B
+  // streams, gathered on rank 0 (the rest of the model and the optimizer are
+  // the same on every rank). Collective; returns false on the other ranks.
+  auto gather_state = [&]() {
+    if (ranks == 1) return true;
+    const int L = m.config().layers, H = m.config().hidden;
+    const bool lstm = !m.state_c.empty();
+    Buffer<float> h(root ? size_t(L) * B * H : 0), c(root && lstm ? size_t(L) * B * H : 0);
+    for (int l = 0; l < L; ++l) {
+      comm.gather(m.state_h.data() + size_t(l) * Bl * H, size_t(Bl) * H, root ? h.data() + size_t(l) * B * H : nullptr);
+      if (lstm)
+        comm.gather(m.state_c.data() + size_t(l) * Bl * H, size_t(Bl) * H, root ? c.data() + size_t(l) * B * H : nullptr);
+    }
+    if (!root) return false;
+    local_state = {m.state_h, m.state_c};
+    m.reset_state(B);
+    std::copy(h.begin(), h.end(), m.state_h.begin());
+    std::copy(c.begin(), c.end(), m.state_c.begin());
+    return true;
+  };
+  auto local_state_back = [&]() {  // after gather_state on rank 0
+    if (ranks == 1) return;
+    m.reset_state(Bl);
+    std::copy(local_state.first.begin(), local_state.first.end(), m.state_h.begin());
+    std::copy(local_state.second.begin(), local_state.second.end(), m.state_c.begin());
+  };
   auto evaluate_and_save = [&]() {
     elapsed_ = now() - t0;
+    if (!gather_state()) return;
     if (has_val) {
       last_val_ = validate_now();
       const bool best = last_val_ < best_val_;
@@ -487,6 +542,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       log_gradients();
       save("latest.safetensors");
     }
+    local_state_back();
     write_run_report(dir_, command_line);  // the curves so far, RUN_DIR/report.html
   };
 
@@ -494,18 +550,28 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   std::pair<Buffer<float>, Buffer<float>> state_before;
   constexpr int kMaxSkipsInARow = 100;
   int nan_run = 0;  // skipped batches in a row
-  if (done()) {  // e.g. a resume whose --steps the run has already reached
+  // Stop conditions hold for all ranks at once (a clock may run ahead on one).
+  auto done_everywhere = [&]() { return comm.allreduce_max(done() ? 1 : 0) != 0; };
+  Rng dropout_rng;  // with several ranks: each its own dropout masks
+  if (done_everywhere()) {  // e.g. a resume whose --steps the run has already reached
     log << "nothing to train: the run is already at step " << step_ << ", epoch " << epoch_
         << "; give a larger --steps or --epochs, or a --time" << std::endl;
     return events;
   }
-  while (!done()) {
+  while (!done_everywhere()) {
     if (chunk_ >= per_epoch) {  // a new epoch: start the streams over with a fresh state
       ++epoch_;
       chunk_ = 0;
       m.reset_state(B);
     }
     stream.get(int(chunk_), in.data(), tg.data());
+    if (ranks > 1)  // columns [rank·Bl, (rank+1)·Bl) of the time-major [T][B] chunk
+      for (int t = 0; t < T; ++t) {
+        std::copy_n(in.begin() + size_t(t) * B + size_t(rank) * Bl, Bl, in_l.begin() + size_t(t) * Bl);
+        std::copy_n(tg.begin() + size_t(t) * B + size_t(rank) * Bl, Bl, tg_l.begin() + size_t(t) * Bl);
+      }
+    // Every rank advances rng_ alike; with several, each draws its own masks.
+    if (ranks > 1) dropout_rng.reseed(rng_.next() ^ (0x9E3779B97F4A7C15ull * uint64_t(rank + 1)));
     const float lr = scheduled_lr(cfg_.optim.lr, cfg_.lr_decay, cfg_.lr_decay_after, epoch_);
     if (cfg_.on_nan == "skip") {
       state_before.first.assign(m.state_h.begin(), m.state_h.end());
@@ -513,7 +579,8 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     }
     if (std::find(poison_steps.begin(), poison_steps.end(), step_ + 1) != poison_steps.end())
       std::fill(m.state_h.begin(), m.state_h.end(), std::numeric_limits<float>::quiet_NaN());
-    StepResult r = train_step(m, *opt_, in.data(), tg.data(), T, B, cfg_, lr, rng_);
+    StepResult r = ranks == 1 ? train_step(m, *opt_, in.data(), tg.data(), T, B, cfg_, lr, rng_)
+                              : train_step(m, *opt_, in_l.data(), tg_l.data(), T, Bl, cfg_, lr, dropout_rng, comm);
     const double mean = r.loss, norm = r.grad_norm;
     if (!std::isfinite(mean) || !std::isfinite(norm)) {
       // train_step left the parameters and the optimizer as they were.
@@ -532,7 +599,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       end_progress_line(log);
       log << "step " << step_ << ": loss or gradient not finite, batch skipped (" << skipped_
           << (skipped_ == 1 ? " batch" : " batches") << " so far)\n" << std::flush;
-      metrics_->append({{"kind", "skip"}, {"step", step_}, {"skipped_batches", skipped_}});
+      record({{"kind", "skip"}, {"step", step_}, {"skipped_batches", skipped_}});
     } else {
     nan_run = 0;
     ++step_;
@@ -584,7 +651,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
                       left >= 0 ? " left" : "");
       }
       log << b << std::flush;
-      metrics_->append({{"kind", "step"},
+      record({{"kind", "step"},
                         {"step", step_},
                         {"epoch", double(epoch_ - 1) + double(chunk_) / per_epoch},
                         {"tokens", tokens_},
@@ -599,15 +666,17 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     }  // a finite step
     const double pause0 = now();  // evaluation and samples do not count against tokens/s
     if (cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0) evaluate_and_save();
-    if (cfg_.sample_every > 0 && step_ % cfg_.sample_every == 0) print_sample(log);
+    if (root && cfg_.sample_every > 0 && step_ % cfg_.sample_every == 0) print_sample(log);
     window_t += now() - pause0;
-    if ((interrupted_ = interrupt_requested()) != 0) break;
+    if ((interrupted_ = comm.allreduce_max(interrupt_requested())) != 0) break;
   }
   if (interrupted_) {  // Ctrl-C or SIGTERM: save where we are, without validating
     elapsed_ = now() - t0;
+    if (!gather_state()) return events;
     end_progress_line(log);
     save("latest.safetensors");
-    metrics_->append({{"kind", "interrupt"}, {"step", step_}, {"elapsed", elapsed_}, {"signal", interrupted_}});
+    local_state_back();
+    record({{"kind", "interrupt"}, {"step", step_}, {"elapsed", elapsed_}, {"signal", interrupted_}});
     write_run_report(dir_, command_line);
     log << "interrupted at step " << step_ << " (" << (interrupted_ == SIGINT ? "Ctrl-C" : "SIGTERM")
         << "): saved " << (fs::path(dir_) / "latest.safetensors").string()
@@ -615,7 +684,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     return events;
   }
   if (cfg_.eval_every == 0 || step_ % cfg_.eval_every != 0) evaluate_and_save();
-  else write_run_report(dir_, command_line);  // with the sample of the last step
+  else if (root) write_run_report(dir_, command_line);  // with the sample of the last step
   const double secs = now() - t0;
   end_progress_line(log);
   char b[200];

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "unroll/core/comm.h"
 #include "unroll/core/rng.h"
 #include "unroll/model/model.h"
 #include "unroll/text/text_corpus.h"
@@ -74,8 +75,11 @@ std::vector<std::string> grad_groups(const ModelConfig& cfg);
 // One optimisation step on one chunk: forward, backward (loss normalised as
 // cfg.loss_norm says), clipping, optimizer update with learning rate lr.
 // When the loss or gradient is not finite the parameters are left untouched.
+// Data-parallel: each rank passes its B of the streams; the loss and the
+// gradient are summed over the ranks (one all-reduce of the flat gradient)
+// before clipping, so every rank takes the same step.
 StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const int32_t* tg, int T,
-                      int B, const TrainConfig& cfg, float lr, Rng& rng);
+                      int B, const TrainConfig& cfg, float lr, Rng& rng, Comm& comm = single_process());
 
 class Trainer {
  public:
@@ -91,6 +95,12 @@ class Trainer {
   // Trains until a stop condition; logs to `log`; writes checkpoints.
   // Returns the losses of every step taken (for tests and reports).
   std::vector<TrainEvent> train(std::ostream& log);
+
+  // Data-parallel training: every rank runs train() on the same options;
+  // rank r takes streams [r·B/N, (r+1)·B/N) of the B (B must divide by N),
+  // the gradients are summed over the ranks at every step, and rank 0 alone
+  // validates, samples and writes the run folder. Call before train().
+  void set_comm(Comm& comm) { comm_ = &comm; }
 
   Model<float>& model() { return *model_; }
   std::string command_line;  // recorded in config.json and the report page
@@ -123,7 +133,11 @@ class Trainer {
   std::string dir_;
   std::unique_ptr<Model<float>> model_;
   std::unique_ptr<Optimizer> opt_;
-  std::unique_ptr<MetricsLog> metrics_;  // RUN_DIR/metrics.jsonl, opened by train()
+  std::unique_ptr<MetricsLog> metrics_;  // RUN_DIR/metrics.jsonl, opened by train() on rank 0
+  Comm* comm_ = &single_process();
+  void record(const nlohmann::json& j) {  // a metrics.jsonl line (rank 0 holds the log)
+    if (metrics_) metrics_->append(j);
+  }
   Rng rng_;
   int64_t step_ = 0, chunk_ = 0, tokens_ = 0, skipped_ = 0;
   int interrupted_ = 0;

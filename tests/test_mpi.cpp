@@ -1,0 +1,154 @@
+// Data-parallel training over MPI (issue 10), with real `mpirun` jobs of the
+// real program: 2 ranks with B/2 streams each reach the parameters of 1 rank
+// with B streams; a checkpoint of N ranks resumes on M; a killed rank ends the
+// job instead of hanging it; misuse gives one clear error. Built (label mpi)
+// when CMake finds MPI; scripts/test.sh installs it and requires it.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "cli_util.h"
+#include "unroll/train/checkpoint.h"
+
+using namespace clitest;
+
+namespace {
+
+const std::string kMpirun = "/usr/bin/mpirun";
+
+class Mpi : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    ASSERT_TRUE(fs::exists(kMpirun)) << "mpirun is missing: apt-get install openmpi-bin (scripts/setup.sh --tests)";
+    text_ = file("en.txt", english_text(300));
+  }
+  // `unroll ARGS` on n ranks (as root, more ranks than cores allowed).
+  Proc mpirun(int n, const std::vector<std::string>& args, int timeout_s = 300) {
+    return run_program(kMpirun,
+                       cat({"--allow-run-as-root", "--oversubscribe", "-np", std::to_string(n), UNROLL_BIN}, args),
+                       dir_, io_, timeout_s);
+  }
+  std::vector<std::string> train_args(const fs::path& out, const std::string& cell, int steps) {
+    return {"train", text_, "--out", out.string(), "--cell", cell, "--hidden", "24", "--layers", "2",
+            "--batch", "8", "--seq", "12", "--steps", std::to_string(steps), "--eval-every", "10",
+            "--sample-every", "0", "--threads", "1"};
+  }
+  std::string text_;
+};
+
+// The largest difference between two checkpoints' parameters, optimizer
+// moments and carried states, relative to the largest magnitude.
+double max_relative_difference(const fs::path& a, const fs::path& b) {
+  unroll::Checkpoint x = unroll::load_checkpoint(a.string()), y = unroll::load_checkpoint(b.string());
+  double diff = 0, scale = 1e-12;
+  auto compare = [&](const auto& u, const auto& v, const char* what) {
+    EXPECT_EQ(u.size(), v.size()) << what;
+    for (size_t i = 0; i < std::min(u.size(), v.size()); ++i) {
+      diff = std::max(diff, double(std::fabs(u[i] - v[i])));
+      scale = std::max(scale, double(std::fabs(u[i])));
+    }
+  };
+  compare(x.model->params, y.model->params, "parameters");
+  compare(x.opt_m, y.opt_m, "optimizer.m");
+  compare(x.model->state_h, y.model->state_h, "state.h");
+  compare(x.model->state_c, y.model->state_c, "state.c");
+  EXPECT_EQ(x.progress["step"], y.progress["step"]);
+  return diff / scale;
+}
+
+// The equivalence that defines data parallelism here: the summed gradient of
+// 2 × 4 streams is the gradient of 8, so after 30 steps (with checkpoints,
+// state carried across chunks and an epoch boundary) the two runs agree to
+// float rounding, for LSTM and GRU.
+TEST_F(Mpi, TwoRanksWithHalfTheStreamsEqualOneRank) {
+  for (const std::string cell : {"lstm", "gru"}) {
+    SCOPED_TRACE(cell);
+    const fs::path one = dir_ / ("one-" + cell), two = dir_ / ("two-" + cell);
+    Proc a = unroll(train_args(one, cell, 30));
+    ASSERT_EQ(a.code, 0) << describe(a);
+    Proc b = mpirun(2, train_args(two, cell, 30));
+    ASSERT_EQ(b.code, 0) << describe(b);
+    EXPECT_TRUE(contains(b.out, "2 ranks of 4 streams")) << describe(b);
+    // Rank 0 alone speaks: one "done" line, as many eval lines as one rank.
+    EXPECT_EQ(std::count(b.out.begin(), b.out.end(), '\n'), std::count(a.out.begin(), a.out.end(), '\n'))
+        << describe(a) << describe(b);
+    const double d = max_relative_difference(one / "latest.safetensors", two / "latest.safetensors");
+    EXPECT_LT(d, 1e-4) << "parameters, optimizer state or carried state differ";
+    EXPECT_GT(d, 0.0) << "suspiciously identical: is the second run really on 2 ranks?";
+    std::smatch ma, mb;
+    const std::regex ev("eval step 30: val loss ([0-9.]+)");
+    ASSERT_TRUE(std::regex_search(a.out, ma, ev) && std::regex_search(b.out, mb, ev)) << describe(b);
+    EXPECT_NEAR(std::stod(ma[1]), std::stod(mb[1]), 2e-4);
+  }
+}
+
+// A checkpoint written by 2 ranks resumes on 1, and one written by 1 resumes
+// on 2: both end where an uninterrupted single-rank run ends.
+TEST_F(Mpi, CheckpointsMoveBetweenRankCounts) {
+  const fs::path straight = dir_ / "straight", two_then_one = dir_ / "two-one", one_then_two = dir_ / "one-two";
+  ASSERT_EQ(unroll(train_args(straight, "lstm", 40)).code, 0);
+  Proc r = mpirun(2, train_args(two_then_one, "lstm", 20));
+  ASSERT_EQ(r.code, 0) << describe(r);
+  r = unroll({"train", "--resume", two_then_one.string(), "--steps", "40", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  r = unroll(train_args(one_then_two, "lstm", 20));
+  ASSERT_EQ(r.code, 0) << describe(r);
+  r = mpirun(2, {"train", "--resume", one_then_two.string(), "--steps", "40", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_LT(max_relative_difference(straight / "latest.safetensors", two_then_one / "latest.safetensors"), 1e-4);
+  EXPECT_LT(max_relative_difference(straight / "latest.safetensors", one_then_two / "latest.safetensors"), 1e-4);
+  // 8 streams do not split over 3 ranks: one clear line, from rank 0.
+  Proc three = mpirun(3, {"train", "--resume", straight.string(), "--steps", "50", "--threads", "1"});
+  EXPECT_NE(three.code, 0);
+  EXPECT_TRUE(contains(three.err, "unroll: error: --batch 8 does not split evenly over 3 ranks")) << describe(three);
+}
+
+// A rank killed mid-run ends the whole job within seconds, with mpirun's
+// message naming it, and the run folder keeps a loadable checkpoint.
+TEST_F(Mpi, AKilledRankEndsTheJobAndTheCheckpointStays) {
+  const fs::path run = dir_ / "run";
+  auto args = train_args(run, "gru", 100000000);
+  Child c = spawn(kMpirun, cat({"--allow-run-as-root", "--oversubscribe", "-np", "2", UNROLL_BIN}, args), dir_, io_);
+  // Wait for a checkpoint, then find rank 1 by its environment and kill it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!fs::exists(run / "latest.safetensors") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(fs::exists(run / "latest.safetensors"));
+  pid_t victim = -1;
+  for (auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string env = read_file(e.path() / "environ");
+    const std::string cmd = read_file(e.path() / "cmdline");
+    if (contains(cmd, run.string()) && contains(env, std::string("OMPI_COMM_WORLD_RANK=1") + '\0'))
+      victim = pid_t(std::stol(name));
+  }
+  ASSERT_GT(victim, 0) << "rank 1 not found";
+  const auto killed_at = std::chrono::steady_clock::now();
+  ::kill(victim, SIGKILL);
+  Proc r = finish(c, 60);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  EXPECT_FALSE(r.timed_out) << "the job hung after a rank died\n" << describe(r);
+  EXPECT_LT(took, 30.0);
+  EXPECT_NE(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "rank 1") && contains(r.err, "signal 9")) << describe(r);
+  Proc info = unroll({"info", (run / "latest.safetensors").string()});
+  EXPECT_EQ(info.code, 0) << describe(info);
+}
+
+// Only training runs on several ranks; other commands say so once.
+TEST_F(Mpi, OtherCommandsRefuseSeveralRanks) {
+  Proc r = mpirun(2, {"info", "x.safetensors"});
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "only 'unroll train' runs on several MPI ranks")) << describe(r);
+  size_t ours = 0;  // mpirun adds its own note about the exit code
+  for (auto& l : split_lines(r.err)) ours += l.rfind("unroll:", 0) == 0;
+  EXPECT_EQ(ours, 1u) << describe(r);
+  // One rank under mpirun is an ordinary run.
+  Proc one = mpirun(1, {"hello"});
+  EXPECT_EQ(one.code, 0) << describe(one);
+}
+
+}  // namespace
