@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <nlohmann/json.hpp>
+
 #include "cli_util.h"
 #include "unroll/train/checkpoint.h"
 
@@ -30,9 +32,9 @@ class Mpi : public CliTest {
                        cat({"--allow-run-as-root", "--oversubscribe", "-np", std::to_string(n), UNROLL_BIN}, args),
                        dir_, io_, timeout_s);
   }
-  std::vector<std::string> train_args(const fs::path& out, const std::string& cell, int steps) {
+  std::vector<std::string> train_args(const fs::path& out, const std::string& cell, int steps, int eval_every = 10) {
     return {"train", text_, "--out", out.string(), "--cell", cell, "--hidden", "24", "--layers", "2",
-            "--batch", "8", "--seq", "12", "--steps", std::to_string(steps), "--eval-every", "10",
+            "--batch", "8", "--seq", "12", "--steps", std::to_string(steps), "--eval-every", std::to_string(eval_every),
             "--sample-every", "0", "--threads", "1"};
   }
   std::string text_;
@@ -71,9 +73,10 @@ TEST_F(Mpi, TwoRanksWithHalfTheStreamsEqualOneRank) {
     Proc b = mpirun(2, train_args(two, cell, 30));
     ASSERT_EQ(b.code, 0) << describe(b);
     EXPECT_TRUE(contains(b.out, "2 ranks of 4 streams")) << describe(b);
-    // Rank 0 alone speaks: one "done" line, as many eval lines as one rank.
-    EXPECT_EQ(std::count(b.out.begin(), b.out.end(), '\n'), std::count(a.out.begin(), a.out.end(), '\n'))
+    // Rank 0 alone speaks: the lines of one rank, and the all-reduce's share.
+    EXPECT_EQ(std::count(b.out.begin(), b.out.end(), '\n'), std::count(a.out.begin(), a.out.end(), '\n') + 1)
         << describe(a) << describe(b);
+    EXPECT_TRUE(contains(b.out, "2 ranks: the gradient all-reduce took")) << describe(b);
     const double d = max_relative_difference(one / "latest.safetensors", two / "latest.safetensors");
     EXPECT_LT(d, 1e-4) << "parameters, optimizer state or carried state differ";
     EXPECT_GT(d, 0.0) << "suspiciously identical: is the second run really on 2 ranks?";
@@ -136,6 +139,36 @@ TEST_F(Mpi, AKilledRankEndsTheJobAndTheCheckpointStays) {
   EXPECT_TRUE(contains(r.err, "rank 1") && contains(r.err, "signal 9")) << describe(r);
   Proc info = unroll({"info", (run / "latest.safetensors").string()});
   EXPECT_EQ(info.code, 0) << describe(info);
+}
+
+// Ctrl-C on mpirun: it passes SIGTERM to every rank, they stop after the same
+// step, rank 0 saves there, and the run resumes.
+TEST_F(Mpi, CtrlCOnMpirunSavesTheStepReached) {
+  const fs::path run = dir_ / "run";
+  // Little output: mpirun stops passing it on while it ends the job, and a
+  // rank blocked on a full pipe could not save before SIGKILL.
+  Child c = spawn(kMpirun, cat({"--allow-run-as-root", "--oversubscribe", "-np", "2", UNROLL_BIN},
+                               cat(train_args(run, "lstm", 100000000, 100), {"--print-every", "100"})),
+                  dir_, io_);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline && !fs::exists(run / "latest.safetensors"))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(fs::exists(run / "latest.safetensors")) << describe(finish(c, 1));
+  ::kill(c.pid, SIGINT);
+  Proc r = finish(c, 60);
+  EXPECT_FALSE(r.timed_out) << describe(r);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("interrupted at step (\\d+)"))) << describe(r);
+  // Rank 0 alone reports it.
+  size_t said = 0;
+  for (auto& l : split_lines(r.out)) said += contains(l, "interrupted at step");
+  EXPECT_EQ(said, 1u) << describe(r);
+  Proc info = unroll({"info", "--json", (run / "latest.safetensors").string()});
+  ASSERT_EQ(info.code, 0) << describe(info);
+  EXPECT_EQ(nlohmann::json::parse(info.out)["progress"]["step"], std::stoll(m[1]));
+  Proc again = unroll({"train", "--resume", run.string(), "--steps", std::to_string(std::stoll(m[1]) + 5),
+                       "--threads", "1"});
+  EXPECT_EQ(again.code, 0) << describe(again);
 }
 
 // Only training runs on several ranks; other commands say so once.

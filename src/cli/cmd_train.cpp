@@ -1,6 +1,7 @@
 // unroll train FILE... — train a character- or word-level language model.
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -35,12 +36,20 @@ void run(Trainer& t) {
   Comm& comm = process_comm();
   t.set_comm(comm);
   t.command_line = command_line();
-  t.live_progress = comm.root() && ::isatty(STDOUT_FILENO);
+  // Under mpirun stdout is a pseudo-terminal even into a log file: plain lines.
+  t.live_progress = comm.size() == 1 && ::isatty(STDOUT_FILENO);
   t.poison_steps = test_nan_steps();
   InterruptScope scope(comm.root() ? kTrainInterruptMessage : "");
   std::ostream quiet(nullptr);  // ranks other than 0 print nothing but errors
   t.train(comm.root() ? std::cout : quiet);
   if (t.interrupted()) set_exit_code(interrupt_exit_code(t.interrupted()));
+  if (t.interrupted() && comm.size() > 1) {
+    // mpirun has begun ending the job (it sends SIGTERM, then SIGKILL a
+    // second later); MPI_Finalize would wait for it. The checkpoint is saved.
+    std::cout.flush();
+    std::cerr.flush();
+    std::_Exit(interrupt_exit_code(t.interrupted()));
+  }
 }
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <iomanip>
 #include <limits>
 #include <signal.h>
 
@@ -343,8 +344,10 @@ StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const 
   comm.allreduce_sum(total, 2);
   const float scale = cfg.loss_norm == "token" ? 1.0f / float(total[1]) : 1.0f / float(B * comm.size());
   m.backward(scale);
-  comm.allreduce_sum(m.grads.data(), m.grads.size());  // the whole batch's gradient, on every rank
   StepResult r;
+  const auto reduce0 = std::chrono::steady_clock::now();
+  comm.allreduce_sum(m.grads.data(), m.grads.size());  // the whole batch's gradient, on every rank
+  r.reduce_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - reduce0).count();
   r.loss = total[0] / total[1];
   const size_t n = m.grads.size();
   double max_abs = 0;
@@ -553,12 +556,14 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   // Stop conditions hold for all ranks at once (a clock may run ahead on one).
   auto done_everywhere = [&]() { return comm.allreduce_max(done() ? 1 : 0) != 0; };
   Rng dropout_rng;  // with several ranks: each its own dropout masks
+  double reduce_seconds = 0, train_seconds = 0;  // this session: all-reduce, and the steps
   if (done_everywhere()) {  // e.g. a resume whose --steps the run has already reached
     log << "nothing to train: the run is already at step " << step_ << ", epoch " << epoch_
         << "; give a larger --steps or --epochs, or a --time" << std::endl;
     return events;
   }
   while (!done_everywhere()) {
+    const double step0 = now();
     if (chunk_ >= per_epoch) {  // a new epoch: start the streams over with a fresh state
       ++epoch_;
       chunk_ = 0;
@@ -602,6 +607,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       record({{"kind", "skip"}, {"step", step_}, {"skipped_batches", skipped_}});
     } else {
     nan_run = 0;
+    reduce_seconds += r.reduce_seconds;
     ++step_;
     ++chunk_;
     tokens_ += int64_t(T) * B;
@@ -665,6 +671,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     }
     }  // a finite step
     const double pause0 = now();  // evaluation and samples do not count against tokens/s
+    train_seconds += pause0 - step0;
     if (cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0) evaluate_and_save();
     if (root && cfg_.sample_every > 0 && step_ % cfg_.sample_every == 0) print_sample(log);
     window_t += now() - pause0;
@@ -672,7 +679,13 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   }
   if (interrupted_) {  // Ctrl-C or SIGTERM: save where we are, without validating
     elapsed_ = now() - t0;
-    if (!gather_state()) return events;
+    // The other ranks wait until rank 0 has saved: mpirun ends a job whose
+    // first rank exits with an error, rank 0 too.
+    auto saved = [&]() { comm.allreduce_max(0); };
+    if (!gather_state()) {
+      saved();
+      return events;
+    }
     end_progress_line(log);
     save("latest.safetensors");
     local_state_back();
@@ -681,6 +694,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     log << "interrupted at step " << step_ << " (" << (interrupted_ == SIGINT ? "Ctrl-C" : "SIGTERM")
         << "): saved " << (fs::path(dir_) / "latest.safetensors").string()
         << "; continue with: unroll train --resume " << dir_ << std::endl;
+    saved();
     return events;
   }
   if (cfg_.eval_every == 0 || step_ % cfg_.eval_every != 0) evaluate_and_save();
@@ -693,7 +707,12 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
                 double(tokens_) / std::max(1e-9, secs),
                 has_val ? (", best val loss " + std::to_string(best_val_)).c_str() : "",
                 skipped_ > 0 ? (", " + std::to_string(skipped_) + " batches skipped (not finite)").c_str() : "");
-  log << b << std::flush;
+  log << b;
+  if (ranks > 1)
+    log << ranks << " ranks: the gradient all-reduce took " << std::fixed << std::setprecision(1)
+        << 100 * reduce_seconds / std::max(1e-9, train_seconds) << "% of the training steps' time ("
+        << m.grads.size() * 4 / 1024 << " KiB a step)" << std::defaultfloat << "\n";
+  log << std::flush;
   return events;
 }
 

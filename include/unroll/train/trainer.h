@@ -66,6 +66,7 @@ struct StepResult {
   double grad_norm = 0;  // global norm before clipping
   bool clipped = false;  // clipping changed the gradient
   std::vector<double> group_norms;  // before clipping, per grad_groups() entry
+  double reduce_seconds = 0;        // spent in the gradient all-reduce (several ranks)
 };
 
 // The parameter groups whose gradient norms the trainer reports: "embedding"
