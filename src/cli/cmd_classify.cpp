@@ -122,11 +122,13 @@ ModelConfig model_of(ClassifyTrainArgs& a) {
 
 // Runs a training under Ctrl-C / SIGTERM handling: the first stops after the
 // batch (the epoch so far is validated and saved), and the exit status is then
-// 128 + signal.
-ClassReport guarded(const std::function<ClassReport()>& train) {
-  InterruptScope scope(kTrainInterruptMessage);
-  ClassReport r = train();
-  if (int sig = interrupt_requested()) set_exit_code(interrupt_exit_code(sig));
+// 128 + signal. These trainings have no --resume.
+ClassReport guarded(const std::string& dir, const std::function<ClassReport()>& train) {
+  ClassReport r;
+  with_interrupts(dir, "", false, [&] {
+    r = train();
+    return interrupt_requested();
+  });
   return r;
 }
 
@@ -160,7 +162,7 @@ void add_classify_train(CLI::App& parent) {
     cc.separator = separator_of(a->separator);
     if (cc.format.pretokenized) cc.format.level = "word";
     cc.format.eos = false;
-    ClassReport r = guarded([&] { return train_classifier(mc, cc, a->data, a->out, std::cout, command_line()); });
+    ClassReport r = guarded(a->out, [&] { return train_classifier(mc, cc, a->data, a->out, std::cout, command_line()); });
     std::cout << "\n" << (cc.val_file.empty() && cc.val_fraction == 0 ? "training" : "validation")
               << " examples, best checkpoint:\n" << r.text();
   });
@@ -175,7 +177,7 @@ void add_tag_train(CLI::App& parent) {
   s->callback([a]() {
     ModelConfig mc = model_of(*a);
     a->cc.format.level = "word";
-    ClassReport r = guarded([&] { return train_tagger(mc, a->cc, a->data, a->out, std::cout, command_line()); });
+    ClassReport r = guarded(a->out, [&] { return train_tagger(mc, a->cc, a->data, a->out, std::cout, command_line()); });
     std::cout << "\n" << (a->cc.val_file.empty() && a->cc.val_fraction == 0 ? "training" : "validation")
               << " tokens, best checkpoint:\n" << r.text();
   });
@@ -338,7 +340,7 @@ void add_conditional(CLI::App& app) {
     a->cc.separator = separator_of(a->separator);
     if (a->cc.format.pretokenized) a->cc.format.level = "word";
     a->cc.format.eos = false;
-    ClassReport r = guarded([&] { return train_conditional(mc, a->cc, a->data, a->out, std::cout, command_line()); });
+    ClassReport r = guarded(a->out, [&] { return train_conditional(mc, a->cc, a->data, a->out, std::cout, command_line()); });
     std::printf("\nbest checkpoint: %.4f nats per token, next-token accuracy %.2f%%\n", r.loss, 100 * r.accuracy);
   });
 }

@@ -39,10 +39,11 @@ void run(Trainer& t) {
   // Under mpirun stdout is a pseudo-terminal even into a log file: plain lines.
   t.live_progress = comm.size() == 1 && ::isatty(STDOUT_FILENO);
   t.poison_steps = test_nan_steps();
-  InterruptScope scope(comm.root() ? kTrainInterruptMessage : "");
   std::ostream quiet(nullptr);  // ranks other than 0 print nothing but errors
-  t.train(comm.root() ? std::cout : quiet);
-  if (t.interrupted()) set_exit_code(interrupt_exit_code(t.interrupted()));
+  with_interrupts(t.run_dir(), t.resume_command(), !comm.root(), [&] {
+    t.train(comm.root() ? std::cout : quiet);
+    return t.interrupted();
+  });
   if (t.interrupted() && comm.size() > 1) {
     // mpirun has begun ending the job (it sends SIGTERM, then SIGKILL a
     // second later); MPI_Finalize would wait for it. The checkpoint is saved.

@@ -216,6 +216,9 @@ void add_info(CLI::App& app) {
       else  // checkpoints written before epochs_done: the 1-based epoch in progress
         std::printf("step        %lld (in epoch %d)\n", (long long)ck.progress.value("step", 0LL),
                     ck.progress.value("epoch", 0));
+      const auto skipped = ck.progress.find("skipped_batches");
+      if (skipped != ck.progress.end() && skipped->is_number_integer() && skipped->get<int64_t>() > 0)
+        std::printf("skipped     %lld batches (not finite; --on-nan skip)\n", (long long)skipped->get<int64_t>());
       double best = ck.progress.value("best_val", 1e300);
       if (best < 1e299)
         std::printf("best val    %.4f nats/%s (%.4f bits)\n", best, task == "classify" ? "example" : "token",

@@ -3,6 +3,9 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <functional>
+#include <string>
+
 #include "unroll/core/comm.h"
 
 namespace unroll::cli {
@@ -44,10 +47,14 @@ void set_process_comm(Comm& c);
 void set_exit_code(int code);
 int exit_code();
 
-// Training under Ctrl-C and SIGTERM: the first stops at the end of the step
-// and saves (see core/interrupt.h), a second quits at once.
-constexpr const char* kTrainInterruptMessage =
-    "unroll: stopping after this step and saving a checkpoint (Ctrl-C again to quit at once)\n";
+// Runs a training under Ctrl-C and SIGTERM handling (core/interrupt.h): the
+// first signal stops it after the step and saves, a second quits at once
+// (with a message naming the run folder `dir`; `resume` is the command that
+// continues it, if any). `train` returns the signal that stopped it, or 0;
+// the exit status is then 128 + that signal. `quiet`: print nothing (MPI
+// ranks other than 0).
+int with_interrupts(const std::string& dir, const std::string& resume, bool quiet,
+                    const std::function<int()>& train);
 
 // Fault injection for the tests: UNROLL_TEST_NAN_STEPS="3,7" makes those
 // training steps' arithmetic non-finite (see Trainer::poison_steps).

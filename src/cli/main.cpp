@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "unroll/core/error.h"
 #include "unroll/core/gemm.h"
+#include "unroll/core/interrupt.h"
 
 namespace unroll::cli {
 
@@ -75,6 +76,17 @@ Comm& process_comm() { return *g_comm; }
 void set_process_comm(Comm& c) { g_comm = &c; }
 void set_exit_code(int code) { g_exit_code = code; }
 int exit_code() { return g_exit_code; }
+
+int with_interrupts(const std::string& dir, const std::string& resume, bool quiet,
+                    const std::function<int()>& train) {
+  const std::string first = "unroll: stopping after this step and saving a checkpoint (Ctrl-C again to quit at once)\n";
+  const std::string quit = "unroll: quitting at once; the checkpoints last written in '" + dir + "' are kept" +
+                           (resume.empty() ? std::string() : "; continue with: " + resume) + "\n";
+  InterruptScope scope(quiet ? "" : first.c_str(), quiet ? "" : quit.c_str());
+  const int sig = train();
+  if (sig) set_exit_code(interrupt_exit_code(sig));
+  return sig;
+}
 
 std::vector<int64_t> test_nan_steps() {
   std::vector<int64_t> steps;

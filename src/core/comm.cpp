@@ -39,7 +39,9 @@ void check(int rc, const char* what) {
 class MpiComm final : public Comm {
  public:
   MpiComm(int* argc, char*** argv) {
-    check(MPI_Init(argc, argv), "initialisation");
+    // Only the main thread calls MPI; OpenMP's threads run the GEMMs.
+    int provided = 0;
+    check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "initialisation");
     // Errors come back as return codes (and become Errors), not MPI's own abort.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);

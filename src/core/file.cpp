@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -98,16 +99,18 @@ void write_file_atomic(const std::string& path_in, const std::vector<std::string
   }
 }
 
-void remove_stale_temp_files(const std::string& dir) {
+void remove_stale_temp_files(const std::string& dir, const std::vector<std::string>& names) {
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string name = e.path().filename().string();
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
     const size_t at = name.rfind(".tmp.");
     if (at == std::string::npos || at + 5 == name.size()) continue;
+    if (std::find(names.begin(), names.end(), name.substr(0, at)) == names.end()) continue;  // not ours
     const std::string pid = name.substr(at + 5);
     if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
     if (::kill(pid_t(std::stol(pid)), 0) == 0 || errno != ESRCH) continue;  // its writer may still run
-    fs::remove(e.path(), ec);
+    std::error_code gone;
+    fs::remove(it->path(), gone);
   }
 }
 

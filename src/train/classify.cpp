@@ -20,6 +20,7 @@
 #include "unroll/text/words.h"
 #include "unroll/train/checkpoint.h"
 #include "unroll/train/metrics.h"
+#include "unroll/train/trainer.h"
 
 namespace unroll {
 
@@ -443,7 +444,14 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
     const double epoch_start = seconds();
     double last_print = epoch_start;
     bool out_of_time = false;
-    for (size_t bi = 0; bi < starts.size() && !out_of_time && !interrupted; ++bi) {
+    int skipped_in_a_row = 0;
+    // After each batch, skipped or not: the time limit and Ctrl-C.
+    auto next = [&](size_t& bi) {
+      ++bi;
+      out_of_time = cfg.max_seconds > 0 && seconds() > cfg.max_seconds;
+      interrupted = interrupt_requested() != 0;
+    };
+    for (size_t bi = 0; bi < starts.size() && !out_of_time && !interrupted; next(bi)) {
       const size_t n = std::min(idx.size() - starts[bi], size_t(cfg.batch));
       m.zero_grad();
       BatchStats b = step(idx.data() + starts[bi], n);
@@ -455,14 +463,18 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
       if (!std::isfinite(b.loss) || !std::isfinite(norm)) {
         const std::string what = "at step " + std::to_string(steps) + " (epoch " + std::to_string(epoch) +
                                  ") the loss or the gradient is not finite";
-        require(cfg.on_nan == "skip",
-                "training diverged: " + what + "; lower --lr or use --clip (or --on-nan skip to drop such " +
-                    "batches); the checkpoints of the last epoch in '" + out_dir + "' are kept");
-        ++skipped;
+        require(cfg.on_nan == "skip" && skipped_in_a_row < kMaxSkippedInARow,
+                cfg.on_nan == "skip"
+                    ? what + ", after " + std::to_string(kMaxSkippedInARow) + " skipped batches in a row: stopping; " +
+                          "lower --lr or --clip; the checkpoints of the last epoch in '" + out_dir + "' are kept"
+                    : "training diverged: " + what + "; lower --lr or --clip (or --on-nan skip to drop such " +
+                          "batches); the checkpoints of the last epoch in '" + out_dir + "' are kept");
+        ++skipped, ++skipped_in_a_row;
         log << what << ": batch skipped (" << skipped << " so far)\n" << std::flush;
         metrics.append({{"kind", "skip"}, {"step", steps}, {"skipped_batches", skipped}});
         continue;
       }
+      skipped_in_a_row = 0;
       opt.step(m.params.data(), m.grads.data(), cfg.optim.lr);
       total.loss += b.loss, total.count += b.count, total.right += b.right;
       if (seconds() - last_print > 5) {
@@ -478,8 +490,6 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
                         {"train_accuracy", double(total.right) / double(total.count)}, {"lr", cfg.optim.lr},
                         {"grad_norm", norm}, {"clipped", cfg.clip > 0 && norm > cfg.clip}});
       }
-      out_of_time = cfg.max_seconds > 0 && seconds() > cfg.max_seconds;
-      interrupted = interrupt_requested() != 0;
     }
     ClassReport r = validate();
     const bool better = r.loss < best_loss;

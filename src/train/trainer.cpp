@@ -15,6 +15,7 @@
 #include "unroll/core/error.h"
 #include "unroll/core/json.h"
 #include "unroll/core/file.h"
+#include "unroll/core/gemm.h"
 #include "unroll/core/interrupt.h"
 #include "unroll/infer/evaluate.h"
 #include "unroll/infer/sampler.h"
@@ -200,7 +201,15 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
                                          const std::function<void(TrainConfig&)>& adjust) {
   const std::string path = (fs::path(dir) / "latest.safetensors").string();
   require(fs::exists(path), "cannot resume: '" + path + "' does not exist");
-  Checkpoint ck = load_checkpoint(path);
+  Checkpoint ck;
+  try {
+    ck = load_checkpoint(path);
+  } catch (const Error& e) {
+    const fs::path best = fs::path(dir) / "best.safetensors";
+    throw Error(std::string(e.what()) +
+                (fs::exists(best) ? "; to resume from the best checkpoint instead: cp " + best.string() + " " + path
+                                  : std::string()));
+  }
   require_task(ck, path, "lm");
   require(!ck.train.is_null() && !ck.progress.is_null() && !ck.data.is_null(),
           "cannot resume from '" + path + "': it holds no training state");
@@ -255,6 +264,10 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
   t->rng_.set_state(rs);
   t->prepare();
   return t;
+}
+
+std::string Trainer::resume_command() const {
+  return "unroll train --resume " + dir_ + " --threads " + std::to_string(get_threads());
 }
 
 nlohmann::json Trainer::progress_json() const {
@@ -410,7 +423,8 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     require(!ec && fs::is_directory(dir_),
             "cannot create the run folder '" + dir_ + "': " +
                 (ec ? ec.message() : std::string("not a folder")) + "; choose another --out");
-    remove_stale_temp_files(dir_);  // of a run killed while it wrote
+    remove_stale_temp_files(dir_, {"latest.safetensors", "best.safetensors", "config.json", "metrics.jsonl",
+                                   "report.html"});  // of a run killed while it wrote
   }
   // The run's record: its settings (config.json) and metrics.jsonl, which a
   // resumed run continues from the step of its checkpoint.
@@ -489,7 +503,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   auto gather_state = [&]() {
     if (ranks == 1) return true;
     const int L = m.config().layers, H = m.config().hidden;
-    const bool lstm = !m.state_c.empty();
+    const bool lstm = m.config().cell == CellKind::Lstm;
     Buffer<float> h(root ? size_t(L) * B * H : 0), c(root && lstm ? size_t(L) * B * H : 0);
     for (int l = 0; l < L; ++l) {
       comm.gather(m.state_h.data() + size_t(l) * Bl * H, size_t(Bl) * H, root ? h.data() + size_t(l) * B * H : nullptr);
@@ -551,7 +565,6 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
 
   // --on-nan skip: the carried state before each step, put back if it is skipped.
   std::pair<Buffer<float>, Buffer<float>> state_before;
-  constexpr int kMaxSkipsInARow = 100;
   int nan_run = 0;  // skipped batches in a row
   // Stop conditions hold for all ranks at once (a clock may run ahead on one).
   auto done_everywhere = [&]() { return comm.allreduce_max(done() ? 1 : 0) != 0; };
@@ -567,7 +580,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     if (chunk_ >= per_epoch) {  // a new epoch: start the streams over with a fresh state
       ++epoch_;
       chunk_ = 0;
-      m.reset_state(B);
+      m.reset_state(Bl);
     }
     stream.get(int(chunk_), in.data(), tg.data());
     if (ranks > 1)  // columns [rank·Bl, (rank+1)·Bl) of the time-major [T][B] chunk
@@ -591,14 +604,19 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       // train_step left the parameters and the optimizer as they were.
       const std::string what = "at step " + std::to_string(step_ + 1) + " the loss (" + std::to_string(mean) +
                                ") or the gradient norm (" + std::to_string(norm) + ") is not finite";
-      require(cfg_.on_nan == "skip" && nan_run < kMaxSkipsInARow,
+      const std::string kept = fs::exists(fs::path(dir_) / "latest.safetensors")
+                                   ? "the last checkpoint in '" + dir_ + "' is kept"
+                                   : "no checkpoint was written yet (a smaller --eval-every saves sooner)";
+      require(cfg_.on_nan == "skip" && nan_run < kMaxSkippedInARow,
               cfg_.on_nan == "skip"
-                  ? what + ", after " + std::to_string(kMaxSkipsInARow) + " skipped batches in a row: stopping; " +
-                        "lower --lr or use --clip; the last checkpoint in '" + dir_ + "' is kept"
-                  : "training diverged: " + what + "; lower --lr or use --clip (or --on-nan skip to drop such " +
-                        "batches); the last checkpoint in '" + dir_ + "' is kept");
-      m.state_h.assign(state_before.first.begin(), state_before.first.end());
-      m.state_c.assign(state_before.second.begin(), state_before.second.end());
+                  ? what + ", after " + std::to_string(kMaxSkippedInARow) + " skipped batches in a row: stopping; " +
+                        "lower --lr or --clip; " + kept
+                  : "training diverged: " + what + "; lower --lr or --clip (or --on-nan skip to drop such " +
+                        "batches); " + kept);
+      require(state_before.first.size() == m.state_h.size() && state_before.second.size() == m.state_c.size(),
+              "internal: the carried state changed size during a step");
+      std::copy(state_before.first.begin(), state_before.first.end(), m.state_h.begin());
+      std::copy(state_before.second.begin(), state_before.second.end(), m.state_c.begin());
       ++skipped_, ++nan_run, ++step_, ++chunk_;
       tokens_ += int64_t(T) * B;
       end_progress_line(log);
@@ -693,7 +711,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     write_run_report(dir_, command_line);
     log << "interrupted at step " << step_ << " (" << (interrupted_ == SIGINT ? "Ctrl-C" : "SIGTERM")
         << "): saved " << (fs::path(dir_) / "latest.safetensors").string()
-        << "; continue with: unroll train --resume " << dir_ << std::endl;
+        << "; continue with: " << resume_command() << std::endl;
     saved();
     return events;
   }

@@ -22,8 +22,9 @@ void write_file_atomic(const std::string& path, const std::vector<std::string_vi
 void check_output_path(const std::string& path, const std::string& what);
 
 // Removes what write_file_atomic leaves in `dir` when its process is killed
-// mid-write: files named NAME.tmp.<pid> whose process no longer runs.
-void remove_stale_temp_files(const std::string& dir);
+// mid-write: files NAME.tmp.<pid>, for NAME one of `names`, whose process no
+// longer runs (on this machine). Never throws.
+void remove_stale_temp_files(const std::string& dir, const std::vector<std::string>& names);
 
 // The folder part of a path ("." when there is none).
 std::string parent_dir(const std::string& path);

@@ -4,15 +4,21 @@
 // then it saves a checkpoint); a second one ends the process at once with exit
 // status 128 + signal. Files are only ever replaced by rename (core/file.h),
 // so quitting at once leaves the previous checkpoint whole.
+//
+// A second signal within kSameRequestSeconds of the first counts as the same
+// request: GNU timeout, for one, sends its signal to the child and then to
+// its whole process group, so the child gets it twice in a microsecond.
 #pragma once
 
 namespace unroll {
 
+inline constexpr double kSameRequestSeconds = 0.25;
+
 class InterruptScope {
  public:
-  // `message` is printed to stderr when the first signal arrives (the second
-  // prints a fixed line). Scopes do not nest: one at a time.
-  explicit InterruptScope(const char* message);
+  // `message` goes to stderr when the first signal arrives, `quit_message`
+  // when a second one ends the process (empty: nothing). Scopes do not nest.
+  InterruptScope(const char* message, const char* quit_message);
   ~InterruptScope();
   InterruptScope(const InterruptScope&) = delete;
   InterruptScope& operator=(const InterruptScope&) = delete;

@@ -22,6 +22,9 @@
 
 namespace unroll {
 
+// --on-nan skip: this many skipped batches in a row stop the training anyway.
+inline constexpr int kMaxSkippedInARow = 100;
+
 struct TrainConfig {
   int batch = 50, seq = 50;
   OptimConfig optim;
@@ -112,6 +115,10 @@ class Trainer {
   // The signal (SIGINT, SIGTERM) that stopped train() early, or 0. train()
   // then saved latest.safetensors at the step it had reached.
   int interrupted() const { return interrupted_; }
+  const std::string& run_dir() const { return dir_; }
+  // The command that continues this run exactly: --resume, and the thread
+  // count (which the order of float sums depends on).
+  std::string resume_command() const;
   // Fault injection for tests: before each of these steps (1-based) the
   // carried state is set to NaN, as if the batch's arithmetic had overflowed.
   std::vector<int64_t> poison_steps;
