@@ -47,9 +47,10 @@ double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
 
 // One line of a progress bar on stderr, redrawn in place on a terminal.
 void progress_line(size_t done, size_t total) {
-  if (!::isatty(2) && done != total) return;
+  const bool terminal = ::isatty(2);
+  if (!terminal && done != total) return;  // a log gets the last line only, without the \r
   const int width = 30, fill = int(width * done / std::max<size_t>(total, 1));
-  std::fprintf(stderr, "\rrecording  [%s%s] %zu/%zu characters%s", std::string(fill, '#').c_str(),
+  std::fprintf(stderr, "%srecording  [%s%s] %zu/%zu characters%s", terminal ? "\r" : "", std::string(fill, '#').c_str(),
                std::string(width - fill, '.').c_str(), done, total, done == total ? "\n" : "");
 }
 
