@@ -33,6 +33,9 @@ bool wait_for_steps(const fs::path& run, int64_t n) {
   return false;
 }
 
+const std::vector<std::string> kSmall = {"--hidden", "32", "--layers", "1", "--batch", "4", "--seq", "16",
+                                         "--print-every", "1", "--threads", "1"};
+
 class Reliability : public CliTest {
  protected:
   // A text long enough that no run below ends by itself before it is stopped.
@@ -45,13 +48,17 @@ class Reliability : public CliTest {
     return r.code == 0 ? nlohmann::json::parse(r.out)["progress"] : nlohmann::json();
   }
 
+  // A finished 10-step run in `run`, with checkpoints at steps 5 and 10.
+  void train_ten_steps(const std::string& text_file, const fs::path& run) {
+    Proc r = unroll(cat({"train", text_file, "--out", run.string(), "--steps", "10", "--eval-every", "5"}, kSmall));
+    ASSERT_EQ(r.code, 0) << describe(r);
+  }
+
   Child start(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
     return spawn(UNROLL_BIN, args, dir_, io_, env);
   }
 };
 
-const std::vector<std::string> kSmall = {"--hidden", "32", "--layers", "1", "--batch", "4", "--seq", "16",
-                                         "--print-every", "1", "--threads", "1"};
 
 // Ctrl-C (SIGINT) and SIGTERM: the step ends, latest.safetensors is saved
 // there, the exit status is 128 + signal, and --resume then reaches the same
@@ -279,8 +286,7 @@ TEST_F(Reliability, ClassifierInterruptAndSkip) {
 TEST_F(Reliability, DamagedLatestCheckpointPointsToTheBestOne) {
   const std::string t = text();
   const fs::path run = dir_ / "run";
-  Proc r = unroll(cat({"train", t, "--out", run.string(), "--steps", "10", "--eval-every", "5"}, kSmall));
-  ASSERT_EQ(r.code, 0) << describe(r);
+  ASSERT_NO_FATAL_FAILURE(train_ten_steps(t, run));
   const std::string bytes = read_file(run / "latest.safetensors");
   write_file(run / "latest.safetensors", bytes.substr(0, bytes.size() / 2));
   Proc resume = unroll({"train", "--resume", run.string(), "--steps", "20", "--threads", "1"});
@@ -296,8 +302,7 @@ TEST_F(Reliability, DamagedLatestCheckpointPointsToTheBestOne) {
 TEST_F(Reliability, DiskFullDuringTrainingIsReportedAndTheCheckpointKept) {
   const std::string t = text();
   const fs::path run = dir_ / "run";
-  Proc r = unroll(cat({"train", t, "--out", run.string(), "--steps", "10", "--eval-every", "5"}, kSmall));
-  ASSERT_EQ(r.code, 0) << describe(r);
+  ASSERT_NO_FATAL_FAILURE(train_ten_steps(t, run));
   const std::string before = read_file(run / "latest.safetensors");
   // Room for the small files (settings, metrics, report) but not a checkpoint.
   const std::string limit = std::to_string(before.size() / 2);
@@ -319,8 +324,7 @@ TEST_F(Reliability, DiskFullDuringTrainingIsReportedAndTheCheckpointKept) {
 TEST_F(Reliability, ReadOnlyRunFolderIsReportedAndTheCheckpointKept) {
   const std::string t = text();
   const fs::path run = dir_ / "run";
-  Proc r = unroll(cat({"train", t, "--out", run.string(), "--steps", "10", "--eval-every", "5"}, kSmall));
-  ASSERT_EQ(r.code, 0) << describe(r);
+  ASSERT_NO_FATAL_FAILURE(train_ten_steps(t, run));
   const std::string before = read_file(run / "latest.safetensors");
   std::vector<std::string> prefix;
   if (::geteuid() == 0) {

@@ -122,11 +122,15 @@ std::string corpus_text() {
   return s;
 }
 
+// The corpus of `text`, written to DIR/text.txt.
+TextCorpus corpus_in(const fs::path& dir, const std::string& text) {
+  std::ofstream(dir / "text.txt") << text;
+  return load_corpus({(dir / "text.txt").string()});
+}
+
 TEST(Checkpoint, RoundTripKeepsEverything) {
   fs::path d = temp_dir("roundtrip");
-  fs::path f = d / "text.txt";
-  std::ofstream(f) << corpus_text();
-  TextCorpus corpus = load_corpus({f.string()});
+  TextCorpus corpus = corpus_in(d, corpus_text());
   ModelConfig mc;
   mc.cell = CellKind::Gru;
   mc.layers = 2;
@@ -181,9 +185,7 @@ TEST(Checkpoint, RejectsAFileThatIsNotACheckpoint) {
 // these checks stand between the file and the model.
 TEST(Checkpoint, MetadataIsCheckedBeforeItIsUsed) {
   fs::path d = temp_dir("metadata");
-  fs::path f = d / "text.txt";
-  std::ofstream(f) << corpus_text();
-  TextCorpus corpus = load_corpus({f.string()});
+  TextCorpus corpus = corpus_in(d, corpus_text());
   ModelConfig mc;
   mc.hidden = 8;
   mc.vocab = mc.outputs = corpus.vocab.size();
@@ -230,9 +232,7 @@ TEST(Checkpoint, MetadataIsCheckedBeforeItIsUsed) {
 // covers the header and the data), never crashes and never loads.
 TEST(Checkpoint, EveryTruncationAndEveryBitFlipIsAnError) {
   fs::path d = temp_dir("flips");
-  fs::path f = d / "text.txt";
-  std::ofstream(f) << "abcab\n";
-  TextCorpus corpus = load_corpus({f.string()});
+  TextCorpus corpus = corpus_in(d, "abcab\n");
   ModelConfig mc;
   mc.cell = CellKind::Gru;
   mc.hidden = 2;

@@ -387,7 +387,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   require(B % ranks == 0, "--batch " + std::to_string(B) + " does not split evenly over " + std::to_string(ranks) +
                               " ranks: give a multiple of " + std::to_string(ranks));
   const int Bl = B / ranks;
-  std::vector<int32_t> in_l(size_t(T) * Bl), tg_l(size_t(T) * Bl);
+  std::vector<int32_t> in_l(ranks > 1 ? size_t(T) * Bl : 0), tg_l(in_l.size());  // this rank's columns
   if (m.state_batch() == B && ranks > 1) {  // a checkpoint's state of all B streams: take ours
     const int L = m.config().layers, H = m.config().hidden;
     Buffer<float> h = m.state_h, c = m.state_c;
@@ -597,8 +597,8 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     }
     if (std::find(poison_steps.begin(), poison_steps.end(), step_ + 1) != poison_steps.end())
       std::fill(m.state_h.begin(), m.state_h.end(), std::numeric_limits<float>::quiet_NaN());
-    StepResult r = ranks == 1 ? train_step(m, *opt_, in.data(), tg.data(), T, B, cfg_, lr, rng_)
-                              : train_step(m, *opt_, in_l.data(), tg_l.data(), T, Bl, cfg_, lr, dropout_rng, comm);
+    StepResult r = train_step(m, *opt_, ranks > 1 ? in_l.data() : in.data(), ranks > 1 ? tg_l.data() : tg.data(), T,
+                              Bl, cfg_, lr, ranks > 1 ? dropout_rng : rng_, comm);
     const double mean = r.loss, norm = r.grad_norm;
     if (!std::isfinite(mean) || !std::isfinite(norm)) {
       // train_step left the parameters and the optimizer as they were.
