@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libcli11-dev nlohmann-json3-dev
+PKGS=(cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libcli11-dev nlohmann-json3-dev libre2-dev
       libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev linux-libc-dev zlib1g-dev)
 # `setup.sh --tests` (scripts/test.sh) also installs a browser: a test opens the
 # `unroll cells` page in headless Chromium and reads its screenshot; and Open

@@ -394,6 +394,15 @@ TEST(GradientsPage, TableGivesTheValueAtFiftyOrAtK) {
   const std::string row = html.substr(a, html.find("</tr>\n", a) - a);
   EXPECT_EQ(count(row, "<tr><td>"), 4u);
   EXPECT_NE(row.find("<td>f</td><td>1.020</td><td>1.500</td>"), std::string::npos);
+  // A radius far beyond a float's comfort: four significant digits, not 31.
+  json big = make_data();
+  for (json& m : big["models"])
+    for (json& l : m["per_layer"])
+      for (json& b : l["w_hh"]) b["spectral_radius"] = 1e30, b["sigma_max"] = 2.5e30;
+  const std::string bh = gradients_page_html(big);
+  EXPECT_NE(bh.find("<td>10<sup>30</sup></td><td>2.5 &times; 10<sup>30</sup></td>"),
+            std::string::npos);
+  EXPECT_EQ(bh.find("1000000000000000019884624838656"), std::string::npos);
 
   d = make_data(20);
   html = gradients_page_html(d);

@@ -110,3 +110,36 @@ TEST(Probes, InvalidRegexNamesTheProbe) {
     EXPECT_NE(std::string(e.what()).find("(unclosed"), std::string::npos);
   }
 }
+
+// std::regex recursed once per character of a match and overflowed the stack
+// on a 30,000-character run; and (a+)+$ backtracked for ever on a long line.
+// RE2 does neither: both finish, with the right characters marked.
+TEST(Probes, RegexProbeSurvivesLongMatchesAndCatastrophicPatterns) {
+  const std::u32string text = std::u32string(30000, U'a') + U"b\n";
+  for (const char* pattern : {".*", "[a-z]+", "(a|b)+", "a+b"}) {
+    Probe p = regex_probe("x", pattern, text);
+    for (size_t i = 0; i < 30001; ++i) ASSERT_EQ(p.values[i], 1.0f) << pattern << " at " << i;
+    EXPECT_EQ(p.values[30001], 0.0f) << pattern;  // the newline
+  }
+  const std::u32string line = std::u32string(5000, U'a') + U"!\n";
+  Probe evil = regex_probe("evil", "(a+)+$", line);  // no match: the line ends in '!'
+  for (float v : evil.values) ASSERT_EQ(v, 0.0f);
+  Probe ends = regex_probe("ends", "(a+)+!$", line);
+  EXPECT_EQ(ends.values[0], 1.0f);
+  EXPECT_EQ(ends.values[5000], 1.0f);
+  EXPECT_EQ(ends.values[5001], 0.0f);
+}
+
+TEST(Probes, RegexProbeTakesWholeCharactersAndLineAnchors) {
+  const auto text = decode_utf8("é日x\nab日\n", "t");
+  std::string s;
+  for (float v : regex_probe("cjk", "[é日]", text).values) s += v ? '1' : '.';
+  EXPECT_EQ(s, "11....1.");
+  s.clear();
+  for (float v : regex_probe("first", "^.", text).values) s += v ? '1' : '.';
+  EXPECT_EQ(s, "1...1...");
+  // Empty matches (x* matches everywhere) mark nothing and do not loop.
+  s.clear();
+  for (float v : regex_probe("empty", "z*", text).values) s += v ? '1' : '.';
+  EXPECT_EQ(s, "........");
+}

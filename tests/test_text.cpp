@@ -135,19 +135,50 @@ TEST(Utf8, Utf16IsRecognised) {
   EXPECT_CONTAINS(error_of([&] { decode_utf8(le, "w.txt"); }), "w.txt looks like UTF-16");
 }
 
-TEST(Utf8, LeadingBomIsSkipped) {
-  EXPECT_EQ(decode_utf8("\xef\xbb\xbfhi", "t"), U"hi");
-  EXPECT_EQ(decode_utf8("\xef\xbb\xbf", "t"), U"");
-  // Only a leading BOM is skipped; one later is U+FEFF.
+// A byte-order mark is dropped in one place only, at the start of a file
+// (read_text_file). Anywhere else it is the character U+FEFF: a vocabulary
+// token made of it used to decode to nothing and stop training.
+TEST(Utf8, OnlyAFilesLeadingBomIsDropped) {
+  EXPECT_EQ(decode_utf8("\xef\xbb\xbfhi", "t"), U"\uFEFFhi");
   EXPECT_EQ(decode_utf8("a\xef\xbb\xbf", "t"), U"a\uFEFF");
-  // Offsets after a BOM still count from the start of the file.
-  EXPECT_CONTAINS(error_of([] {
-                    decode_utf8(
-                        "\xef\xbb\xbf"
-                        "ab\xff",
-                        "t");
-                  }),
-                  "byte offset 5");
+  TempDir dir;
+  EXPECT_EQ(read_text_file(dir.file("bom.txt", "\xef\xbb\xbfhi\xef\xbb\xbf!")), "hi\xef\xbb\xbf!");
+  const std::string only = dir.file("only.txt", "\xef\xbb\xbf");
+  EXPECT_CONTAINS(error_of([&] { read_text_file(only); }), "only a byte-order mark");
+  // Two files saved with marks, joined by cat: one U+FEFF inside, and a
+  // vocabulary holding it encodes the text.
+  const std::u32string text = decode_utf8(read_text_file(dir.file("cat.txt",
+                                                                  "\xef\xbb\xbf"
+                                                                  "ab\n\xef\xbb\xbf"
+                                                                  "cd\n")),
+                                          "t");
+  EXPECT_EQ(text, U"ab\n\uFEFFcd\n");
+  const Vocab v = Vocab::from_chars(text);
+  EXPECT_EQ(v.size(), 6);
+  EXPECT_EQ(v.decode(v.encode_chars(text).data(), text.size()), encode_utf8(text));
+  EXPECT_EQ(Vocab::from_json(v.to_json()).size(), 6);
+}
+
+TEST(Utf8, DisplayWidthCountsColumnsPerCharacterAsTerminalsDraw) {
+  EXPECT_EQ(display_width("x"), 1u);
+  EXPECT_EQ(display_width("\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4"), 6u);  // 한국어
+  EXPECT_EQ(display_width("\xe6\x97\xa5\xe6\x9c\xac"), 4u);              // 日本
+  EXPECT_EQ(display_width("e\xcc\x81"), 1u);                             // e + combining acute
+  EXPECT_EQ(display_width("\xf0\x9f\x98\x80"), 2u);                      // 😀
+  EXPECT_EQ(display_width("\xe2\x9d\xa4\xef\xb8\x8f"), 2u);              // ❤️ (VS16)
+  // man ZWJ woman ZWJ girl: one picture of two columns, not three.
+  EXPECT_EQ(
+      display_width("\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7"),
+      2u);
+  EXPECT_EQ(display_width("a\xf0\x9f\x98\x80"
+                          "b"),
+            4u);
+}
+
+TEST(Utf8, EscapeControlsShowsWhatATerminalWouldObey) {
+  EXPECT_EQ(escape_controls("a\x1b[2Jb\n\tc"), "a\\x1b[2Jb\n\tc");
+  EXPECT_EQ(escape_controls("\r\x07\x7f"), "\\x0d\\x07\\x7f");
+  EXPECT_EQ(escape_controls("\xc2\x9b \xed\x95\x9c \xff"), "\\u009b \xed\x95\x9c \\xff");
 }
 
 TEST(Utf8, EncodeRejectsInvalidCodePoints) {
@@ -248,6 +279,15 @@ TEST(Vocab, EncodeTextAcceptsTheOtherNormalForm) {
   // Text that encodes as given is left alone.
   nfc.encode_text(composed, "prime", &used);
   EXPECT_EQ(used, composed);
+  // One text, two forms: Hangul the vocabulary holds composed next to an é it
+  // holds decomposed. No form of the whole text fits; each character's does.
+  Vocab mixed = Vocab::from_chars(decode_utf8("cafe\xcc\x81 \xed\x95\x9c\xea\xb5\xad", "t"));
+  const std::string typed = "\xed\x95\x9c \xc3\xa9";  // "한 é", both composed
+  EXPECT_EQ(mixed.encode_text(typed, "prime", &used).size(), 4u);
+  EXPECT_EQ(used, "\xed\x95\x9c e\xcc\x81");
+  const std::string typed_nfd = utf8_nfd(typed);  // jamo and e + accent
+  EXPECT_EQ(mixed.encode_text(typed_nfd, "prime", &used).size(), 4u);
+  EXPECT_EQ(used, "\xed\x95\x9c e\xcc\x81");
   // Characters outside the vocabulary in every form: the usual error, for the text as given.
   EXPECT_CONTAINS(error_of([&] { nfc.encode_text("cafe\xcc\x81!", "prime"); }), "'!' (U+0021)");
 }

@@ -111,6 +111,13 @@ TEST(Duration, Parses) {
   EXPECT_EQ(parse_duration("1h30m"), 5400);
   EXPECT_THROW(parse_duration("5 minutes"), Error);
   EXPECT_THROW(parse_duration(""), Error);
+  EXPECT_EQ(parse_duration("2.5h"), 9000);
+  EXPECT_EQ(parse_duration("1h2m3s"), 3723);
+  // Each unit once and largest first, plain decimals only: these used to add
+  // up (2s3s), read as infinity (inf) or be called negative (nans).
+  for (const char* bad : {"2s3s", "1m1h", "inf", "nan", "nans", "-5s", "1e3s", "+5m", "1h30", ".s",
+                          "1..5s", "5ms", "m", "1e999"})
+    EXPECT_THROW(parse_duration(bad), Error) << bad;
 }
 
 std::string corpus_text() {

@@ -90,7 +90,10 @@ void add_common_train_options(CLI::App* s, ClassifyTrainArgs& a, const char* def
       ->check(CLI::Range(1, 1000000))->capture_default_str()->group("Stopping");
   s->add_option("--patience", cc.patience, "Stop after this many epochs without a better validation loss (0 = never stop early)")
       ->check(non_negative())->capture_default_str()->group("Stopping");
-  s->add_option("--time", a.time, "Stop after this much training time, e.g. 90s, 5m (default: no limit)")->group("Stopping");
+  s->add_option("--time", a.time,
+                "Stop after this much training time, e.g. 90s, 5m (default: no limit)")
+      ->check(duration_check())
+      ->group("Stopping");
   s->add_option("--val", cc.val_file, "Validation examples from this file (same format) instead of a split (default: none, see --val-fraction)")->group("Data");
   s->add_option("--val-fraction", cc.val_fraction, "Without --val: this fraction of the examples (a seeded random choice) validates")
       ->check(CLI::Range(0.0, 0.99))->capture_default_str()->group("Data");
@@ -102,10 +105,7 @@ void add_common_train_options(CLI::App* s, ClassifyTrainArgs& a, const char* def
 // The model and the settings from the parsed options.
 ModelConfig model_of(ClassifyTrainArgs& a) {
   apply_threads(a.threads);
-  if (!a.time.empty()) {
-    a.cc.max_seconds = parse_duration(a.time);
-    require(a.cc.max_seconds > 0, "--time must be a positive duration such as 90s or 5m");
-  }
+  if (!a.time.empty()) a.cc.max_seconds = parse_duration(a.time);  // checked: > 0
   ModelConfig mc;
   mc.cell = parse_cell(a.cell);
   mc.layers = a.layers;

@@ -40,33 +40,6 @@ struct Measured {
   std::vector<std::vector<BlockStats>> blocks;
 };
 
-// "rnn:1:128" or "lstm:2:256:0.5" (cell:layers:hidden[:scale of the orthogonal W_hh]).
-ModelConfig parse_fresh(const std::string& spec, int vocab, double* scale) {
-  std::vector<std::string> f;
-  std::stringstream ss(spec);
-  for (std::string part; std::getline(ss, part, ':');) f.push_back(part);
-  const std::string usage = "--fresh '" + spec + "': expected CELL:LAYERS:HIDDEN[:SCALE], e.g. rnn:1:128:0.5";
-  require(f.size() == 3 || f.size() == 4, usage);
-  ModelConfig c;
-  c.cell = parse_cell(f[0]);
-  try {
-    size_t used = 0;
-    c.layers = std::stoi(f[1], &used);
-    require(used == f[1].size(), usage);
-    c.hidden = std::stoi(f[2], &used);
-    require(used == f[2].size(), usage);
-    *scale = f.size() == 4 ? std::stod(f[3], &used) : 1.0;
-    require(f.size() == 3 || used == f[3].size(), usage);
-  } catch (const std::logic_error&) {
-    throw Error(usage);
-  }
-  require(c.layers >= 1 && c.layers <= 16 && c.hidden >= 1 && c.hidden <= 4096 && *scale > 0 &&
-              std::isfinite(*scale),
-          usage + " (layers 1..16, hidden 1..4096, scale > 0)");
-  c.vocab = c.outputs = vocab;
-  return c;
-}
-
 std::string shape(const ModelConfig& c) {
   return cell_name(c.cell) + " " + std::to_string(c.layers) + "×" + std::to_string(c.hidden);
 }
@@ -205,10 +178,12 @@ void run_gradients(const GradArgs& a, const std::string& command) {
       std::string wtext;
       for (const BlockStats& b : r.blocks[l]) {
         blocks.push_back({{"block", b.block}, {"spectral_radius", b.spectral_radius}, {"sigma_max", b.sigma_max}});
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%s%s %.3f/%.3f", wtext.empty() ? "" : ", ", b.block.c_str(),
-                      b.spectral_radius, b.sigma_max);
-        wtext += buf;
+        // Four significant digits, whatever the size: a fixed-point format
+        // cut large values short.
+        char rho[32], sigma[32];
+        std::snprintf(rho, sizeof rho, "%.4g", b.spectral_radius);
+        std::snprintf(sigma, sizeof sigma, "%.4g", b.sigma_max);
+        wtext += (wtext.empty() ? "" : ", ") + b.block + " " + rho + "/" + sigma;
       }
       auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
       layers.push_back({{"layer", l + 1},
@@ -248,14 +223,46 @@ void run_gradients(const GradArgs& a, const std::string& command) {
 
 }  // namespace
 
+constexpr double kMaxFreshScale = 1000;
+
+ModelConfig parse_fresh(const std::string& spec, int vocab, double* scale) {
+  std::vector<std::string> f;
+  std::stringstream ss(spec);
+  for (std::string part; std::getline(ss, part, ':');) f.push_back(part);
+  const std::string usage =
+      "--fresh '" + spec + "': expected CELL:LAYERS:HIDDEN[:SCALE], e.g. rnn:1:128:0.5";
+  require(f.size() == 3 || f.size() == 4, usage);
+  ModelConfig c;
+  c.cell = parse_cell(f[0]);
+  try {
+    size_t used = 0;
+    c.layers = std::stoi(f[1], &used);
+    require(used == f[1].size(), usage);
+    c.hidden = std::stoi(f[2], &used);
+    require(used == f[2].size(), usage);
+    *scale = f.size() == 4 ? std::stod(f[3], &used) : 1.0;
+    require(f.size() == 3 || used == f[3].size(), usage);
+  } catch (const std::logic_error&) {
+    throw Error(usage);
+  }
+  // The weights are floats, and past a radius of 1000 every measured
+  // gradient of a 50-step text has long overflowed: nothing is learned there.
+  require(c.layers >= 1 && c.layers <= 16 && c.hidden >= 1 && c.hidden <= 4096 && *scale > 0 &&
+              *scale <= kMaxFreshScale,
+          usage + " (layers 1..16, hidden 1..4096, scale above 0 and at most 1000)");
+  c.vocab = c.outputs = vocab;
+  return c;
+}
+
 void add_gradients(CLI::App& app) {
   auto a = std::make_shared<GradArgs>();
   CLI::App* s = app.add_subcommand(
       "gradients", "Vanishing and exploding gradients: how dL_T/dh_(T-k) changes with the distance k");
   s->add_option("checkpoints", a->checkpoints, "Checkpoints to measure (.safetensors)");
-  s->add_option("--fresh", a->fresh,
-                "Also measure a fresh model: CELL:LAYERS:HIDDEN[:SCALE], W_hh orthogonal times SCALE "
-                "(default 1), e.g. rnn:1:128:0.5 (repeatable; default: none)");
+  s->add_option(
+      "--fresh", a->fresh,
+      "Also measure a fresh model: CELL:LAYERS:HIDDEN[:SCALE], W_hh orthogonal times SCALE "
+      "(above 0, at most 1000; default 1), e.g. rnn:1:128:0.5 (repeatable; default: none)");
   s->add_option("--text", a->text, "Text file the models read (UTF-8; required with checkpoints or --fresh)");
   s->add_option("-K,--max-distance", a->flow.K, "Largest distance k")
       ->check(CLI::Range(1, 2000))->capture_default_str();

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "commands.h"
+#include "unroll/core/error.h"
 #include "unroll/model/model.h"
 #include "unroll/train/optimizer.h"
 
@@ -62,6 +63,12 @@ void add_hello(CLI::App& app) {
       m.reset_state(1);
       m.zero_grad();
       LossSum l = m.forward(in.data(), tg.data(), T, 1, Mode::Train);
+      if (!std::isfinite(l.sum)) {
+        char lr[32];
+        std::snprintf(lr, sizeof lr, "%g", a->lr);
+        throw Error("training diverged: the loss is not finite at step " + std::to_string(step) +
+                    " (--lr " + lr + " is too large; the default is 0.05)");
+      }
       m.backward(1.0f / float(l.count));
       opt.step(m.params.data(), m.grads.data(), a->lr);
       if (step == 1 || step % (a->steps / 5 > 0 ? a->steps / 5 : 1) == 0)

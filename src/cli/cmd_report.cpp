@@ -27,9 +27,10 @@ void add_report(CLI::App& app) {
     if (out.empty())
       out = a->runs.size() == 1 ? (std::filesystem::path(a->runs[0]) / "report.html").string() : "report.html";
     require(!out.empty(), "-o needs a file name");
-    check_output_path(out, "report page");
-    nlohmann::json runs = nlohmann::json::array();
+    nlohmann::json runs =
+        nlohmann::json::array();  // the runs first: their errors say what is wrong
     for (const std::string& r : a->runs) runs.push_back(load_run_record(r));
+    check_output_path(out, "report page");
     std::string title = "Training run " + runs[0]["name"].get<std::string>();
     if (runs.size() > 1) {
       title = "Training runs";

@@ -1,13 +1,17 @@
 // unroll train FILE... — train a character- or word-level language model.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <tuple>
 
 #include "commands.h"
 #include "unroll/core/error.h"
+#include "unroll/core/file.h"
 #include "unroll/core/interrupt.h"
+#include "unroll/core/shell.h"
 #include "unroll/train/checkpoint.h"
 #include "unroll/train/trainer.h"
 
@@ -52,7 +56,43 @@ void run(Trainer& t) {
     std::_Exit(interrupt_exit_code(t.interrupted()));
   }
 }
+// --steps 0 and --epochs 0 lift one limit; with no other, a new run and a
+// resume alike would train for ever: refused the same way on both.
+void require_a_limit(const TrainConfig& c) {
+  require(c.max_steps > 0 || c.max_epochs > 0 || c.max_seconds > 0,
+          "--steps 0 and --epochs 0 mean no limit of that kind, and no other limit is set: the run "
+          "would never stop; give a positive --steps, --epochs or --time");
+}
+
 }  // namespace
+
+std::pair<double, double> parse_split(const std::string& text) {
+  const std::string usage =
+      "--split '" + text +
+      "': expected fractions TRAIN,VAL (the rest tests) or TRAIN,VAL,TEST adding up to 1, "
+      "e.g. 0.9,0.05";
+  std::vector<double> f;
+  for (size_t start = 0;;) {
+    const size_t comma = text.find(',', start);
+    const std::string part =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    size_t used = 0;
+    double v = NAN;
+    try {
+      v = std::stod(part, &used);
+    } catch (const std::exception&) {
+    }
+    require(!part.empty() && used == part.size() && std::isfinite(v) && v >= 0 && v <= 1, usage);
+    f.push_back(v);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  require(f.size() <= 3, usage);
+  if (f.size() == 1) f.push_back(1 - f[0]);
+  require(f.size() < 3 || std::fabs(f[0] + f[1] + f[2] - 1) < 1e-6,
+          usage + " (these add up to " + std::to_string(f[0] + f[1] + f[2]) + ")");
+  return {f[0], f[1]};
+}
 
 void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
@@ -109,8 +149,11 @@ void add_train(CLI::App& app) {
   s->add_option("--seed", tc.seed, "Random seed (initialisation, dropout, samples)")
       ->check(seed_check())
       ->capture_default_str()->group("Optimisation");
-  s->add_option("--split", a->split, "Train and validation fractions; the rest is test")
-      ->capture_default_str()->group("Data");
+  s->add_option("--split", a->split,
+                "Train and validation fractions; the rest is test (one value: the rest validates; "
+                "three: train, validation, test, adding up to 1)")
+      ->capture_default_str()
+      ->group("Data");
   // One file per --val/--test (repeat the option for more), so that they never
   // swallow the training files that follow them.
   s->add_option("--val", tc.val_files, "Validation text from this file instead of --split (all of the training files then train; repeatable; default: none)")
@@ -129,11 +172,22 @@ void add_train(CLI::App& app) {
   s->add_option("--vocab-from", a->vocab_from, "Take the vocabulary (and level) from this checkpoint, e.g. to fine-tune on new text (default: built from the training text)")
       ->group("Data");
   // Stopping and reporting
-  s->add_option("--steps", tc.max_steps, "Stop after this many steps (0 = no limit)")
-      ->check(non_negative())->capture_default_str()->group("Stopping");
-  s->add_option("--epochs", tc.max_epochs, "Stop after this many epochs (0 = no limit; with no --steps, --epochs or --time: 10)")
-      ->check(non_negative())->capture_default_str()->group("Stopping");
-  s->add_option("--time", a->time, "Stop after this much training time in this session, e.g. 90s, 5m, 1h30m (default: no limit)")
+  s->add_option(
+       "--steps", tc.max_steps,
+       "Stop after this many steps (0 = no step limit; then --epochs or --time must set one)")
+      ->check(non_negative())
+      ->capture_default_str()
+      ->group("Stopping");
+  s->add_option("--epochs", tc.max_epochs,
+                "Stop after this many epochs (0 = no epoch limit; then --steps or --time must set "
+                "one; with none of the three: 10)")
+      ->check(non_negative())
+      ->capture_default_str()
+      ->group("Stopping");
+  s->add_option("--time", a->time,
+                "Stop after this much training time in this session, e.g. 90s, 5m, 1h30m (default: "
+                "no limit)")
+      ->check(duration_check())
       ->group("Stopping");
   s->add_option("--eval-every", tc.eval_every, "Validate and checkpoint every N steps (0 = at the end)")
       ->check(non_negative())->capture_default_str()->group("Reporting");
@@ -153,10 +207,7 @@ void add_train(CLI::App& app) {
   s->callback([a, s]() {
     apply_threads(a->threads);
     TrainConfig& tc = a->tc;
-    if (!a->time.empty()) {
-      tc.max_seconds = parse_duration(a->time);
-      require(tc.max_seconds > 0, "--time " + a->time + " would stop before the first step: give a positive duration such as 90s or 5m");
-    }
+    if (s->count("--time")) tc.max_seconds = parse_duration(a->time);  // checked: > 0
     if (!a->resume.empty()) {
       require(a->files.empty(), "--resume takes its files from the checkpoint: give no files");
       for (const char* fixed :
@@ -174,6 +225,7 @@ void add_train(CLI::App& app) {
           c.max_steps = tc.max_steps;
           c.max_epochs = tc.max_epochs;
           c.max_seconds = tc.max_seconds;
+          require_a_limit(c);
         }
         if (given("--eval-every")) c.eval_every = tc.eval_every;
         if (given("--sample-every")) c.sample_every = tc.sample_every;
@@ -187,21 +239,13 @@ void add_train(CLI::App& app) {
     }
     require(!a->files.empty(), "no training text given: unroll train FILE... (see --help)");
     for (auto& f : a->files) require(!f.empty(), "an empty file name was given");
-    // --split "0.9,0.05"
-    {
-      auto comma = a->split.find(',');
-      try {
-        tc.train_frac = std::stod(a->split.substr(0, comma));
-        tc.val_frac = comma == std::string::npos ? 1 - tc.train_frac : std::stod(a->split.substr(comma + 1));
-      } catch (...) {
-        throw Error("--split '" + a->split + "' is not two fractions like 0.9,0.05");
-      }
-    }
+    std::tie(tc.train_frac, tc.val_frac) = parse_split(a->split);
     tc.optim.kind = parse_optim(a->optim);
     tc.optim.lr = a->lr;
     tc.optim.momentum = a->momentum;
     tc.optim.alpha = a->alpha;
-    if (tc.max_steps == 0 && tc.max_epochs == 0 && tc.max_seconds == 0) tc.max_epochs = 10;
+    if (!s->count("--steps") && !s->count("--epochs") && !s->count("--time")) tc.max_epochs = 10;
+    require_a_limit(tc);
     tc.validate();
     ModelConfig mc;
     mc.cell = parse_cell(a->cell);
@@ -213,11 +257,12 @@ void add_train(CLI::App& app) {
     mc.forget_bias = a->forget_bias;
     mc.head = HeadKind::Softmax;
     require(!a->out.empty(), "--out must name a folder");
-    require(!std::filesystem::exists(a->out) || std::filesystem::is_directory(a->out),
+    require(path_kind(a->out, "--out") != PathKind::Other,
             "--out '" + a->out + "' exists and is not a folder: choose another --out");
-    require(!std::filesystem::exists(std::filesystem::path(a->out) / "latest.safetensors"),
-            "'" + a->out + "' already holds a run: continue it with --resume " + a->out +
-                ", or choose another --out");
+    require(path_kind((std::filesystem::path(a->out) / "latest.safetensors").string(), "--out") ==
+                PathKind::None,
+            "'" + a->out + "' already holds a run: continue it with --resume " +
+                shell_quote(a->out) + ", or choose another --out");
     // Absolute paths, so that a resume from another folder finds them (as the training files).
     for (auto* list : {&tc.val_files, &tc.test_files})
       for (auto& f : *list) f = std::filesystem::absolute(f).lexically_normal().string();

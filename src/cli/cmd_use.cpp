@@ -114,6 +114,7 @@ void add_sample(CLI::App& app) {
                    cat, end);
         }
         std::cout << "\n" << std::flush;
+        if (!std::cout) check_stdout();
       }
       return;
     }
@@ -144,6 +145,8 @@ void add_sample(CLI::App& app) {
     generate(*ck.model, ids, ck.vocab.start_id(), a->length, a->opts, rng, [&](int32_t id) {
       print(id);
       std::cout << std::flush;
+      if (!std::cout)
+        check_stdout();  // a full disk or a closed reader: stop now, not after -n tokens
     });
     std::cout << "\n";
   });

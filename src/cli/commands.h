@@ -2,13 +2,21 @@
 // and runs through the library. main.cpp wires them together.
 #pragma once
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "unroll/core/comm.h"
+#include "unroll/model/config.h"
 
 namespace unroll::cli {
+
+// Every subcommand, the version flag and the rules above them (app.cpp).
+void add_commands(CLI::App& app);
+
+// A parse error in the user's terms where CLI11's own wording is internal
+// ("--out was given 2 times; give it once").
+std::string parse_error_text(const CLI::ParseError& e);
 
 void add_train(CLI::App& app);
 void add_sample(CLI::App& app);
@@ -27,6 +35,15 @@ void add_report(CLI::App& app);
 CLI::Validator positive();      // > 0
 CLI::Validator non_negative();  // >= 0
 CLI::Validator seed_check();    // a whole number in [0, 2^64)
+CLI::Validator duration_check();  // 90s, 5m, 1h30m (parse_duration), more than 0
+
+// Values that options spell (each throws Error with the accepted form):
+// --split TRAIN[,VAL[,TEST]] → (train, val): one value leaves the rest to
+// validation, two the rest to test, three must add up to 1;
+std::pair<double, double> parse_split(const std::string& text);
+// --fresh CELL:LAYERS:HIDDEN[:SCALE] ("lstm:2:256:0.5") → the model, and the
+// scale of its orthogonal W_hh in (0, 1000] in *scale.
+ModelConfig parse_fresh(const std::string& spec, int vocab, double* scale);
 
 // The command line as typed, quoted for a shell: pages and JSON record it so
 // that the numbers can be reproduced.
@@ -46,6 +63,12 @@ void set_process_comm(Comm& c);
 // e.g. 130 after training stopped for Ctrl-C and saved its checkpoint.
 void set_exit_code(int code);
 int exit_code();
+
+// Flushes standard output and throws Error ("cannot write to standard
+// output: No space left on device") if any write to it failed: main calls it
+// after every command, and long outputs (sample) as they go, so that output
+// lost to a full disk or a closed pipe is never an exit status of 0.
+void check_stdout();
 
 // Runs a training under Ctrl-C and SIGTERM handling (core/interrupt.h): the
 // first signal stops it after the step and saves, a second quits at once

@@ -1,125 +1,19 @@
-// unroll — train, sample, evaluate and look inside recurrent networks.
+// unroll — train, sample, evaluate and look inside recurrent networks. The
+// commands are wired in app.cpp; here the process is set up and every
+// failure becomes one line on stderr and an exit status.
 #include <malloc.h>
 
-#include <csignal>
 #include <chrono>
+#include <csignal>
+#include <filesystem>
 #include <iostream>
 #include <memory>
-#include <string>
 #include <new>
+#include <string>
 #include <thread>
 
 #include "commands.h"
 #include "unroll/core/error.h"
-#include "unroll/core/gemm.h"
-#include "unroll/core/interrupt.h"
-
-namespace unroll::cli {
-
-void add_threads_option(CLI::App& sub, int& threads) {
-  threads = int(std::max(1u, std::thread::hardware_concurrency()));
-  sub.add_option("--threads", threads, "Threads for matrix products and element-wise loops")
-      ->check(CLI::Range(1, 1024))
-      ->capture_default_str();
-}
-
-void apply_threads(int threads) { set_threads(threads); }
-
-namespace {
-CLI::Validator number_check(const char* desc, bool strict) {
-  return CLI::Validator(
-      [strict](std::string& in) -> std::string {
-        double v;
-        try {
-          size_t used = 0;
-          v = std::stod(in, &used);
-          if (used != in.size()) throw 0;
-        } catch (...) {
-          return "'" + in + "' is not a number";
-        }
-        if (strict ? !(v > 0) : !(v >= 0))
-          return std::string("must be ") + (strict ? "greater than 0" : "0 or more") + " (got " + in + ")";
-        return {};
-      },
-      desc);
-}
-}  // namespace
-
-CLI::Validator positive() { return number_check("POSITIVE", true); }
-
-CLI::Validator seed_check() {
-  return CLI::Validator(
-      [](std::string& in) -> std::string {
-        // Digits only: CLI11 would wrap "-1" and saturate overflowing values silently.
-        const std::string max = "18446744073709551615";  // 2^64 - 1
-        bool digits = !in.empty() && in.find_first_not_of("0123456789") == std::string::npos;
-        std::string d = digits ? in.substr(std::min(in.find_first_not_of('0'), in.size() - 1)) : "";
-        if (!digits || d.size() > max.size() || (d.size() == max.size() && d > max))
-          return "a seed is a whole number from 0 to " + max + " (got '" + in + "')";
-        return {};
-      },
-      "0..2^64-1");
-}
-CLI::Validator non_negative() { return number_check("NONNEGATIVE", false); }
-
-namespace {
-std::string g_command_line = "unroll";
-}
-
-const std::string& command_line() { return g_command_line; }
-
-namespace {
-int g_exit_code = 0;
-Comm* g_comm = &single_process();
-}
-Comm& process_comm() { return *g_comm; }
-void set_process_comm(Comm& c) { g_comm = &c; }
-void set_exit_code(int code) { g_exit_code = code; }
-int exit_code() { return g_exit_code; }
-
-int with_interrupts(const std::string& dir, const std::string& resume, bool quiet,
-                    const std::function<int()>& train) {
-  const std::string first = "unroll: stopping after this step and saving a checkpoint (Ctrl-C again to quit at once)\n";
-  const std::string quit = "unroll: quitting at once; the checkpoints last written in '" + dir + "' are kept" +
-                           (resume.empty() ? std::string() : "; continue with: " + resume) + "\n";
-  InterruptScope scope(quiet ? "" : first.c_str(), quiet ? "" : quit.c_str());
-  const int sig = train();
-  if (sig) set_exit_code(interrupt_exit_code(sig));
-  return sig;
-}
-
-std::vector<int64_t> test_nan_steps() {
-  std::vector<int64_t> steps;
-  const char* env = std::getenv("UNROLL_TEST_NAN_STEPS");
-  for (std::string s = env ? env : ""; !s.empty();) {
-    const size_t comma = s.find(',');
-    try {
-      steps.push_back(std::stoll(s.substr(0, comma)));
-    } catch (...) {
-      throw Error("UNROLL_TEST_NAN_STEPS='" + std::string(env) + "' is not a list of step numbers like 3,7");
-    }
-    s = comma == std::string::npos ? "" : s.substr(comma + 1);
-  }
-  return steps;
-}
-
-void set_command_line(int argc, char** argv) {
-  std::string s = "unroll";
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    const bool plain = !a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                          "0123456789-_=+./:,@%") == std::string::npos;
-    if (!plain) {  // single-quoted for a POSIX shell
-      std::string q = "'";
-      for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-      a = q + "'";
-    }
-    s += " " + a;
-  }
-  g_command_line = s;
-}
-
-}  // namespace unroll::cli
 
 namespace {
 // A failed command: one line on stderr. With several ranks the others may be
@@ -132,6 +26,17 @@ int fail(unroll::Comm& comm, const std::string& what) {
             << "\n" << std::flush;
   if (comm.size() > 1) comm.abort(1);
   return 1;
+}
+
+// Help and version text, then the exit status: 1 if it could not be written.
+int printed(int rc) {
+  try {
+    unroll::cli::check_stdout();
+  } catch (const std::exception& e) {
+    std::cerr << "unroll: error: " << e.what() << "\n";
+    return 1;
+  }
+  return rc;
 }
 }  // namespace
 
@@ -162,21 +67,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   CLI::App app{"unroll: train, sample and look inside recurrent neural networks", "unroll"};
-  app.set_version_flag("--version", std::string("unroll ") + UNROLL_VERSION);
-  app.require_subcommand(1);
-  app.fallthrough(false);
-  unroll::cli::add_train(app);
-  unroll::cli::add_sample(app);
-  unroll::cli::add_eval(app);
-  unroll::cli::add_info(app);
-  unroll::cli::add_cells(app);
-  unroll::cli::add_gradients(app);
-  unroll::cli::add_classify(app);
-  unroll::cli::add_tag(app);
-  unroll::cli::add_conditional(app);
-  unroll::cli::add_report(app);
-  unroll::cli::add_hello(app);
-  unroll::cli::add_bench(app);
+  unroll::cli::add_commands(app);
   try {
     if (argc > 1 && argv[1][0] != '-') {
       bool known = false;
@@ -192,12 +83,13 @@ int main(int argc, char** argv) {
       }
     }
     app.parse(argc, argv);
+    unroll::cli::check_stdout();  // output that never arrived is a failure
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    return printed(app.exit(e));
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+    return printed(app.exit(e));
   } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
+    return printed(app.exit(e));
   } catch (const CLI::ParseError& e) {
     std::string where = "unroll";
     for (const CLI::App* sub = &app; !sub->get_subcommands().empty();) {  // down to the innermost command
@@ -205,11 +97,16 @@ int main(int argc, char** argv) {
       where += " " + sub->get_name();
     }
     if (comm.root())  // every rank parses the same command line: one message
-      std::cerr << "unroll: error: " << e.what() << " (see '" << where << " --help')\n";
+      std::cerr << "unroll: error: " << unroll::cli::parse_error_text(e) << " (see '" << where
+                << " --help')\n";
     return 2;
   } catch (const std::bad_alloc&) {
     return fail(comm, "out of memory: the model or the batch is too large for this machine (try a smaller "
                       "--hidden, --layers, --batch or --seq)");
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path the filesystem refuses (a symbolic-link loop, a permission),
+    // without the library's "filesystem error: status:" wording.
+    return fail(comm, "cannot use '" + e.path1().string() + "': " + e.code().message());
   } catch (const std::exception& e) {  // unroll::Error and the rest
     return fail(comm, e.what());
   }

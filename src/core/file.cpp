@@ -24,6 +24,14 @@ std::string parent_dir(const std::string& path) {
   return path.substr(0, slash);
 }
 
+PathKind path_kind(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (st.type() == fs::file_type::not_found) return PathKind::None;
+  if (ec) throw Error("cannot use " + what + " '" + path + "': " + ec.message());
+  return st.type() == fs::file_type::directory ? PathKind::Folder : PathKind::Other;
+}
+
 namespace {
 // Writes straight into something that is not a regular file (a device such as
 // /dev/stdout, a named pipe): it cannot be replaced, only written through.

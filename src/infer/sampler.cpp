@@ -8,18 +8,31 @@
 
 namespace unroll {
 
+void check_temperature(float t, const std::string& option) {
+  // A float holds positive values from about 1.4e-45 to 3.4e38; a smaller
+  // value typed on the command line arrives here as 0.
+  require(t > 0 && std::isfinite(t),
+          option +
+              " must be a positive number from about 1.4e-45 to 3.4e38 (it is a "
+              "float; smaller values round to 0), e.g. 0.8");
+}
+
 void SampleOptions::validate() const {
-  require(temperature > 0 && std::isfinite(temperature),
-          "--temperature must be a positive number that fits a float, at most about 3.4e38 (e.g. 0.8)");
+  check_temperature(temperature, "--temperature");
   require(top_k >= 0, "--top-k must be 0 (all tokens) or positive");
   require(top_p > 0 && top_p <= 1, "--top-p must be in (0, 1]");
 }
 
 int32_t pick_token(const float* logits, int V, const SampleOptions& o, Rng& rng,
-                   std::vector<std::pair<float, int32_t>>& s) {
+                   std::vector<std::pair<double, int32_t>>& s) {
+  for (int k = 0; k < V; ++k)
+    require(std::isfinite(logits[k]),
+            "the model's outputs are not finite (NaN or infinity): the checkpoint's weights have "
+            "diverged or are damaged");
   if (o.greedy) return int32_t(std::max_element(logits, logits + V) - logits);
+  // Sorting by logit is sorting by probability at any temperature.
   s.resize(V);
-  for (int k = 0; k < V; ++k) s[k] = {logits[k] / o.temperature, int32_t(k)};
+  for (int k = 0; k < V; ++k) s[k] = {double(logits[k]), int32_t(k)};
   int keep = V;
   if (o.top_k > 0 && o.top_k < V) {
     std::partial_sort(s.begin(), s.begin() + o.top_k, s.end(), std::greater<>());
@@ -27,9 +40,13 @@ int32_t pick_token(const float* logits, int V, const SampleOptions& o, Rng& rng,
   } else if (o.top_p < 1) {
     std::sort(s.begin(), s.end(), std::greater<>());
   }
-  const float m = std::max_element(s.begin(), s.begin() + keep)->first;
+  // Weights e^((z - max) / T) in double: z - max ≤ 0, so a tiny T sends
+  // every weight but the largest to e^-inf = 0 (greedy, ties shared) instead
+  // of overflowing z / T to infinity and the softmax to NaN.
+  const double m = std::max_element(s.begin(), s.begin() + keep)->first;
+  const double T = o.temperature;
   double total = 0;
-  for (int k = 0; k < keep; ++k) total += (s[k].first = std::exp(s[k].first - m));
+  for (int k = 0; k < keep; ++k) total += (s[k].first = std::exp((s[k].first - m) / T));
   if (o.top_p < 1) {  // s is sorted by probability here
     double cum = 0;
     int k = 0;
@@ -42,7 +59,10 @@ int32_t pick_token(const float* logits, int V, const SampleOptions& o, Rng& rng,
     u -= s[k].first;
     if (u < 0) return s[k].second;
   }
-  return s[keep - 1].second;
+  // Rounding can leave u ≥ 0 after the last weight: the last one with any.
+  for (int k = keep - 1; k > 0; --k)
+    if (s[k].first > 0) return s[k].second;
+  return s[0].second;
 }
 
 namespace {
@@ -78,7 +98,7 @@ void generate(Model<float>& model, const std::vector<int32_t>& prime, int32_t st
   feed_prime(model, prime, start, 1, category);
   const int V = model.config().outputs;
   const float* last = model.logits() + size_t(model.chunk_steps() - 1) * V;
-  std::vector<std::pair<float, int32_t>> scratch;
+  std::vector<std::pair<double, int32_t>> scratch;
   for (int i = 0; i < n; ++i) {
     int32_t tok = pick_token(last, V, o, rng, scratch);
     if (tok == stop) break;

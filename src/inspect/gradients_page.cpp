@@ -457,7 +457,10 @@ std::string blocks_html(const json* w_hh) {
     h += "<tr><td>" + html_escape(text_of(field(b, "block"))) + "</td>";
     for (const char* k : {"spectral_radius", "sigma_max"}) {
       const double v = number_or_nan(field(b, k));
-      h += "<td>" + (std::isfinite(v) ? fixed(v, 3) : std::string("&mdash;")) + "</td>";
+      // Three decimals, as the factors; a large value (a fresh model scaled
+      // far up) in four significant digits rather than hundreds of them.
+      h += "<td>" + (std::isfinite(v) && std::fabs(v) < 1e4 ? fixed(v, 3) : number_html(v, 4)) +
+           "</td>";
     }
     h += "</tr>";
   }

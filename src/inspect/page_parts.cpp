@@ -75,9 +75,11 @@ const json& array_or_empty(const json* v) {
 }
 
 std::string fixed(double v, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
+  // Sized to the number: 1e300 has 301 digits before the point.
+  std::string s(size_t(std::snprintf(nullptr, 0, "%.*f", decimals, v)) + 1, '\0');
+  std::snprintf(s.data(), s.size(), "%.*f", decimals, v);
+  s.pop_back();
+  return s;
 }
 
 namespace {

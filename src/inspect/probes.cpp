@@ -1,7 +1,7 @@
 // Built-in and user probes over a text (see inspect/probes.h).
 #include "unroll/inspect/probes.h"
 
-#include <regex>
+#include <re2/re2.h>
 
 #include "unroll/core/error.h"
 #include "unroll/text/utf8.h"
@@ -176,12 +176,16 @@ std::vector<Probe> builtin_probes(const std::u32string& text) {
 }
 
 Probe regex_probe(const std::string& name, const std::string& pattern, const std::u32string& text) {
-  std::regex re;
-  try {
-    re = std::regex(pattern, std::regex::ECMAScript | std::regex::multiline);  // ^ and $ at line ends
-  } catch (const std::regex_error& e) {
-    throw Error("probe '" + name + "': invalid regular expression '" + pattern + "': " + e.what());
-  }
+  // RE2 matches in time linear in the text whatever the pattern, with no
+  // recursion per character: a user's pattern can neither overflow the stack
+  // nor backtrack for ever (std::regex did both on long matches).
+  RE2::Options opts;
+  opts.set_log_errors(false);
+  opts.set_max_mem(int64_t(64) << 20);   // the compiled program; a larger pattern is refused
+  const RE2 re("(?m)" + pattern, opts);  // ^ and $ at line ends
+  if (!re.ok())
+    throw Error("probe '" + name + "': invalid regular expression '" + pattern +
+                "': " + re.error() + " (RE2 syntax: no back-references or look-around)");
   // The regex runs on UTF-8 bytes; at[b] is the character that byte b belongs to.
   std::string bytes;
   std::vector<size_t> at;
@@ -191,10 +195,19 @@ Probe regex_probe(const std::string& name, const std::string& pattern, const std
     at.insert(at.end(), bytes.size() - before, i);
   }
   Probe p{name, "matches /" + pattern + "/", true, std::vector<float>(text.size(), 0.0f)};
-  for (auto m = std::sregex_iterator(bytes.begin(), bytes.end(), re); m != std::sregex_iterator();
-       ++m) {
-    const size_t b0 = size_t(m->position()), b1 = b0 + size_t(m->length());
+  const re2::StringPiece all(bytes);
+  re2::StringPiece m;
+  for (size_t pos = 0; pos <= bytes.size();) {
+    if (!re.Match(all, pos, bytes.size(), RE2::UNANCHORED, &m, 1)) break;
+    const size_t b0 = size_t(m.data() - bytes.data()), b1 = b0 + m.size();
     for (size_t b = b0; b < b1; ++b) p.values[at[b]] = 1.0f;
+    if (b1 > b0) {
+      pos = b1;
+    } else {  // an empty match: go on after the character it stands before
+      if (b0 >= bytes.size()) break;
+      pos = b0 + 1;
+      while (pos < bytes.size() && (static_cast<unsigned char>(bytes[pos]) & 0xC0) == 0x80) ++pos;
+    }
   }
   return p;
 }

@@ -68,6 +68,14 @@ std::string read_text_file(const std::string& path) {
     throw Error("cannot read '" + path + "': " + (e ? std::strerror(e) : "read error"));
   }
   if (out.empty()) throw Error("'" + path + "' is empty; give a file that contains text");
+  // A byte-order mark at the start says how the file is encoded; it is not
+  // text. (One further in, as `cat` of two such files leaves, is the
+  // character U+FEFF like any other.)
+  if (out.compare(0, 3, "\xEF\xBB\xBF") == 0) {
+    out.erase(0, 3);
+    if (out.empty())
+      throw Error("'" + path + "' holds only a byte-order mark; give a file that contains text");
+  }
   return out;
 }
 
@@ -87,7 +95,6 @@ std::u32string decode_utf8(std::string_view bytes, const std::string& source) {
   std::u32string out;
   out.reserve(n);
   size_t i = 0;
-  if (n >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) i = 3;  // byte-order mark
 
   while (i < n) {
     const unsigned char b = p[i];
@@ -184,9 +191,55 @@ std::string normalize(std::string_view text, bool compose) {
 std::string utf8_nfc(std::string_view text) { return normalize(text, true); }
 std::string utf8_nfd(std::string_view text) { return normalize(text, false); }
 
+std::string escape_controls(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  char buf[16];
+  for (size_t i = 0; i < text.size();) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    utf8proc_int32_t cp = -1;
+    const utf8proc_ssize_t len =
+        utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data()) + i,
+                         utf8proc_ssize_t(text.size() - i), &cp);
+    if (len <= 0) {  // not UTF-8: the byte, escaped
+      std::snprintf(buf, sizeof buf, "\\x%02x", b);
+      out += buf;
+      ++i;
+      continue;
+    }
+    const bool control =
+        (cp < 0x20 && cp != '\n' && cp != '\t') || cp == 0x7f || (cp >= 0x80 && cp < 0xa0);
+    if (!control) {
+      out.append(text.substr(i, size_t(len)));
+    } else {
+      std::snprintf(buf, sizeof buf, cp < 0x80 ? "\\x%02x" : "\\u%04x", unsigned(cp));
+      out += buf;
+    }
+    i += size_t(len);
+  }
+  return out;
+}
+
 size_t display_width(std::string_view text) {
+  // Column by user-perceived character (grapheme cluster), as terminals
+  // draw them: the cluster's widest code point, so a ZWJ emoji sequence
+  // (man, ZWJ, woman, ZWJ, girl) is one 2-column picture, not 6 columns; and
+  // 2 for a cluster with VS16 (U+FE0F, emoji presentation: ❤️).
+  const std::u32string t = decode_utf8(text, "text");
   size_t w = 0;
-  for (char32_t c : decode_utf8(text, "text")) w += size_t(std::max(0, utf8proc_charwidth(utf8proc_int32_t(c))));
+  utf8proc_int32_t state = 0;
+  for (size_t i = 0; i < t.size();) {
+    int width = 0;
+    size_t j = i;
+    do {
+      width = std::max(width, int(utf8proc_charwidth(utf8proc_int32_t(t[j]))));
+      if (t[j] == 0xFE0F) width = 2;
+      ++j;
+    } while (j < t.size() && !utf8proc_grapheme_break_stateful(utf8proc_int32_t(t[j - 1]),
+                                                               utf8proc_int32_t(t[j]), &state));
+    w += size_t(width);
+    i = j;
+  }
   return w;
 }
 

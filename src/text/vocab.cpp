@@ -1,5 +1,7 @@
 #include "unroll/text/vocab.h"
 
+#include <utf8proc.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -139,21 +141,43 @@ int Vocab::find(char32_t cp) const {
 
 std::vector<int32_t> Vocab::encode_text(const std::string& utf8, const std::string& source,
                                         std::string* used) const {
-  std::u32string text = decode_utf8(utf8, source);
-  auto known = [&](const std::u32string& t) {
+  const std::u32string text = decode_utf8(utf8, source);
+  auto known = [&](std::u32string_view t) {
     return std::all_of(t.begin(), t.end(), [&](char32_t c) { return find(c) >= 0; });
   };
-  if (!known(text)) {
-    for (const std::string& form : {utf8_nfc(utf8), utf8_nfd(utf8)}) {
-      std::u32string t = decode_utf8(form, source);
-      if (known(t)) {
-        if (used) *used = form;
-        return encode_chars(t);
+  if (known(text)) {
+    if (used) *used = utf8;
+    return encode_chars(text);
+  }
+  // Normalise each user-perceived character (grapheme cluster) on its own:
+  // one text can hold characters the vocabulary knows composed (Hangul
+  // syllables) next to ones it knows decomposed (e + U+0301), and no single
+  // form of the whole text fits both.
+  std::u32string out;
+  out.reserve(text.size());
+  utf8proc_int32_t state = 0;
+  for (size_t i = 0; i < text.size();) {
+    size_t j = i + 1;
+    while (j < text.size() && !utf8proc_grapheme_break_stateful(utf8proc_int32_t(text[j - 1]),
+                                                                utf8proc_int32_t(text[j]), &state))
+      ++j;
+    const std::u32string_view cluster(text.data() + i, j - i);
+    std::u32string fit(cluster);
+    if (!known(cluster)) {
+      const std::string bytes = encode_utf8(cluster);
+      for (const std::string& form : {utf8_nfc(bytes), utf8_nfd(bytes)}) {
+        std::u32string t = decode_utf8(form, source);
+        if (known(t)) {
+          fit = std::move(t);
+          break;
+        }
       }
     }
+    out += fit;  // as typed when no form fits: encode_chars names it
+    i = j;
   }
-  if (used) *used = utf8;
-  return encode_chars(text);
+  if (used) *used = encode_utf8(out);
+  return encode_chars(out);
 }
 
 std::vector<int32_t> Vocab::encode_chars(const std::u32string& text) const {

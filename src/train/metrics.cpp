@@ -52,8 +52,14 @@ void MetricsLog::append(const nlohmann::json& record) {
 nlohmann::json load_run_record(const std::string& dir) {
   namespace fs = std::filesystem;
   const fs::path metrics = fs::path(dir) / "metrics.jsonl";
-  require(fs::is_regular_file(metrics),
-          "'" + dir + "' is not a run folder: it has no metrics.jsonl (unroll train --out writes one)");
+  const PathKind kind = path_kind(dir, "run folder");
+  require(kind != PathKind::None, "the run folder '" + dir + "' does not exist");
+  require(kind == PathKind::Folder, "'" + dir +
+                                        "' is a file, not a run folder: give the folder that "
+                                        "unroll train --out (or classify, tag, conditional) wrote");
+  require(
+      path_kind(metrics.string(), "run record") == PathKind::Other,
+      "'" + dir + "' is not a run folder: it has no metrics.jsonl (unroll train --out writes one)");
   nlohmann::json records = nlohmann::json::array();
   std::ifstream in(metrics, std::ios::binary);
   std::string line;

@@ -1,25 +1,28 @@
 #include "unroll/train/trainer.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
-#include <sstream>
 #include <iomanip>
+#include <iostream>
 #include <limits>
-#include <signal.h>
+#include <sstream>
 
 #include "unroll/core/error.h"
-#include "unroll/core/json.h"
 #include "unroll/core/file.h"
 #include "unroll/core/gemm.h"
 #include "unroll/core/interrupt.h"
+#include "unroll/core/json.h"
+#include "unroll/core/shell.h"
 #include "unroll/infer/evaluate.h"
 #include "unroll/infer/sampler.h"
 #include "unroll/text/corpus.h"
+#include "unroll/text/utf8.h"
 #include "unroll/train/checkpoint.h"
 
 namespace fs = std::filesystem;
@@ -45,8 +48,7 @@ void TrainConfig::validate() const {
           "--steps, --epochs and --time must not be negative");
   require(eval_every >= 0 && sample_every >= 0 && print_every >= 0 && sample_len >= 0,
           "--eval-every, --sample-every, --print-every and --sample-len must not be negative");
-  require(sample_temperature > 0 && std::isfinite(sample_temperature),
-          "--sample-temperature must be a positive number");
+  check_temperature(sample_temperature, "--sample-temperature");
   require(train_frac > 0 && val_frac >= 0 && train_frac + val_frac <= 1 + 1e-9,
           "--split fractions must have train > 0, val >= 0 and train + val <= 1");
   require(on_nan == "stop" || on_nan == "skip", "--on-nan must be 'stop' or 'skip' (got '" + on_nan + "')");
@@ -110,29 +112,44 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
 }
 
 double parse_duration(const std::string& s) {
-  require(!s.empty(), "empty duration: use e.g. 90s, 5m, 1h30m");
+  // NUMBER[h][NUMBERm][NUMBERs]: each unit at most once, largest first; a
+  // bare number is seconds. Plain decimals only: no signs, exponents, inf or nan.
+  const std::string usage = "cannot read duration '" + s + "': use e.g. 90s, 5m, 1h30m or 2.5h";
+  require(!s.empty(), "empty duration: use e.g. 90s, 5m, 1h30m or 2.5h");
   double total = 0;
   size_t i = 0;
+  int last_unit = 4;  // h = 3, m = 2, s = 1, none = 0
   while (i < s.size()) {
-    size_t used = 0;
+    const size_t start = i;
+    while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
+    const std::string number = s.substr(start, i - start);
+    require(!number.empty() && number != "." && number.find('.') == number.rfind('.'), usage);
     double v;
     try {
-      v = std::stod(s.substr(i), &used);
-    } catch (...) {
-      throw Error("cannot read duration '" + s + "': use e.g. 90s, 5m, 1h30m");
+      v = std::stod(number);
+    } catch (const std::exception&) {  // beyond a double
+      throw Error(usage);
     }
-    i += used;
-    double unit = 1;
+    int unit = 0;
+    double seconds = 1;
     if (i < s.size()) {
-      char u = s[i++];
-      if (u == 'h') unit = 3600;
-      else if (u == 'm') unit = 60;
-      else if (u == 's') unit = 1;
-      else throw Error("cannot read duration '" + s + "': units are h, m, s (e.g. 1h30m)");
+      const char u = s[i++];
+      if (u == 'h')
+        unit = 3, seconds = 3600;
+      else if (u == 'm')
+        unit = 2, seconds = 60;
+      else if (u == 's')
+        unit = 1, seconds = 1;
+      else
+        throw Error(usage + " (units are h, m and s)");
     }
-    require(v >= 0, "duration '" + s + "' is negative");
-    total += v * unit;
+    require(
+        unit < last_unit && (unit > 0 || start == 0),
+        usage + " (each unit once, largest first; a number without a unit only alone, as seconds)");
+    last_unit = unit;
+    total += v * seconds;
   }
+  require(std::isfinite(total), usage);
   return total;
 }
 
@@ -193,22 +210,31 @@ void Trainer::prepare() {
                                           "the training part of the text");
   if (!val_ids_.empty())
     require(val_ids_.size() >= 2,
-            "the validation part of the text has fewer than 2 characters: raise --split's "
-            "validation fraction or use --split 1,0 for no validation");
+            cfg_.val_files.empty()
+                ? "the validation part of the text has fewer than 2 " +
+                      std::string(corpus_.format.unit()) +
+                      ": raise --split's validation fraction or use --split 1,0 for no validation"
+                : "--val: the validation text has fewer than 2 " +
+                      std::string(corpus_.format.unit()) + ": give a longer file");
 }
 
 std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
                                          const std::function<void(TrainConfig&)>& adjust) {
   const std::string path = (fs::path(dir) / "latest.safetensors").string();
-  require(fs::exists(path), "cannot resume: '" + path + "' does not exist");
+  require(path_kind(dir, "--resume") == PathKind::Folder,
+          "cannot resume: the run folder '" + dir + "' does not exist or is not a folder");
+  require(path_kind(path, "--resume") != PathKind::None,
+          "cannot resume: '" + path + "' does not exist");
   Checkpoint ck;
   try {
     ck = load_checkpoint(path);
   } catch (const Error& e) {
     const fs::path best = fs::path(dir) / "best.safetensors";
+    std::error_code ec;
     throw Error(std::string(e.what()) +
-                (fs::exists(best) ? "; to resume from the best checkpoint instead: cp " + best.string() + " " + path
-                                  : std::string()));
+                (fs::exists(best, ec) ? "; to resume from the best checkpoint instead: cp " +
+                                            shell_quote(best.string()) + " " + shell_quote(path)
+                                      : std::string()));
   }
   require_task(ck, path, "lm");
   require(!ck.train.is_null() && !ck.progress.is_null() && !ck.data.is_null(),
@@ -267,7 +293,8 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
 }
 
 std::string Trainer::resume_command() const {
-  return "unroll train --resume " + dir_ + " --threads " + std::to_string(get_threads());
+  return "unroll train --resume " + shell_quote(dir_) + " --threads " +
+         std::to_string(get_threads());
 }
 
 nlohmann::json Trainer::progress_json() const {
@@ -311,7 +338,11 @@ void Trainer::print_sample(std::ostream& log) {
            [&](int32_t id) { tokens.push_back(corpus_.vocab.token(id)); });
   const std::string text = detokenize(tokens, corpus_.format);
   end_progress_line(log);
-  log << "---- sample at step " << step_ << " ----\n" << text << "\n----\n" << std::flush;
+  // The log may be a terminal: control characters the model learned (ESC
+  // from a log file, say) are shown, not obeyed. metrics.jsonl has the text as is.
+  log << "---- sample at step " << step_ << " ----\n"
+      << escape_controls(text) << "\n----\n"
+      << std::flush;
   if (metrics_) metrics_->append({{"kind", "sample"}, {"step", step_}, {"text", text}});
 }
 
@@ -429,15 +460,34 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   // The run's record: its settings (config.json) and metrics.jsonl, which a
   // resumed run continues from the step of its checkpoint.
   if (root) {
-    write_file_atomic((fs::path(dir_) / "config.json").string(),
+    // A resume keeps the command that started the run and adds its own, with
+    // the step it continued from, to "resumes".
+    const std::string config_path = (fs::path(dir_) / "config.json").string();
+    nlohmann::json first_command = command_line, resumes = nlohmann::json::array();
+    if (step_ > 0) {
+      nlohmann::json before;
+      std::ifstream in(config_path);
+      try {
+        if (in) before = nlohmann::json::parse(in);
+      } catch (const nlohmann::json::exception&) {  // damaged: this command starts the record anew
+      }
+      if (before.is_object() && before.contains("command") && before["command"].is_string()) {
+        first_command = before["command"];
+        if (before.contains("resumes") && before["resumes"].is_array()) resumes = before["resumes"];
+      }
+      resumes.push_back({{"command", command_line}, {"step", step_}});
+    }
+    write_file_atomic(config_path,
                       {nlohmann::json({{"model", to_json(m.config())},
                                        {"train", to_json(cfg_)},
                                        {"data", corpus_.describe()},
                                        {"vocab_size", corpus_.vocab.size()},
-                                       {"command", command_line},
+                                       {"command", first_command},
+                                       {"resumes", resumes},
                                        {"parameters", m.layout().count()},
                                        {"ranks", ranks}})
-                           .dump(2) + "\n"},
+                           .dump(2) +
+                       "\n"},
                       "run settings");
     metrics_ = std::make_unique<MetricsLog>((fs::path(dir_) / "metrics.jsonl").string(), step_ > 0 ? step_ : -1);
   }

@@ -26,6 +26,13 @@ void check_output_path(const std::string& path, const std::string& what);
 // longer runs (on this machine). Never throws.
 void remove_stale_temp_files(const std::string& dir, const std::vector<std::string>& names);
 
+// What is at a path, following symbolic links: nothing, a folder, or
+// something else (a file, a device). Throws Error("cannot use WHAT 'PATH':
+// REASON") when the filesystem cannot tell (a loop of symbolic links, a
+// folder we may not enter).
+enum class PathKind { None, Folder, Other };
+PathKind path_kind(const std::string& path, const std::string& what);
+
 // The folder part of a path ("." when there is none).
 std::string parent_dir(const std::string& path);
 

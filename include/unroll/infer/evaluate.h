@@ -16,9 +16,12 @@ struct EvalResult {
   double perplexity() const { return std::exp(loss); }
 };
 
-// Uses up to B streams (fewer when the sequence is short); every token but
-// the first of each stream is predicted once. Leaves the model's carried
-// state as it found it.
+// Uses up to B streams (fewer when the sequence is short) of (n - 1) / B
+// steps each, each predicting up to the first token of the next; the
+// (n - 1) mod B tokens left over are scored by the last stream going on
+// alone. Every token but the first is predicted once: tokens = n - 1. Each
+// stream starts from a zero state. Leaves the model's carried state as it
+// found it.
 EvalResult evaluate(Model<float>& model, const std::vector<int32_t>& ids, int B, int T);
 
 // Saves the carried state on construction and puts it back on destruction,

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "unroll/core/rng.h"
@@ -19,9 +20,16 @@ struct SampleOptions {
   void validate() const;     // throws Error with the accepted ranges
 };
 
-// Chooses a token from logits[V]. scratch is reused between calls.
+// Throws Error unless t is a usable temperature (> 0 and finite), naming
+// `option` and both ends of the range.
+void check_temperature(float t, const std::string& option);
+
+// Chooses a token from logits[V]: softmax(logits / T), computed so that any
+// positive float T works (a tiny one picks the most likely token, like
+// greedy). Throws Error if a logit is not finite. scratch is reused between
+// calls.
 int32_t pick_token(const float* logits, int V, const SampleOptions& o, Rng& rng,
-                   std::vector<std::pair<float, int32_t>>& scratch);
+                   std::vector<std::pair<double, int32_t>>& scratch);
 
 // Runs the prime through the model (batch 1, fresh state), then generates n
 // tokens, calling emit(id) for each as soon as it is chosen. An empty prime

@@ -8,14 +8,16 @@
 
 namespace unroll {
 
-// Reads the whole file as bytes. Throws Error if the file is missing, is a
-// directory, cannot be read, or is empty.
+// Reads the whole file as bytes, without a UTF-8 byte-order mark at its
+// start (the one place a BOM is dropped: anywhere else U+FEFF is text). Throws
+// Error if the file is missing, is a directory, cannot be read, or is empty.
 std::string read_text_file(const std::string& path);
 
 // Strictly decodes UTF-8 into code points. `source` names the data in error
-// messages (usually the file path). A leading UTF-8 byte-order mark is skipped;
-// byte offsets in errors count from the start of `bytes` (BOM included). A NUL
-// byte means the data looks binary; a UTF-16 byte-order mark is reported as such.
+// messages (usually the file path); byte offsets in errors count from the
+// start of `bytes` (for a file, after its byte-order mark, if any). Every
+// code point is kept, U+FEFF included. A NUL byte means the data looks
+// binary; a UTF-16 byte-order mark is reported as such.
 std::u32string decode_utf8(std::string_view bytes, const std::string& source);
 
 // Appends the UTF-8 encoding of cp. Throws Error for surrogates and values above U+10FFFF.
@@ -27,8 +29,16 @@ std::string encode_utf8(std::u32string_view text);
 // Unicode normalisation (utf8proc) of valid UTF-8: NFC composes ("e" + U+0301
 // becomes "é"), NFD decomposes. Throws Error if the input is not valid UTF-8.
 std::string utf8_nfc(std::string_view text);
-// Terminal columns of valid UTF-8 text (utf8proc's character widths: wide
-// East Asian characters take two, combining marks none).
+// The text with its control characters made visible, for a terminal: C0
+// controls other than newline and tab, DEL and the C1 controls become \xHH
+// or \uHHHH (ESC is \x1b), so a generated text cannot move the cursor,
+// recolour or clear the screen. Invalid UTF-8 bytes become \xHH too.
+std::string escape_controls(std::string_view text);
+
+// Terminal columns of valid UTF-8 text, per user-perceived character
+// (grapheme cluster): its widest code point by utf8proc (wide East Asian
+// characters and emoji take two, combining marks none), and two for an emoji
+// sequence joined by ZWJ or shown as emoji by VS16.
 size_t display_width(std::string_view text);
 std::string utf8_nfd(std::string_view text);
 

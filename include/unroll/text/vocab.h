@@ -36,10 +36,12 @@ class Vocab {
   // the vocabulary (up to 10, as the character and as U+XXXX).
   std::vector<int32_t> encode_chars(const std::u32string& text) const;
 
-  // Encodes UTF-8 text (a prime, say) one id per code point. When the text as
-  // given has characters outside the vocabulary, its NFC and then its NFD form
-  // are tried ("e" + combining accent vs "é"); *used receives the form that
-  // encoded. If none does, throws encode_chars' Error for the text as given.
+  // Encodes UTF-8 text (a prime, say) one id per code point. Each user-
+  // perceived character (grapheme cluster) that the vocabulary does not know
+  // as typed is tried in NFC and then in NFD ("e" + combining accent vs "é"),
+  // each on its own, so composed Hangul and a decomposed é can share a text;
+  // *used receives the text as encoded. A character no form fits is named in
+  // encode_chars' Error as typed.
   std::vector<int32_t> encode_text(const std::string& utf8, const std::string& source,
                                    std::string* used = nullptr) const;
 

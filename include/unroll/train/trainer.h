@@ -55,7 +55,9 @@ struct TrainConfig {
 nlohmann::json to_json(const TrainConfig& c);
 TrainConfig train_config_from_json(const nlohmann::json& j);
 
-// Parses a duration: "90", "90s", "5m", "1h30m", "2.5h" → seconds.
+// Parses a duration: "90", "90s", "5m", "1h30m", "2.5h" → seconds. Each
+// unit at most once, largest first; plain decimals (no sign, exponent, inf or
+// nan). Throws Error with examples otherwise.
 double parse_duration(const std::string& s);
 
 struct TrainEvent {  // what the trainer reports, for logs and tests
