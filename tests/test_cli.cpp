@@ -166,14 +166,20 @@ TEST_F(CliTest, EveryBoundedOptionRefusesValuesOutsideItsRange) {
         std::ostringstream o;
         o << std::setprecision(12) << v;
         bad = o.str();
-        needles = {"not in range"};
+        auto g = [](double x) {  // as the message prints the ends
+          char b[32];
+          std::snprintf(b, sizeof b, "%g", x);
+          return std::string(b);
+        };
+        needles = {"accepted values, " + g(lo) + " to " + g(hi)};
       } else if (std::regex_search(l, m, set)) {
         opt = m[1], bad = "bogus";
         std::stringstream members(m[2].str());
         for (std::string x; std::getline(members, x, ',');) needles.push_back(x);
       } else if (std::regex_search(l, m, sign)) {
         opt = m[1], bad = m[2] == "POSITIVE" ? "0" : "-1";
-        needles = {m[2] == "POSITIVE" ? "greater than 0" : "0 or more"};
+        needles = {m[2] == "POSITIVE" ? "a number from 1.4e-45 to 3.4e38"
+                                      : "0 or a number from 1.4e-45 to 3.4e38"};
       } else {
         continue;
       }

@@ -2,6 +2,7 @@
 // it, with its neighbours (the same mistake in other commands).
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
@@ -271,11 +272,12 @@ TEST_F(Hardening, ResumeKeepsTheCommandThatStartedTheRun) {
     ASSERT_EQ(r.code, 0) << describe(r);
   }
   const auto cfg = nlohmann::json::parse(read_file(dir_ / "run" / "config.json"));
-  EXPECT_TRUE(contains(cfg["command"].get<std::string>(), "--steps 30")) << cfg.dump(2);
-  ASSERT_EQ(cfg["resumes"].size(), 2u) << cfg.dump(2);
-  EXPECT_TRUE(contains(cfg["resumes"][0]["command"].get<std::string>(), "--steps 40"));
-  EXPECT_EQ(cfg["resumes"][0]["step"], 30);
-  EXPECT_EQ(cfg["resumes"][1]["step"], 40);
+  EXPECT_TRUE(contains(cfg.at("command").get<std::string>(), "--steps 30")) << cfg.dump(2);
+  ASSERT_TRUE(cfg.contains("resumes")) << cfg.dump(2);
+  ASSERT_EQ(cfg.at("resumes").size(), 2u) << cfg.dump(2);
+  EXPECT_TRUE(contains(cfg.at("resumes")[0].at("command").get<std::string>(), "--steps 40"));
+  EXPECT_EQ(cfg.at("resumes")[0].at("step"), 30);
+  EXPECT_EQ(cfg.at("resumes")[1].at("step"), 40);
 }
 
 TEST_F(Hardening, EvalScoresEveryTokenButTheFirst) {
@@ -336,22 +338,156 @@ TEST_F(Hardening, ClassReportTablesLineUpWithCjkAndEmojiLabels) {
                    "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   const size_t columns = 6;  // the widest label
+  // The scores table: label, padding to the widest, two spaces, then
+  // precision right-aligned in 9 columns ("   0.1234"). The confusion
+  // matrix: label, padding, a space, then counts right-aligned in 6 ("     3").
+  const size_t matrix_at = r.out.find("confusion matrix");
+  ASSERT_NE(matrix_at, std::string::npos) << r.out;
+  const std::string scores = r.out.substr(0, matrix_at), matrix = r.out.substr(matrix_at);
   for (const auto& [label, width] : labels) {
-    // Its row in the scores table and in the confusion matrix.
-    const std::string scores = "\n" + label + std::string(columns - width + 2, ' ');
-    const std::string matrix = "\n" + label + std::string(columns - width + 1, ' ') + " ";
-    const size_t at = r.out.find(scores);
-    ASSERT_NE(at, std::string::npos) << label << "\n" << r.out;
-    EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(r.out[at + scores.size()])) ||
-                r.out[at + scores.size()] == ' ')
-        << label << "\n"
-        << r.out;
-    EXPECT_NE(r.out.find(matrix), std::string::npos) << label << "\n" << r.out;
-    EXPECT_EQ(r.out.find("\n" + label + std::string(columns - width + 3, ' ') + "0."),
-              std::string::npos)
-        << "padded too much: " << label << "\n"
-        << r.out;
+    const std::regex row("\n" +
+                         std::regex_replace(label, std::regex("[.^$|()\\[\\]{}*+?\\\\]"), "\\$&") +
+                         " {" + std::to_string(columns - width + 5) + "}[0-9]");
+    const std::regex mrow("\n" +
+                          std::regex_replace(label, std::regex("[.^$|()\\[\\]{}*+?\\\\]"), "\\$&") +
+                          " {" + std::to_string(columns - width + 1 + 5) + "}[0-9]");
+    EXPECT_TRUE(std::regex_search(scores, row)) << "scores row of " << label << " misaligned\n"
+                                                << r.out;
+    EXPECT_TRUE(std::regex_search(matrix, mrow)) << "matrix row of " << label << " misaligned\n"
+                                                 << r.out;
   }
+}
+
+// From the tester's pass over the fixes: the same mistakes one step further.
+
+TEST_F(Hardening, NumbersAreFiniteDecimalsEverywhere) {
+  const std::string text = file("en.txt", english_text(300));
+  const fs::path out = dir_ / "r";
+  // --epochs inf trained for ever, and stored null, which no resume could read.
+  for (auto bad : std::vector<std::vector<std::string>>{{"--epochs", "inf"},
+                                                        {"--steps", "inf"},
+                                                        {"--dropout", "nan"},
+                                                        {"--init-scale", "nan"},
+                                                        {"--lr", "0x10"},
+                                                        {"--lr", "1e39"},
+                                                        {"--clip", "-0x1"},
+                                                        {"--epochs", "1e400"}}) {
+    Proc r = unroll(cat({"train", text, "--out", out.string()}, cat(kTiny, bad)));
+    expect_clean_error(r, {bad[0]}, out);
+    EXPECT_FALSE(contains(r.err, "init_scale")) << describe(r);
+  }
+  expect_clean_error(unroll({"gradients", "--scalar", "nan"}), {"--scalar", "not a number"});
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, out));
+  const std::string ck = (out / "best.safetensors").string();
+  expect_clean_error(unroll({"sample", ck, "-t", "1e-310"}),
+                     {"--temperature", "1.4e-45", "3.4e38"});
+  expect_clean_error(unroll({"sample", ck, "-t", "0"}), {"--temperature", "1.4e-45", "3.4e38"});
+  expect_clean_error(unroll({"cells", ck, "--text", text, "--threshold", "nan"}), {"--threshold"});
+  // CLI11's own wording, in the user's terms.
+  for (auto bad : std::vector<std::vector<std::string>>{
+           {"--top-p", "0"}, {"--top-k", "1e3"}, {"--beam", "1.5"}, {"--length", ""}}) {
+    Proc r = unroll(cat({"sample", ck}, bad));
+    expect_clean_error(r, {bad[0]});
+    EXPECT_FALSE(contains(r.err, "Value ") || contains(r.err, "Could not convert")) << describe(r);
+  }
+  Proc r = unroll({"train", "--resume"});
+  expect_clean_error(r, {"--resume needs a value"});
+}
+
+TEST_F(Hardening, OutputsNeverOverwriteInputs) {
+  const std::string ck = trained(english_text(300));
+  const std::string text = file("t.txt", english_text(30));
+  const std::string ck_bytes = read_file(ck), text_bytes = read_file(text);
+  const std::vector<std::vector<std::string>> cmds = {
+      {"cells", ck, "--text", text, "-o", ck},
+      {"cells", ck, "--text", text, "-o", text},
+      {"cells", ck, "--text", text, "-o", "c.html", "--json-file", "c.html"},
+      {"cells", ck, "--text", text, "-o", "c.html", "--npy",
+       (dir_ / "run" / ".." / "t.txt").string()},
+      {"gradients", "--fresh", "rnn:1:4", "--text", text, "-o", text},
+      {"gradients", ck, "--text", text, "--csv-file", ck},
+      {"report", (dir_ / "run").string(), "-o", (dir_ / "run" / "metrics.jsonl").string()},
+      {"report", (dir_ / "run").string(), "-o", ck}};
+  for (const auto& cmd : cmds)
+    expect_clean_error(unroll(cmd), {"which this command also reads or writes"});
+  EXPECT_EQ(read_file(ck), ck_bytes);
+  EXPECT_EQ(read_file(text), text_bytes);
+  EXPECT_FALSE(fs::exists(dir_ / "c.html"));
+  // A link to an input is the input.
+  fs::create_symlink(text, dir_ / "alias.txt");
+  expect_clean_error(unroll({"cells", ck, "--text", text, "-o", "alias.txt"}),
+                     {"which this command also reads"});
+  EXPECT_EQ(read_file(text), text_bytes);
+}
+
+TEST_F(Hardening, SymbolicLinkLoopsAndFilesAsFoldersAreNamed) {
+  const std::string ck = trained(english_text(300));
+  const std::string text = file("t.txt", english_text(30));
+  fs::create_symlink("loopb", dir_ / "loopa");
+  fs::create_symlink("loopa", dir_ / "loopb");
+  expect_clean_error(unroll({"cells", ck, "--text", text, "-o", "loopa"}),
+                     {"loopa", "symbolic links"});
+  expect_clean_error(unroll({"report", (dir_ / "run").string(), "-o", "loopa"}),
+                     {"loopa", "symbolic links"});
+  EXPECT_TRUE(fs::is_symlink(dir_ / "loopa") && fs::is_symlink(dir_ / "loopb"))
+      << "a link was replaced";
+  expect_clean_error(unroll({"cells", ck, "--text", text, "-o", "t.txt/x.html"}),
+                     {"'t.txt' is a file, not a folder"});
+  expect_clean_error(unroll({"cells", ck, "--text", text, "-o", "loopa/x.html"}),
+                     {"symbolic links"});
+}
+
+// --time 0.0001s took no step, wrote the run's record but no checkpoint,
+// and the run could not be resumed.
+TEST_F(Hardening, AnyTimeLimitTakesAStepAndLeavesAResumableRun) {
+  const std::string text = file("en.txt", english_text(300));
+  Proc r = unroll({"train", text, "--out", "r", "--time", "0.0001s", "--hidden", "8", "--layers",
+                   "1", "--batch", "4", "--seq", "8", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_FALSE(contains(r.out, "nothing to train")) << describe(r);
+  ASSERT_TRUE(fs::exists(dir_ / "r" / "latest.safetensors")) << describe(r);
+  Proc again = unroll({"train", "--resume", "r", "--time", "0.0001s", "--threads", "1"});
+  EXPECT_EQ(again.code, 0) << describe(again);
+}
+
+TEST_F(Hardening, LabelsAndSamplesShowControlCharactersOnTheTerminal) {
+  std::string lines;
+  for (int i = 0; i < 40; ++i)
+    lines +=
+        std::string(i % 2 ? "\x1b[31mred" : "plain") + "\tgood fun " + std::to_string(i % 3) + "\n";
+  file("l.txt", lines);
+  Proc r = unroll({"classify", "train", "l.txt", "--out", "c", "--hidden", "8", "--epochs", "1",
+                   "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const std::string report = r.out.substr(r.out.find("precision"));
+  EXPECT_EQ(report.find('\x1b'), std::string::npos) << describe(r);
+  EXPECT_TRUE(contains(report, "\\x1b[31mred")) << describe(r);
+  Proc info = unroll({"info", "c/best.safetensors"});
+  EXPECT_EQ(info.out.find('\x1b'), std::string::npos) << describe(info);
+  // sample: escaped on a terminal, as generated into a file.
+  std::string esc;
+  for (int i = 0; i < 300; ++i) esc += "\x1b[31mred\n";
+  const std::string ck = trained(esc, "esc");
+  const std::string cmd = std::string(UNROLL_BIN) + " sample " + ck + " -n 30 --seed 1 --prime r";
+  Proc tty = run_program("/usr/bin/script", {"-qec", cmd, "/dev/null"}, dir_, io_);
+  ASSERT_EQ(tty.code, 0) << describe(tty);
+  EXPECT_EQ(tty.out.find('\x1b'), std::string::npos) << describe(tty);
+  Proc piped = unroll({"sample", ck, "-n", "30", "--seed", "1", "--prime", "r"});
+  EXPECT_NE(piped.out.find('\x1b'), std::string::npos) << describe(piped);
+}
+
+TEST_F(Hardening, GradientsRefuseOverflowedStatesAndReportNotesBadRecords) {
+  const std::string text = file("t.txt", english_text(50));
+  Proc r = unroll(
+      {"gradients", "--fresh", "rnn-relu:1:8:1000", "--text", text, "-K", "40", "--threads", "1"});
+  EXPECT_EQ(r.code, 1) << describe(r);  // after its "measuring ..." line
+  EXPECT_TRUE(contains(r.err, "unroll: error: the model's states overflow")) << describe(r);
+  EXPECT_FALSE(contains(r.out, "     0")) << describe(r);
+  const std::string ck = trained(english_text(300));
+  std::ofstream(dir_ / "run" / "metrics.jsonl", std::ios::app) << "garbage\n[1,2]\n";
+  Proc rep = unroll({"report", (dir_ / "run").string(), "-o", "rep.html"});
+  EXPECT_EQ(rep.code, 0) << describe(rep);
+  EXPECT_TRUE(contains(rep.err, "2 line(s)")) << describe(rep);
 }
 
 }  // namespace

@@ -173,12 +173,21 @@ TEST(Utf8, DisplayWidthCountsColumnsPerCharacterAsTerminalsDraw) {
   EXPECT_EQ(display_width("a\xf0\x9f\x98\x80"
                           "b"),
             4u);
+  EXPECT_EQ(display_width("\xf0\x9f\x87\xab\xf0\x9f\x87\xb7"),
+            2u);  // the French flag: two regional letters
 }
 
 TEST(Utf8, EscapeControlsShowsWhatATerminalWouldObey) {
   EXPECT_EQ(escape_controls("a\x1b[2Jb\n\tc"), "a\\x1b[2Jb\n\tc");
   EXPECT_EQ(escape_controls("\r\x07\x7f"), "\\x0d\\x07\\x7f");
   EXPECT_EQ(escape_controls("\xc2\x9b \xed\x95\x9c \xff"), "\\u009b \xed\x95\x9c \\xff");
+  // Right-to-left override, line separator.
+  EXPECT_EQ(escape_controls("a\xe2\x80\xae"
+                            "b\xe2\x80\xa8"
+                            "c"),
+            "a\\u202e"
+            "b\\u2028"
+            "c");
 }
 
 TEST(Utf8, EncodeRejectsInvalidCodePoints) {

@@ -4,9 +4,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cfloat>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <regex>
 #include <string>
 #include <thread>
 
@@ -29,23 +33,49 @@ void add_threads_option(CLI::App& sub, int& threads) {
 void apply_threads(int threads) { set_threads(threads); }
 
 namespace {
+// A number as people write it in decimal: digits, a point, an exponent. Not
+// hex (0x10), nan or inf, which strtod would also take.
+bool read_decimal(const std::string& in, double* v) {
+  if (in.empty() || in.find_first_not_of("0123456789.eE+-") != std::string::npos ||
+      in.find_first_of("0123456789") == std::string::npos)
+    return false;
+  char* end = nullptr;
+  *v = std::strtod(in.c_str(), &end);  // beyond a double: ±HUGE_VAL or a tiny value
+  return end == in.c_str() + in.size();
+}
+
+// Positive (or 0 with non-negative) numbers that fit a float, the type most
+// such options have: every message names both ends of the range.
 CLI::Validator number_check(const char* desc, bool strict) {
   return CLI::Validator(
       [strict](std::string& in) -> std::string {
-        double v;
-        try {
-          size_t used = 0;
-          v = std::stod(in, &used);
-          if (used != in.size()) throw 0;
-        } catch (...) {
-          return "'" + in + "' is not a number";
-        }
-        if (strict ? !(v > 0) : !(v >= 0))
-          return std::string("must be ") + (strict ? "greater than 0" : "0 or more") + " (got " +
-                 in + ")";
+        double v = 0;
+        if (!read_decimal(in, &v)) return "'" + in + "' is not a number";
+        const bool ok = (strict ? v >= FLT_TRUE_MIN : v == 0 || v >= FLT_TRUE_MIN) && v <= FLT_MAX;
+        if (!ok)
+          return std::string("must be ") + (strict ? "" : "0 or ") +
+                 "a number from 1.4e-45 to 3.4e38 (got " + in + ")";
         return {};
       },
       desc);
+}
+
+// Every FLOAT option: a decimal number, never nan, inf or hex (a range check
+// alone lets nan through: no comparison with it is true).
+CLI::Validator decimal_check() {
+  return CLI::Validator(
+      [](std::string& in) -> std::string {
+        double v = 0;
+        if (!read_decimal(in, &v) || !std::isfinite(v)) return "'" + in + "' is not a number";
+        return {};
+      },
+      "");
+}
+
+void check_float_options(CLI::App* app) {
+  for (CLI::Option* o : app->get_options())
+    if (o->get_type_name().rfind("FLOAT", 0) == 0) o->check(decimal_check());
+  for (CLI::App* sub : app->get_subcommands({})) check_float_options(sub);
 }
 }  // namespace
 
@@ -164,6 +194,7 @@ void add_commands(CLI::App& app) {
   add_report(app);
   add_hello(app);
   add_bench(app);
+  check_float_options(&app);
 }
 
 // CLI11's message, in the user's terms where its own wording is internal.
@@ -175,6 +206,25 @@ std::string parse_error_text(const CLI::ParseError& e) {
   if (at != std::string::npos)
     return what.substr(0, at) + " was given " + what.substr(at + twice.size()) +
            " times; give it once";
+  std::smatch m;
+  // "--top-p: Value 0 not in range 0.000001 to 1.000000"
+  static const std::regex range("^(\\S+): Value (.*) not in range (\\S+) to (\\S+)$");
+  if (std::regex_match(what, m, range)) {
+    auto g = [](const std::string& x) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%g", std::strtod(x.c_str(), nullptr));
+      return std::string(b);
+    };
+    return m[1].str() + ": '" + m[2].str() + "' is not one of the accepted values, " + g(m[3]) +
+           " to " + g(m[4]);
+  }
+  // "Could not convert: --top-k = 1e3" (a whole number was expected)
+  static const std::regex convert("^Could not convert: (\\S+) = (.*)$");
+  if (std::regex_match(what, m, convert))
+    return m[1].str() + ": '" + m[2].str() + "' is not a whole number in the accepted range";
+  // "--resume: 1 required TEXT missing"
+  static const std::regex missing("^(\\S+): [0-9]+ required \\S+ missing$");
+  if (std::regex_match(what, m, missing)) return m[1].str() + " needs a value";
   return what;
 }
 

@@ -57,9 +57,9 @@ void progress_line(size_t done, size_t total) {
 void run_cells(const CellsArgs& a, const std::string& command) {
   // Output paths are checked before the long run over the text.
   const std::string out = a.out.empty() ? parent_dir(a.checkpoint) + "/cells.html" : a.out;
-  check_output_path(out, "page");
-  if (!a.json.empty()) check_output_path(a.json, "JSON");
-  if (!a.npy.empty()) check_output_path(a.npy, "activations (.npy)");
+  check_output_path(out, "page", {a.checkpoint, a.text, a.json, a.npy});
+  if (!a.json.empty()) check_output_path(a.json, "JSON", {a.checkpoint, a.text, a.npy});
+  if (!a.npy.empty()) check_output_path(a.npy, "activations (.npy)", {a.checkpoint, a.text});
   Checkpoint ck = load_checkpoint(a.checkpoint);
   require_task(ck, a.checkpoint, "lm");
   Model<float>& model = *ck.model;

@@ -208,7 +208,7 @@ void add_eval_sub(CLI::App& parent, const std::string& task) {
     apply_threads(a->threads);
     require(a->data.empty() != !a->validation, "give labelled examples to evaluate, or --validation (not both)");
     require(!html_opt->count() || !a->html.empty(), "--html needs a file name");
-    if (!a->html.empty()) check_output_path(a->html, "page");
+    if (!a->html.empty()) check_output_path(a->html, "page", {a->checkpoint, a->data});
     Classifier c = load_classifier(a->checkpoint, task);
     ClassReport r;
     if (tag) {

@@ -64,15 +64,22 @@ nlohmann::json scalar_json(const GradArgs& a) {
   return {{"w", a.scalar}, {"steps", a.steps}, {"linear", scalar_linear(a.scalar, a.steps)}, {"tanh", tanh}};
 }
 
+std::vector<std::string> cat(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
 void run_gradients(const GradArgs& a, const std::string& command) {
   require(!a.checkpoints.empty() || !a.fresh.empty(),
           "give checkpoints to measure, or --fresh CELL:LAYERS:HIDDEN[:SCALE] models (or --scalar W)");
   require(!a.text.empty(), "--text is required: the text the models read");
   // Output paths are checked before the measurements.
   const std::string out = a.out.empty() ? "gradients.html" : a.out;
-  check_output_path(out, "page");
-  if (!a.csv_path.empty()) check_output_path(a.csv_path, "CSV");
-  if (!a.json.empty()) check_output_path(a.json, "JSON");
+  std::vector<std::string> taken = a.checkpoints;  // what the command reads, then what it writes
+  taken.push_back(a.text);
+  check_output_path(out, "page", cat(taken, {a.csv_path, a.json}));
+  if (!a.csv_path.empty()) check_output_path(a.csv_path, "CSV", cat(taken, {a.json}));
+  if (!a.json.empty()) check_output_path(a.json, "JSON", taken);
   std::u32string text = decode_utf8(read_text_file(a.text), a.text);
   if (text.size() > a.max_chars) text.resize(a.max_chars);
   FlowOptions opt = a.flow;
@@ -231,7 +238,7 @@ ModelConfig parse_fresh(const std::string& spec, int vocab, double* scale) {
   for (std::string part; std::getline(ss, part, ':');) f.push_back(part);
   const std::string usage =
       "--fresh '" + spec + "': expected CELL:LAYERS:HIDDEN[:SCALE], e.g. rnn:1:128:0.5";
-  require(f.size() == 3 || f.size() == 4, usage);
+  require((f.size() == 3 || f.size() == 4) && spec.back() != ':', usage);
   ModelConfig c;
   c.cell = parse_cell(f[0]);
   try {

@@ -29,8 +29,19 @@ void add_report(CLI::App& app) {
     require(!out.empty(), "-o needs a file name");
     nlohmann::json runs =
         nlohmann::json::array();  // the runs first: their errors say what is wrong
-    for (const std::string& r : a->runs) runs.push_back(load_run_record(r));
-    check_output_path(out, "report page");
+    for (const std::string& r : a->runs) {
+      runs.push_back(load_run_record(r));
+      const int64_t bad = runs.back().value("unreadable_lines", int64_t(0));
+      if (bad > 0)
+        std::cerr << "unroll: note: " << bad << " line(s) of '" << r
+                  << "/metrics.jsonl' are not JSON records and are left out of the page\n";
+    }
+    std::vector<std::string> taken;  // every run's record and checkpoints
+    for (const std::string& r : a->runs)
+      for (const char* f :
+           {"metrics.jsonl", "config.json", "latest.safetensors", "best.safetensors"})
+        taken.push_back((std::filesystem::path(r) / f).string());
+    check_output_path(out, "report page", taken);
     std::string title = "Training run " + runs[0]["name"].get<std::string>();
     if (runs.size() > 1) {
       title = "Training runs";

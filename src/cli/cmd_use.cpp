@@ -1,4 +1,6 @@
 // unroll sample | eval | info — use a trained checkpoint.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -64,6 +66,11 @@ void add_sample(CLI::App& app) {
     Checkpoint ck = load_checkpoint(a->checkpoint);
     if (ck.task != "conditional") require_task(ck, a->checkpoint, "lm");
     std::string prime = a->prime_file.empty() ? a->prime : read_text_file(a->prime_file);
+    // On a terminal, control characters the model learned are shown, not
+    // obeyed (an ESC sequence could recolour or clear the screen); into a
+    // file or a pipe the text goes as generated.
+    const bool terminal = ::isatty(STDOUT_FILENO);
+    auto shown = [terminal](const std::string& t) { return terminal ? escape_controls(t) : t; };
     const TextFormat& format = ck.format;
     std::vector<int32_t> ids;
     if (!prime.empty() && format.level == "char") {
@@ -100,16 +107,16 @@ void add_sample(CLI::App& app) {
             if (id == end) break;
             if (format.pretokenized && !first) std::cout << ' ';
             first = false;
-            std::cout << ck.vocab.token(id);
+            std::cout << shown(ck.vocab.token(id));
           }
         } else {
-          std::cout << prime;
+          std::cout << shown(prime);
           bool first = prime.empty();
           generate(*ck.model, ids, end, a->length, a->opts, rng,
                    [&](int32_t id) {  // pre-tokenized words are spaced
                      if (format.pretokenized && !first) std::cout << ' ';
                      first = false;
-                     std::cout << ck.vocab.token(id);
+                     std::cout << shown(ck.vocab.token(id));
                    },
                    cat, end);
         }
@@ -120,7 +127,7 @@ void add_sample(CLI::App& app) {
     }
     require(a->category.empty(), "--category needs a conditional model; '" + a->checkpoint + "' is not one");
     require(s->count("--samples") == 0, "--samples needs a conditional model; '" + a->checkpoint + "' is not one");
-    std::cout << prime << std::flush;
+    std::cout << shown(prime) << std::flush;
     // Tokens print as they come; a pre-tokenized text puts a space between
     // words and ends a line at <eos>.
     bool line_start = prime.empty() || prime.back() == '\n';
@@ -135,7 +142,7 @@ void add_sample(CLI::App& app) {
         if (!line_start) std::cout << ' ';
         line_start = false;
       }
-      std::cout << t;
+      std::cout << shown(t);
     };
     if (a->beam > 0) {
       for (int32_t id : beam_search(*ck.model, ids, ck.vocab.start_id(), a->length, a->beam)) print(id);
@@ -230,7 +237,8 @@ void add_info(CLI::App& app) {
     if (task == "classify" || task == "tag" || task == "conditional") {
       std::string classes;
       const auto names = ck.data.value(task == "conditional" ? "categories" : "classes", std::vector<std::string>());
-      for (size_t k = 0; k < names.size() && k < 20; ++k) classes += (k ? ", " : "") + names[k];
+      for (size_t k = 0; k < names.size() && k < 20; ++k)
+        classes += (k ? ", " : "") + escape_controls(names[k]);
       if (names.size() > 20) classes += ", ...";
       const std::string kind = task == "tag"           ? "a label per token"
                                : task == "conditional" ? "a language model started from its category"

@@ -50,13 +50,39 @@ void write_through(const std::string& path, const std::vector<std::string_view>&
 }
 }  // namespace
 
-void check_output_path(const std::string& path, const std::string& what) {
-  require(!path.empty(), "no file name given for the " + what);
+namespace {
+// The same file: one inode (both exist), or one name once links and ".."
+// are resolved (a file still to be written).
+bool same_file(const std::string& a, const std::string& b) {
   std::error_code ec;
-  require(!fs::is_directory(path, ec), "cannot write " + what + " '" + path + "': it is a folder");
+  if (fs::equivalent(a, b, ec) && !ec) return true;
+  const fs::path ca = fs::weakly_canonical(a, ec);
+  if (ec) return false;
+  const fs::path cb = fs::weakly_canonical(b, ec);
+  return !ec && ca == cb;
+}
+}  // namespace
+
+void check_output_path(const std::string& path, const std::string& what,
+                       const std::vector<std::string>& taken) {
+  require(!path.empty(), "no file name given for the " + what);
+  for (const std::string& t : taken)
+    require(t.empty() || !same_file(path, t),
+            "cannot write " + what + " '" + path + "': that is '" + t +
+                "', which this command also reads or writes; choose another name");
+  std::error_code ec;
+  const fs::file_status self = fs::status(path, ec);
+  require(!ec || self.type() == fs::file_type::not_found,
+          "cannot write " + what + " '" + path + "': " + ec.message());  // a loop of links, say
+  require(self.type() != fs::file_type::directory,
+          "cannot write " + what + " '" + path + "': it is a folder");
   const std::string dir = parent_dir(path);
-  require(fs::is_directory(dir, ec), "cannot write " + what + " '" + path + "': the folder '" + dir +
-                                         "' does not exist");
+  const fs::file_status st = fs::status(dir, ec);
+  require(st.type() != fs::file_type::not_found,
+          "cannot write " + what + " '" + path + "': the folder '" + dir + "' does not exist");
+  require(!ec, "cannot write " + what + " '" + path + "': '" + dir + "': " + ec.message());
+  require(st.type() == fs::file_type::directory,
+          "cannot write " + what + " '" + path + "': '" + dir + "' is a file, not a folder");
   require(::access(dir.c_str(), W_OK) == 0 || (fs::exists(path, ec) && ::access(path.c_str(), W_OK) == 0),
           "cannot write " + what + " '" + path + "': the folder '" + dir + "' is not writable");
 }
@@ -69,7 +95,8 @@ void write_file_atomic(const std::string& path_in, const std::vector<std::string
   // A symbolic link is followed: the file it points to is replaced, the link stays.
   std::string path = path_in;
   std::error_code ec;
-  if (fs::is_symlink(path, ec)) {
+  for (int hops = 0; fs::is_symlink(path, ec); ++hops) {  // to the end of a chain of links
+    if (hops == 40) write_fail(std::strerror(ELOOP));     // a loop: the kernel's own limit
     fs::path target = fs::read_symlink(path, ec);
     if (ec) write_fail(ec.message());
     path = (target.is_absolute() ? target : fs::path(parent_dir(path)) / target).lexically_normal().string();

@@ -23,12 +23,18 @@ void SampleOptions::validate() const {
   require(top_p > 0 && top_p <= 1, "--top-p must be in (0, 1]");
 }
 
-int32_t pick_token(const float* logits, int V, const SampleOptions& o, Rng& rng,
-                   std::vector<std::pair<double, int32_t>>& s) {
+namespace {
+void require_finite(const float* logits, int V) {
   for (int k = 0; k < V; ++k)
     require(std::isfinite(logits[k]),
             "the model's outputs are not finite (NaN or infinity): the checkpoint's weights have "
             "diverged or are damaged");
+}
+}  // namespace
+
+int32_t pick_token(const float* logits, int V, const SampleOptions& o, Rng& rng,
+                   std::vector<std::pair<double, int32_t>>& s) {
+  require_finite(logits, V);
   if (o.greedy) return int32_t(std::max_element(logits, logits + V) - logits);
   // Sorting by logit is sorting by probability at any temperature.
   s.resize(V);
@@ -127,6 +133,7 @@ std::vector<int32_t> beam_search(Model<float>& model, const std::vector<int32_t>
     for (int w = 0; w < W; ++w) {
       if (score[w] == kNeg) continue;
       const float* zw = z + size_t(w) * V;
+      require_finite(zw, V);  // a NaN would break the ordering the sort needs
       const float m = *std::max_element(zw, zw + V);
       double s = 0;
       for (int k = 0; k < V; ++k) s += std::exp(double(zw[k] - m));

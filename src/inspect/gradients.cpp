@@ -89,12 +89,24 @@ std::vector<LayerFlow> measure_flow(Model<F>& m, const std::vector<int32_t>& ids
   for (auto& f : out) f.loss_grad.assign(K + 1, 0.0);
 
   // ‖∂L_T/∂h_{T-k}‖: B streams at random places, the loss at the last step.
+  Buffer<F> hs, cs;
   for (int rep = 0; rep < opt.repeats; ++rep) {
     const int B = opt.batch;
     Window w = make_window(ids, starts(B, false), opt.warmup, W);
     m.reset_state(B);
     if (opt.warmup) m.forward(w.warm.data(), nullptr, opt.warmup, B, Mode::Eval);
     m.forward(w.win.data(), w.tgt.data(), W, B, Mode::Grad);
+    // States that overflowed would stop the backward pass dead (past an
+    // infinity a ReLU's output and slope are 0) and read as a vanished
+    // gradient: refuse instead.
+    for (int l = 0; l < L; ++l) {
+      m.layer_states(l, hs, cs);
+      for (size_t i = 0; i < size_t(W + 1) * B * H; ++i)
+        require(std::isfinite(double(hs[i])),
+                "the model's states overflow on this text (layer " + std::to_string(l + 1) +
+                    " reaches infinity), so the gradient flow cannot be measured; a smaller weight "
+                    "scale (--fresh ...:SCALE) keeps them finite");
+    }
     m.zero_grad();
     m.backward(F(1));
     for (int l = 0; l < L; ++l) {

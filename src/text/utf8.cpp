@@ -207,8 +207,13 @@ std::string escape_controls(std::string_view text) {
       ++i;
       continue;
     }
-    const bool control =
-        (cp < 0x20 && cp != '\n' && cp != '\t') || cp == 0x7f || (cp >= 0x80 && cp < 0xa0);
+    // C0 (but newline and tab), DEL, C1; and the invisible characters that
+    // reorder or break what follows them: bidirectional embeddings,
+    // overrides and isolates, and the line and paragraph separators.
+    const bool control = (cp < 0x20 && cp != '\n' && cp != '\t') || cp == 0x7f ||
+                         (cp >= 0x80 && cp < 0xa0) || (cp >= 0x202a && cp <= 0x202e) ||
+                         (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f ||
+                         cp == 0x061c || cp == 0x2028 || cp == 0x2029;
     if (!control) {
       out.append(text.substr(i, size_t(len)));
     } else {
@@ -233,7 +238,8 @@ size_t display_width(std::string_view text) {
     size_t j = i;
     do {
       width = std::max(width, int(utf8proc_charwidth(utf8proc_int32_t(t[j]))));
-      if (t[j] == 0xFE0F) width = 2;
+      if (t[j] == 0xFE0F || (t[j] >= 0x1F1E6 && t[j] <= 0x1F1FF))
+        width = 2;  // VS16; a flag's letters
       ++j;
     } while (j < t.size() && !utf8proc_grapheme_break_stateful(utf8proc_int32_t(t[j - 1]),
                                                                utf8proc_int32_t(t[j]), &state));

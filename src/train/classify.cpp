@@ -335,8 +335,13 @@ std::string ClassReport::text() const {
                 100 * accuracy, examples, unit.c_str(), loss, macro_f1);
   s += buf;
   size_t w = 5;
-  for (auto& c : classes) w = std::max(w, display_width(c));
-  auto name = [&](const std::string& c) { return c + std::string(w - std::min(w, display_width(c)), ' '); };
+  // Labels come from the user's files: shown with their control characters
+  // visible (an ESC would recolour the terminal and skew the columns).
+  for (auto& c : classes) w = std::max(w, display_width(escape_controls(c)));
+  auto name = [&](const std::string& c) {
+    const std::string shown = escape_controls(c);
+    return shown + std::string(w - std::min(w, display_width(shown)), ' ');
+  };
   std::snprintf(buf, sizeof buf, "  %9s  %9s  %9s  %7s\n", "precision", "recall", "F1", "support");
   s += name("class") + buf;
   for (size_t c = 0; c < classes.size() && c < precision.size(); ++c) {

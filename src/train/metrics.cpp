@@ -63,12 +63,17 @@ nlohmann::json load_run_record(const std::string& dir) {
   nlohmann::json records = nlohmann::json::array();
   std::ifstream in(metrics, std::ios::binary);
   std::string line;
+  int64_t unreadable =
+      0;  // lines that are not JSON objects (a torn last line is expected, not counted)
   while (std::getline(in, line)) {
     if (in.eof()) break;  // a torn last line
     try {
       auto j = nlohmann::json::parse(line);
       if (j.is_object()) records.push_back(std::move(j));
+      else
+        ++unreadable;
     } catch (const nlohmann::json::exception&) {
+      ++unreadable;
     }
   }
   nlohmann::json config = nlohmann::json::object();
@@ -81,7 +86,11 @@ nlohmann::json load_run_record(const std::string& dir) {
   }
   std::string name = fs::path(dir).lexically_normal().filename().string();
   if (name.empty() || name == ".") name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
-  return {{"name", name}, {"dir", dir}, {"config", config}, {"records", records}};
+  return {{"name", name},
+          {"dir", dir},
+          {"config", config},
+          {"records", records},
+          {"unreadable_lines", unreadable}};
 }
 
 void write_run_report(const std::string& dir, const std::string& command) {

@@ -140,6 +140,8 @@ double parse_duration(const std::string& s) {
         unit = 2, seconds = 60;
       else if (u == 's')
         unit = 1, seconds = 1;
+      else if (u == 'e' || u == 'E' || u == '+' || u == '-')
+        throw Error(usage + " (plain decimals: no exponent or sign)");
       else
         throw Error(usage + " (units are h, m and s)");
     }
@@ -503,11 +505,15 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
            "latest.safetensors is written, not best.safetensors\n"
         << std::flush;
 
+  const int64_t session_step0 = step_;
   auto done = [&]() {
     if (cfg_.max_steps > 0 && step_ >= cfg_.max_steps) return true;
     if (cfg_.max_epochs > 0 && double(epoch_ - 1) + double(chunk_) / per_epoch >= cfg_.max_epochs)
       return true;
-    if (cfg_.max_seconds > 0 && now() - session0 >= cfg_.max_seconds) return true;
+    // A time limit ends a session only after its first step: however short
+    // (--time 0.0001s), the run then has a checkpoint to resume from.
+    if (cfg_.max_seconds > 0 && step_ > session_step0 && now() - session0 >= cfg_.max_seconds)
+      return true;
     return false;
   };
   auto log_gradients = [&]() {

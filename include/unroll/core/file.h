@@ -18,8 +18,11 @@ void write_file_atomic(const std::string& path, const std::vector<std::string_vi
                        const std::string& what);
 
 // Checks before long work that path can be written: not a folder, in a folder
-// that exists and is writable. Throws Error("cannot write WHAT 'PATH': ...").
-void check_output_path(const std::string& path, const std::string& what);
+// that exists and is writable, and not the same file (through links, or by
+// the same name) as any of `taken`: the files the command reads and the other
+// files it writes. Throws Error("cannot write WHAT 'PATH': ...").
+void check_output_path(const std::string& path, const std::string& what,
+                       const std::vector<std::string>& taken = {});
 
 // Removes what write_file_atomic leaves in `dir` when its process is killed
 // mid-write: files NAME.tmp.<pid>, for NAME one of `names`, whose process no

@@ -42,6 +42,7 @@ void generate(Model<float>& model, const std::vector<int32_t>& prime, int32_t st
 
 // Beam search of the given width: the n-token continuation of the prime with
 // the highest total log-probability found. Returns the continuation only.
+// Throws Error if the model's outputs are not finite.
 std::vector<int32_t> beam_search(Model<float>& model, const std::vector<int32_t>& prime,
                                  int32_t start_token, int n, int width, int32_t category = -1);
 

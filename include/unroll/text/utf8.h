@@ -30,9 +30,11 @@ std::string encode_utf8(std::u32string_view text);
 // becomes "é"), NFD decomposes. Throws Error if the input is not valid UTF-8.
 std::string utf8_nfc(std::string_view text);
 // The text with its control characters made visible, for a terminal: C0
-// controls other than newline and tab, DEL and the C1 controls become \xHH
-// or \uHHHH (ESC is \x1b), so a generated text cannot move the cursor,
-// recolour or clear the screen. Invalid UTF-8 bytes become \xHH too.
+// controls other than newline and tab, DEL, the C1 controls, the
+// bidirectional formatting characters (U+202A-202E, U+2066-2069, U+200E,
+// U+200F, U+061C) and U+2028/2029 become \xHH or \uHHHH (ESC is \x1b), so
+// a text cannot move the cursor, recolour or clear the screen, or reorder
+// what follows it. Invalid UTF-8 bytes become \xHH too.
 std::string escape_controls(std::string_view text);
 
 // Terminal columns of valid UTF-8 text, per user-perceived character

@@ -35,7 +35,8 @@ class MetricsLog {
 
 // A run folder's record for `unroll report`: {name (the folder's name), dir,
 // config (config.json, or {} if absent), records (every whole line of
-// metrics.jsonl that parses)}. Throws Error when the folder has no
+// metrics.jsonl that parses), unreadable_lines (whole lines that do not)}.
+// Throws Error when the folder does not exist, is a file, or has no
 // metrics.jsonl.
 nlohmann::json load_run_record(const std::string& dir);
 
