@@ -30,13 +30,13 @@ struct Parsed {};
 std::string unquote(const std::string& q) {
   std::string out;
   bool in = false;
-  for (char c : q) {
-    if (c == '\'')
+  for (size_t i = 0; i < q.size(); ++i) {
+    if (q[i] == '\'')
       in = !in;
-    else if (!in && c == '\\')
-      continue;  // the \ of '\''
+    else if (!in && q[i] == '\\' && i + 1 < q.size())
+      out += q[++i];  // outside quotes, \' is a quote
     else
-      out += c;
+      out += q[i];
   }
   return out;
 }

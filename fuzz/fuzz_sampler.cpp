@@ -4,7 +4,7 @@
 // generating and beam-searching from a fuzzed prime. Options outside their
 // ranges and non-finite outputs must be an unroll::Error; otherwise the token
 // chosen is in the vocabulary, among the top k, the most likely one when
-// greedy or when the temperature is tiny.
+// greedy, and never one whose softmax weight at that temperature is 0.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -70,7 +70,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     const int32_t k = unroll::pick_token(z.data(), V, o, rng, scratch);
     if (!finite || k < 0 || k >= V) __builtin_trap();
-    if ((o.greedy || (o.temperature < 1e-30f && o.top_p == 1)) && z[size_t(k)] != best)
+    if (o.greedy && z[size_t(k)] != best) __builtin_trap();
+    // At any temperature a token whose weight e^((z - max) / T) underflows to
+    // 0 in double (exponent below about -745) is never chosen: with a tiny T
+    // that is every token but the most likely (and any within ~745·T of it).
+    if (!o.greedy && (double(best) - double(z[size_t(k)])) / double(o.temperature) > 746)
       __builtin_trap();
     if (o.top_k > 0 && o.top_k < V) {
       int above = 0;

@@ -153,8 +153,9 @@ TEST_F(Hardening, ByteOrderMarkInsideATextIsACharacter) {
   ASSERT_EQ(r.code, 0) << describe(r);
   Proc info = unroll({"info", "r/latest.safetensors", "--json"});
   ASSERT_EQ(info.code, 0);
-  EXPECT_EQ(nlohmann::json::parse(info.out)["vocab_size"],
-            14);  // h e l o ' ' w r d U+FEFF a g i n \n
+  const auto j = nlohmann::json::parse(info.out);
+  EXPECT_EQ(j.at("vocab_size"), 14);                    // h e l o ' ' w r d U+FEFF a g i n \n
+  EXPECT_EQ(j.at("data").at("characters"), 2000 * 20);  // the file's own mark is not among them
   for (const std::vector<std::string>& cmd :
        {std::vector<std::string>{"eval", "r/latest.safetensors", f},
         {"sample", "r/latest.safetensors", "-n", "20", "--prime", "hello \xef\xbb\xbf"},
@@ -301,23 +302,40 @@ TEST_F(Hardening, TrainingSamplesShowControlCharactersInsteadOfObeyingThem) {
         "bell\r\n";
   const std::string f = file("esc.txt", text);
   Proc r =
-      unroll({"train",        f,     "--out",     "r",  "--steps",  "20", "--sample-every", "10",
-              "--sample-len", "200", "--hidden",  "16", "--layers", "1",  "--batch",        "4",
+      unroll({"train",        f,     "--out",     "r",  "--steps",  "20", "--sample-every", "5",
+              "--sample-len", "300", "--hidden",  "16", "--layers", "1",  "--batch",        "4",
               "--seq",        "8",   "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
-  const size_t at = r.out.find("---- sample at step");
-  ASSERT_NE(at, std::string::npos) << describe(r);
-  const std::string samples = r.out.substr(at);
-  EXPECT_EQ(samples.find('\x1b'), std::string::npos) << describe(r);
-  EXPECT_EQ(samples.find('\x07'), std::string::npos) << describe(r);
-  EXPECT_EQ(samples.find('\r'), std::string::npos) << describe(r);
-  EXPECT_TRUE(contains(samples, "\\x1b") || contains(samples, "\\x07") ||
-              contains(samples, "\\x0d"))
-      << describe(r);
-  // The run's record keeps the text as generated.
-  EXPECT_TRUE(contains(read_file(dir_ / "r" / "metrics.jsonl"), "\\u001b") ||
-              contains(read_file(dir_ / "r" / "metrics.jsonl"), "\\u0007") ||
-              contains(read_file(dir_ / "r" / "metrics.jsonl"), "\\r"));
+  // Each sample as generated (metrics.jsonl keeps it) and as printed: the
+  // printed one is the generated one with ESC, BEL and a lone CR written out.
+  auto escaped = [](const std::string& raw) {
+    std::string e;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '\x1b')
+        e += "\\x1b";
+      else if (raw[i] == '\x07')
+        e += "\\x07";
+      else if (raw[i] == '\r' && (i + 1 == raw.size() || raw[i + 1] != '\n'))
+        e += "\\x0d";
+      else
+        e += raw[i];
+    }
+    return e;
+  };
+  int samples = 0, with_controls = 0;
+  for (const std::string& line : split_lines(read_file(dir_ / "r" / "metrics.jsonl"))) {
+    const auto rec = nlohmann::json::parse(line);
+    if (rec.at("kind") != "sample") continue;
+    const std::string raw = rec.at("text");
+    ++samples;
+    with_controls += raw.find_first_of("\x1b\x07") != std::string::npos;
+    EXPECT_TRUE(contains(r.out, "----\n" + escaped(raw) + "\n----")) << "sample " << samples << "\n"
+                                                                     << describe(r);
+  }
+  EXPECT_EQ(samples, 4);
+  EXPECT_GT(with_controls, 0) << "no sample held a control character: the test shows nothing";
+  const std::string shown = r.out.substr(r.out.find("---- sample at step"));
+  EXPECT_EQ(shown.find_first_of("\x1b\x07"), std::string::npos) << describe(r);
 }
 
 // The class report's table lined up only for labels whose code points each
@@ -381,7 +399,8 @@ TEST_F(Hardening, NumbersAreFiniteDecimalsEverywhere) {
   const std::string ck = (out / "best.safetensors").string();
   expect_clean_error(unroll({"sample", ck, "-t", "1e-310"}),
                      {"--temperature", "1.4e-45", "3.4e38"});
-  expect_clean_error(unroll({"sample", ck, "-t", "0"}), {"--temperature", "1.4e-45", "3.4e38"});
+  expect_clean_error(unroll({"sample", ck, "-t", "0"}), {"--temperature", "more than 0"});
+  expect_clean_error(unroll({"sample", ck, "-t", "-0.5"}), {"--temperature", "1.4e-45", "3.4e38"});
   expect_clean_error(unroll({"cells", ck, "--text", text, "--threshold", "nan"}), {"--threshold"});
   // CLI11's own wording, in the user's terms.
   for (auto bad : std::vector<std::vector<std::string>>{
@@ -392,6 +411,21 @@ TEST_F(Hardening, NumbersAreFiniteDecimalsEverywhere) {
   }
   Proc r = unroll({"train", "--resume"});
   expect_clean_error(r, {"--resume needs a value"});
+}
+
+// CLI11's message holds the value; std::regex over it recursed once per
+// character and crashed on a 100,000-character value.
+TEST_F(Hardening, AHugeOptionValueIsAShortErrorNotACrash) {
+  const std::string huge = "1" + std::string(100000, '0');
+  for (auto args :
+       std::vector<std::vector<std::string>>{{"sample", "x.safetensors", "--top-p", huge},
+                                             {"sample", "x.safetensors", "--beam", huge},
+                                             {"train", "x.txt", "--cell", std::string(100000, 'x')},
+                                             {"train", "x.txt", "--hidden", huge}}) {
+    Proc r = unroll(args);
+    expect_clean_error(r, {args[2]});
+    EXPECT_LT(r.err.size(), 600u) << describe(r);
+  }
 }
 
 TEST_F(Hardening, OutputsNeverOverwriteInputs) {
@@ -474,6 +508,13 @@ TEST_F(Hardening, LabelsAndSamplesShowControlCharactersOnTheTerminal) {
   EXPECT_EQ(tty.out.find('\x1b'), std::string::npos) << describe(tty);
   Proc piped = unroll({"sample", ck, "-n", "30", "--seed", "1", "--prime", "r"});
   EXPECT_NE(piped.out.find('\x1b'), std::string::npos) << describe(piped);
+  // classify predict: labels and texts from the user's files.
+  const std::string predict = "printf 'x\\033[2Jy\\n' | " + std::string(UNROLL_BIN) +
+                              " classify predict c/best.safetensors";
+  Proc p_tty = run_program("/usr/bin/script", {"-qec", predict, "/dev/null"}, dir_, io_);
+  ASSERT_EQ(p_tty.code, 0) << describe(p_tty);
+  EXPECT_EQ(p_tty.out.find('\x1b'), std::string::npos) << describe(p_tty);
+  EXPECT_TRUE(contains(p_tty.out, "x\\x1b[2Jy")) << describe(p_tty);
 }
 
 TEST_F(Hardening, GradientsRefuseOverflowedStatesAndReportNotesBadRecords) {

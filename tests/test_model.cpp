@@ -307,3 +307,17 @@ TEST(LayerStates, RefusedAfterBackward) {
   Buffer<double> h, c;
   EXPECT_THROW(m.layer_states(0, h, c), Error);
 }
+
+// The float activations carry NaN through (so a diverged step is seen as
+// such) without the undefined float-to-int conversion of NaN that the
+// sampler fuzz target found under UBSan; infinities saturate.
+TEST(FastMath, NanStaysNanAndInfinitiesSaturate) {
+  EXPECT_TRUE(std::isnan(unroll::exp_approx(NAN)));
+  EXPECT_TRUE(std::isnan(unroll::sigmoid_f(NAN)));
+  EXPECT_TRUE(std::isnan(unroll::tanh_f(NAN)));
+  EXPECT_EQ(unroll::sigmoid_f(INFINITY), 1.0f);
+  EXPECT_NEAR(unroll::sigmoid_f(-INFINITY), 0.0f, 1e-37);
+  EXPECT_EQ(unroll::tanh_f(INFINITY), 1.0f);
+  EXPECT_EQ(unroll::tanh_f(-INFINITY), -1.0f);
+  EXPECT_NEAR(unroll::exp_approx(1.0f), std::exp(1.0f), 1e-6);
+}

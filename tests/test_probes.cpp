@@ -143,3 +143,20 @@ TEST(Probes, RegexProbeTakesWholeCharactersAndLineAnchors) {
   for (float v : regex_probe("empty", "z*", text).values) s += v ? '1' : '.';
   EXPECT_EQ(s, "........");
 }
+
+// Each RE2 search is linear, but a pattern that reads to the end of the line
+// after each of many matches is quadratic over the text: bounded in time,
+// with an error naming the probe, instead of a hang.
+TEST(Probes, RegexProbeThatReadsFarAheadIsBoundedInTime) {
+  const std::u32string text(200000, U'a');
+  try {
+    regex_probe("ahead", "a(.*z)?", text, 0.2);
+    FAIL() << "200,000 characters in under 0.2 s: the bound was not exercised";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("probe 'ahead'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--max-chars"), std::string::npos) << e.what();
+  }
+  // The same pattern on a short text finishes and marks every character.
+  for (float v : regex_probe("ahead", "a(.*z)?", std::u32string(100, U'a'), 0.2).values)
+    ASSERT_EQ(v, 1.0f);
+}

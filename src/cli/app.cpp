@@ -10,7 +10,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
-#include <regex>
 #include <string>
 #include <thread>
 
@@ -19,6 +18,7 @@
 #include "unroll/core/gemm.h"
 #include "unroll/core/interrupt.h"
 #include "unroll/core/shell.h"
+#include "unroll/text/utf8.h"
 #include "unroll/train/trainer.h"
 
 namespace unroll::cli {
@@ -32,9 +32,6 @@ void add_threads_option(CLI::App& sub, int& threads) {
 
 void apply_threads(int threads) { set_threads(threads); }
 
-namespace {
-// A number as people write it in decimal: digits, a point, an exponent. Not
-// hex (0x10), nan or inf, which strtod would also take.
 bool read_decimal(const std::string& in, double* v) {
   if (in.empty() || in.find_first_not_of("0123456789.eE+-") != std::string::npos ||
       in.find_first_of("0123456789") == std::string::npos)
@@ -44,13 +41,20 @@ bool read_decimal(const std::string& in, double* v) {
   return end == in.c_str() + in.size();
 }
 
+namespace {
+
 // Positive (or 0 with non-negative) numbers that fit a float, the type most
-// such options have: every message names both ends of the range.
+// such options have. A whole number below the bottom is told so plainly
+// ("must be more than 0"); a decimal out of range gets both ends of the range.
 CLI::Validator number_check(const char* desc, bool strict) {
   return CLI::Validator(
       [strict](std::string& in) -> std::string {
         double v = 0;
         if (!read_decimal(in, &v)) return "'" + in + "' is not a number";
+        const bool whole = in.find_first_of(".eE") == std::string::npos;
+        if (whole && (strict ? v <= 0 : v < 0))
+          return std::string("must be ") + (strict ? "more than 0" : "0 or more") + " (got " + in +
+                 ")";
         const bool ok = (strict ? v >= FLT_TRUE_MIN : v == 0 || v >= FLT_TRUE_MIN) && v <= FLT_MAX;
         if (!ok)
           return std::string("must be ") + (strict ? "" : "0 or ") +
@@ -72,10 +76,29 @@ CLI::Validator decimal_check() {
       "");
 }
 
-void check_float_options(CLI::App* app) {
-  for (CLI::Option* o : app->get_options())
-    if (o->get_type_name().rfind("FLOAT", 0) == 0) o->check(decimal_check());
-  for (CLI::App* sub : app->get_subcommands({})) check_float_options(sub);
+// Every INT option: a whole number that a 64-bit integer holds (beyond it,
+// the conversion would saturate silently: --steps 2^64 meant no limit).
+CLI::Validator whole_check() {
+  return CLI::Validator(
+      [](std::string& in) -> std::string {
+        const size_t digits = in.rfind('-', 0) == 0 ? 1 : 0;
+        if (in.size() == digits || in.find_first_not_of("0123456789", digits) != std::string::npos)
+          return "'" + in + "' is not a whole number";
+        errno = 0;
+        std::strtoll(in.c_str(), nullptr, 10);
+        if (errno == ERANGE) return "'" + in + "' is too large";
+        return {};
+      },
+      "");
+}
+
+void check_number_options(CLI::App* app) {
+  for (CLI::Option* o : app->get_options()) {
+    const std::string type = o->get_type_name();
+    if (type.rfind("FLOAT", 0) == 0) o->check(decimal_check());
+    if (type.rfind("INT", 0) == 0) o->check(whole_check());
+  }
+  for (CLI::App* sub : app->get_subcommands({})) check_number_options(sub);
 }
 }  // namespace
 
@@ -101,8 +124,9 @@ CLI::Validator duration_check() {
       [](std::string& in) -> std::string {
         try {
           if (!(parse_duration(in) > 0))
-            return "'" + in +
-                   "' would stop before the first step: give a positive duration such as 90s or 5m";
+            return "must be more than 0, such as 90s or 5m (leave --time out for no time limit; "
+                   "got '" +
+                   in + "')";
         } catch (const Error& e) {
           return e.what();
         }
@@ -142,6 +166,11 @@ void check_stdout() {
               (e ? std::strerror(e) : "write error") + " (is the disk full, or the reader gone?)");
 }
 int exit_code() { return g_exit_code; }
+
+std::string for_stdout(const std::string& text) {
+  static const bool terminal = ::isatty(STDOUT_FILENO);
+  return terminal ? escape_controls(text) : text;
+}
 
 int with_interrupts(const std::string& dir, const std::string& resume, bool quiet,
                     const std::function<int()>& train) {
@@ -194,37 +223,60 @@ void add_commands(CLI::App& app) {
   add_report(app);
   add_hello(app);
   add_bench(app);
-  check_float_options(&app);
+  check_number_options(&app);
 }
 
 // CLI11's message, in the user's terms where its own wording is internal.
 std::string parse_error_text(const CLI::ParseError& e) {
+  // Plain string operations, no std::regex: the message holds the user's
+  // value, which may be 100,000 characters long (std::regex recursed per
+  // character and crashed on such input).
   const std::string what = e.what();
+  auto shown = [](const std::string& value) {  // a long value, shortened
+    return value.size() <= 80
+               ? value
+               : value.substr(0, 40) + "... (" + std::to_string(value.size()) + " characters)";
+  };
+  auto starts = [&](const std::string& p) { return what.compare(0, p.size(), p) == 0; };
   // "--out: At Most 1 required but received 2" (an option given twice)
   const std::string twice = ": At Most 1 required but received ";
-  const size_t at = what.find(twice);
-  if (at != std::string::npos)
+  if (const size_t at = what.find(twice); at != std::string::npos)
     return what.substr(0, at) + " was given " + what.substr(at + twice.size()) +
            " times; give it once";
-  std::smatch m;
   // "--top-p: Value 0 not in range 0.000001 to 1.000000"
-  static const std::regex range("^(\\S+): Value (.*) not in range (\\S+) to (\\S+)$");
-  if (std::regex_match(what, m, range)) {
-    auto g = [](const std::string& x) {
-      char b[32];
-      std::snprintf(b, sizeof b, "%g", std::strtod(x.c_str(), nullptr));
-      return std::string(b);
-    };
-    return m[1].str() + ": '" + m[2].str() + "' is not one of the accepted values, " + g(m[3]) +
-           " to " + g(m[4]);
+  const size_t colon = what.find(": Value ");
+  const size_t range = what.rfind(" not in range ");
+  if (colon != std::string::npos && range != std::string::npos && range > colon) {
+    const std::string ends = what.substr(range + 14);
+    const size_t to = ends.find(" to ");
+    if (to != std::string::npos) {
+      auto g = [](const std::string& x) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%g", std::strtod(x.c_str(), nullptr));
+        return std::string(b);
+      };
+      return what.substr(0, colon) + ": '" + shown(what.substr(colon + 8, range - colon - 8)) +
+             "' is not one of the accepted values, " + g(ends.substr(0, to)) + " to " +
+             g(ends.substr(to + 4));
+    }
   }
   // "Could not convert: --top-k = 1e3" (a whole number was expected)
-  static const std::regex convert("^Could not convert: (\\S+) = (.*)$");
-  if (std::regex_match(what, m, convert))
-    return m[1].str() + ": '" + m[2].str() + "' is not a whole number in the accepted range";
+  const std::string convert = "Could not convert: ";
+  if (starts(convert)) {
+    const size_t eq = what.find(" = ", convert.size());
+    if (eq != std::string::npos)
+      return what.substr(convert.size(), eq - convert.size()) + ": '" + shown(what.substr(eq + 3)) +
+             "' is not a whole number in the accepted range";
+  }
   // "--resume: 1 required TEXT missing"
-  static const std::regex missing("^(\\S+): [0-9]+ required \\S+ missing$");
-  if (std::regex_match(what, m, missing)) return m[1].str() + " needs a value";
+  const size_t required = what.find(" required ");
+  if (what.size() > 8 && what.compare(what.size() - 8, 8, " missing") == 0 &&
+      required != std::string::npos && what.find(": ") < required)
+    return what.substr(0, what.find(": ")) + " needs a value";
+  // Anything else ("--cell: VALUE not in {...}"): a very long value cut in the middle.
+  if (what.size() > 300)
+    return what.substr(0, 100) + "... (" + std::to_string(what.size()) + " characters) ..." +
+           what.substr(what.size() - 150);
   return what;
 }
 

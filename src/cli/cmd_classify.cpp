@@ -277,10 +277,11 @@ void add_classify_predict(CLI::App& parent) {
       std::vector<int> order(c.classes.size());
       for (size_t k = 0; k < order.size(); ++k) order[k] = int(k);
       std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return probs[i][x] > probs[i][y]; });
-      std::printf("%s\t%.4f", c.classes[order[0]].c_str(), probs[i][order[0]]);
+      std::printf("%s\t%.4f", for_stdout(c.classes[order[0]]).c_str(), probs[i][order[0]]);
       if (a->all)
-        for (size_t k = 1; k < order.size(); ++k) std::printf("\t%s:%.4f", c.classes[order[k]].c_str(), probs[i][order[k]]);
-      std::printf("\t%s\n", ex.texts[i].c_str());
+        for (size_t k = 1; k < order.size(); ++k)
+          std::printf("\t%s:%.4f", for_stdout(c.classes[order[k]]).c_str(), probs[i][order[k]]);
+      std::printf("\t%s\n", for_stdout(ex.texts[i]).c_str());
       ++i;
     }
   });
@@ -311,7 +312,8 @@ void add_tag_predict(CLI::App& parent) {
       for (size_t t = 0; t < probs[i].size(); ++t) {
         const auto& p = probs[i][t];
         const size_t k = size_t(std::max_element(p.begin(), p.end()) - p.begin());
-        std::printf("%s\t%s\t%.4f\n", ex.tokens[i][t].c_str(), c.classes[k].c_str(), p[k]);
+        std::printf("%s\t%s\t%.4f\n", for_stdout(ex.tokens[i][t]).c_str(),
+                    for_stdout(c.classes[k]).c_str(), p[k]);
       }
     }
   });

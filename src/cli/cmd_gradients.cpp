@@ -153,19 +153,24 @@ void run_gradients(const GradArgs& a, const std::string& command) {
   auto& jm = j["models"] = nlohmann::json::array();
   std::ostringstream csv;
   csv << "model,layer,k,loss_grad,loss_grad_rel,jacobian\n";
-  // The summary table: labels padded by code points (they hold a "×").
-  auto cps = [](const std::string& t) {
-    size_t n = 0;
-    for (unsigned char c : t) n += (c & 0xC0) != 0x80;
-    return n;
-  };
+  // The summary table: labels (a checkpoint's path, a "×") shown with their
+  // control characters visible and padded by terminal columns.
   size_t width = 5;
-  for (const Measured& r : ms) width = std::max(width, cps(r.label));
-  auto padded = [&](const std::string& t) { return t + std::string(width - cps(t), ' '); };
+  for (const Measured& r : ms) width = std::max(width, display_width(escape_controls(r.label)));
+  auto padded = [&](const std::string& t) {
+    const std::string shown = escape_controls(t);
+    return shown + std::string(width - std::min(width, display_width(shown)), ' ');
+  };
+  // A fixed-point figure of a huge value (a damaged checkpoint's factor)
+  // would be hundreds of digits: those print in exponent form instead.
   auto num_or_dash = [](double v, const char* fmt, int w) {
-    char buf[32];
-    if (std::isfinite(v)) std::snprintf(buf, sizeof buf, fmt, w, v);
-    else std::snprintf(buf, sizeof buf, "%*s", w, "-");
+    char buf[64];
+    if (!std::isfinite(v))
+      std::snprintf(buf, sizeof buf, "%*s", w, "-");
+    else if (std::fabs(v) >= 1e6)
+      std::snprintf(buf, sizeof buf, "%*.4g", w, v);
+    else
+      std::snprintf(buf, sizeof buf, fmt, w, v);
     return std::string(buf);
   };
   if (!a.csv)
@@ -241,17 +246,17 @@ ModelConfig parse_fresh(const std::string& spec, int vocab, double* scale) {
   require((f.size() == 3 || f.size() == 4) && spec.back() != ':', usage);
   ModelConfig c;
   c.cell = parse_cell(f[0]);
-  try {
-    size_t used = 0;
-    c.layers = std::stoi(f[1], &used);
-    require(used == f[1].size(), usage);
-    c.hidden = std::stoi(f[2], &used);
-    require(used == f[2].size(), usage);
-    *scale = f.size() == 4 ? std::stod(f[3], &used) : 1.0;
-    require(f.size() == 3 || used == f[3].size(), usage);
-  } catch (const std::logic_error&) {
-    throw Error(usage);
-  }
+  // Sizes: a few digits; the scale: a decimal number (no hex, nan or spaces).
+  auto count = [&](const std::string& digits) {
+    require(!digits.empty() && digits.size() <= 6 &&
+                digits.find_first_not_of("0123456789") == std::string::npos,
+            usage);
+    return std::stoi(digits);
+  };
+  c.layers = count(f[1]);
+  c.hidden = count(f[2]);
+  *scale = 1.0;
+  require(f.size() == 3 || read_decimal(f[3], scale), usage);
   // The weights are floats, and past a radius of 1000 every measured
   // gradient of a 50-step text has long overflowed: nothing is learned there.
   require(c.layers >= 1 && c.layers <= 16 && c.hidden >= 1 && c.hidden <= 4096 && *scale > 0 &&

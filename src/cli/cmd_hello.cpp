@@ -59,25 +59,29 @@ void add_hello(CLI::App& app) {
     OptimConfig oc;
     oc.lr = a->lr;
     Optimizer opt(oc, m.params.size());
+    // A learning rate far too large: the loss goes to NaN; say so, never print it.
+    auto finite = [&](const LossSum& l, int step) {
+      if (std::isfinite(l.sum)) return;
+      char lr[32];
+      std::snprintf(lr, sizeof lr, "%g", a->lr);
+      throw Error("training diverged: the loss is not finite " +
+                  (step > 0 ? "at step " + std::to_string(step) : std::string("after training")) +
+                  " (--lr " + lr + " is too large; the default is 0.05)");
+    };
     for (int step = 1; step <= a->steps; ++step) {
       m.reset_state(1);
       m.zero_grad();
       LossSum l = m.forward(in.data(), tg.data(), T, 1, Mode::Train);
-      if (!std::isfinite(l.sum)) {
-        char lr[32];
-        std::snprintf(lr, sizeof lr, "%g", a->lr);
-        throw Error("training diverged: the loss is not finite at step " + std::to_string(step) +
-                    " (--lr " + lr + " is too large; the default is 0.05)");
-      }
+      finite(l, step);
       m.backward(1.0f / float(l.count));
       opt.step(m.params.data(), m.grads.data(), a->lr);
       if (step == 1 || step % (a->steps / 5 > 0 ? a->steps / 5 : 1) == 0)
         std::printf("  step %4d  loss %.4f nats/char\n", step, l.sum / double(l.count));
     }
 
-    std::printf("\nThe unrolled network on \"hell\", step by step:\n");
     m.reset_state(1);
-    m.forward(in.data(), tg.data(), T, 1, Mode::Eval);
+    finite(m.forward(in.data(), tg.data(), T, 1, Mode::Eval), 0);
+    std::printf("\nThe unrolled network on \"hell\", step by step:\n");
     Buffer<float> hs, cs;
     m.layer_states(0, hs, cs);
     const float* h = hs.data() + c.hidden;  // h_1 .. h_T (row 0 is h_0)

@@ -76,21 +76,17 @@ std::pair<double, double> parse_split(const std::string& text) {
     const size_t comma = text.find(',', start);
     const std::string part =
         text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    size_t used = 0;
     double v = NAN;
-    try {
-      v = std::stod(part, &used);
-    } catch (const std::exception&) {
-    }
-    require(!part.empty() && used == part.size() && std::isfinite(v) && v >= 0 && v <= 1, usage);
+    require(read_decimal(part, &v) && v >= 0 && v <= 1, usage);
     f.push_back(v);
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
   require(f.size() <= 3, usage);
   if (f.size() == 1) f.push_back(1 - f[0]);
-  require(f.size() < 3 || std::fabs(f[0] + f[1] + f[2] - 1) < 1e-6,
-          usage + " (these add up to " + std::to_string(f[0] + f[1] + f[2]) + ")");
+  if (f.size() == 3)
+    require(std::fabs(f[0] + f[1] + f[2] - 1) < 1e-6,
+            usage + " (these add up to " + std::to_string(f[0] + f[1] + f[2]) + ")");
   return {f[0], f[1]};
 }
 
@@ -225,8 +221,8 @@ void add_train(CLI::App& app) {
           c.max_steps = tc.max_steps;
           c.max_epochs = tc.max_epochs;
           c.max_seconds = tc.max_seconds;
-          require_a_limit(c);
         }
+        require_a_limit(c);  // also a run stored without one (by the --epochs 0 bug of old)
         if (given("--eval-every")) c.eval_every = tc.eval_every;
         if (given("--sample-every")) c.sample_every = tc.sample_every;
         if (given("--sample-len")) c.sample_len = tc.sample_len;

@@ -1,6 +1,4 @@
 // unroll sample | eval | info — use a trained checkpoint.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -69,8 +67,7 @@ void add_sample(CLI::App& app) {
     // On a terminal, control characters the model learned are shown, not
     // obeyed (an ESC sequence could recolour or clear the screen); into a
     // file or a pipe the text goes as generated.
-    const bool terminal = ::isatty(STDOUT_FILENO);
-    auto shown = [terminal](const std::string& t) { return terminal ? escape_controls(t) : t; };
+    auto shown = [](const std::string& t) { return for_stdout(t); };
     const TextFormat& format = ck.format;
     std::vector<int32_t> ids;
     if (!prime.empty() && format.level == "char") {
@@ -93,7 +90,8 @@ void add_sample(CLI::App& app) {
                                                 : std::vector<std::string>();
     if (ck.model_config.categories > 0) {
       std::string names;
-      for (size_t k = 0; k < categories.size(); ++k) names += (k ? ", " : "") + categories[k];
+      for (size_t k = 0; k < categories.size(); ++k)
+        names += (k ? ", " : "") + escape_controls(categories[k]);
       require(!a->category.empty(), "'" + a->checkpoint + "' is a conditional model: give --category (one of " +
                                         names + ")");
       const auto it = std::find(categories.begin(), categories.end(), a->category);

@@ -37,6 +37,12 @@ CLI::Validator non_negative();  // >= 0
 CLI::Validator seed_check();    // a whole number in [0, 2^64)
 CLI::Validator duration_check();  // 90s, 5m, 1h30m (parse_duration), more than 0
 
+// A number as people write it in decimal: digits, a point, an exponent, a
+// sign; not hex (0x10), nan, inf or spaces, all of which strtod would take.
+// False if `in` is not one; *v may then be ±HUGE_VAL or 0 when it is beyond
+// a double.
+bool read_decimal(const std::string& in, double* v);
+
 // Values that options spell (each throws Error with the accepted form):
 // --split TRAIN[,VAL[,TEST]] → (train, val): one value leaves the rest to
 // validation, two the rest to test, three must add up to 1;
@@ -69,6 +75,11 @@ int exit_code();
 // after every command, and long outputs (sample) as they go, so that output
 // lost to a full disk or a closed pipe is never an exit status of 0.
 void check_stdout();
+
+// Text for standard output: on a terminal with its control characters shown,
+// not obeyed (escape_controls: ESC, BEL, bidirectional overrides); into a
+// file or a pipe as it is.
+std::string for_stdout(const std::string& text);
 
 // Runs a training under Ctrl-C and SIGTERM handling (core/interrupt.h): the
 // first signal stops it after the step and saves, a second quits at once

@@ -55,6 +55,13 @@ namespace {
 // are resolved (a file still to be written).
 bool same_file(const std::string& a, const std::string& b) {
   std::error_code ec;
+  // Devices and pipes (/dev/null, /dev/stdout) are written through, never
+  // replaced: two outputs may share one.
+  for (const std::string& p : {a, b}) {
+    const fs::file_status st = fs::status(p, ec);
+    if (!ec && st.type() != fs::file_type::regular && st.type() != fs::file_type::not_found)
+      return false;
+  }
   if (fs::equivalent(a, b, ec) && !ec) return true;
   const fs::path ca = fs::weakly_canonical(a, ec);
   if (ec) return false;

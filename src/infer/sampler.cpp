@@ -27,7 +27,7 @@ namespace {
 void require_finite(const float* logits, int V) {
   for (int k = 0; k < V; ++k)
     require(std::isfinite(logits[k]),
-            "the model's outputs are not finite (NaN or infinity): the checkpoint's weights have "
+            "the model's outputs are not finite (NaN or infinity): the model's weights have "
             "diverged or are damaged");
 }
 }  // namespace

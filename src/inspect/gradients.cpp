@@ -104,8 +104,8 @@ std::vector<LayerFlow> measure_flow(Model<F>& m, const std::vector<int32_t>& ids
       for (size_t i = 0; i < size_t(W + 1) * B * H; ++i)
         require(std::isfinite(double(hs[i])),
                 "the model's states overflow on this text (layer " + std::to_string(l + 1) +
-                    " reaches infinity), so the gradient flow cannot be measured; a smaller weight "
-                    "scale (--fresh ...:SCALE) keeps them finite");
+                    " reaches infinity), so the gradient flow cannot be measured; weights this "
+                    "large (for a --fresh model, its SCALE) overflow a float");
     }
     m.zero_grad();
     m.backward(F(1));

@@ -3,6 +3,8 @@
 
 #include <re2/re2.h>
 
+#include <chrono>
+
 #include "unroll/core/error.h"
 #include "unroll/text/utf8.h"
 
@@ -175,7 +177,8 @@ std::vector<Probe> builtin_probes(const std::u32string& text) {
   return p;
 }
 
-Probe regex_probe(const std::string& name, const std::string& pattern, const std::u32string& text) {
+Probe regex_probe(const std::string& name, const std::string& pattern, const std::u32string& text,
+                  double max_seconds) {
   // RE2 matches in time linear in the text whatever the pattern, with no
   // recursion per character: a user's pattern can neither overflow the stack
   // nor backtrack for ever (std::regex did both on long matches).
@@ -197,7 +200,17 @@ Probe regex_probe(const std::string& name, const std::string& pattern, const std
   Probe p{name, "matches /" + pattern + "/", true, std::vector<float>(text.size(), 0.0f)};
   const re2::StringPiece all(bytes);
   re2::StringPiece m;
+  // Each search is linear, but a pattern that looks far ahead of each of
+  // many matches (a(.*z)? on a long line of a's) makes the whole scan
+  // quadratic: bounded in time, with an error that says why.
+  const auto t0 = std::chrono::steady_clock::now();
   for (size_t pos = 0; pos <= bytes.size();) {
+    require(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() <= max_seconds,
+        "probe '" + name + "': the pattern /" + pattern + "/ took more than " +
+            std::to_string(int(max_seconds)) +
+            " s on this text (each match makes it read far ahead); make it more specific, or give "
+            "a smaller --max-chars");
     if (!re.Match(all, pos, bytes.size(), RE2::UNANCHORED, &m, 1)) break;
     const size_t b0 = size_t(m.data() - bytes.data()), b1 = b0 + m.size();
     for (size_t b = b0; b < b1; ++b) p.values[at[b]] = 1.0f;

@@ -34,7 +34,7 @@ bool is_number(const std::string& s) {
 std::vector<std::string> text_lines(const std::string& bytes, const std::string& source) {
   decode_utf8(bytes, source);
   std::vector<std::string> lines;
-  size_t start = bytes.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
+  size_t start = bytes.size() - without_bom(bytes).size();  // standard input may start with one too
   while (start < bytes.size()) {
     size_t end = bytes.find('\n', start);
     if (end == std::string::npos) end = bytes.size();

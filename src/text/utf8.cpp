@@ -1,13 +1,14 @@
 #include "unroll/text/utf8.h"
 
+#include <utf8proc.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
-
-#include <utf8proc.h>
+#include <vector>
 
 #include "unroll/core/error.h"
 
@@ -40,6 +41,10 @@ std::string code_point_name(char32_t cp) {
 
 }  // namespace
 
+std::string_view without_bom(std::string_view bytes) {
+  return bytes.substr(0, 3) == "\xEF\xBB\xBF" ? bytes.substr(3) : bytes;
+}
+
 std::string read_text_file(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -68,11 +73,8 @@ std::string read_text_file(const std::string& path) {
     throw Error("cannot read '" + path + "': " + (e ? std::strerror(e) : "read error"));
   }
   if (out.empty()) throw Error("'" + path + "' is empty; give a file that contains text");
-  // A byte-order mark at the start says how the file is encoded; it is not
-  // text. (One further in, as `cat` of two such files leaves, is the
-  // character U+FEFF like any other.)
-  if (out.compare(0, 3, "\xEF\xBB\xBF") == 0) {
-    out.erase(0, 3);
+  if (const size_t bom = out.size() - without_bom(out).size(); bom > 0) {
+    out.erase(0, bom);
     if (out.empty())
       throw Error("'" + path + "' holds only a byte-order mark; give a file that contains text");
   }
@@ -210,7 +212,9 @@ std::string escape_controls(std::string_view text) {
     // C0 (but newline and tab), DEL, C1; and the invisible characters that
     // reorder or break what follows them: bidirectional embeddings,
     // overrides and isolates, and the line and paragraph separators.
-    const bool control = (cp < 0x20 && cp != '\n' && cp != '\t') || cp == 0x7f ||
+    const bool crlf =
+        cp == '\r' && i + 1 < text.size() && text[i + 1] == '\n';  // a Windows line end stays
+    const bool control = (cp < 0x20 && cp != '\n' && cp != '\t' && !crlf) || cp == 0x7f ||
                          (cp >= 0x80 && cp < 0xa0) || (cp >= 0x202a && cp <= 0x202e) ||
                          (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f ||
                          cp == 0x061c || cp == 0x2028 || cp == 0x2029;
@@ -225,26 +229,33 @@ std::string escape_controls(std::string_view text) {
   return out;
 }
 
+std::vector<size_t> grapheme_starts(std::u32string_view text) {
+  std::vector<size_t> starts;
+  utf8proc_int32_t state = 0;  // the state runs through every pair in order
+  for (size_t i = 0; i < text.size(); ++i)
+    if (i == 0 || utf8proc_grapheme_break_stateful(utf8proc_int32_t(text[i - 1]),
+                                                   utf8proc_int32_t(text[i]), &state))
+      starts.push_back(i);
+  starts.push_back(text.size());
+  return starts;
+}
+
 size_t display_width(std::string_view text) {
   // Column by user-perceived character (grapheme cluster), as terminals
   // draw them: the cluster's widest code point, so a ZWJ emoji sequence
   // (man, ZWJ, woman, ZWJ, girl) is one 2-column picture, not 6 columns; and
-  // 2 for a cluster with VS16 (U+FE0F, emoji presentation: ❤️).
+  // 2 for a cluster with VS16 (U+FE0F, emoji presentation: ❤️) or a flag
+  // (two regional-indicator letters).
   const std::u32string t = decode_utf8(text, "text");
+  const std::vector<size_t> starts = grapheme_starts(t);
   size_t w = 0;
-  utf8proc_int32_t state = 0;
-  for (size_t i = 0; i < t.size();) {
+  for (size_t g = 0; g + 1 < starts.size(); ++g) {
     int width = 0;
-    size_t j = i;
-    do {
+    for (size_t j = starts[g]; j < starts[g + 1]; ++j) {
       width = std::max(width, int(utf8proc_charwidth(utf8proc_int32_t(t[j]))));
-      if (t[j] == 0xFE0F || (t[j] >= 0x1F1E6 && t[j] <= 0x1F1FF))
-        width = 2;  // VS16; a flag's letters
-      ++j;
-    } while (j < t.size() && !utf8proc_grapheme_break_stateful(utf8proc_int32_t(t[j - 1]),
-                                                               utf8proc_int32_t(t[j]), &state));
+      if (t[j] == 0xFE0F || (t[j] >= 0x1F1E6 && t[j] <= 0x1F1FF)) width = 2;
+    }
     w += size_t(width);
-    i = j;
   }
   return w;
 }

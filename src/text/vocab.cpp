@@ -1,7 +1,5 @@
 #include "unroll/text/vocab.h"
 
-#include <utf8proc.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -155,13 +153,9 @@ std::vector<int32_t> Vocab::encode_text(const std::string& utf8, const std::stri
   // form of the whole text fits both.
   std::u32string out;
   out.reserve(text.size());
-  utf8proc_int32_t state = 0;
-  for (size_t i = 0; i < text.size();) {
-    size_t j = i + 1;
-    while (j < text.size() && !utf8proc_grapheme_break_stateful(utf8proc_int32_t(text[j - 1]),
-                                                                utf8proc_int32_t(text[j]), &state))
-      ++j;
-    const std::u32string_view cluster(text.data() + i, j - i);
+  const std::vector<size_t> starts = grapheme_starts(text);
+  for (size_t g = 0; g + 1 < starts.size(); ++g) {
+    const std::u32string_view cluster(text.data() + starts[g], starts[g + 1] - starts[g]);
     std::u32string fit(cluster);
     if (!known(cluster)) {
       const std::string bytes = encode_utf8(cluster);
@@ -174,7 +168,6 @@ std::vector<int32_t> Vocab::encode_text(const std::string& utf8, const std::stri
       }
     }
     out += fit;  // as typed when no form fits: encode_chars names it
-    i = j;
   }
   if (used) *used = encode_utf8(out);
   return encode_chars(out);

@@ -29,7 +29,11 @@ inline float exp_approx(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const int32_t bits = (int32_t(n) + 127) << 23;
+  // NaN in, NaN out (p carries it), but its exponent bits come from 0: the
+  // float-to-int conversion of NaN is undefined behaviour. A select, so the
+  // loop still vectorises.
+  const float nb = n == n ? n : 0.0f;
+  const int32_t bits = (int32_t(nb) + 127) << 23;
   return p * std::bit_cast<float>(bits);
 }
 

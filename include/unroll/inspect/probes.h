@@ -35,10 +35,13 @@ std::vector<Probe> builtin_probes(const std::u32string& text);
 
 // A user probe: on for every character inside a match of the regular
 // expression `pattern` in RE2 syntax (matched on the UTF-8 text, character by
-// character; ^ and $ match at every line). RE2 runs in time linear in the
-// text for any pattern and never recurses per character, so no pattern can
-// crash or hang the program. Throws Error naming the probe if the pattern is
-// invalid (RE2 has no back-references or look-around).
-Probe regex_probe(const std::string& name, const std::string& pattern, const std::u32string& text);
+// character; ^ and $ match at every line). RE2 finds each match in time
+// linear in the text for any pattern and never recurses per character, so no
+// pattern can crash the program; a pattern that reads far ahead of each of
+// many matches would make the scan quadratic, so it stops after max_seconds
+// with an Error. Throws Error naming the probe if the pattern is invalid (RE2
+// has no back-references or look-around).
+Probe regex_probe(const std::string& name, const std::string& pattern, const std::u32string& text,
+                  double max_seconds = 10);
 
 }  // namespace unroll

@@ -5,12 +5,18 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace unroll {
 
-// Reads the whole file as bytes, without a UTF-8 byte-order mark at its
-// start (the one place a BOM is dropped: anywhere else U+FEFF is text). Throws
-// Error if the file is missing, is a directory, cannot be read, or is empty.
+// The bytes of a file or of standard input without the UTF-8 byte-order
+// mark at their start, if any: it says how the text is encoded and is not
+// text. This is the only place a BOM is dropped; anywhere else U+FEFF is a
+// character like any other (cat of two such files leaves one inside).
+std::string_view without_bom(std::string_view bytes);
+
+// Reads the whole file as bytes, without_bom. Throws Error if the file is
+// missing, is a directory, cannot be read, or is empty (or only a BOM).
 std::string read_text_file(const std::string& path);
 
 // Strictly decodes UTF-8 into code points. `source` names the data in error
@@ -30,12 +36,17 @@ std::string encode_utf8(std::u32string_view text);
 // becomes "é"), NFD decomposes. Throws Error if the input is not valid UTF-8.
 std::string utf8_nfc(std::string_view text);
 // The text with its control characters made visible, for a terminal: C0
-// controls other than newline and tab, DEL, the C1 controls, the
+// controls other than newline, tab and the CR of a CRLF, DEL, the C1 controls, the
 // bidirectional formatting characters (U+202A-202E, U+2066-2069, U+200E,
 // U+200F, U+061C) and U+2028/2029 become \xHH or \uHHHH (ESC is \x1b), so
 // a text cannot move the cursor, recolour or clear the screen, or reorder
 // what follows it. Invalid UTF-8 bytes become \xHH too.
 std::string escape_controls(std::string_view text);
+
+// Where each user-perceived character (extended grapheme cluster: a letter
+// with its combining marks, a Hangul syllable in jamo, an emoji sequence)
+// starts, by utf8proc's rules; the last entry is text.size().
+std::vector<size_t> grapheme_starts(std::u32string_view text);
 
 // Terminal columns of valid UTF-8 text, per user-perceived character
 // (grapheme cluster): its widest code point by utf8proc (wide East Asian
