@@ -771,6 +771,27 @@ TEST_F(CliTest, ZeroTimeAndHugeTemperatureAreRejected) {
                      {"--temperature", "3.4e38"});
 }
 
+// --init pytorch (issue 18): recorded in the checkpoint with its forget-gate
+// bias of 0, kept by a resume, and not changeable there.
+TEST_F(CliTest, InitIsRecordedAndFixedForTheRun) {
+  const std::string text = file("en.txt", english_text(300));
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run", {"--init", "pytorch", "--embed", "8"}));
+  Proc info = unroll({"info", (dir_ / "run" / "latest.safetensors").string(), "--json"});
+  ASSERT_EQ(info.code, 0) << describe(info);
+  const auto model = nlohmann::json::parse(info.out).at("model");
+  EXPECT_EQ(model.at("init"), "pytorch");
+  EXPECT_EQ(model.at("forget_bias"), 0.0);
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "fb", {"--init", "pytorch", "--forget-bias", "1"}));
+  info = unroll({"info", (dir_ / "fb" / "latest.safetensors").string(), "--json"});
+  EXPECT_EQ(nlohmann::json::parse(info.out).at("model").at("forget_bias"), 1.0);
+  expect_clean_error(
+      unroll({"train", "--resume", (dir_ / "run").string(), "--init", "uniform", "--steps", "40"}),
+      {"--init", "--resume"});
+  Proc r =
+      unroll({"train", "--resume", (dir_ / "run").string(), "--steps", "40", "--threads", "1"});
+  EXPECT_EQ(r.code, 0) << describe(r);
+}
+
 TEST_F(CliTest, ResumeRefusesOptionsItCannotChange) {
   const std::string text = file("en.txt", english_text(300));
   ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));

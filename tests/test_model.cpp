@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "unroll/model/model.h"
 #include "unroll/train/optimizer.h"
@@ -320,4 +321,83 @@ TEST(FastMath, NanStaysNanAndInfinitiesSaturate) {
   EXPECT_EQ(unroll::tanh_f(INFINITY), 1.0f);
   EXPECT_EQ(unroll::tanh_f(-INFINITY), -1.0f);
   EXPECT_NEAR(unroll::exp_approx(1.0f), std::exp(1.0f), 1e-6);
+}
+
+// --init pytorch follows torch.nn's defaults per parameter kind (issue 18):
+// nn.Embedding N(0, 1); nn.LSTM every weight and bias U(±1/√H); nn.Linear
+// weight and bias U(±1/√fan_in). The forget-gate bias is added on top.
+TEST(Init, PyTorchConventionsPerParameterKind) {
+  unroll::ModelConfig c;
+  c.cell = unroll::CellKind::Lstm;
+  c.layers = 2;
+  c.hidden = 64;
+  c.embed = 32;
+  c.vocab = c.outputs = 50;
+  c.init = unroll::InitKind::PyTorch;
+  c.forget_bias = 0;
+  unroll::Model<float> m(c);
+  unroll::Rng rng(5);
+  m.init(rng);
+  auto stats = [&](const std::string& name, double* lo, double* hi, double* mean, double* sd) {
+    const auto& v = m.layout().at(name);
+    const float* p = m.params.data() + v.offset;
+    double s = 0, s2 = 0;
+    *lo = 1e30, *hi = -1e30;
+    for (size_t i = 0; i < v.size; ++i)
+      s += p[i], s2 += double(p[i]) * p[i], *lo = std::min(*lo, double(p[i])),
+                                            *hi = std::max(*hi, double(p[i]));
+    *mean = s / double(v.size);
+    *sd = std::sqrt(s2 / double(v.size) - *mean * *mean);
+  };
+  double lo, hi, mean, sd;
+  stats("embedding.weight", &lo, &hi, &mean, &sd);
+  EXPECT_NEAR(mean, 0, 0.05);
+  EXPECT_NEAR(sd, 1, 0.05);
+  EXPECT_LT(lo, -2.5);  // a normal's tails, not a uniform's edge
+  const double b = 1 / std::sqrt(64.0);
+  for (const char* name : {"rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0",
+                           "rnn.bias_hh_l1", "head.weight", "head.bias"}) {
+    stats(name, &lo, &hi, &mean, &sd);
+    EXPECT_GE(lo, -b) << name;
+    EXPECT_LE(hi, b) << name;
+    EXPECT_GT(hi, 0.8 * b) << name << " does not reach the bound";
+    EXPECT_NEAR(sd, b / std::sqrt(3.0), 0.25 * b) << name;
+  }
+  // The forget gate's bias: drawn like the others, plus forget_bias.
+  unroll::ModelConfig c1 = c;
+  c1.forget_bias = 1;
+  unroll::Model<float> m1(c1);
+  unroll::Rng rng1(5);
+  m1.init(rng1);
+  const float* b0 = m.params.data() + m.layout().at("rnn.bias_ih_l1").offset;
+  const float* b1 = m1.params.data() + m1.layout().at("rnn.bias_ih_l1").offset;
+  for (int j = 0; j < 64; ++j) {
+    EXPECT_FLOAT_EQ(b1[64 + j], b0[64 + j] + 1) << j;  // the f block
+    EXPECT_FLOAT_EQ(b1[j], b0[j]) << j;                // the i block
+  }
+}
+
+TEST(Init, UniformIsCharRnnsAndTheDefault) {
+  unroll::ModelConfig c;
+  c.vocab = c.outputs = 20;
+  EXPECT_EQ(c.init, unroll::InitKind::Uniform);
+  unroll::Model<float> m(c);
+  unroll::Rng rng(5);
+  m.init(rng);
+  for (const auto& v : m.layout().views()) {
+    const float* p = m.params.data() + v.offset;
+    for (size_t i = 0; i < v.size; ++i) {
+      if (v.name.find("bias") == std::string::npos) {
+        ASSERT_LE(std::fabs(p[i]), 0.08f) << v.name;
+      } else if (v.name.rfind("rnn.bias_ih", 0) == 0 && i >= size_t(c.hidden) &&
+                 i < size_t(2 * c.hidden)) {
+        ASSERT_EQ(p[i], 1.0f) << v.name;  // the forget gate
+      } else {
+        ASSERT_EQ(p[i], 0.0f) << v.name;
+      }
+    }
+  }
+  EXPECT_EQ(unroll::model_config_from_json(unroll::to_json(c)).init, unroll::InitKind::Uniform);
+  c.init = unroll::InitKind::PyTorch;
+  EXPECT_EQ(unroll::model_config_from_json(unroll::to_json(c)).init, unroll::InitKind::PyTorch);
 }

@@ -25,6 +25,7 @@ struct ClassifyTrainArgs {
   int layers = 1, hidden = 128, embed = 0, threads = 1;
   bool bidirectional = false;
   float dropout = 0, init_scale = 0.08f;
+  std::string init = "uniform";
   ClassifyConfig cc;
 };
 
@@ -74,7 +75,18 @@ void add_common_train_options(CLI::App* s, ClassifyTrainArgs& a, const char* def
       ->check(CLI::Range(1, 65536))->capture_default_str()->group("Model");
   s->add_option("--embed", a.embed, "Embedding size; 0 = one-hot input")->check(CLI::Range(0, 65536))->capture_default_str()->group("Model");
   s->add_option("--dropout", a.dropout, "Dropout on non-recurrent connections")->check(CLI::Range(0.0, 0.95))->capture_default_str()->group("Model");
-  s->add_option("--init-scale", a.init_scale, "Weights start uniform in [-s, s]")->check(CLI::Range(0.0, 100.0))->capture_default_str()->group("Model");
+  s->add_option(
+       "--init", a.init,
+       "How the weights start: uniform (every weight in [-s, s]; char-rnn) or pytorch (torch.nn's "
+       "defaults per layer; see unroll train --help)")
+      ->check(CLI::IsMember({"uniform", "pytorch"}))
+      ->capture_default_str()
+      ->group("Model");
+  s->add_option("--init-scale", a.init_scale,
+                "With --init uniform: weights start uniform in [-s, s]")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str()
+      ->group("Model");
   s->add_option("--batch", cc.batch, "Sequences per step")->check(CLI::Range(1, 100000))->capture_default_str()->group("Optimisation");
   s->add_option("--lr", cc.optim.lr, "Adam learning rate")->check(positive())->capture_default_str()->group("Optimisation");
   s->add_option("--clip", cc.clip, "Global gradient-norm clipping; 0 = off")->check(non_negative())->capture_default_str()->group("Optimisation");
@@ -112,7 +124,9 @@ ModelConfig model_of(ClassifyTrainArgs& a) {
   mc.hidden = a.hidden;
   mc.embed = a.embed;
   mc.dropout = a.dropout;
+  mc.init = parse_init(a.init);
   mc.init_scale = a.init_scale;
+  mc.forget_bias = default_forget_bias(mc.init);
   mc.bidirectional = a.bidirectional;
   mc.summary = parse_summary(a.summary);
   mc.vocab = 1, mc.outputs = 1;  // set from the data

@@ -24,7 +24,8 @@ struct TrainArgs {
   std::string resume;
   std::string cell = "lstm";
   int layers = 2, hidden = 128, embed = 0;
-  float dropout = 0, init_scale = 0.08f, forget_bias = 1.0f;
+  float dropout = 0, init_scale = 0.08f, forget_bias = NAN;  // NAN: the --init's default
+  std::string init = "uniform";
   std::string optim = "adam";
   float lr = 2e-3f, momentum = 0.9f, alpha = 0.95f;
   std::string split = "0.9,0.05";
@@ -112,10 +113,23 @@ void add_train(CLI::App& app) {
       ->check(CLI::Range(0, 65536))->capture_default_str()->group("Model");
   s->add_option("--dropout", a->dropout, "Dropout on non-recurrent connections")
       ->check(CLI::Range(0.0, 0.95))->capture_default_str()->group("Model");
-  s->add_option("--init-scale", a->init_scale, "Weights start uniform in [-s, s]")
-      ->check(CLI::Range(0.0, 100.0))->capture_default_str()->group("Model");
-  s->add_option("--forget-bias", a->forget_bias, "LSTM forget-gate bias at start")
-      ->capture_default_str()->group("Model");
+  s->add_option(
+       "--init", a->init,
+       "How the weights start: uniform (every weight in [-s, s], biases 0; char-rnn) or pytorch "
+       "(torch.nn's defaults: embedding N(0,1), recurrent weights and biases and the head "
+       "U(+-1/sqrt(fan-in)))")
+      ->check(CLI::IsMember({"uniform", "pytorch"}))
+      ->capture_default_str()
+      ->group("Model");
+  s->add_option("--init-scale", a->init_scale,
+                "With --init uniform: weights start uniform in [-s, s]")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str()
+      ->group("Model");
+  s->add_option("--forget-bias", a->forget_bias,
+                "LSTM forget-gate bias added at start (default: 1 with --init uniform, 0 with "
+                "--init pytorch)")
+      ->group("Model");
   // Optimisation
   s->add_option("--batch", tc.batch, "Parallel streams through the text (B)")
       ->check(CLI::Range(1, 100000))->capture_default_str()->group("Optimisation");
@@ -206,11 +220,14 @@ void add_train(CLI::App& app) {
     if (s->count("--time")) tc.max_seconds = parse_duration(a->time);  // checked: > 0
     if (!a->resume.empty()) {
       require(a->files.empty(), "--resume takes its files from the checkpoint: give no files");
-      for (const char* fixed :
-           {"--out", "--cell", "--layers", "--hidden", "--embed", "--dropout", "--init-scale",
-            "--forget-bias", "--batch", "--seq", "--optim", "--lr", "--momentum", "--rmsprop-alpha",
-            "--clip", "--clip-mode", "--lr-decay", "--lr-decay-after", "--loss-norm", "--seed",
-            "--split", "--val", "--test", "--level", "--pretokenized", "--min-count", "--max-vocab", "--vocab-from"})
+      for (
+          const char* fixed :
+          {"--out",          "--cell",       "--layers",      "--hidden",         "--embed",
+           "--dropout",      "--init-scale", "--forget-bias", "--init",           "--batch",
+           "--seq",          "--optim",      "--lr",          "--momentum",       "--rmsprop-alpha",
+           "--clip",         "--clip-mode",  "--lr-decay",    "--lr-decay-after", "--loss-norm",
+           "--seed",         "--split",      "--val",         "--test",           "--level",
+           "--pretokenized", "--min-count",  "--max-vocab",   "--vocab-from"})
         require(s->count(fixed) == 0, std::string(fixed) +
                                           " cannot change on --resume: it comes from the "
                                           "checkpoint (only stop and reporting options can)");
@@ -249,8 +266,9 @@ void add_train(CLI::App& app) {
     mc.hidden = a->hidden;
     mc.embed = a->embed;
     mc.dropout = a->dropout;
+    mc.init = parse_init(a->init);
     mc.init_scale = a->init_scale;
-    mc.forget_bias = a->forget_bias;
+    mc.forget_bias = std::isnan(a->forget_bias) ? default_forget_bias(mc.init) : a->forget_bias;
     mc.head = HeadKind::Softmax;
     require(!a->out.empty(), "--out must name a folder");
     require(path_kind(a->out, "--out") != PathKind::Other,

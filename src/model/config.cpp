@@ -46,6 +46,14 @@ Summary parse_summary(const std::string& s) {
   throw Error("unknown summary '" + s + "': use one of steps, last, mean, max");
 }
 
+std::string init_name(InitKind k) { return k == InitKind::PyTorch ? "pytorch" : "uniform"; }
+
+InitKind parse_init(const std::string& s) {
+  if (s == "uniform") return InitKind::Uniform;
+  if (s == "pytorch") return InitKind::PyTorch;
+  throw Error("unknown initialisation '" + s + "': use uniform or pytorch");
+}
+
 void ModelConfig::validate() const {
   auto range = [](const char* name, double v, double lo, double hi) {
     require(v >= lo && v <= hi, std::string("model ") + name + " = " + std::to_string(v) +
@@ -79,6 +87,7 @@ nlohmann::json to_json(const ModelConfig& c) {
           {"head", c.head == HeadKind::Softmax ? "softmax" : "sigmoid"},
           {"outputs", c.outputs},
           {"dropout", c.dropout},
+          {"init", init_name(c.init)},
           {"init_scale", c.init_scale},
           {"forget_bias", c.forget_bias},
           {"summary", summary_name(c.summary)},
@@ -99,6 +108,7 @@ ModelConfig model_config_from_json(const nlohmann::json& j) {
     c.head = head == "softmax" ? HeadKind::Softmax : HeadKind::Sigmoid;
     c.outputs = json_field<int>(j, "outputs");
     c.dropout = json_field(j, "dropout", 0.0f);
+    c.init = parse_init(j.value("init", "uniform"));  // absent before it existed
     c.init_scale = json_field(j, "init_scale", 0.08f);
     c.forget_bias = json_field(j, "forget_bias", 1.0f);
     c.summary = parse_summary(j.value("summary", "steps"));

@@ -18,6 +18,15 @@ enum class HeadKind { Softmax, Sigmoid };
 // padding after a sequence's end never enters any of them.
 enum class Summary { Steps, Last, Mean, Max };
 
+// How the weights start (Model::init).
+//   Uniform (char-rnn): every weight U(−init_scale, init_scale), biases 0.
+//   PyTorch (torch.nn's defaults): the embedding N(0, 1); every recurrent
+//     weight and bias U(−1/√H, 1/√H); the head's weight and bias
+//     U(−1/√fan_in, 1/√fan_in) (nn.Linear's Kaiming-uniform with a = √5);
+//     category vectors, which PyTorch has no layer for, as Uniform.
+// The LSTM forget-gate bias (forget_bias) is added on top in both.
+enum class InitKind { Uniform, PyTorch };
+
 struct ModelConfig {
   CellKind cell = CellKind::Lstm;
   int layers = 2;
@@ -27,7 +36,8 @@ struct ModelConfig {
   HeadKind head = HeadKind::Softmax;
   int outputs = 0;       // softmax classes (a language model: = vocab); sigmoid: 1
   float dropout = 0.0f;  // on each layer's dense input and before the head (training only)
-  float init_scale = 0.08f;  // weights ~ U(−s, s)
+  InitKind init = InitKind::Uniform;
+  float init_scale = 0.08f;  // Uniform: weights ~ U(−s, s)
   float forget_bias = 1.0f;  // LSTM forget-gate bias at init
   Summary summary = Summary::Steps;
   bool bidirectional = false;  // Last / Mean / Max only: a second stack reads each sequence reversed
@@ -42,6 +52,11 @@ struct ModelConfig {
 
 std::string summary_name(Summary s);
 Summary parse_summary(const std::string& s);
+std::string init_name(InitKind k);
+InitKind parse_init(const std::string& s);
+// The forget-gate bias when none is given: 1 with Uniform (char-rnn; Jozefowicz
+// et al. 2015), 0 with PyTorch (torch.nn adds none).
+inline float default_forget_bias(InitKind k) { return k == InitKind::PyTorch ? 0.0f : 1.0f; }
 
 nlohmann::json to_json(const ModelConfig& c);
 ModelConfig model_config_from_json(const nlohmann::json& j);

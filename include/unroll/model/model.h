@@ -57,19 +57,37 @@ class Model {
   F* param(const std::string& name) { return params.data() + layout_.at(name).offset; }
   F* grad(const std::string& name) { return grads.data() + layout_.at(name).offset; }
 
-  // Weights ~ U(−init_scale, init_scale); biases 0 except the LSTM forget gate.
+  // The starting weights (config.h, InitKind): Uniform, every weight
+  // U(−init_scale, init_scale) and biases 0; or PyTorch's defaults per
+  // parameter kind. Then the LSTM forget-gate bias is added.
   void init(Rng& rng) {
     std::fill(params.begin(), params.end(), F(0));
+    const bool torch = cfg_.init == InitKind::PyTorch;
     for (auto& v : layout_.views()) {
-      if (v.name.find("bias") != std::string::npos) continue;
+      const bool bias = v.name.find("bias") != std::string::npos;
       F* p = params.data() + v.offset;
-      for (size_t i = 0; i < v.size; ++i) p[i] = F(rng.uniform(-cfg_.init_scale, cfg_.init_scale));
+      if (!torch) {
+        if (bias) continue;
+        for (size_t i = 0; i < v.size; ++i)
+          p[i] = F(rng.uniform(-cfg_.init_scale, cfg_.init_scale));
+      } else if (v.name == "embedding.weight") {
+        for (size_t i = 0; i < v.size; ++i) p[i] = F(rng.normal());
+      } else if (v.name.rfind("rnn.", 0) == 0 || v.name.rfind("head.", 0) == 0) {
+        // nn.RNN/LSTM/GRU: 1/√H for all; nn.Linear: 1/√fan_in (the head's input width).
+        const double fan_in =
+            v.name.rfind("rnn.", 0) == 0 ? cfg_.hidden : double(cfg_.state_size());
+        const double bound = 1.0 / std::sqrt(fan_in);
+        for (size_t i = 0; i < v.size; ++i) p[i] = F(rng.uniform(-bound, bound));
+      } else {  // category.weight: no PyTorch layer to follow
+        for (size_t i = 0; i < v.size; ++i)
+          p[i] = F(rng.uniform(-cfg_.init_scale, cfg_.init_scale));
+      }
     }
     if (cfg_.cell == CellKind::Lstm)
       for (int l = 0; l < cfg_.layers; ++l)
         for (int d = 0; d < cfg_.directions(); ++d) {
           F* b = views_of(params, l, d).b_ih;
-          for (int j = 0; j < cfg_.hidden; ++j) b[cfg_.hidden + j] = F(cfg_.forget_bias);
+          for (int j = 0; j < cfg_.hidden; ++j) b[cfg_.hidden + j] += F(cfg_.forget_bias);
         }
   }
   void zero_grad() { std::fill(grads.begin(), grads.end(), F(0)); }
