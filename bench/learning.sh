@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Learning per step, unroll against PyTorch (issue 18): the same model,
+# data split, batches, optimizer and validation scheme on both sides
+# (bench/learning_torch.py says what is matched), one thread each, run one
+# after the other; prints the validation loss of each at every evaluation.
+#   bash bench/learning.sh                                   # tiny Shakespeare, LSTM 2x256, embedding 64
+#   STEPS=1000 INIT=uniform bash bench/learning.sh           # unroll's char-rnn start on both sides
+#   DATA=../shared/data/ptb/ptb.train.txt bash bench/learning.sh
+# Needs Debian's PyTorch and OpenBLAS: apt-get install python3-torch libopenblas0-pthread
+# (without OpenBLAS Debian's torch runs on the reference BLAS, about 6x slower:
+# 6.3 s against 1.0 s a step for LSTM 2x256, batch 50 x seq 100, one thread).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/data/tinyshakespeare/input.txt}
+STEPS=${STEPS:-400}
+EVERY=${EVERY:-100}
+INIT=${INIT:-pytorch}          # both sides start this way: pytorch or uniform
+FORGET=${FORGET:-0}            # LSTM forget-gate bias, both sides
+SEED=${SEED:-1}
+MODEL=(--layers 2 --hidden 256 --embed 64 --dropout 0.1 --batch 50 --seq 100 --lr 2e-3 --clip 5)
+[ -f "$DATA" ] || { echo "no data at $DATA (../shared/data beside the repository)" >&2; exit 1; }
+[ -x build/unroll ] || bash scripts/setup.sh
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+
+./build/unroll train "$DATA" --out "$OUT/run" "${MODEL[@]}" --split 0.9,0.1 --init "$INIT" \
+  --forget-bias "$FORGET" --steps "$STEPS" --eval-every "$EVERY" --sample-every 0 --seed "$SEED" \
+  --threads 1 > "$OUT/unroll.log"
+/usr/bin/python3 bench/learning_torch.py --data "$DATA" "${MODEL[@]}" --train 0.9 --val 0.1 \
+  --init "$INIT" --forget-bias "$FORGET" --steps "$STEPS" --eval-every "$EVERY" --seed "$SEED" \
+  --threads 1 > "$OUT/torch.jsonl"
+
+/usr/bin/python3 - "$OUT/run/metrics.jsonl" "$OUT/torch.jsonl" "$INIT" "$FORGET" <<'EOF'
+import json, sys
+ours = {r["step"]: r for r in map(json.loads, open(sys.argv[1])) if r.get("kind") == "eval"}
+theirs = {r["step"]: r for r in map(json.loads, open(sys.argv[2]))}
+print(f"init {sys.argv[3]}, forget-gate bias {sys.argv[4]}: validation loss (nats/char)")
+print(f"{'step':>6} {'unroll':>8} {'PyTorch':>8} {'unroll s':>9} {'PyTorch s':>10}")
+for s in sorted(set(ours) & set(theirs)):
+    print(f"{s:>6} {ours[s]['val_loss']:>8.4f} {theirs[s]['val_loss']:>8.4f} "
+          f"{ours[s].get('elapsed', float('nan')):>9.1f} {theirs[s]['train_seconds']:>10.1f}")
+EOF
