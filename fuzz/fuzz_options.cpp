@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "fuzz_util.h"
 #include "unroll/core/error.h"
 #include "unroll/core/shell.h"
 #include "unroll/inspect/probes.h"
@@ -39,14 +40,6 @@ std::string unquote(const std::string& q) {
       out += q[i];
   }
   return out;
-}
-
-template <class F>
-void returns_or_errs(F f) {
-  try {
-    f();
-  } catch (const unroll::Error&) {
-  }
 }
 
 }  // namespace
@@ -79,15 +72,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   for (const std::string& a : args) {
-    returns_or_errs([&] {
+    fuzz::returns_or_errs([&] {
       const double s = unroll::parse_duration(a);
       if (!(s >= 0) || !std::isfinite(s)) __builtin_trap();
     });
-    returns_or_errs([&] {
+    fuzz::returns_or_errs([&] {
       const auto [train, val] = unroll::cli::parse_split(a);
       if (!(train >= 0 && train <= 1 && val >= 0 && val <= 1)) __builtin_trap();
     });
-    returns_or_errs([&] {
+    fuzz::returns_or_errs([&] {
       double scale = 0;
       const unroll::ModelConfig c = unroll::cli::parse_fresh(a, 10, &scale);
       if (!(scale > 0 && scale <= 1000) || c.layers < 1 || c.hidden < 1) __builtin_trap();
@@ -97,7 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // A regex probe: the first argument the pattern, the second the text.
   if (args.size() >= 2 && args[0].size() <= 256 && args[1].size() <= 4096) {
-    returns_or_errs([&] {
+    fuzz::returns_or_errs([&] {
       const std::u32string text = unroll::decode_utf8(args[1], "text");
       const unroll::Probe p = unroll::regex_probe("p", args[0], text);
       if (p.values.size() != text.size()) __builtin_trap();
