@@ -792,6 +792,41 @@ TEST_F(CliTest, InitIsRecordedAndFixedForTheRun) {
   EXPECT_EQ(r.code, 0) << describe(r);
 }
 
+TEST_F(CliTest, LearningRateSchedulesRunAndSayWhatTheyNeed) {
+  const std::string text = file("en.txt", english_text(300));
+  // Cosine with a warm-up: rises to --lr, then falls to --lr-min at the last step.
+  ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "cos",
+                                   {"--lr-schedule", "cosine", "--warmup", "5", "--lr-min", "1e-4",
+                                    "--weight-decay", "0.01", "--print-every", "1"}));
+  std::map<int, double> lr;
+  std::istringstream lines(read_file(dir_ / "cos" / "metrics.jsonl"));
+  for (std::string line; std::getline(lines, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.at("kind") == "step") lr[j.at("step").get<int>()] = j.at("lr").get<double>();
+  }
+  ASSERT_EQ(lr.size(), 30u);
+  EXPECT_NEAR(lr[1], 2e-3 / 5, 1e-9);
+  EXPECT_NEAR(lr[5], 2e-3, 1e-9);
+  EXPECT_NEAR(lr[30], 1e-4, 1e-9);
+  for (int s = 6; s < 30; ++s) EXPECT_GT(lr[s], lr[s + 1]) << "step " << s;
+  const auto cfg = nlohmann::json::parse(read_file(dir_ / "cos" / "config.json")).at("train");
+  EXPECT_EQ(cfg.at("lr_schedule"), "cosine");
+  EXPECT_EQ(cfg.at("optim").at("weight_decay").get<double>(), 0.01f);
+
+  expect_clean_error(unroll({"train", text, "--out", (dir_ / "t").string(), "--lr-schedule",
+                             "cosine", "--time", "1m"}),
+                     {"cosine", "--steps"});
+  expect_clean_error(unroll({"train", text, "--out", (dir_ / "p").string(), "--lr-schedule",
+                             "plateau", "--split", "1", "--steps", "10"}),
+                     {"plateau", "validation"});
+  expect_clean_error(
+      unroll({"train", text, "--out", (dir_ / "m").string(), "--lr-min", "0.5", "--steps", "10"}),
+      {"--lr-min", "--lr"});
+  expect_clean_error(
+      unroll({"train", "--resume", (dir_ / "cos").string(), "--warmup", "9", "--steps", "40"}),
+      {"--warmup", "--resume"});
+}
+
 TEST_F(CliTest, ResumeRefusesOptionsItCannotChange) {
   const std::string text = file("en.txt", english_text(300));
   ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -103,6 +104,35 @@ TEST(Schedule, DecayAfterEpochs) {
   EXPECT_EQ(scheduled_lr(1.0f, 0.5f, 4, 4), 1.0f);
   EXPECT_EQ(scheduled_lr(1.0f, 0.5f, 4, 5), 0.5f);
   EXPECT_EQ(scheduled_lr(1.0f, 0.5f, 4, 7), 0.125f);
+}
+
+TEST(Schedule, WarmupCosineAndPlateau) {
+  Schedule s;
+  s.lr = 1.0f;
+  s.warmup = 4;
+  // The warm-up rises linearly to the full rate at its last step.
+  EXPECT_FLOAT_EQ(schedule_lr(s, 1, 1, 0), 0.25f);
+  EXPECT_FLOAT_EQ(schedule_lr(s, 4, 1, 0), 1.0f);
+  EXPECT_FLOAT_EQ(schedule_lr(s, 5, 1, 0), 1.0f);  // then the step schedule, no decay
+  s.kind = ScheduleKind::Cosine;
+  s.total = 104;
+  s.lr_min = 0.1f;
+  EXPECT_FLOAT_EQ(schedule_lr(s, 4, 1, 0), 1.0f);    // the end of the warm-up is the top
+  EXPECT_FLOAT_EQ(schedule_lr(s, 54, 1, 0), 0.55f);  // halfway: the mean of the two ends
+  EXPECT_FLOAT_EQ(schedule_lr(s, 104, 1, 0), 0.1f);  // the last step: lr_min
+  EXPECT_FLOAT_EQ(schedule_lr(s, 500, 1, 0), 0.1f);  // past it (a longer resume): stays there
+  EXPECT_GT(schedule_lr(s, 30, 1, 0), schedule_lr(s, 31, 1, 0));
+  s.kind = ScheduleKind::Plateau;
+  s.decay = 0.5f;
+  EXPECT_FLOAT_EQ(schedule_lr(s, 50, 1, 0), 1.0f);
+  EXPECT_FLOAT_EQ(schedule_lr(s, 50, 1, 3), 0.125f);
+  EXPECT_EQ(parse_schedule("cosine"), ScheduleKind::Cosine);
+  EXPECT_THROW(parse_schedule("linear"), Error);
+
+  Plateau p;  // patience 2: a cut after two validations in a row without a new best
+  for (bool improved : {true, false, true, false, false, false, false}) p.observe(improved, 2);
+  EXPECT_EQ(p.cuts, 2);
+  EXPECT_EQ(p.bad, 0);
 }
 
 TEST(Duration, Parses) {
@@ -328,6 +358,55 @@ TEST(Resume, ContinuesBitForBit) {
     EXPECT_EQ(a.best_val(), r->best_val());
     fs::remove_all(d);
   }
+}
+
+// Validation that never improves (SGD steps of 1e-30 leave every weight as it
+// is) cuts the rate at every evaluation after the first with patience 1; the
+// count carries over a resume.
+TEST(Resume, PlateauScheduleCutsWhenValidationStallsAndCarriesOver) {
+  fs::path d = temp_dir("plateau");
+  fs::path f = d / "text.txt";
+  std::ofstream(f) << corpus_text();
+  ModelConfig mc;
+  mc.hidden = 8;
+  TrainConfig tc;
+  tc.batch = 4;
+  tc.seq = 8;
+  tc.eval_every = 5;
+  tc.sample_every = 0;
+  tc.print_every = 1;
+  tc.max_steps = 20;
+  tc.optim.kind = OptimKind::Sgd;
+  tc.optim.lr = 1e-30f;
+  tc.lr_schedule = "plateau";
+  tc.lr_decay = 0.5f;
+  tc.patience = 1;
+  auto rates = [](const fs::path& run) {  // the rate of each step, from metrics.jsonl
+    std::map<int64_t, double> r;
+    std::ifstream in(run / "metrics.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j["kind"] == "step") r[j["step"].get<int64_t>()] = j["lr"].get<double>();
+    }
+    return r;
+  };
+  std::ostringstream log;
+  Trainer a(mc, tc, load_corpus({f.string()}), (d / "a").string());
+  a.train(log);
+  auto ra = rates(d / "a");
+  ASSERT_EQ(ra.size(), 20u);
+  EXPECT_FLOAT_EQ(ra[5], 1e-30f);
+  EXPECT_FLOAT_EQ(ra[10], 1e-30f);  // step 10's validation is the first without a new best
+  EXPECT_FLOAT_EQ(ra[11], 0.5e-30f);
+  EXPECT_FLOAT_EQ(ra[16], 0.25e-30f);
+
+  tc.max_steps = 10;
+  Trainer b(mc, tc, load_corpus({f.string()}), (d / "b").string());
+  b.train(log);
+  auto r = Trainer::resume((d / "b").string(), [](TrainConfig& c) { c.max_steps = 20; });
+  r->train(log);
+  EXPECT_EQ(rates(d / "b"), ra);
+  fs::remove_all(d);
 }
 
 TEST(Trainer, TooShortTextSaysWhatFitsAndWritesNothing) {

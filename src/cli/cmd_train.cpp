@@ -148,10 +148,43 @@ void add_train(CLI::App& app) {
       ->check(non_negative())->capture_default_str()->group("Optimisation");
   s->add_option("--clip-mode", tc.clip_mode, "norm (global L2 norm) or value (element-wise)")
       ->check(CLI::IsMember({"norm", "value"}))->capture_default_str()->group("Optimisation");
-  s->add_option("--lr-decay", tc.lr_decay, "At each epoch after --lr-decay-after, multiply the learning rate by this, in (0, 1]")
-      ->check(positive())->capture_default_str()->group("Optimisation");
+  s->add_option("--lr-schedule", tc.lr_schedule,
+                "step: multiply the rate by --lr-decay at each epoch after --lr-decay-after; "
+                "cosine: from --lr down to --lr-min at the last step (needs --steps or --epochs); "
+                "plateau: multiply it by --lr-decay (default 0.5) after --patience validations "
+                "without a new best")
+      ->check(CLI::IsMember({"step", "cosine", "plateau"}))
+      ->capture_default_str()
+      ->group("Optimisation");
+  s->add_option(
+       "--lr-decay", tc.lr_decay,
+       "step: at each epoch after --lr-decay-after, multiply the learning rate by this, in "
+       "(0, 1]; plateau: the factor of each cut")
+      ->check(positive())
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--lr-decay-after", tc.lr_decay_after, "Epochs at the full learning rate before --lr-decay starts")
       ->check(non_negative())->capture_default_str()->group("Optimisation");
+  s->add_option("--warmup", tc.warmup,
+                "Raise the learning rate linearly from 0 over this many first steps (any schedule)")
+      ->check(non_negative())
+      ->capture_default_str()
+      ->group("Optimisation");
+  s->add_option("--lr-min", tc.lr_min, "cosine: the learning rate at the last step")
+      ->check(non_negative())
+      ->capture_default_str()
+      ->group("Optimisation");
+  s->add_option("--patience", tc.patience,
+                "plateau: validations in a row without a new best before the rate is cut")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str()
+      ->group("Optimisation");
+  s->add_option("--weight-decay", tc.optim.weight_decay,
+                "Decoupled weight decay (AdamW; with any optimizer): every step, theta -= lr * "
+                "this * theta")
+      ->check(non_negative())
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--loss-norm", tc.loss_norm,
                 "token: mean loss per token; batch: summed over steps, mean over the batch "
                 "(Zaremba et al.)")
@@ -226,6 +259,7 @@ void add_train(CLI::App& app) {
            "--dropout",      "--init-scale", "--forget-bias", "--init",           "--batch",
            "--seq",          "--optim",      "--lr",          "--momentum",       "--rmsprop-alpha",
            "--clip",         "--clip-mode",  "--lr-decay",    "--lr-decay-after", "--loss-norm",
+           "--lr-schedule",  "--warmup",     "--lr-min",      "--patience",       "--weight-decay",
            "--seed",         "--split",      "--val",         "--test",           "--level",
            "--pretokenized", "--min-count",  "--max-vocab",   "--vocab-from"})
         require(s->count(fixed) == 0, std::string(fixed) +
@@ -257,6 +291,7 @@ void add_train(CLI::App& app) {
     tc.optim.lr = a->lr;
     tc.optim.momentum = a->momentum;
     tc.optim.alpha = a->alpha;
+    if (tc.lr_schedule == "plateau" && !s->count("--lr-decay")) tc.lr_decay = 0.5f;
     if (!s->count("--steps") && !s->count("--epochs") && !s->count("--time")) tc.max_epochs = 10;
     require_a_limit(tc);
     tc.validate();

@@ -110,6 +110,41 @@ void Optimizer::step(float* p, const float* g, float lr) {
   }
 }
 
+std::string schedule_name(ScheduleKind k) {
+  switch (k) {
+    case ScheduleKind::Step:
+      return "step";
+    case ScheduleKind::Cosine:
+      return "cosine";
+    case ScheduleKind::Plateau:
+      return "plateau";
+  }
+  return "?";
+}
+
+ScheduleKind parse_schedule(const std::string& s) {
+  if (s == "step") return ScheduleKind::Step;
+  if (s == "cosine") return ScheduleKind::Cosine;
+  if (s == "plateau") return ScheduleKind::Plateau;
+  throw Error("unknown learning-rate schedule '" + s + "': use one of step, cosine, plateau");
+}
+
+float schedule_lr(const Schedule& s, int64_t step, int epoch, int cuts) {
+  if (s.warmup > 0 && step <= s.warmup) return s.lr * float(double(step) / double(s.warmup));
+  switch (s.kind) {
+    case ScheduleKind::Step:
+      return scheduled_lr(s.lr, s.decay, s.after, epoch);
+    case ScheduleKind::Cosine: {
+      const double span = double(s.total - s.warmup);
+      const double u = span > 0 ? std::clamp(double(step - s.warmup) / span, 0.0, 1.0) : 1.0;
+      return float(s.lr_min + (double(s.lr) - s.lr_min) * 0.5 * (1 + std::cos(M_PI * u)));
+    }
+    case ScheduleKind::Plateau:
+      return s.lr * std::pow(s.decay, float(cuts));
+  }
+  return s.lr;
+}
+
 double global_norm(const float* g, size_t n) {
   // Partial sums over fixed blocks, added in order: the result does not
   // depend on the thread count or scheduling (resume is bit-for-bit).

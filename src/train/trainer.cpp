@@ -42,6 +42,16 @@ void TrainConfig::validate() const {
           "--rmsprop-alpha must be in [0, 1)");
   require(lr_decay > 0 && lr_decay <= 1, "--lr-decay must be in (0, 1]");
   require(lr_decay_after >= 0, "--lr-decay-after must be 0 or more epochs");
+  const ScheduleKind sk = parse_schedule(lr_schedule);
+  require(sk != ScheduleKind::Plateau || lr_decay < 1,
+          "--lr-schedule plateau multiplies the rate by --lr-decay, which must then be below 1");
+  require(warmup >= 0, "--warmup must be 0 or more steps");
+  require(std::isfinite(lr_min) && lr_min >= 0 && lr_min < optim.lr,
+          "--lr-min must be at least 0 and below --lr");
+  require(patience >= 1, "--patience must be 1 or more validations");
+  require(std::isfinite(optim.weight_decay) && optim.weight_decay >= 0 &&
+              optim.lr * optim.weight_decay < 1,
+          "--weight-decay must be at least 0, and --lr x --weight-decay below 1");
   require(loss_norm == "token" || loss_norm == "batch",
           "--loss-norm must be 'token' or 'batch' (got '" + loss_norm + "')");
   require(max_steps >= 0 && max_epochs >= 0 && max_seconds >= 0,
@@ -62,6 +72,10 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"clip", c.clip},
           {"lr_decay", c.lr_decay},
           {"lr_decay_after", c.lr_decay_after},
+          {"lr_schedule", c.lr_schedule},
+          {"warmup", c.warmup},
+          {"lr_min", c.lr_min},
+          {"patience", c.patience},
           {"loss_norm", c.loss_norm},
           {"max_steps", c.max_steps},
           {"max_epochs", c.max_epochs},
@@ -89,6 +103,10 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
     c.clip = json_field<double>(j, "clip");
     c.lr_decay = json_field<float>(j, "lr_decay");
     c.lr_decay_after = json_field<int>(j, "lr_decay_after");
+    c.lr_schedule = j.value("lr_schedule", std::string("step"));  // absent before schedules
+    c.warmup = json_field(j, "warmup", int64_t(0));
+    c.lr_min = json_field(j, "lr_min", 0.0f);
+    c.patience = json_field(j, "patience", 1);
     c.loss_norm = j.at("loss_norm");
     c.max_steps = json_field<int64_t>(j, "max_steps");
     c.max_epochs = json_field<double>(j, "max_epochs");
@@ -278,6 +296,8 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
     t->best_val_ = json_field<double>(p, "best_val");
     t->last_val_ = json_field<double>(p, "last_val");
     t->skipped_ = json_field(p, "skipped_batches", int64_t(0));
+    t->plateau_.bad = json_field(p, "plateau_bad", 0);
+    t->plateau_.cuts = json_field(p, "plateau_cuts", 0);
     for (int i = 0; i < 4; ++i) {
       const std::string w = p.at("rng").at(i).get<std::string>();
       require(!w.empty() && w.size() <= 20 && w.find_first_not_of("0123456789") == std::string::npos,
@@ -303,9 +323,17 @@ nlohmann::json Trainer::progress_json() const {
   auto rs = rng_.state();
   nlohmann::json r = nlohmann::json::array();
   for (auto w : rs) r.push_back(std::to_string(w));
-  nlohmann::json j = {{"step", step_},         {"epoch", epoch_},       {"chunk", chunk_},
-                      {"tokens", tokens_},     {"elapsed", elapsed_},   {"best_val", best_val_},
-                      {"last_val", last_val_}, {"rng", r},     {"skipped_batches", skipped_}};
+  nlohmann::json j = {{"step", step_},
+                      {"epoch", epoch_},
+                      {"chunk", chunk_},
+                      {"tokens", tokens_},
+                      {"elapsed", elapsed_},
+                      {"best_val", best_val_},
+                      {"last_val", last_val_},
+                      {"rng", r},
+                      {"skipped_batches", skipped_},
+                      {"plateau_bad", plateau_.bad},
+                      {"plateau_cuts", plateau_.cuts}};
   // Epochs done as a fraction, as the training log shows them (for `unroll info`).
   if (stream_ && stream_->chunks() > 0)
     j["epochs_done"] = double(epoch_ - 1) + double(chunk_) / double(stream_->chunks());
@@ -441,6 +469,28 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   double window_loss = 0;
   int window_steps = 0;
   const bool has_val = !val_ids_.empty();
+  Schedule sched;
+  sched.kind = parse_schedule(cfg_.lr_schedule);
+  sched.lr = cfg_.optim.lr;
+  sched.decay = cfg_.lr_decay;
+  sched.after = cfg_.lr_decay_after;
+  sched.warmup = cfg_.warmup;
+  sched.lr_min = cfg_.lr_min;
+  if (sched.kind == ScheduleKind::Cosine) {  // it ends where the run's step or epoch limit does
+    int64_t total = cfg_.max_steps;
+    if (cfg_.max_epochs > 0) {
+      const int64_t by_epochs = int64_t(std::ceil(cfg_.max_epochs * double(per_epoch)));
+      total = total > 0 ? std::min(total, by_epochs) : by_epochs;
+    }
+    require(total > 0,
+            "--lr-schedule cosine decays to --lr-min at the last step: give --steps or --epochs "
+            "(--time alone does not say when that is)");
+    sched.total = total;
+  }
+  require(
+      sched.kind != ScheduleKind::Plateau || has_val,
+      "--lr-schedule plateau lowers the rate when validation stops improving, and this run has no "
+      "validation text: give --split with a validation part, or --val");
   // Gradient statistics between evaluations (logged, and kept in metrics.jsonl).
   const std::vector<std::string> groups = grad_groups(m.config());
   struct GradWindow {
@@ -516,6 +566,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       return true;
     return false;
   };
+  float last_lr = 0;  // the rate of the last step taken
   auto log_gradients = [&]() {
     if (gw.steps == 0) return;
     std::ostringstream line;
@@ -540,6 +591,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
                           {"grad_norm_mean", gw.norm_sum / gw.steps},
                           {"grad_norm_max", gw.norm_max},
                           {"clip_fraction", double(gw.clipped) / gw.steps},
+                          {"lr", last_lr},
                           {"group_grad_norms", per}};
     if (has_val) {
       rec["val_loss"] = last_val_;
@@ -586,6 +638,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       last_val_ = validate_now();
       const bool best = last_val_ < best_val_;
       if (best) best_val_ = last_val_;
+      plateau_.observe(best, cfg_.patience);
       char b[160];
       // Characters: bits per character; words: perplexity, as papers report them.
       std::string test;
@@ -646,7 +699,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       }
     // Every rank advances rng_ alike; with several, each draws its own masks.
     if (ranks > 1) dropout_rng.reseed(rng_.next() ^ (0x9E3779B97F4A7C15ull * uint64_t(rank + 1)));
-    const float lr = scheduled_lr(cfg_.optim.lr, cfg_.lr_decay, cfg_.lr_decay_after, epoch_);
+    const float lr = last_lr = schedule_lr(sched, step_ + 1, epoch_, plateau_.cuts);
     if (cfg_.on_nan == "skip") {
       state_before.first.assign(m.state_h.begin(), m.state_h.end());
       state_before.second.assign(m.state_c.begin(), m.state_c.end());

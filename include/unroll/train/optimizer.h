@@ -59,4 +59,43 @@ inline float scheduled_lr(float lr, float decay, int after, int epoch) {
   return lr * f;
 }
 
+// The learning rate of every step: a linear warm-up over the first `warmup`
+// steps (lr·s/warmup at step s, Goyal et al. 2017), then one of
+//   step:    lr · decay^max(0, epoch − after)                     (per epoch)
+//   cosine:  lr_min + (lr − lr_min) · ½(1 + cos(π·u)), u the fraction of the
+//            steps after the warm-up that are done, reaching lr_min at step
+//            `total` (Loshchilov & Hutter 2017, SGDR without restarts)
+//   plateau: lr · decay^cuts, one cut each time validation has failed to
+//            improve on its best for `patience` evaluations in a row (the
+//            caller counts them with Plateau)
+enum class ScheduleKind { Step, Cosine, Plateau };
+std::string schedule_name(ScheduleKind k);
+ScheduleKind parse_schedule(const std::string& s);  // Error lists accepted names
+
+struct Schedule {
+  ScheduleKind kind = ScheduleKind::Step;
+  float lr = 2e-3f;
+  float decay = 1;     // step: per epoch; plateau: per cut
+  int after = 0;       // step: epochs at the full rate
+  int64_t warmup = 0;  // steps
+  int64_t total = 0;   // cosine: the last step
+  float lr_min = 0;    // cosine: the rate at step `total`
+};
+// step: 1-based, the step about to be taken; epoch: 1-based; cuts: Plateau::cuts.
+float schedule_lr(const Schedule& s, int64_t step, int epoch, int cuts);
+
+// Reduce-on-plateau bookkeeping, one call per validation.
+struct Plateau {
+  int bad = 0;   // evaluations in a row without a new best
+  int cuts = 0;  // reductions so far
+  void observe(bool improved, int patience) {
+    if (improved) {
+      bad = 0;
+    } else if (++bad >= patience) {
+      ++cuts;
+      bad = 0;
+    }
+  }
+};
+
 }  // namespace unroll

@@ -30,8 +30,16 @@ struct TrainConfig {
   OptimConfig optim;
   std::string clip_mode = "norm";  // "norm" (global L2 norm) or "value" (element-wise)
   double clip = 5.0;               // 0 = no clipping
-  float lr_decay = 1.0f;           // lr × decay each epoch after lr_decay_after
+  // The learning-rate schedule (optimizer.h, Schedule): step (lr × lr_decay
+  // each epoch after lr_decay_after), cosine (to lr_min at the last step) or
+  // plateau (lr × lr_decay after `patience` validations without a new best),
+  // after a linear warm-up of `warmup` steps.
+  std::string lr_schedule = "step";
+  float lr_decay = 1.0f;
   int lr_decay_after = 0;
+  int64_t warmup = 0;
+  float lr_min = 0;
+  int patience = 1;
   std::string loss_norm = "token";  // "token": mean per token; "batch": sum over steps, mean over batch
   int64_t max_steps = 0;            // 0 = no limit
   double max_epochs = 0;            // 0 = no limit
@@ -154,6 +162,7 @@ class Trainer {
   int epoch_ = 1;
   double elapsed_ = 0;  // seconds of training before this process
   double best_val_ = 1e300, last_val_ = 0, last_test_ = 0;
+  Plateau plateau_;  // --lr-schedule plateau: validations without a new best, and cuts
 };
 
 }  // namespace unroll
