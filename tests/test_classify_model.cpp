@@ -21,6 +21,7 @@ struct Case {
   Summary summary;
   bool bidirectional;
   float dropout = 0;
+  bool regularised = false;  // locked dropout, embedding dropout, DropConnect on W_hh
 };
 
 std::string case_name(const testing::TestParamInfo<Case>& i) {
@@ -29,7 +30,7 @@ std::string case_name(const testing::TestParamInfo<Case>& i) {
                   (c.embed ? "_embed" : "_onehot") +
                   (c.head == HeadKind::Softmax ? "_softmax" : "_sigmoid") + "_" +
                   summary_name(c.summary) + (c.bidirectional ? "_bidir" : "") +
-                  (c.dropout > 0 ? "_dropout" : "");
+                  (c.dropout > 0 ? "_dropout" : "") + (c.regularised ? "_locked_weightdrop" : "");
   for (auto& ch : n)
     if (ch == '-') ch = '_';
   return n;
@@ -48,6 +49,12 @@ ModelConfig config_of(const Case& c) {
   cfg.dropout = c.dropout;
   cfg.summary = c.summary;
   cfg.bidirectional = c.bidirectional;
+  if (c.regularised) {
+    cfg.locked = true;
+    cfg.dropout_out = 0.4f;
+    cfg.embed_dropout = c.embed ? 0.3f : 0.0f;
+    cfg.weight_drop = 0.4f;
+  }
   return cfg;
 }
 
@@ -90,6 +97,7 @@ std::vector<Case> all_cases() {
   for (auto cell : {CellKind::Lstm, CellKind::Gru}) {
     cs.push_back({cell, 2, 3, HeadKind::Softmax, Summary::Last, true, 0.3f});
     cs.push_back({cell, 3, 0, HeadKind::Sigmoid, Summary::Mean, true});
+    cs.push_back({cell, 2, 3, HeadKind::Softmax, Summary::Max, true, 0.3f, true});
   }
   return cs;
 }

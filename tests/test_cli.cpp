@@ -827,6 +827,31 @@ TEST_F(CliTest, LearningRateSchedulesRunAndSayWhatTheyNeed) {
       {"--warmup", "--resume"});
 }
 
+TEST_F(CliTest, RegularisedTiedModelTrainsSamplesAndSaysWhatItUsed) {
+  const std::string text = file("en.txt", english_text(300));
+  ASSERT_NO_FATAL_FAILURE(
+      train_ok(text, dir_ / "run",
+               {"--embed", "16", "--tie", "--dropout", "0.2", "--dropout-in", "0.3",
+                "--locked-dropout", "--embed-dropout", "0.1", "--weight-drop", "0.3"}));
+  const std::string ck = (dir_ / "run" / "best.safetensors").string();
+  Proc info = unroll({"info", ck});
+  ASSERT_EQ(info.code, 0) << describe(info);
+  EXPECT_TRUE(contains(info.out,
+                       "dropout 0.2 (input 0.3) locked, embedding dropout 0.1, weight drop 0.3, "
+                       "head tied to the embedding"))
+      << info.out;
+  Proc sample = unroll({"sample", ck, "-n", "40", "--seed", "1"});
+  EXPECT_EQ(sample.code, 0) << describe(sample);
+  Proc ev = unroll({"eval", ck, text});
+  EXPECT_EQ(ev.code, 0) << describe(ev);
+  expect_clean_error(
+      unroll({"train", "--resume", (dir_ / "run").string(), "--weight-drop", "0", "--steps", "40"}),
+      {"--weight-drop", "--resume"});
+  expect_clean_error(
+      unroll({"train", text, "--out", (dir_ / "bad").string(), "--embed", "8", "--tie"}),
+      {"--tie", "--hidden", "--embed 8"}, dir_ / "bad");
+}
+
 TEST_F(CliTest, ResumeRefusesOptionsItCannotChange) {
   const std::string text = file("en.txt", english_text(300));
   ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));

@@ -401,3 +401,119 @@ TEST(Init, UniformIsCharRnnsAndTheDefault) {
   c.init = unroll::InitKind::PyTorch;
   EXPECT_EQ(unroll::model_config_from_json(unroll::to_json(c)).init, unroll::InitKind::PyTorch);
 }
+
+namespace {
+
+// Locked (variational) dropout: every step of a chunk repeats the masks of
+// step 0, one per stream and unit, and drops about p of them.
+TEST(Regularisation, LockedDropoutRepeatsOneMaskPerStreamAtEveryStep) {
+  const int T = 7, B = 4, W = 50;
+  std::vector<float> x(size_t(T) * B * W, 1.0f), mask(x.size()), y(x.size());
+  unroll::Rng rng(3);
+  unroll::locked_dropout_forward(rng, 0.5f, T * B, B, W, x.data(), mask.data(), y.data());
+  int zeros = 0;
+  for (int t = 0; t < T; ++t)
+    for (int i = 0; i < B * W; ++i) {
+      ASSERT_EQ(y[size_t(t) * B * W + i], y[i]) << "step " << t;
+      ASSERT_TRUE(y[i] == 0.0f || y[i] == 2.0f);
+    }
+  for (int i = 0; i < B * W; ++i) zeros += y[i] == 0.0f;
+  EXPECT_GT(zeros, B * W / 4);
+  EXPECT_LT(zeros, 3 * B * W / 4);
+  // The streams have masks of their own.
+  EXPECT_FALSE(std::equal(y.begin(), y.begin() + W, y.begin() + W));
+}
+
+// Embedding dropout drops whole words: the gradient of an embedding row is
+// zero in every column (the word was dropped for the chunk) or in none.
+TEST(Regularisation, EmbeddingDropoutDropsWholeRows) {
+  unroll::ModelConfig c = small(unroll::CellKind::Lstm, 1, 6, 8);
+  c.embed = 5;
+  c.embed_dropout = 0.5f;
+  unroll::Model<float> m(c);
+  unroll::Rng rng(11);
+  m.init(rng);
+  const int T = 16, B = 3;
+  std::vector<int32_t> in(T * B), tg(T * B);
+  for (int i = 0; i < T * B; ++i) in[i] = i % 8, tg[i] = (i + 3) % 8;  // every word, 6 times
+  m.zero_grad();
+  unroll::Rng d(5);
+  m.forward(in.data(), tg.data(), T, B, unroll::Mode::Train, &d);
+  m.backward(1.0f);
+  const float* g = m.grad("embedding.weight");
+  int dropped = 0;
+  for (int v = 0; v < 8; ++v) {
+    int zero = 0;
+    for (int k = 0; k < 5; ++k) zero += g[v * 5 + k] == 0.0f;
+    EXPECT_TRUE(zero == 0 || zero == 5) << "word " << v << ": " << zero << " of 5 columns zero";
+    dropped += zero == 5;
+  }
+  EXPECT_GT(dropped, 0);
+  EXPECT_LT(dropped, 8);
+}
+
+// DropConnect: W_hh's gradient is zero exactly where this chunk's mask
+// dropped a weight (about p of them); evaluation uses the whole matrix.
+TEST(Regularisation, WeightDropMasksWhhInTrainingOnly) {
+  unroll::ModelConfig c = small(unroll::CellKind::Gru, 1, 12, 6);
+  unroll::Model<float> plain(c);
+  c.weight_drop = 0.5f;
+  unroll::Model<float> m(c);
+  unroll::Rng rng(8);
+  m.init(rng);
+  std::copy(m.params.begin(), m.params.end(), plain.params.begin());
+  const int T = 10, B = 4;
+  std::vector<int32_t> in(T * B), tg(T * B);
+  for (int i = 0; i < T * B; ++i) in[i] = (i * 5) % 6, tg[i] = (i * 7 + 1) % 6;
+  m.reset_state(B), plain.reset_state(B);
+  EXPECT_EQ(m.forward(in.data(), tg.data(), T, B, unroll::Mode::Eval).sum,
+            plain.forward(in.data(), tg.data(), T, B, unroll::Mode::Eval).sum);
+  for (auto* model : {&m, &plain}) {
+    model->reset_state(B);
+    model->zero_grad();
+    unroll::Rng d(6);
+    model->forward(in.data(), tg.data(), T, B, unroll::Mode::Train, &d);
+    model->backward(1.0f);
+  }
+  auto zeros = [](unroll::Model<float>& x) {
+    const auto& v = x.layout().at("rnn.weight_hh_l0");
+    int n = 0;
+    for (size_t i = 0; i < v.size; ++i) n += x.grads[v.offset + i] == 0.0f;
+    return std::pair<int, int>(n, int(v.size));
+  };
+  const auto [dropped, total] = zeros(m);
+  EXPECT_GT(dropped, total * 2 / 5);
+  EXPECT_LT(dropped, total * 3 / 5);
+  EXPECT_LT(zeros(plain).first, total / 20);
+}
+
+// Tying: no head.weight; the head reads the embedding, so changing the row of
+// a word that is not in the input changes that word's logit and no other.
+TEST(Regularisation, TiedHeadIsTheEmbedding) {
+  unroll::ModelConfig c = small(unroll::CellKind::Lstm, 2, 6, 9);
+  c.embed = 6;
+  unroll::Model<float> untied(c);
+  c.tie = true;
+  unroll::Model<float> m(c);
+  EXPECT_THROW(m.layout().at("head.weight"), unroll::Error);
+  EXPECT_EQ(untied.layout().count() - m.layout().count(), 9u * 6u);
+  unroll::Rng rng(2);
+  m.init(rng);
+  std::vector<int32_t> in = {0, 1, 2, 3, 1, 0};
+  m.reset_state(1);
+  m.forward(in.data(), nullptr, 6, 1, unroll::Mode::Eval);
+  std::vector<float> before(m.logits(), m.logits() + 6 * 9);
+  m.param("embedding.weight")[7 * 6 + 2] += 0.5f;  // word 7 never appears in the input
+  m.reset_state(1);
+  m.forward(in.data(), nullptr, 6, 1, unroll::Mode::Eval);
+  for (int r = 0; r < 6; ++r)
+    for (int v = 0; v < 9; ++v)
+      if (v == 7)
+        EXPECT_NE(m.logits()[r * 9 + v], before[r * 9 + v]);
+      else
+        EXPECT_EQ(m.logits()[r * 9 + v], before[r * 9 + v]);
+  c.embed = 5;
+  EXPECT_THROW(unroll::Model<float>{c}, unroll::Error);  // the head reads 6-wide states
+}
+
+}  // namespace

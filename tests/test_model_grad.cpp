@@ -17,13 +17,18 @@ struct Case {
   int embed;  // 0 = one-hot
   HeadKind head;
   float dropout = 0;  // masks are redrawn from the same seed at every evaluation
+  // AWD-LSTM's regularisers together: locked dropout at its own rate in each
+  // place, embedding dropout (with an embedding), DropConnect on W_hh.
+  bool regularised = false;
+  bool tie = false;  // the head's weight is the embedding (embed = hidden = 5)
 };
 
 std::string case_name(const testing::TestParamInfo<Case>& i) {
   std::string n = cell_name(i.param.cell) + "_L" + std::to_string(i.param.layers) +
                   (i.param.embed ? "_embed" : "_onehot") +
                   (i.param.head == HeadKind::Softmax ? "_softmax" : "_sigmoid") +
-                  (i.param.dropout > 0 ? "_dropout" : "");
+                  (i.param.dropout > 0 ? "_dropout" : "") +
+                  (i.param.regularised ? "_locked_weightdrop" : "") + (i.param.tie ? "_tied" : "");
   for (auto& ch : n)
     if (ch == '-') ch = '_';
   return n;
@@ -43,6 +48,14 @@ TEST_P(GradCheck, MatchesFiniteDifferences) {
   cfg.outputs = c.head == HeadKind::Softmax ? 7 : 1;
   cfg.init_scale = 0.5f;
   cfg.dropout = c.dropout;
+  if (c.regularised) {
+    cfg.locked = true;
+    cfg.dropout_in = 0.2f;
+    cfg.dropout_out = 0.4f;
+    cfg.embed_dropout = c.embed ? 0.3f : 0.0f;
+    cfg.weight_drop = 0.4f;
+  }
+  cfg.tie = c.tie;
   Model<double> m(cfg);
   Rng rng(42);
   m.init(rng);
@@ -95,6 +108,11 @@ std::vector<Case> all_cases() {
   for (auto cell : {CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru}) {
     cs.push_back({cell, 3, 0, HeadKind::Softmax});
     cs.push_back({cell, 3, 8, HeadKind::Softmax, 0.3f});
+  }
+  for (auto cell : {CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru}) {
+    cs.push_back({cell, 2, 5, HeadKind::Softmax, 0.3f, true, true});
+    cs.push_back({cell, 2, 0, HeadKind::Softmax, 0.3f, true, false});
+    cs.push_back({cell, 1, 5, HeadKind::Softmax, 0.0f, false, true});  // tying alone
   }
   return cs;
 }

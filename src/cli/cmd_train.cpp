@@ -25,6 +25,8 @@ struct TrainArgs {
   std::string cell = "lstm";
   int layers = 2, hidden = 128, embed = 0;
   float dropout = 0, init_scale = 0.08f, forget_bias = NAN;  // NAN: the --init's default
+  float dropout_in = -1, dropout_out = -1, embed_dropout = 0, weight_drop = 0;  // -1: --dropout
+  bool locked = false, tie = false;
   std::string init = "uniform";
   std::string optim = "adam";
   float lr = 2e-3f, momentum = 0.9f, alpha = 0.95f;
@@ -111,8 +113,38 @@ void add_train(CLI::App& app) {
       ->check(CLI::Range(1, 65536))->capture_default_str()->group("Model");
   s->add_option("--embed", a->embed, "Embedding size; 0 = one-hot input")
       ->check(CLI::Range(0, 65536))->capture_default_str()->group("Model");
-  s->add_option("--dropout", a->dropout, "Dropout on non-recurrent connections")
-      ->check(CLI::Range(0.0, 0.95))->capture_default_str()->group("Model");
+  s->add_option("--dropout", a->dropout,
+                "Dropout on non-recurrent connections: between layers, and on the embedding's "
+                "output and the head's input unless --dropout-in / --dropout-out say otherwise")
+      ->check(CLI::Range(0.0, 0.95))
+      ->capture_default_str()
+      ->group("Model");
+  s->add_option("--dropout-in", a->dropout_in,
+                "Dropout on the embedding's output (default: --dropout)")
+      ->check(CLI::Range(0.0, 0.95))
+      ->group("Model");
+  s->add_option("--dropout-out", a->dropout_out,
+                "Dropout on the top layer's states, before the head (default: --dropout)")
+      ->check(CLI::Range(0.0, 0.95))
+      ->group("Model");
+  s->add_flag("--locked-dropout", a->locked,
+              "Variational dropout (Gal & Ghahramani): one mask per stream for a whole chunk, the "
+              "same at every step")
+      ->group("Model");
+  s->add_option("--embed-dropout", a->embed_dropout,
+                "Drop whole words: rows of the embedding, for a whole chunk (needs --embed)")
+      ->check(CLI::Range(0.0, 0.95))
+      ->capture_default_str()
+      ->group("Model");
+  s->add_option("--weight-drop", a->weight_drop,
+                "DropConnect on the recurrent weights W_hh, one mask per chunk (AWD-LSTM)")
+      ->check(CLI::Range(0.0, 0.95))
+      ->capture_default_str()
+      ->group("Model");
+  s->add_flag("--tie", a->tie,
+              "Tie the head's weight to the embedding (Press & Wolf; needs --embed equal to "
+              "--hidden)")
+      ->group("Model");
   s->add_option(
        "--init", a->init,
        "How the weights start: uniform (every weight in [-s, s], biases 0; char-rnn) or pytorch "
@@ -253,15 +285,46 @@ void add_train(CLI::App& app) {
     if (s->count("--time")) tc.max_seconds = parse_duration(a->time);  // checked: > 0
     if (!a->resume.empty()) {
       require(a->files.empty(), "--resume takes its files from the checkpoint: give no files");
-      for (
-          const char* fixed :
-          {"--out",          "--cell",       "--layers",      "--hidden",         "--embed",
-           "--dropout",      "--init-scale", "--forget-bias", "--init",           "--batch",
-           "--seq",          "--optim",      "--lr",          "--momentum",       "--rmsprop-alpha",
-           "--clip",         "--clip-mode",  "--lr-decay",    "--lr-decay-after", "--loss-norm",
-           "--lr-schedule",  "--warmup",     "--lr-min",      "--patience",       "--weight-decay",
-           "--seed",         "--split",      "--val",         "--test",           "--level",
-           "--pretokenized", "--min-count",  "--max-vocab",   "--vocab-from"})
+      for (const char* fixed : {"--out",
+                                "--cell",
+                                "--layers",
+                                "--hidden",
+                                "--embed",
+                                "--dropout",
+                                "--init-scale",
+                                "--forget-bias",
+                                "--init",
+                                "--batch",
+                                "--dropout-in",
+                                "--dropout-out",
+                                "--locked-dropout",
+                                "--embed-dropout",
+                                "--weight-drop",
+                                "--tie",
+                                "--seq",
+                                "--optim",
+                                "--lr",
+                                "--momentum",
+                                "--rmsprop-alpha",
+                                "--clip",
+                                "--clip-mode",
+                                "--lr-decay",
+                                "--lr-decay-after",
+                                "--loss-norm",
+                                "--lr-schedule",
+                                "--warmup",
+                                "--lr-min",
+                                "--patience",
+                                "--weight-decay",
+                                "--seed",
+                                "--split",
+                                "--val",
+                                "--test",
+                                "--level",
+                                "--pretokenized",
+                                "--min-count",
+                                "--max-vocab",
+                                "--vocab-from"})
         require(s->count(fixed) == 0, std::string(fixed) +
                                           " cannot change on --resume: it comes from the "
                                           "checkpoint (only stop and reporting options can)");
@@ -301,6 +364,12 @@ void add_train(CLI::App& app) {
     mc.hidden = a->hidden;
     mc.embed = a->embed;
     mc.dropout = a->dropout;
+    mc.dropout_in = a->dropout_in;
+    mc.dropout_out = a->dropout_out;
+    mc.locked = a->locked;
+    mc.embed_dropout = a->embed_dropout;
+    mc.weight_drop = a->weight_drop;
+    mc.tie = a->tie;
     mc.init = parse_init(a->init);
     mc.init_scale = a->init_scale;
     mc.forget_bias = std::isnan(a->forget_bias) ? default_forget_bias(mc.init) : a->forget_bias;

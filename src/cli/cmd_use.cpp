@@ -216,6 +216,25 @@ void add_info(CLI::App& app) {
                 c.embed ? ("embedding " + std::to_string(c.embed)).c_str() : "one-hot",
                 c.head == HeadKind::Softmax ? "softmax" : "sigmoid");
     std::printf("parameters  %zu\nvocabulary  %d tokens\n", count, ck.vocab.size());
+    // The regularisers used in training, when any was.
+    std::string reg;
+    auto add = [&](const std::string& part) { reg += (reg.empty() ? "" : ", ") + part; };
+    auto rate = [](float p) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%g", p);
+      return std::string(b);
+    };
+    if (c.any_dropout()) {
+      std::string d = "dropout " + rate(c.dropout);
+      if (c.embed && c.dropout_at(0) != c.dropout) d += " (input " + rate(c.dropout_at(0)) + ")";
+      if (c.dropout_at(c.layers) != c.dropout)
+        d += " (output " + rate(c.dropout_at(c.layers)) + ")";
+      add(d + (c.locked ? " locked" : ""));
+    }
+    if (c.embed_dropout > 0) add("embedding dropout " + rate(c.embed_dropout));
+    if (c.weight_drop > 0) add("weight drop " + rate(c.weight_drop));
+    if (c.tie) add("head tied to the embedding");
+    if (!reg.empty()) std::printf("regularised %s\n", reg.c_str());
     const std::string task = ck.train.is_object() ? ck.train.value("task", "") : "";
     if (!ck.progress.is_null()) {
       if (ck.progress.contains("epochs_done"))

@@ -66,6 +66,18 @@ void ModelConfig::validate() const {
   range("embed", embed, 0, 1 << 16);
   range("outputs", outputs, 1, 1 << 24);
   range("dropout", dropout, 0, 0.95);
+  range("dropout_in", dropout_at(0), 0, 0.95);
+  range("dropout_out", dropout_at(layers), 0, 0.95);
+  range("embed_dropout", embed_dropout, 0, 0.95);
+  range("weight_drop", weight_drop, 0, 0.95);
+  require(embed_dropout == 0 || embed > 0,
+          "--embed-dropout drops rows of the embedding: give --embed too");
+  require(
+      !tie || (embed > 0 && embed == state_size() && head == HeadKind::Softmax && outputs == vocab),
+      "--tie makes the head's weight the embedding, so it needs --embed equal to --hidden (the "
+      "head reads " +
+          std::to_string(state_size()) + "-wide states) and a language model (got --embed " +
+          std::to_string(embed) + ")");
   range("init_scale", init_scale, 0, 100);
   require(std::isfinite(forget_bias) && std::abs(forget_bias) <= 100,
           "--forget-bias must be a number in [-100, 100]");
@@ -87,6 +99,12 @@ nlohmann::json to_json(const ModelConfig& c) {
           {"head", c.head == HeadKind::Softmax ? "softmax" : "sigmoid"},
           {"outputs", c.outputs},
           {"dropout", c.dropout},
+          {"dropout_in", c.dropout_at(0)},
+          {"dropout_out", c.dropout_at(c.layers)},
+          {"locked_dropout", c.locked},
+          {"embed_dropout", c.embed_dropout},
+          {"weight_drop", c.weight_drop},
+          {"tie", c.tie},
           {"init", init_name(c.init)},
           {"init_scale", c.init_scale},
           {"forget_bias", c.forget_bias},
@@ -108,6 +126,13 @@ ModelConfig model_config_from_json(const nlohmann::json& j) {
     c.head = head == "softmax" ? HeadKind::Softmax : HeadKind::Sigmoid;
     c.outputs = json_field<int>(j, "outputs");
     c.dropout = json_field(j, "dropout", 0.0f);
+    // Before dropout_in and dropout_out existed, one rate served all three places.
+    c.dropout_in = json_field(j, "dropout_in", c.dropout);
+    c.dropout_out = json_field(j, "dropout_out", c.dropout);
+    c.locked = j.value("locked_dropout", false);
+    c.embed_dropout = json_field(j, "embed_dropout", 0.0f);
+    c.weight_drop = json_field(j, "weight_drop", 0.0f);
+    c.tie = j.value("tie", false);
     c.init = parse_init(j.value("init", "uniform"));  // absent before it existed
     c.init_scale = json_field(j, "init_scale", 0.08f);
     c.forget_bias = json_field(j, "forget_bias", 1.0f);
@@ -133,7 +158,7 @@ ParamLayout::ParamLayout(const ModelConfig& c) {
       add("rnn.bias_ih_l" + s, {GH});
       add("rnn.bias_hh_l" + s, {GH});
     }
-  add("head.weight", {c.outputs, c.state_size()});
+  if (!c.tie) add("head.weight", {c.outputs, c.state_size()});
   add("head.bias", {c.outputs});
 }
 

@@ -35,7 +35,18 @@ struct ModelConfig {
   int embed = 0;         // 0 = one-hot input (a row lookup of W_ih), else embedding size
   HeadKind head = HeadKind::Softmax;
   int outputs = 0;       // softmax classes (a language model: = vocab); sigmoid: 1
-  float dropout = 0.0f;  // on each layer's dense input and before the head (training only)
+  // Regularisation, all in training only (Mode::Train):
+  float dropout = 0.0f;        // on the input of layers 2..L (the states of the layer below)
+  float dropout_in = -1.0f;    // on the embedding's output (layer 1's dense input); < 0: dropout
+  float dropout_out = -1.0f;   // on the head's input (the top layer's states); < 0: dropout
+  bool locked = false;         // variational dropout (Gal & Ghahramani 2016): one mask per stream
+                               // and chunk, the same at every step, instead of one per element
+  float embed_dropout = 0.0f;  // drop whole rows of the embedding (word types) per chunk, the
+                               // rest scaled by 1/(1−p) (Gal & Ghahramani 2016; Merity et al. 2017)
+  float weight_drop = 0.0f;  // DropConnect on every W_hh, one mask per chunk (Wan et al. 2013;
+                             // Merity et al. 2017, AWD-LSTM)
+  bool tie = false;  // the head's weight is the embedding (Press & Wolf 2017; Inan et al. 2017):
+                     // no head.weight; needs embed = hidden and a language model's head
   InitKind init = InitKind::Uniform;
   float init_scale = 0.08f;  // Uniform: weights ~ U(−s, s)
   float forget_bias = 1.0f;  // LSTM forget-gate bias at init
@@ -47,6 +58,13 @@ struct ModelConfig {
   int directions() const { return bidirectional ? 2 : 1; }
   int state_size() const { return hidden * directions(); }  // what the next layer and the head read
   int input_size(int layer) const { return layer == 0 ? (embed ? embed : vocab) : state_size(); }
+  // The dropout rate on dense input k: 0 the embedding's output, 1..L−1 the
+  // states of the layer below, L the head's input.
+  float dropout_at(int k) const {
+    const float p = k == 0 ? dropout_in : k == layers ? dropout_out : dropout;
+    return p < 0 ? dropout : p;
+  }
+  bool any_dropout() const { return dropout_at(0) > 0 || dropout > 0 || dropout_at(layers) > 0; }
   void validate() const;  // throws Error naming the bad field and accepted range
 };
 

@@ -70,10 +70,13 @@ class Model {
         if (bias) continue;
         for (size_t i = 0; i < v.size; ++i)
           p[i] = F(rng.uniform(-cfg_.init_scale, cfg_.init_scale));
-      } else if (v.name == "embedding.weight") {
+      } else if (v.name == "embedding.weight" && !cfg_.tie) {
         for (size_t i = 0; i < v.size; ++i) p[i] = F(rng.normal());
-      } else if (v.name.rfind("rnn.", 0) == 0 || v.name.rfind("head.", 0) == 0) {
-        // nn.RNN/LSTM/GRU: 1/√H for all; nn.Linear: 1/√fan_in (the head's input width).
+      } else if (v.name.rfind("rnn.", 0) == 0 || v.name.rfind("head.", 0) == 0 ||
+                 v.name == "embedding.weight") {
+        // nn.RNN/LSTM/GRU: 1/√H for all; nn.Linear: 1/√fan_in (the head's input width),
+        // also for a tied embedding, which is the head's weight (N(0, 1) would start
+        // the logits at a spread of √H).
         const double fan_in =
             v.name.rfind("rnn.", 0) == 0 ? cfg_.hidden : double(cfg_.state_size());
         const double bound = 1.0 / std::sqrt(fan_in);
@@ -138,10 +141,9 @@ class Model {
     if (state_B_ != B) reset_state(B);
     const int H = cfg_.hidden, L = cfg_.layers, O = cfg_.outputs;
     const size_t TB = size_t(T) * B;
-    const bool drop = mode == Mode::Train && cfg_.dropout > 0;
-    require(!drop || rng, "dropout needs a random generator");
     check_token_ids(inputs, TB);
-    T_ = T, B_ = B, train_ = mode != Mode::Eval, dropped_ = drop;
+    T_ = T, B_ = B, train_ = mode != Mode::Eval;
+    start_regularisation(mode, rng);
     inputs_ = inputs;
     targets_ = targets;
     chunk_from_categories_ = from_categories_;  // only the first chunk starts there
@@ -157,21 +159,22 @@ class Model {
     if (cfg_.embed) {
       F* e = ensure(embed_out_, TB * cfg_.embed);
       embedding_forward(param("embedding.weight"), inputs, TB, cfg_.embed, e);
-      x = maybe_drop(0, e, TB * cfg_.embed, drop, rng);
+      drop_embedding_rows(e, inputs, TB);
+      x = maybe_drop(0, e, TB, cfg_.embed, rng);
     }
     for (int l = 0; l < L; ++l) {
-      if (l > 0) x = maybe_drop(l, hbuf + size_t(B) * H, TB * H, drop, rng);
+      if (l > 0) x = maybe_drop(l, hbuf + size_t(B) * H, TB, H, rng);
       F* h0 = state_h.data() + size_t(l) * B * H;
       F* c0 = state_c.data() + size_t(l) * B * H;
-      layers_[l].forward(weights(l), x, l == 0 && !cfg_.embed ? inputs : nullptr, T, B, h0, c0,
+      layers_[l].forward(run_weights(l), x, l == 0 && !cfg_.embed ? inputs : nullptr, T, B, h0, c0,
                          hbuf, cbuf);
       // The final state becomes the next chunk's initial state.
       std::copy_n(hbuf + TB * H, size_t(B) * H, h0);
       if (cbuf) std::copy_n(cbuf + TB * H, size_t(B) * H, c0);
     }
-    head_in_ = maybe_drop(L, hbuf + size_t(B) * H, TB * H, drop, rng);
+    head_in_ = maybe_drop(L, hbuf + size_t(B) * H, TB, H, rng);
     F* z = ensure(logits_, TB * O);
-    linear_forward(head_in_, param("head.weight"), param("head.bias"), TB, H, O, z);
+    linear_forward(head_in_, head_weight(params), param("head.bias"), TB, H, O, z);
     if (!targets) return {};
     F* dz = train_ ? ensure(dlogits_, TB * O) : nullptr;
     return cfg_.head == HeadKind::Softmax ? softmax_xent(z, targets, TB, O, dz)
@@ -194,11 +197,11 @@ class Model {
     F* hb = xbuf_.data();  // the forward left the top layer's h and c here
     F* db = ensure(ybuf_, (TB + B) * std::max<size_t>(H, cfg_.embed));
     F* cb = cbuf_.data();
-    linear_backward(head_in_, param("head.weight"), dlogits_.data(), TB, H, O, scale,
-                    grad("head.weight"), grad("head.bias"), db);
+    linear_backward(head_in_, head_weight(params), dlogits_.data(), TB, H, O, scale,
+                    head_weight(grads), grad("head.bias"), db);
     undrop(L, db, TB * H);
     for (int l = L - 1; l >= 0; --l) {
-      layers_[l].backward_steps(weights(l), db, hb, cb);
+      layers_[l].backward_steps(run_weights(l), db, hb, cb);
       if (chunk_from_categories_) {  // h_0 of layer l is a row of category.weight
         F* g = grad("category.weight");
         for (int b = 0; b < B; ++b)
@@ -207,15 +210,19 @@ class Model {
       if (l > 0) layers_[l - 1].states(db, cb);  // h_{l-1}, c_{l-1}
       const bool onehot = l == 0 && !cfg_.embed;
       // Layer l's input: the dropped copy if dropout ran, else h_{l-1} (in db).
-      const F* x = l > 0 ? (dropped() ? layer_input(l) : db + size_t(B) * H)
+      const F* x = l > 0 ? (masks_[l].on ? layer_input(l) : db + size_t(B) * H)
                          : (cfg_.embed ? layer_input(0) : nullptr);
-      layers_[l].backward_weights(weights(l), grad_views(l), hb, x, onehot ? inputs_ : nullptr,
+      layers_[l].backward_weights(run_weights(l), run_grads(l), hb, x, onehot ? inputs_ : nullptr,
                                   onehot ? nullptr : hb);
+      fold_dropped_weight_grads(l);
       if (onehot) break;
       undrop(l, hb, TB * size_t(cfg_.input_size(l)));
       std::swap(hb, db);
     }
-    if (cfg_.embed) embedding_backward(inputs_, db, TB, cfg_.embed, grad("embedding.weight"));
+    if (cfg_.embed) {
+      undrop_embedding_rows(db, inputs_, TB);
+      embedding_backward(inputs_, db, TB, cfg_.embed, grad("embedding.weight"));
+    }
   }
 
   // h and c of layer l at every step of the last forward, [(T+1)·B, H] each,
@@ -283,27 +290,111 @@ class Model {
     auto p = [&](const std::string& n) { return buf.data() + layout_.at("rnn." + n + s).offset; };
     return {p("weight_ih_l"), p("weight_hh_l"), p("bias_ih_l"), p("bias_hh_l")};
   }
-  // Dropout on the dense input of layer k (k = L: the head's input).
-  const F* maybe_drop(int k, const F* x, size_t n, bool drop, Rng* rng) {
-    if (!drop) {
+  // ---- regularisation (training only; config.h says what each does) ----
+  // A forward in Mode::Train draws this chunk's masks in a fixed order:
+  // embedding rows, then W_hh of every layer (DropConnect), then the dense
+  // inputs from the bottom up as the forward reaches them.
+  void start_regularisation(Mode mode, Rng* rng) {
+    regularise_ = mode == Mode::Train;
+    const bool any = cfg_.any_dropout() || cfg_.embed_dropout > 0 || cfg_.weight_drop > 0;
+    require(!regularise_ || !any || rng, "dropout needs a random generator");
+    for (auto& m : masks_) m.on = false;
+    embed_drop_on_ = regularise_ && cfg_.embed_dropout > 0;
+    if (embed_drop_on_) {
+      const F keep = F(1) / F(1 - cfg_.embed_dropout);
+      embed_mask_.resize(cfg_.vocab);
+      for (auto& m : embed_mask_) m = rng->uniform() < cfg_.embed_dropout ? F(0) : keep;
+    }
+    weight_drop_on_ = regularise_ && cfg_.weight_drop > 0;
+    if (weight_drop_on_) {
+      const size_t n = size_t(gate_count(cfg_.cell)) * cfg_.hidden * cfg_.hidden;
+      const F keep = F(1) / F(1 - cfg_.weight_drop);
+      weight_drops_.resize(size_t(cfg_.layers) * cfg_.directions());
+      for (int l = 0; l < cfg_.layers; ++l)
+        for (int d = 0; d < cfg_.directions(); ++d) {
+          WeightDrop& wd = weight_drops_[size_t(l) * cfg_.directions() + d];
+          const F* w = views_of(params, l, d).W_hh;
+          F* mask = ensure(wd.mask, n);
+          F* out = ensure(wd.w, n);
+          for (size_t i = 0; i < n; ++i) {
+            mask[i] = rng->uniform() < cfg_.weight_drop ? F(0) : keep;
+            out[i] = w[i] * mask[i];
+          }
+        }
+    }
+  }
+  // Embedding dropout: row r of the lookup scaled by its token's mask.
+  void drop_embedding_rows(F* e, const int32_t* ids, size_t rows) {
+    if (!embed_drop_on_) return;
+    for (size_t r = 0; r < rows; ++r)
+      for (int k = 0; k < cfg_.embed; ++k) e[r * cfg_.embed + k] *= embed_mask_[ids[r]];
+  }
+  void undrop_embedding_rows(F* d, const int32_t* ids, size_t rows) {
+    drop_embedding_rows(d, ids, rows);
+  }
+  // The recurrent weights a forward and backward run with: W_hh masked under
+  // DropConnect. Their W_hh gradient then goes to scratch, and
+  // fold_dropped_weight_grads adds it to grads through the mask.
+  RecurrentParams<F> run_weights(int l, int d = 0) {
+    RecurrentParams<F> w = views_of(params, l, d);
+    if (weight_drop_on_) w.W_hh = weight_drops_[size_t(l) * cfg_.directions() + d].w.data();
+    return w;
+  }
+  RecurrentParams<F> run_grads(int l, int d = 0) {
+    RecurrentParams<F> g = views_of(grads, l, d);
+    if (weight_drop_on_) {
+      const size_t n = size_t(gate_count(cfg_.cell)) * cfg_.hidden * cfg_.hidden;
+      F* s = ensure(weight_drops_[size_t(l) * cfg_.directions() + d].g, n);
+      std::fill(s, s + n, F(0));
+      g.W_hh = s;
+    }
+    return g;
+  }
+  void fold_dropped_weight_grads(int l, int d = 0) {
+    if (!weight_drop_on_) return;
+    const WeightDrop& wd = weight_drops_[size_t(l) * cfg_.directions() + d];
+    F* g = views_of(grads, l, d).W_hh;
+    const size_t n = size_t(gate_count(cfg_.cell)) * cfg_.hidden * cfg_.hidden;
+    for (size_t i = 0; i < n; ++i) g[i] += wd.g[i] * wd.mask[i];
+  }
+  // Dropout on dense input k (config.h, dropout_at; k = L: the head's input):
+  // x is [rows, width], time-major with B_ rows a step.
+  const F* maybe_drop(int k, const F* x, size_t rows, size_t width, Rng* rng) {
+    const float p = cfg_.dropout_at(k);
+    DropState& ds = masks_[k];
+    ds.on = regularise_ && p > 0;
+    if (!ds.on) {
       inputs_of_[k] = x;
       return x;
     }
-    F* mask = ensure(masks_[k].mask, n);
-    F* y = ensure(masks_[k].out, n);
-    dropout_forward(*rng, cfg_.dropout, n, x, mask, y);
+    F* mask = ensure(ds.mask, rows * width);
+    F* y = ensure(ds.out, rows * width);
+    if (cfg_.locked)
+      locked_dropout_forward(*rng, p, int64_t(rows), int64_t(B_), int64_t(width), x, mask, y);
+    else
+      dropout_forward(*rng, p, int64_t(rows * width), x, mask, y);
     inputs_of_[k] = y;
     return y;
   }
   const F* layer_input(int k) const { return inputs_of_.at(k); }
-  bool dropped() const { return dropped_; }
   void undrop(int k, F* d, size_t n) {
-    if (dropped()) dropout_backward(n, masks_[k].mask.data(), d, d);
+    if (masks_[k].on) dropout_backward(n, masks_[k].mask.data(), d, d);
+  }
+  // The head's weight: head.weight, or with tie the embedding.
+  F* head_weight(Buffer<F>& buf) {
+    return buf.data() + layout_.at(cfg_.tie ? "embedding.weight" : "head.weight").offset;
   }
 
   struct DropState {
     Buffer<F> mask, out;  // [T*B, width] of the layer input
+    bool on = false;      // this chunk's forward dropped it
   };
+  struct WeightDrop {
+    Buffer<F> mask, w, g;  // [G·H, H]: the mask, the masked W_hh, its gradient
+  };
+  bool regularise_ = false, embed_drop_on_ = false, weight_drop_on_ = false;
+  std::vector<F> embed_mask_;  // [vocab]
+  std::vector<WeightDrop> weight_drops_;
 
   ModelConfig cfg_;
   ParamLayout layout_;
@@ -319,7 +410,7 @@ class Model {
   const int32_t* inputs_ = nullptr;
   const int32_t* targets_ = nullptr;
   int T_ = 0, B_ = 0, state_B_ = -1;
-  bool train_ = false, dropped_ = false;
+  bool train_ = false;
   bool from_categories_ = false, chunk_from_categories_ = false;
   std::vector<int32_t> cats_;
   std::vector<Buffer<F>> dh_steps_;  // per layer, when recording hidden gradients
@@ -349,15 +440,14 @@ LossSum Model<F>::classify(const int32_t* inputs, const int32_t* lengths, const 
   const int H = cfg_.hidden, L = cfg_.layers, O = cfg_.outputs, S = cfg_.state_size();
   const int dirs = cfg_.directions();
   const size_t TB = size_t(T) * B;
-  const bool drop = mode == Mode::Train && cfg_.dropout > 0;
-  require(!drop || rng, "dropout needs a random generator");
   check_token_ids(inputs, TB);
   lengths_.assign(lengths, lengths + B);
   for (int b = 0; b < B; ++b)
     require(lengths[b] >= 1 && lengths[b] <= T,
             "sequence " + std::to_string(b) + " has length " + std::to_string(lengths[b]) +
                 ", outside 1.." + std::to_string(T));
-  T_ = T, B_ = B, train_ = mode != Mode::Eval, dropped_ = drop;
+  T_ = T, B_ = B, train_ = mode != Mode::Eval;
+  start_regularisation(mode, rng);
   inputs_ = inputs;
   labels_.assign(B, -1);
   if (labels) labels_.assign(labels, labels + B);
@@ -374,7 +464,8 @@ LossSum Model<F>::classify(const int32_t* inputs, const int32_t* lengths, const 
   if (cfg_.embed) {
     F* e = ensure(embed_out_, TB * cfg_.embed);
     embedding_forward(param("embedding.weight"), inputs, TB, cfg_.embed, e);
-    x = maybe_drop(0, e, TB * cfg_.embed, drop, rng);
+    drop_embedding_rows(e, inputs, TB);
+    x = maybe_drop(0, e, TB, cfg_.embed, rng);
   }
   for (int l = 0; l < L; ++l) {
     SeqLayer& s = seq_[l];
@@ -393,7 +484,7 @@ LossSum Model<F>::classify(const int32_t* inputs, const int32_t* lengths, const 
         for (size_t r = 0; r < TB; ++r) rev_ids_[r] = inputs[perm_[r]];
         ids = rev_ids_.data();
       }
-      (d ? rev_layers_ : layers_)[l].forward(views_of(params, l, d), xin, ids, T, B, zeros, zeros, h, c);
+      (d ? rev_layers_ : layers_)[l].forward(run_weights(l, d), xin, ids, T, B, zeros, zeros, h, c);
     }
     F* out = ensure(s.out, TB * S);
     for (size_t r = 0; r < TB; ++r) {
@@ -401,7 +492,7 @@ LossSum Model<F>::classify(const int32_t* inputs, const int32_t* lengths, const 
       if (dirs == 2)
         std::memcpy(out + r * S + H, s.h[1].data() + size_t(perm_[r]) * H + size_t(B) * H, sizeof(F) * H);
     }
-    if (l + 1 < L) x = maybe_drop(l + 1, out, TB * S, drop, rng);
+    if (l + 1 < L) x = maybe_drop(l + 1, out, TB, S, rng);
   }
 
   // The summary of each sequence: its states at its own last step (the
@@ -430,9 +521,9 @@ LossSum Model<F>::classify(const int32_t* inputs, const int32_t* lengths, const 
       for (int k = 0; k < S; ++k) o[k] /= F(len);
     }
   }
-  head_in_ = maybe_drop(L, sm, size_t(B) * S, drop, rng);
+  head_in_ = maybe_drop(L, sm, B, S, rng);
   F* z = ensure(logits_, size_t(B) * O);
-  linear_forward(head_in_, param("head.weight"), param("head.bias"), B, S, O, z);
+  linear_forward(head_in_, head_weight(params), param("head.bias"), B, S, O, z);
   if (!labels) return {};
   F* dz = train_ ? ensure(dlogits_, size_t(B) * O) : nullptr;
   LossSum total;
@@ -457,8 +548,8 @@ void Model<F>::backward_sequences(F scale) {
   const size_t TB = size_t(T) * B;
   F* ds = ensure(dsummary_, size_t(B) * S);
   std::fill(ds, ds + size_t(B) * S, F(0));
-  linear_backward(head_in_, param("head.weight"), dlogits_.data(), B, S, O, scale,
-                  grad("head.weight"), grad("head.bias"), ds);
+  linear_backward(head_in_, head_weight(params), dlogits_.data(), B, S, O, scale,
+                  head_weight(grads), grad("head.bias"), ds);
   undrop(L, ds, size_t(B) * S);
   // dL/d(top layer's states at every position): only the summarised ones.
   F* dout = ensure(dout_, TB * S);
@@ -490,19 +581,23 @@ void Model<F>::backward_sequences(F scale) {
         std::memcpy(dh + r * H, dout + (d ? size_t(perm_[r]) : r) * S + size_t(d) * H, sizeof(F) * H);
       RecurrentLayer<F>& layer = (d ? rev_layers_ : layers_)[l];
       const F* c = cfg_.cell == CellKind::Lstm ? s.c[d].data() : nullptr;
-      layer.backward_steps(views_of(params, l, d), dh, s.h[d].data(), c);
+      layer.backward_steps(run_weights(l, d), dh, s.h[d].data(), c);
       const F* xin = d && x ? s.rev_in.data() : x;
       const int32_t* ids = x ? nullptr : d ? rev_ids_.data() : inputs_;
       F* dxd = d && dx ? ensure(dxr_, TB * In) : dx;
-      layer.backward_weights(views_of(params, l, d), views_of(grads, l, d), s.h[d].data(), xin, ids, dxd);
+      layer.backward_weights(run_weights(l, d), run_grads(l, d), s.h[d].data(), xin, ids, dxd);
+      fold_dropped_weight_grads(l, d);
       if (d && dx)
         for (size_t r = 0; r < TB; ++r)
           for (int k = 0; k < In; ++k) dx[r * In + k] += dxd[size_t(perm_[r]) * In + k];
     }
     if (!dx) break;
     undrop(l, dx, TB * In);
-    if (l == 0) embedding_backward(inputs_, dx, TB, cfg_.embed, grad("embedding.weight"));
-    else std::memcpy(dout, dx, sizeof(F) * TB * In);
+    if (l == 0) {
+      undrop_embedding_rows(dx, inputs_, TB);
+      embedding_backward(inputs_, dx, TB, cfg_.embed, grad("embedding.weight"));
+    } else
+      std::memcpy(dout, dx, sizeof(F) * TB * In);
   }
 }
 

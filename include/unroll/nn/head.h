@@ -105,6 +105,20 @@ void dropout_forward(Rng& rng, float p, int64_t n, const T* x, T* mask, T* y) {
     y[i] = x[i] * mask[i];
   }
 }
+// Locked (variational) dropout, Gal & Ghahramani 2016: one mask per stream
+// for the whole chunk. x, y, mask: [N·B, width] rows r = t·B + b (time-major);
+// the B rows of step 0 are drawn, every later step repeats them. Backward is
+// dropout_backward with the full mask.
+template <class T>
+void locked_dropout_forward(Rng& rng, float p, int64_t N, int64_t B, int64_t width, const T* x,
+                            T* mask, T* y) {
+  const T keep = T(1) / T(1 - p);
+  const int64_t step = B * width;
+  for (int64_t i = 0; i < std::min(step, N * width); ++i) mask[i] = rng.uniform() < p ? T(0) : keep;
+  for (int64_t t = 1; t * B < N; ++t)
+    std::memcpy(mask + t * step, mask, sizeof(T) * std::min(step, (N - t * B) * width));
+  for (int64_t i = 0; i < N * width; ++i) y[i] = x[i] * mask[i];
+}
 template <class T>
 void dropout_backward(int64_t n, const T* mask, const T* dy, T* dx) {
   for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * mask[i];
