@@ -6,6 +6,7 @@
 #   bash bench/learning.sh                                   # tiny Shakespeare, LSTM 2x256, embedding 64
 #   STEPS=1000 INIT=uniform bash bench/learning.sh           # unroll's char-rnn start on both sides
 #   DATA=../shared/data/ptb/ptb.train.txt bash bench/learning.sh
+#   MODEL="--hidden 128 --embed 0 --dropout 0 --seq 50" STEPS=2000 bash bench/learning.sh
 # Needs Debian's PyTorch and OpenBLAS: apt-get install python3-torch libopenblas0-pthread
 # (without OpenBLAS Debian's torch runs on the reference BLAS, about 6x slower:
 # 6.3 s against 1.0 s a step for LSTM 2x256, batch 50 x seq 100, one thread).
@@ -17,7 +18,10 @@ EVERY=${EVERY:-100}
 INIT=${INIT:-pytorch}          # both sides start this way: pytorch or uniform
 FORGET=${FORGET:-0}            # LSTM forget-gate bias, both sides
 SEED=${SEED:-1}
-MODEL=(--layers 2 --hidden 256 --embed 64 --dropout 0.1 --batch 50 --seq 100 --lr 2e-3 --clip 5)
+# The model and its training, on both sides (MODEL="..." to change; the
+# default unroll train model: MODEL="--layers 2 --hidden 128 --embed 0
+# --dropout 0 --batch 50 --seq 50 --lr 2e-3 --clip 5").
+read -r -a MODEL <<< "${MODEL:---layers 2 --hidden 256 --embed 64 --dropout 0.1 --batch 50 --seq 100 --lr 2e-3 --clip 5}"
 [ -f "$DATA" ] || { echo "no data at $DATA (../shared/data beside the repository)" >&2; exit 1; }
 [ -x build/unroll ] || bash scripts/setup.sh
 OUT=$(mktemp -d)

@@ -45,6 +45,7 @@ ModelConfig config_of(const Case& c) {
   cfg.embed = c.embed;
   cfg.head = c.head;
   cfg.outputs = c.head == HeadKind::Softmax ? 3 : 1;
+  cfg.init = InitKind::Uniform;  // init_scale is its scale
   cfg.init_scale = 0.5f;
   cfg.dropout = c.dropout;
   cfg.summary = c.summary;
@@ -166,6 +167,7 @@ TEST(ConditionalModel, GradientsMatchFiniteDifferences) {
     cfg.vocab = 5;
     cfg.outputs = 5;
     cfg.categories = 3;
+    cfg.init = InitKind::Uniform;  // init_scale is its scale
     cfg.init_scale = 0.5f;
     Model<double> m(cfg);
     Rng rng(3);

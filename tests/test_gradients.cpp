@@ -16,6 +16,7 @@ ModelConfig cfg(CellKind cell, int layers, int hidden, int vocab) {
   c.layers = layers;
   c.hidden = hidden;
   c.vocab = c.outputs = vocab;
+  c.init = InitKind::Uniform;  // init_scale is its scale
   c.init_scale = 0.6f;
   return c;
 }

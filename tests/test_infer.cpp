@@ -98,6 +98,7 @@ ModelConfig small_lstm(int V) {
   c.layers = 2;
   c.hidden = 8;
   c.vocab = c.outputs = V;
+  c.init = InitKind::Uniform;  // init_scale is its scale
   c.init_scale = 0.5f;
   return c;
 }

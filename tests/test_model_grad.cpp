@@ -46,6 +46,7 @@ TEST_P(GradCheck, MatchesFiniteDifferences) {
   cfg.embed = c.embed;
   cfg.head = c.head;
   cfg.outputs = c.head == HeadKind::Softmax ? 7 : 1;
+  cfg.init = InitKind::Uniform;  // init_scale is its scale
   cfg.init_scale = 0.5f;
   cfg.dropout = c.dropout;
   if (c.regularised) {

@@ -25,7 +25,7 @@ struct ClassifyTrainArgs {
   int layers = 1, hidden = 128, embed = 0, threads = 1;
   bool bidirectional = false;
   float dropout = 0, init_scale = 0.08f;
-  std::string init = "uniform";
+  std::string init = "pytorch";
   ClassifyConfig cc;
 };
 

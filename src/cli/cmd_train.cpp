@@ -27,7 +27,7 @@ struct TrainArgs {
   float dropout = 0, init_scale = 0.08f, forget_bias = NAN;  // NAN: the --init's default
   float dropout_in = -1, dropout_out = -1, embed_dropout = 0, weight_drop = 0;  // -1: --dropout
   bool locked = false, tie = false;
-  std::string init = "uniform";
+  std::string init = "pytorch";
   std::string optim = "adam";
   float lr = 2e-3f, momentum = 0.9f, alpha = 0.95f;
   std::string split = "0.9,0.05";

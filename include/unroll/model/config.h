@@ -20,7 +20,8 @@ enum class Summary { Steps, Last, Mean, Max };
 
 // How the weights start (Model::init).
 //   Uniform (char-rnn): every weight U(−init_scale, init_scale), biases 0.
-//   PyTorch (torch.nn's defaults): the embedding N(0, 1); every recurrent
+//   PyTorch (the default; torch.nn's defaults, chosen by measurement: docs/results.md): the
+//   embedding N(0, 1); every recurrent
 //     weight and bias U(−1/√H, 1/√H); the head's weight and bias
 //     U(−1/√fan_in, 1/√fan_in) (nn.Linear's Kaiming-uniform with a = √5);
 //     category vectors, which PyTorch has no layer for, as Uniform.
@@ -47,9 +48,9 @@ struct ModelConfig {
                              // Merity et al. 2017, AWD-LSTM)
   bool tie = false;  // the head's weight is the embedding (Press & Wolf 2017; Inan et al. 2017):
                      // no head.weight; needs embed = hidden and a language model's head
-  InitKind init = InitKind::Uniform;
+  InitKind init = InitKind::PyTorch;
   float init_scale = 0.08f;  // Uniform: weights ~ U(−s, s)
-  float forget_bias = 1.0f;  // LSTM forget-gate bias at init
+  float forget_bias = 0.0f;  // LSTM forget-gate bias added at init (default_forget_bias(init))
   Summary summary = Summary::Steps;
   bool bidirectional = false;  // Last / Mean / Max only: a second stack reads each sequence reversed
   int categories = 0;  // > 0: a conditional language model; each category's learnt vector
