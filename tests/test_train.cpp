@@ -1,6 +1,7 @@
 // Training machinery: optimizers, clipping, schedule, checkpoints, and exact resume.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -133,6 +134,40 @@ TEST(Schedule, WarmupCosineAndPlateau) {
   for (bool improved : {true, false, true, false, false, false, false}) p.observe(improved, 2);
   EXPECT_EQ(p.cuts, 2);
   EXPECT_EQ(p.bad, 0);
+}
+
+TEST(Optimizer, AveragingIsTheMeanOfTheWeightsSinceItStarted) {
+  OptimConfig c;
+  c.kind = OptimKind::Sgd;
+  c.lr = 0.5f;
+  Optimizer o(c, 3);
+  float p[3] = {1, -2, 4}, g[3] = {1, 2, -1};
+  std::vector<std::array<double, 3>> seen;
+  o.step(p, g, c.lr);  // before the start: not in the average
+  o.start_average(p);
+  seen.push_back({p[0], p[1], p[2]});
+  for (int k = 0; k < 6; ++k) {
+    g[0] = float(k % 3) - 1, g[1] = 0.25f * k, g[2] = -1;
+    o.step(p, g, c.lr);
+    o.add_to_average(p);
+    seen.push_back({p[0], p[1], p[2]});
+  }
+  EXPECT_EQ(o.avg_steps, 7);
+  for (int i = 0; i < 3; ++i) {
+    double mean = 0;
+    for (auto& s : seen) mean += s[i] / seen.size();
+    EXPECT_NEAR(o.avg[i], mean, 1e-5) << i;
+  }
+}
+
+TEST(Optimizer, NonMonotoneTrigger) {
+  // Worse than the best of those more than n = 2 validations ago.
+  EXPECT_FALSE(non_monotone_trigger({3.0, 2.0}, 9.0, 2));       // too few to look back on
+  EXPECT_FALSE(non_monotone_trigger({3.0, 2.0, 1.5}, 2.5, 2));  // 2.5 < 3.0
+  EXPECT_TRUE(non_monotone_trigger({3.0, 2.0, 1.5}, 3.1, 2));
+  EXPECT_FALSE(non_monotone_trigger({3.0, 2.0, 1.5, 1.4}, 2.0, 2));  // equal to the best: not worse
+  EXPECT_TRUE(non_monotone_trigger({3.0, 2.0, 1.5, 1.4}, 2.01, 2));
+  EXPECT_FALSE(non_monotone_trigger({3.0, 2.0, 1.5}, 9.0, 0));  // off
 }
 
 TEST(Duration, Parses) {
@@ -406,6 +441,56 @@ TEST(Resume, PlateauScheduleCutsWhenValidationStallsAndCarriesOver) {
   auto r = Trainer::resume((d / "b").string(), [](TrainConfig& c) { c.max_steps = 20; });
   r->train(log);
   EXPECT_EQ(rates(d / "b"), ra);
+  fs::remove_all(d);
+}
+
+// NT-ASGD: a large SGD rate makes validation stall, averaging starts (logged
+// and recorded), latest.safetensors keeps the average beside the trained
+// weights, and a resume after the start continues the average exactly.
+TEST(Resume, AveragedSgdStartsWhenValidationStallsAndCarriesOver) {
+  fs::path d = temp_dir("asgd");
+  fs::path f = d / "text.txt";
+  std::ofstream(f) << corpus_text();
+  ModelConfig mc;
+  mc.hidden = 12;
+  TrainConfig tc;
+  tc.batch = 4;
+  tc.seq = 8;
+  tc.eval_every = 2;
+  tc.sample_every = 0;
+  tc.print_every = 1000;
+  tc.max_steps = 40;
+  tc.optim.kind = OptimKind::Sgd;
+  tc.optim.lr = 2.0f;
+  tc.asgd = 1;
+  std::ostringstream log;
+  Trainer a(mc, tc, load_corpus({f.string()}), (d / "a").string());
+  a.train(log);
+  int64_t start = -1;
+  std::ifstream in(d / "a" / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j["kind"] == "asgd") start = j["step"].get<int64_t>();
+  }
+  ASSERT_GT(start, 0) << "averaging never started:\n" << log.str();
+  ASSERT_LT(start, 34) << "it should start before the resume below, which must carry the average";
+  EXPECT_NE(log.str().find("NT-ASGD"), std::string::npos);
+  Checkpoint latest = load_checkpoint((d / "a" / "latest.safetensors").string());
+  ASSERT_EQ(latest.opt_avg.size(), latest.model->params.size());
+  EXPECT_EQ(latest.opt_avg_steps, 40 - start + 1);
+  EXPECT_FALSE(
+      std::equal(latest.opt_avg.begin(), latest.opt_avg.end(), latest.model->params.begin()));
+
+  tc.max_steps = 34;
+  Trainer b(mc, tc, load_corpus({f.string()}), (d / "b").string());
+  b.train(log);
+  auto r = Trainer::resume((d / "b").string(), [](TrainConfig& c) { c.max_steps = 40; });
+  r->train(log);
+  Checkpoint resumed = load_checkpoint((d / "b" / "latest.safetensors").string());
+  EXPECT_TRUE(std::equal(resumed.opt_avg.begin(), resumed.opt_avg.end(), latest.opt_avg.begin()));
+  EXPECT_TRUE(std::equal(resumed.model->params.begin(), resumed.model->params.end(),
+                         latest.model->params.begin()));
+  EXPECT_EQ(a.best_val(), r->best_val());
   fs::remove_all(d);
 }
 

@@ -211,6 +211,13 @@ void add_train(CLI::App& app) {
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str()
       ->group("Optimisation");
+  s->add_option("--asgd", tc.asgd,
+                "NT-ASGD (Merity et al.): once a validation loss is worse than the best of those "
+                "more than N validations before it, average the weights from then on; validation "
+                "and best.safetensors use the average (0 = off; their N: 5)")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--weight-decay", tc.optim.weight_decay,
                 "Decoupled weight decay (AdamW; with any optimizer): every step, theta -= lr * "
                 "this * theta")
@@ -316,6 +323,7 @@ void add_train(CLI::App& app) {
                                 "--lr-min",
                                 "--patience",
                                 "--weight-decay",
+                                "--asgd",
                                 "--seed",
                                 "--split",
                                 "--val",

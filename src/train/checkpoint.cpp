@@ -29,6 +29,10 @@ void save_checkpoint(const std::string& path, const Model<float>& model, const V
     if (!opt->m.empty()) st.add_f32("optimizer.m", {n}, opt->m.data());
     if (!opt->v.empty()) st.add_f32("optimizer.v", {n}, opt->v.data());
     st.metadata["optimizer.t"] = std::to_string(opt->t);
+    if (opt->averaging()) {
+      st.add_f32("optimizer.avg", {n}, opt->avg.data());
+      st.metadata["optimizer.avg_steps"] = std::to_string(opt->avg_steps);
+    }
   }
   const auto& c = model.config();
   if (model.state_batch() > 0) {
@@ -104,12 +108,18 @@ Checkpoint load_checkpoint(const std::string& path) {
   };
   flat("optimizer.m", ck.opt_m);
   flat("optimizer.v", ck.opt_v);
-  if (auto it = st.metadata.find("optimizer.t"); it != st.metadata.end()) {
-    const std::string& t = it->second;
-    require(!t.empty() && t.size() <= 18 && t.find_first_not_of("0123456789") == std::string::npos,
-            "'" + path + "': optimizer.t is not a step count");
-    ck.opt_t = std::stoll(t);
-  }
+  flat("optimizer.avg", ck.opt_avg);
+  auto count = [&](const std::string& key, int64_t& out) {
+    if (auto it = st.metadata.find(key); it != st.metadata.end()) {
+      const std::string& t = it->second;
+      require(
+          !t.empty() && t.size() <= 18 && t.find_first_not_of("0123456789") == std::string::npos,
+          "'" + path + "': " + key + " is not a step count");
+      out = std::stoll(t);
+    }
+  };
+  count("optimizer.t", ck.opt_t);
+  count("optimizer.avg_steps", ck.opt_avg_steps);
   if (const TensorEntry* h = st.find("state.h")) {
     require(h->shape.size() == 3 && h->shape[0] == m.config().layers &&
                 h->shape[2] == m.config().hidden && h->shape[1] >= 1 && h->shape[1] <= (1 << 20),

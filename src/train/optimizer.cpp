@@ -145,6 +145,16 @@ float schedule_lr(const Schedule& s, int64_t step, int epoch, int cuts) {
   return s.lr;
 }
 
+void Optimizer::add_to_average(const float* p) {
+  // The running mean in one pass: after k + 1 steps avg is their plain mean
+  // (to rounding), with no sum that grows with k.
+  const float w = 1.0f / float(++avg_steps);
+  float* A = avg.data();
+  const int64_t n = int64_t(n_);
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) A[i] += w * (p[i] - A[i]);
+}
+
 double global_norm(const float* g, size_t n) {
   // Partial sums over fixed blocks, added in order: the result does not
   // depend on the thread count or scheduling (resume is bit-for-bit).

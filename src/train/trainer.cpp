@@ -49,6 +49,7 @@ void TrainConfig::validate() const {
   require(std::isfinite(lr_min) && lr_min >= 0 && lr_min < optim.lr,
           "--lr-min must be at least 0 and below --lr");
   require(patience >= 1, "--patience must be 1 or more validations");
+  require(asgd >= 0, "--asgd must be 0 (off) or a number of validations");
   require(std::isfinite(optim.weight_decay) && optim.weight_decay >= 0 &&
               optim.lr * optim.weight_decay < 1,
           "--weight-decay must be at least 0, and --lr x --weight-decay below 1");
@@ -76,6 +77,7 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"warmup", c.warmup},
           {"lr_min", c.lr_min},
           {"patience", c.patience},
+          {"asgd", c.asgd},
           {"loss_norm", c.loss_norm},
           {"max_steps", c.max_steps},
           {"max_epochs", c.max_epochs},
@@ -107,6 +109,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
     c.warmup = json_field(j, "warmup", int64_t(0));
     c.lr_min = json_field(j, "lr_min", 0.0f);
     c.patience = json_field(j, "patience", 1);
+    c.asgd = json_field(j, "asgd", 0);
     c.loss_norm = j.at("loss_norm");
     c.max_steps = json_field<int64_t>(j, "max_steps");
     c.max_epochs = json_field<double>(j, "max_epochs");
@@ -283,6 +286,10 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
   if (!t->opt_->m.empty()) t->opt_->m = ck.opt_m;
   if (!t->opt_->v.empty()) t->opt_->v = ck.opt_v;
   t->opt_->t = ck.opt_t;
+  if (!ck.opt_avg.empty()) {
+    t->opt_->avg = ck.opt_avg;
+    t->opt_->avg_steps = ck.opt_avg_steps;
+  }
   require(t->opt_->m.size() == t->model_->params.size() || t->opt_->m.empty(),
           "cannot resume: '" + path + "' lacks the optimizer state");
   const auto& p = ck.progress;
@@ -298,6 +305,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
     t->skipped_ = json_field(p, "skipped_batches", int64_t(0));
     t->plateau_.bad = json_field(p, "plateau_bad", 0);
     t->plateau_.cuts = json_field(p, "plateau_cuts", 0);
+    t->val_history_ = p.value("val_history", std::vector<double>{});
     for (int i = 0; i < 4; ++i) {
       const std::string w = p.at("rng").at(i).get<std::string>();
       require(!w.empty() && w.size() <= 20 && w.find_first_not_of("0123456789") == std::string::npos,
@@ -333,7 +341,8 @@ nlohmann::json Trainer::progress_json() const {
                       {"rng", r},
                       {"skipped_batches", skipped_},
                       {"plateau_bad", plateau_.bad},
-                      {"plateau_cuts", plateau_.cuts}};
+                      {"plateau_cuts", plateau_.cuts},
+                      {"val_history", val_history_}};
   // Epochs done as a fraction, as the training log shows them (for `unroll info`).
   if (stream_ && stream_->chunks() > 0)
     j["epochs_done"] = double(epoch_ - 1) + double(chunk_) / double(stream_->chunks());
@@ -487,6 +496,9 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
             "(--time alone does not say when that is)");
     sched.total = total;
   }
+  require(cfg_.asgd == 0 || has_val,
+          "--asgd starts averaging when validation stops improving, and this run has no validation "
+          "text: give --split with a validation part, or --val");
   require(
       sched.kind != ScheduleKind::Plateau || has_val,
       "--lr-schedule plateau lowers the rate when validation stops improving, and this run has no "
@@ -635,10 +647,20 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     elapsed_ = now() - t0;
     if (!gather_state()) return;
     if (has_val) {
+      // Averaging (NT-ASGD): validation, the test text and best.safetensors
+      // use the averaged weights; latest.safetensors keeps the trained ones.
+      const bool averaged = opt_->averaging();
+      if (averaged) std::swap(m.params, opt_->avg);
       last_val_ = validate_now();
       const bool best = last_val_ < best_val_;
       if (best) best_val_ = last_val_;
       plateau_.observe(best, cfg_.patience);
+      bool starts = false;
+      if (cfg_.asgd > 0 && !averaged && non_monotone_trigger(val_history_, last_val_, cfg_.asgd)) {
+        opt_->start_average(m.params.data());
+        starts = true;
+      }
+      val_history_.push_back(last_val_);
       char b[160];
       // Characters: bits per character; words: perplexity, as papers report them.
       std::string test;
@@ -661,9 +683,17 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
                       (long long)step_, last_val_, std::exp(last_val_), test.c_str(), best ? " (best)" : "");
       end_progress_line(log);
       log << b << std::flush;
+      if (starts) {
+        log << "NT-ASGD: validation is worse than the best of those more than " << cfg_.asgd
+            << " validations ago; averaging the weights from step " << step_
+            << " on (validation and best.safetensors use the average)\n"
+            << std::flush;
+        record({{"kind", "asgd"}, {"step", step_}});
+      }
       log_gradients();  // before the checkpoint: a resume from an older one drops the record
-      save("latest.safetensors");
       if (best) save("best.safetensors");
+      if (averaged) std::swap(m.params, opt_->avg);
+      save("latest.safetensors");
     } else {
       log_gradients();
       save("latest.safetensors");
@@ -734,6 +764,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       record({{"kind", "skip"}, {"step", step_}, {"skipped_batches", skipped_}});
     } else {
     nan_run = 0;
+    if (opt_->averaging()) opt_->add_to_average(m.params.data());
     reduce_seconds += r.reduce_seconds;
     ++step_;
     ++chunk_;

@@ -1,6 +1,7 @@
 // unroll/train/checkpoint.h — checkpoints as safetensors files.
 // Tensors: every parameter under its PyTorch-style name (rnn.weight_ih_l0, ...),
-// the optimizer state (optimizer.m, optimizer.v), and the carried hidden state
+// the optimizer state (optimizer.m, optimizer.v, and optimizer.avg when the
+// weights are being averaged), and the carried hidden state
 // (state.h, state.c: [layers, batch, hidden]). The __metadata__ holds JSON
 // strings: "model" (config), "vocab", "train" (options), "progress" (step,
 // epoch, chunk, RNG state, best validation loss, ...), "data" (files, hash).
@@ -28,6 +29,8 @@ struct Checkpoint {
   std::unique_ptr<Model<float>> model;   // parameters and carried state loaded
   Buffer<float> opt_m, opt_v;            // empty when absent
   int64_t opt_t = 0;
+  Buffer<float> opt_avg;  // weight averaging (optimizer.avg), empty when absent
+  int64_t opt_avg_steps = 0;
 };
 
 // Writes atomically (temp file, fsync, rename); opt may be null.

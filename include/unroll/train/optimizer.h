@@ -1,10 +1,11 @@
 // unroll/train/optimizer.h — optimizers, gradient clipping and the learning-rate
 // schedule. Each works on the whole flat parameter/gradient buffer in one loop.
 #pragma once
+#include <algorithm>
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
 
 #include "unroll/core/buffer.h"
 
@@ -39,6 +40,14 @@ class Optimizer {
   Buffer<float> m, v;
   int64_t t = 0;  // steps taken (Adam's bias correction)
 
+  // Weight averaging (Polyak & Juditsky 1992; NT-ASGD, Merity et al. 2017):
+  // once started, avg is the mean of the parameters after each step since.
+  void start_average(const float* p) { avg.assign(p, p + n_), avg_steps = 1; }  // p counts
+  bool averaging() const { return !avg.empty(); }
+  void add_to_average(const float* p);  // after a step: avg += (p − avg) / (k + 1)
+  Buffer<float> avg;                    // empty until start_average
+  int64_t avg_steps = 0;                // steps in the average
+
  private:
   OptimConfig cfg_;
   size_t n_;
@@ -50,6 +59,16 @@ double global_norm(const float* g, size_t n);
 double clip_by_norm(float* g, size_t n, double max_norm);
 // Clamps each element to [−v, v]; returns the global norm before.
 double clip_by_value(float* g, size_t n, double v);
+
+// NT-ASGD's trigger (Merity et al. 2017, non-monotonically triggered ASGD):
+// the validation loss v is worse than the best of those logged more than n
+// validations ago. history: the earlier validation losses, oldest first.
+inline bool non_monotone_trigger(const std::vector<double>& history, double v, int n) {
+  if (n <= 0 || history.size() <= size_t(n)) return false;
+  double best = history[0];
+  for (size_t i = 1; i < history.size() - size_t(n); ++i) best = std::min(best, history[i]);
+  return v > best;
+}
 
 // Learning rate in epoch e (1-based): lr · decay^max(0, e − after).
 // (Zaremba et al.: lr 1, decay 0.5, after 4; char-rnn: decay 0.97, after 10.)

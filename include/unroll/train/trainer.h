@@ -40,6 +40,11 @@ struct TrainConfig {
   int64_t warmup = 0;
   float lr_min = 0;
   int patience = 1;
+  // NT-ASGD (Merity et al. 2017): 0 = off; n > 0: once a validation loss is
+  // worse than the best of those more than n validations before it, the
+  // weights are averaged from then on (optimizer.h), and validation and
+  // best.safetensors use the average.
+  int asgd = 0;
   std::string loss_norm = "token";  // "token": mean per token; "batch": sum over steps, mean over batch
   int64_t max_steps = 0;            // 0 = no limit
   double max_epochs = 0;            // 0 = no limit
@@ -163,6 +168,7 @@ class Trainer {
   double elapsed_ = 0;  // seconds of training before this process
   double best_val_ = 1e300, last_val_ = 0, last_test_ = 0;
   Plateau plateau_;  // --lr-schedule plateau: validations without a new best, and cuts
+  std::vector<double> val_history_;  // every validation loss so far (NT-ASGD's trigger)
 };
 
 }  // namespace unroll
