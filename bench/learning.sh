@@ -2,7 +2,9 @@
 # Learning per step, unroll against PyTorch (issue 18): the same model,
 # data split, batches, optimizer and validation scheme on both sides
 # (bench/learning_torch.py says what is matched), one thread each, run one
-# after the other; prints the validation loss of each at every evaluation.
+# after the other; prints the validation loss of each at every evaluation,
+# and draws both curves (against step and against time) on one page with
+# `unroll report`: runs/learning/report.html (OUT=folder to change).
 #   bash bench/learning.sh                                   # tiny Shakespeare, LSTM 2x256, embedding 64
 #   STEPS=1000 INIT=uniform bash bench/learning.sh           # unroll's char-rnn start on both sides
 #   DATA=../shared/data/ptb/ptb.train.txt bash bench/learning.sh
@@ -24,17 +26,18 @@ SEED=${SEED:-1}
 read -r -a MODEL <<< "${MODEL:---layers 2 --hidden 256 --embed 64 --dropout 0.1 --batch 50 --seq 100 --lr 2e-3 --clip 5}"
 [ -f "$DATA" ] || { echo "no data at $DATA (../shared/data beside the repository)" >&2; exit 1; }
 [ -x build/unroll ] || bash scripts/setup.sh
-OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+OUT=${OUT:-runs/learning}   # the two run folders and their overlaid report page
+rm -rf "$OUT/unroll" "$OUT/pytorch"
+mkdir -p "$OUT"
 
-./build/unroll train "$DATA" --out "$OUT/run" "${MODEL[@]}" --split 0.9,0.1 --init "$INIT" \
+./build/unroll train "$DATA" --out "$OUT/unroll" "${MODEL[@]}" --split 0.9,0.1 --init "$INIT" \
   --forget-bias "$FORGET" --steps "$STEPS" --eval-every "$EVERY" --sample-every 0 --seed "$SEED" \
   --threads 1 > "$OUT/unroll.log"
 /usr/bin/python3 bench/learning_torch.py --data "$DATA" "${MODEL[@]}" --train 0.9 --val 0.1 \
   --init "$INIT" --forget-bias "$FORGET" --steps "$STEPS" --eval-every "$EVERY" --seed "$SEED" \
-  --threads 1 > "$OUT/torch.jsonl"
+  --threads 1 --out "$OUT/pytorch" > "$OUT/torch.jsonl"
 
-/usr/bin/python3 - "$OUT/run/metrics.jsonl" "$OUT/torch.jsonl" "$INIT" "$FORGET" <<'EOF'
+/usr/bin/python3 - "$OUT/unroll/metrics.jsonl" "$OUT/torch.jsonl" "$INIT" "$FORGET" <<'EOF'
 import json, sys
 ours = {r["step"]: r for r in map(json.loads, open(sys.argv[1])) if r.get("kind") == "eval"}
 theirs = {r["step"]: r for r in map(json.loads, open(sys.argv[2]))}
@@ -44,3 +47,4 @@ for s in sorted(set(ours) & set(theirs)):
     print(f"{s:>6} {ours[s]['val_loss']:>8.4f} {theirs[s]['val_loss']:>8.4f} "
           f"{ours[s].get('elapsed', float('nan')):>9.1f} {theirs[s]['train_seconds']:>10.1f}")
 EOF
+./build/unroll report "$OUT/unroll" "$OUT/pytorch" -o "$OUT/report.html"

@@ -21,7 +21,11 @@ validation curves differ only where the two tools differ:
   carried, the remainder scored by the last stream going on alone).
 
 Prints one JSON line per evaluation: step, validation loss (nats per
-character), seconds of training so far. Run with Debian's PyTorch:
+character), seconds of training so far. With --out DIR it also writes
+DIR/metrics.jsonl in unroll's format (eval and step records, "elapsed" the
+wall time since the start, evaluations included, as unroll counts it) and
+DIR/config.json, so that `unroll report` draws the run beside unroll's. Run
+with Debian's PyTorch:
   /usr/bin/python3 bench/learning_torch.py --data input.txt --steps 400
 """
 import argparse
@@ -60,7 +64,15 @@ ap.add_argument("--init-scale", type=float, default=0.08)
 ap.add_argument("--forget-bias", type=float, default=0.0)
 ap.add_argument("--seed", type=int, default=1)
 ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--out", default="", help="a run folder for `unroll report`")
 a = ap.parse_args()
+record = None
+if a.out:
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "config.json"), "w") as f:
+        json.dump({"command": " ".join(["python3"] + sys.argv), "tool": "PyTorch " + torch.__version__,
+                   "train": vars(a)}, f, indent=2)
+    record = open(os.path.join(a.out, "metrics.jsonl"), "w")
 
 torch.manual_seed(a.seed)
 torch.set_num_threads(a.threads)
@@ -155,6 +167,8 @@ chunks = length // T
 streams = torch.stack([train_ids[k * length:(k + 1) * length + 1] for k in range(B)], dim=1)  # [len+1, B]
 h = zero_state(B)
 seconds = 0.0
+start = time.perf_counter()
+window = []
 for step in range(1, a.steps + 1):
     k = (step - 1) % chunks
     if k == 0:
@@ -170,6 +184,15 @@ for step in range(1, a.steps + 1):
         nn.utils.clip_grad_norm_(model.parameters(), a.clip)
     opt.step()
     seconds += time.perf_counter() - t0
+    window.append(loss.item())
+    if record and step % 10 == 0:
+        record.write(json.dumps({"kind": "step", "step": step, "train_loss": sum(window) / len(window),
+                                 "elapsed": time.perf_counter() - start, "lr": a.lr}) + "\n")
+        window = []
     if step % a.eval_every == 0 or step == a.steps:
-        print(json.dumps({"step": step, "val_loss": round(evaluate(val_ids), 4),
-                          "train_seconds": round(seconds, 1)}), flush=True)
+        v = evaluate(val_ids)
+        print(json.dumps({"step": step, "val_loss": round(v, 4), "train_seconds": round(seconds, 1)}), flush=True)
+        if record:
+            record.write(json.dumps({"kind": "eval", "step": step, "val_loss": v, "train_seconds": seconds,
+                                     "elapsed": time.perf_counter() - start}) + "\n")
+            record.flush()

@@ -795,9 +795,10 @@ TEST_F(CliTest, InitIsRecordedAndFixedForTheRun) {
 TEST_F(CliTest, LearningRateSchedulesRunAndSayWhatTheyNeed) {
   const std::string text = file("en.txt", english_text(300));
   // Cosine with a warm-up: rises to --lr, then falls to --lr-min at the last step.
-  ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "cos",
-                                   {"--lr-schedule", "cosine", "--warmup", "5", "--lr-min", "1e-4",
-                                    "--weight-decay", "0.01", "--print-every", "1"}));
+  ASSERT_NO_FATAL_FAILURE(
+      train_ok(text, dir_ / "cos",
+               {"--lr-schedule", "cosine", "--warmup", "5", "--lr-min", "1e-4", "--weight-decay",
+                "0.01", "--betas", "0.8,0.99", "--eps", "1e-6", "--print-every", "1"}));
   std::map<int, double> lr;
   std::istringstream lines(read_file(dir_ / "cos" / "metrics.jsonl"));
   for (std::string line; std::getline(lines, line);) {
@@ -812,6 +813,23 @@ TEST_F(CliTest, LearningRateSchedulesRunAndSayWhatTheyNeed) {
   const auto cfg = nlohmann::json::parse(read_file(dir_ / "cos" / "config.json")).at("train");
   EXPECT_EQ(cfg.at("lr_schedule"), "cosine");
   EXPECT_EQ(cfg.at("optim").at("weight_decay").get<double>(), 0.01f);
+  EXPECT_EQ(cfg.at("optim").at("beta1").get<double>(), 0.8f);
+  EXPECT_EQ(cfg.at("optim").at("beta2").get<double>(), 0.99f);
+  EXPECT_EQ(cfg.at("optim").at("eps").get<double>(), 1e-6f);
+  EXPECT_EQ(cfg.at("lr_total"), 30);
+  // A resume keeps the end of the cosine: ten more steps stay at --lr-min.
+  Proc more =
+      unroll({"train", "--resume", (dir_ / "cos").string(), "--steps", "40", "--threads", "1"});
+  ASSERT_EQ(more.code, 0) << describe(more);
+  {
+    std::istringstream after(read_file(dir_ / "cos" / "metrics.jsonl"));
+    for (std::string line; std::getline(after, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.at("kind") == "step" && j.at("step").get<int>() > 30) {
+        EXPECT_NEAR(j.at("lr").get<double>(), 1e-4, 1e-9);
+      }
+    }
+  }
 
   expect_clean_error(unroll({"train", text, "--out", (dir_ / "t").string(), "--lr-schedule",
                              "cosine", "--time", "1m"}),
@@ -819,9 +837,25 @@ TEST_F(CliTest, LearningRateSchedulesRunAndSayWhatTheyNeed) {
   expect_clean_error(unroll({"train", text, "--out", (dir_ / "p").string(), "--lr-schedule",
                              "plateau", "--split", "1", "--steps", "10"}),
                      {"plateau", "validation"});
+  expect_clean_error(unroll({"train", text, "--out", (dir_ / "m").string(), "--lr-schedule",
+                             "cosine", "--lr-min", "0.5", "--steps", "10"}),
+                     {"--lr-min", "below --lr"});
   expect_clean_error(
-      unroll({"train", text, "--out", (dir_ / "m").string(), "--lr-min", "0.5", "--steps", "10"}),
-      {"--lr-min", "--lr"});
+      unroll({"train", text, "--out", (dir_ / "m").string(), "--lr-min", "1e-4", "--steps", "10"}),
+      {"--lr-min", "cosine"});
+  expect_clean_error(
+      unroll({"train", text, "--out", (dir_ / "m").string(), "--patience", "3", "--steps", "10"}),
+      {"--patience", "plateau"});
+  expect_clean_error(unroll({"train", text, "--out", (dir_ / "m").string(), "--lr-schedule",
+                             "cosine", "--warmup", "10", "--steps", "10"}),
+                     {"warm-up", "last step"});
+  for (const char* bad : {"0.9", "1,0.9", "0.9,-0.1", "a,b"})
+    expect_clean_error(
+        unroll({"train", text, "--out", (dir_ / "m").string(), "--betas", bad, "--steps", "10"}),
+        {"--betas"});
+  expect_clean_error(
+      unroll({"train", "--resume", (dir_ / "cos").string(), "--betas", "0.9,0.9", "--steps", "50"}),
+      {"--betas", "--resume"});
   expect_clean_error(
       unroll({"train", "--resume", (dir_ / "cos").string(), "--warmup", "9", "--steps", "40"}),
       {"--warmup", "--resume"});
@@ -850,6 +884,11 @@ TEST_F(CliTest, RegularisedTiedModelTrainsSamplesAndSaysWhatItUsed) {
   expect_clean_error(
       unroll({"train", text, "--out", (dir_ / "bad").string(), "--embed", "8", "--tie"}),
       {"--tie", "--hidden", "--embed 8"}, dir_ / "bad");
+  expect_clean_error(
+      unroll({"train", text, "--out", (dir_ / "bad").string(), "--dropout-in", "0.2"}),
+      {"--dropout-in", "--embed"}, dir_ / "bad");
+  expect_clean_error(unroll({"train", text, "--out", (dir_ / "bad").string(), "--locked-dropout"}),
+                     {"--locked-dropout", "rate"}, dir_ / "bad");
 }
 
 TEST_F(CliTest, ResumeRefusesOptionsItCannotChange) {

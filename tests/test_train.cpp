@@ -12,6 +12,8 @@
 #include <sstream>
 
 #include "unroll/core/error.h"
+#include "unroll/infer/evaluate.h"
+#include "unroll/text/corpus.h"
 #include "unroll/text/utf8.h"
 #include "unroll/train/checkpoint.h"
 #include "unroll/train/safetensors.h"
@@ -480,6 +482,28 @@ TEST(Resume, AveragedSgdStartsWhenValidationStallsAndCarriesOver) {
   EXPECT_EQ(latest.opt_avg_steps, 40 - start + 1);
   EXPECT_FALSE(
       std::equal(latest.opt_avg.begin(), latest.opt_avg.end(), latest.model->params.begin()));
+  // The last validation (step 40) scored the average, not the trained weights.
+  double last_val = 0;
+  {
+    std::ifstream m(d / "a" / "metrics.jsonl");
+    for (std::string line; std::getline(m, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j["kind"] == "eval") last_val = j["val_loss"].get<double>();
+    }
+  }
+  const std::vector<int32_t> val = split_contiguous(load_corpus({f.string()}).ids, 0.9, 0.05).val;
+  Model<float>& lm = *latest.model;
+  const Buffer<float> trained = lm.params;
+  lm.params = latest.opt_avg;
+  EXPECT_EQ(evaluate(lm, val, tc.batch, tc.seq).loss, last_val);
+  lm.params = trained;
+  EXPECT_NE(evaluate(lm, val, tc.batch, tc.seq).loss, last_val);
+  // best.safetensors, saved while averaging, holds the average as its weights and its average.
+  Checkpoint best = load_checkpoint((d / "a" / "best.safetensors").string());
+  if (best.progress["step"].get<int64_t>() > start) {
+    ASSERT_EQ(best.opt_avg.size(), best.model->params.size());
+    EXPECT_TRUE(std::equal(best.opt_avg.begin(), best.opt_avg.end(), best.model->params.begin()));
+  }
 
   tc.max_steps = 34;
   Trainer b(mc, tc, load_corpus({f.string()}), (d / "b").string());

@@ -29,6 +29,7 @@ struct TrainArgs {
   bool locked = false, tie = false;
   std::string init = "pytorch";
   std::string optim = "adam";
+  std::string betas = "0.9,0.999";
   float lr = 2e-3f, momentum = 0.9f, alpha = 0.95f;
   std::string split = "0.9,0.05";
   std::string time;
@@ -92,6 +93,20 @@ std::pair<double, double> parse_split(const std::string& text) {
             usage + " (these add up to " + std::to_string(f[0] + f[1] + f[2]) + ")");
   return {f[0], f[1]};
 }
+
+namespace {
+// --betas B1,B2: two decimals in [0, 1).
+std::pair<float, float> parse_betas(const std::string& text) {
+  const std::string usage =
+      "--betas '" + text + "': expected two numbers in [0, 1), e.g. 0.9,0.999";
+  const size_t comma = text.find(',');
+  double b1 = NAN, b2 = NAN;
+  require(comma != std::string::npos && read_decimal(text.substr(0, comma), &b1) &&
+              read_decimal(text.substr(comma + 1), &b2) && b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1,
+          usage);
+  return {float(b1), float(b2)};
+}
+}  // namespace
 
 void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
@@ -176,6 +191,16 @@ void add_train(CLI::App& app) {
       ->check(CLI::Range(0.0, 0.9999))->capture_default_str()->group("Optimisation");
   s->add_option("--rmsprop-alpha", a->alpha, "RMSprop decay of the squared-gradient average")
       ->check(CLI::Range(0.0, 0.9999))->capture_default_str()->group("Optimisation");
+  s->add_option("--betas", a->betas,
+                "Adam's decay rates of the first and second moment averages, B1,B2 in [0, 1)")
+      ->capture_default_str()
+      ->group("Optimisation");
+  s->add_option("--eps", tc.optim.eps,
+                "The epsilon added to the root of the squared-gradient average (Adam, RMSprop, "
+                "Adagrad)")
+      ->check(positive())
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--clip", tc.clip, "Gradient clipping threshold; 0 = off")
       ->check(non_negative())->capture_default_str()->group("Optimisation");
   s->add_option("--clip-mode", tc.clip_mode, "norm (global L2 norm) or value (element-wise)")
@@ -324,6 +349,8 @@ void add_train(CLI::App& app) {
                                 "--patience",
                                 "--weight-decay",
                                 "--asgd",
+                                "--betas",
+                                "--eps",
                                 "--seed",
                                 "--split",
                                 "--val",
@@ -362,6 +389,7 @@ void add_train(CLI::App& app) {
     tc.optim.lr = a->lr;
     tc.optim.momentum = a->momentum;
     tc.optim.alpha = a->alpha;
+    std::tie(tc.optim.beta1, tc.optim.beta2) = parse_betas(a->betas);
     if (tc.lr_schedule == "plateau" && !s->count("--lr-decay")) tc.lr_decay = 0.5f;
     if (!s->count("--steps") && !s->count("--epochs") && !s->count("--time")) tc.max_epochs = 10;
     require_a_limit(tc);
@@ -371,6 +399,17 @@ void add_train(CLI::App& app) {
     mc.layers = a->layers;
     mc.hidden = a->hidden;
     mc.embed = a->embed;
+    // Options that would do nothing are refused rather than ignored.
+    require(!s->count("--dropout-in") || a->embed > 0,
+            "--dropout-in drops the embedding's output: give --embed too (with one-hot input, "
+            "--dropout acts between layers and --dropout-out before the head)");
+    require(!a->locked || a->dropout > 0 || a->dropout_in > 0 || a->dropout_out > 0,
+            "--locked-dropout changes how --dropout, --dropout-in and --dropout-out draw their "
+            "masks: give one of them a rate");
+    require(!s->count("--patience") || tc.lr_schedule == "plateau",
+            "--patience counts validations for --lr-schedule plateau: give that schedule too");
+    require(!s->count("--lr-min") || tc.lr_schedule == "cosine",
+            "--lr-min is where --lr-schedule cosine ends: give that schedule too");
     mc.dropout = a->dropout;
     mc.dropout_in = a->dropout_in;
     mc.dropout_out = a->dropout_out;

@@ -1,6 +1,7 @@
 #include "unroll/core/interrupt.h"
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,8 +81,17 @@ void use_own_signal_stack() {
   done = true;
   long min = ::sysconf(_SC_MINSIGSTKSZ);  // the kernel's frame for this CPU's state
   const size_t size = std::max<size_t>(size_t(1) << 16, min > 0 ? size_t(min) * 4 : 0);
+  // A stack already set up (AddressSanitizer gives every thread one, and
+  // unmaps it when the thread ends) is kept if it is large enough.
+  stack_t old{};
+  if (::sigaltstack(nullptr, &old) == 0 && !(old.ss_flags & SS_DISABLE) && old.ss_size >= size)
+    return;
+  // mmap, not new: its own pages, which a sanitizer's unmap at thread exit
+  // may take back. Never freed: the thread may be interrupted until it ends.
+  void* mem = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return;  // the handler then runs on the thread's stack, as before
   stack_t ss{};
-  ss.ss_sp = new char[size];  // the thread's for as long as it runs
+  ss.ss_sp = mem;
   ss.ss_size = size;
   ::sigaltstack(&ss, nullptr);
 }

@@ -50,6 +50,9 @@ void TrainConfig::validate() const {
           "--lr-min must be at least 0 and below --lr");
   require(patience >= 1, "--patience must be 1 or more validations");
   require(asgd >= 0, "--asgd must be 0 (off) or a number of validations");
+  require(optim.beta1 >= 0 && optim.beta1 < 1 && optim.beta2 >= 0 && optim.beta2 < 1,
+          "--betas must be two numbers in [0, 1)");
+  require(std::isfinite(optim.eps) && optim.eps > 0, "--eps must be a positive number");
   require(std::isfinite(optim.weight_decay) && optim.weight_decay >= 0 &&
               optim.lr * optim.weight_decay < 1,
           "--weight-decay must be at least 0, and --lr x --weight-decay below 1");
@@ -76,6 +79,7 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"lr_schedule", c.lr_schedule},
           {"warmup", c.warmup},
           {"lr_min", c.lr_min},
+          {"lr_total", c.lr_total},
           {"patience", c.patience},
           {"asgd", c.asgd},
           {"loss_norm", c.loss_norm},
@@ -108,6 +112,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
     c.lr_schedule = j.value("lr_schedule", std::string("step"));  // absent before schedules
     c.warmup = json_field(j, "warmup", int64_t(0));
     c.lr_min = json_field(j, "lr_min", 0.0f);
+    c.lr_total = json_field(j, "lr_total", int64_t(0));
     c.patience = json_field(j, "patience", 1);
     c.asgd = json_field(j, "asgd", 0);
     c.loss_norm = j.at("loss_norm");
@@ -287,6 +292,8 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
   if (!t->opt_->v.empty()) t->opt_->v = ck.opt_v;
   t->opt_->t = ck.opt_t;
   if (!ck.opt_avg.empty()) {
+    require(ck.opt_avg_steps >= 1,
+            "cannot resume: '" + path + "' has an average of no steps (optimizer.avg_steps)");
     t->opt_->avg = ck.opt_avg;
     t->opt_->avg_steps = ck.opt_avg_steps;
   }
@@ -305,6 +312,8 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
     t->skipped_ = json_field(p, "skipped_batches", int64_t(0));
     t->plateau_.bad = json_field(p, "plateau_bad", 0);
     t->plateau_.cuts = json_field(p, "plateau_cuts", 0);
+    require(t->plateau_.bad >= 0 && t->plateau_.cuts >= 0,
+            "'plateau_bad' or 'plateau_cuts' is negative");
     t->val_history_ = p.value("val_history", std::vector<double>{});
     for (int i = 0; i < 4; ++i) {
       const std::string w = p.at("rng").at(i).get<std::string>();
@@ -341,8 +350,8 @@ nlohmann::json Trainer::progress_json() const {
                       {"rng", r},
                       {"skipped_batches", skipped_},
                       {"plateau_bad", plateau_.bad},
-                      {"plateau_cuts", plateau_.cuts},
-                      {"val_history", val_history_}};
+                      {"plateau_cuts", plateau_.cuts}};
+  if (cfg_.asgd > 0) j["val_history"] = val_history_;  // NT-ASGD's trigger looks back on it
   // Epochs done as a fraction, as the training log shows them (for `unroll info`).
   if (stream_ && stream_->chunks() > 0)
     j["epochs_done"] = double(epoch_ - 1) + double(chunk_) / double(stream_->chunks());
@@ -485,17 +494,23 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   sched.after = cfg_.lr_decay_after;
   sched.warmup = cfg_.warmup;
   sched.lr_min = cfg_.lr_min;
-  if (sched.kind == ScheduleKind::Cosine) {  // it ends where the run's step or epoch limit does
+  if (sched.kind == ScheduleKind::Cosine && cfg_.lr_total == 0) {
+    // It ends where the run's step or epoch limit does, as they stand when the
+    // run starts; a resume keeps that end whatever its own limits.
     int64_t total = cfg_.max_steps;
-    if (cfg_.max_epochs > 0) {
-      const int64_t by_epochs = int64_t(std::ceil(cfg_.max_epochs * double(per_epoch)));
+    if (cfg_.max_epochs > 0) {  // the step at which done() stops (less a rounding slack)
+      const int64_t by_epochs = int64_t(std::ceil(cfg_.max_epochs * double(per_epoch) - 1e-9));
       total = total > 0 ? std::min(total, by_epochs) : by_epochs;
     }
     require(total > 0,
             "--lr-schedule cosine decays to --lr-min at the last step: give --steps or --epochs "
             "(--time alone does not say when that is)");
-    sched.total = total;
+    require(total > cfg_.warmup,
+            "--lr-schedule cosine: the warm-up (" + std::to_string(cfg_.warmup) +
+                " steps) must end before the last step (" + std::to_string(total) + ")");
+    cfg_.lr_total = total;
   }
+  sched.total = cfg_.lr_total;
   require(cfg_.asgd == 0 || has_val,
           "--asgd starts averaging when validation stops improving, and this run has no validation "
           "text: give --split with a validation part, or --val");
@@ -691,7 +706,16 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
         record({{"kind", "asgd"}, {"step", step_}});
       }
       log_gradients();  // before the checkpoint: a resume from an older one drops the record
-      if (best) save("best.safetensors");
+      if (best && averaged) {
+        // best.safetensors: the average as the weights, and as the average
+        // too (a resume from it goes on from the averaged model).
+        Buffer<float> trained = std::move(opt_->avg);
+        opt_->avg = m.params;
+        save("best.safetensors");
+        opt_->avg = std::move(trained);
+      } else if (best) {
+        save("best.safetensors");
+      }
       if (averaged) std::swap(m.params, opt_->avg);
       save("latest.safetensors");
     } else {
@@ -830,7 +854,12 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     }  // a finite step
     const double pause0 = now();  // evaluation and samples do not count against tokens/s
     train_seconds += pause0 - step0;
-    if (cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0) evaluate_and_save();
+    if (cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0) {
+      evaluate_and_save();
+      // Rank 0 alone validates: every rank takes its count of plateau cuts, so
+      // that all step with the same rate.
+      if (ranks > 1) plateau_.cuts = comm.allreduce_max(plateau_.cuts);
+    }
     if (root && cfg_.sample_every > 0 && step_ % cfg_.sample_every == 0) print_sample(log);
     window_t += now() - pause0;
     if ((interrupted_ = comm.allreduce_max(interrupt_requested())) != 0) break;

@@ -253,7 +253,7 @@ class Model {
     require(train_, "backward_through_layer needs a Mode::Grad forward");
     Buffer<F> h, c;
     layer_states(l, h, c);
-    layers_[l].backward_steps(weights(l), dout, h.data(), c.data());
+    layers_[l].backward_steps(run_weights(l), dout, h.data(), c.data());
   }
 
   // Logits of the last forward: [T*B, outputs].
