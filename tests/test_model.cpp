@@ -526,3 +526,51 @@ TEST(Regularisation, TiedHeadIsTheEmbedding) {
 }
 
 }  // namespace
+
+namespace {
+
+// Each rate drops its own place, and --locked-dropout keeps one mask per
+// stream for the whole chunk: with one stream, a unit dropped before the head
+// is zero at every step, so its column of head.weight's gradient is all zero;
+// dropping the embedding's output zeroes columns of W_ih's gradient instead.
+TEST(Regularisation, DropoutInAndOutDropTheirOwnPlacesWithLockedMasks) {
+  auto zero_columns = [](unroll::Model<float>& m, const std::string& name) {
+    const auto& v = m.layout().at(name);
+    const int64_t rows = v.shape[0], cols = v.shape[1];
+    int zero = 0;
+    for (int64_t k = 0; k < cols; ++k) {
+      bool all = true;
+      for (int64_t r = 0; r < rows; ++r) all = all && m.grads[v.offset + r * cols + k] == 0.0f;
+      zero += all;
+    }
+    return zero;
+  };
+  for (bool out : {true, false}) {
+    unroll::ModelConfig c = small(unroll::CellKind::Lstm, 1, 8, 7);
+    c.embed = 8;
+    c.dropout = 0;
+    (out ? c.dropout_out : c.dropout_in) = 0.5f;
+    (out ? c.dropout_in : c.dropout_out) = 0.0f;
+    c.locked = true;
+    unroll::Model<float> m(c);
+    unroll::Rng rng(4);
+    m.init(rng);
+    std::vector<int32_t> in(12), tg(12);
+    for (int t = 0; t < 12; ++t) in[t] = t % 7, tg[t] = (t + 2) % 7;
+    m.reset_state(1);
+    m.zero_grad();
+    unroll::Rng d(9);
+    m.forward(in.data(), tg.data(), 12, 1, unroll::Mode::Train, &d);
+    m.backward(1.0f);
+    const int head = zero_columns(m, "head.weight"), input = zero_columns(m, "rnn.weight_ih_l0");
+    if (out) {
+      EXPECT_GT(head, 0) << "no unit dropped before the head at every step";
+      EXPECT_EQ(input, 0);
+    } else {
+      EXPECT_GT(input, 0) << "no embedding dimension dropped at every step";
+      EXPECT_EQ(head, 0);
+    }
+  }
+}
+
+}  // namespace
