@@ -307,12 +307,12 @@ class Model {
     }
     weight_drop_on_ = regularise_ && cfg_.weight_drop > 0;
     if (weight_drop_on_) {
-      const size_t n = size_t(gate_count(cfg_.cell)) * cfg_.hidden * cfg_.hidden;
+      const size_t n = whh_size();
       const F keep = F(1) / F(1 - cfg_.weight_drop);
       weight_drops_.resize(size_t(cfg_.layers) * cfg_.directions());
       for (int l = 0; l < cfg_.layers; ++l)
         for (int d = 0; d < cfg_.directions(); ++d) {
-          WeightDrop& wd = weight_drops_[size_t(l) * cfg_.directions() + d];
+          WeightDrop& wd = weight_drop(l, d);
           const F* w = views_of(params, l, d).W_hh;
           F* mask = ensure(wd.mask, n);
           F* out = ensure(wd.w, n);
@@ -323,6 +323,7 @@ class Model {
         }
     }
   }
+  size_t whh_size() const { return size_t(gate_count(cfg_.cell)) * cfg_.hidden * cfg_.hidden; }
   // Embedding dropout: row r of the lookup scaled by its token's mask.
   void drop_embedding_rows(F* e, const int32_t* ids, size_t rows) {
     if (!embed_drop_on_) return;
@@ -337,14 +338,14 @@ class Model {
   // fold_dropped_weight_grads adds it to grads through the mask.
   RecurrentParams<F> run_weights(int l, int d = 0) {
     RecurrentParams<F> w = views_of(params, l, d);
-    if (weight_drop_on_) w.W_hh = weight_drops_[size_t(l) * cfg_.directions() + d].w.data();
+    if (weight_drop_on_) w.W_hh = weight_drop(l, d).w.data();
     return w;
   }
   RecurrentParams<F> run_grads(int l, int d = 0) {
     RecurrentParams<F> g = views_of(grads, l, d);
     if (weight_drop_on_) {
-      const size_t n = size_t(gate_count(cfg_.cell)) * cfg_.hidden * cfg_.hidden;
-      F* s = ensure(weight_drops_[size_t(l) * cfg_.directions() + d].g, n);
+      const size_t n = whh_size();
+      F* s = ensure(weight_drop(l, d).g, n);
       std::fill(s, s + n, F(0));
       g.W_hh = s;
     }
@@ -352,9 +353,9 @@ class Model {
   }
   void fold_dropped_weight_grads(int l, int d = 0) {
     if (!weight_drop_on_) return;
-    const WeightDrop& wd = weight_drops_[size_t(l) * cfg_.directions() + d];
+    const WeightDrop& wd = weight_drop(l, d);
     F* g = views_of(grads, l, d).W_hh;
-    const size_t n = size_t(gate_count(cfg_.cell)) * cfg_.hidden * cfg_.hidden;
+    const size_t n = whh_size();
     for (size_t i = 0; i < n; ++i) g[i] += wd.g[i] * wd.mask[i];
   }
   // Dropout on dense input k (config.h, dropout_at; k = L: the head's input):
@@ -392,6 +393,7 @@ class Model {
   struct WeightDrop {
     Buffer<F> mask, w, g;  // [G·H, H]: the mask, the masked W_hh, its gradient
   };
+  WeightDrop& weight_drop(int l, int d) { return weight_drops_[size_t(l) * cfg_.directions() + d]; }
   bool regularise_ = false, embed_drop_on_ = false, weight_drop_on_ = false;
   std::vector<F> embed_mask_;  // [vocab]
   std::vector<WeightDrop> weight_drops_;
