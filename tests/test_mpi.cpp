@@ -124,6 +124,29 @@ TEST_F(Mpi, CheckpointsMoveBetweenRankCounts) {
   EXPECT_TRUE(contains(three.err, "unroll: error: --batch 8 does not split evenly over 3 ranks")) << describe(three);
 }
 
+// Reduce-on-plateau: rank 0 alone validates, so every rank must take its
+// cuts of the learning rate. A rate far too high makes validation stall and
+// the rate fall several times; the 2-rank run cuts at the same steps and ends
+// where the 1-rank run ends (a rank that kept the full rate would pull the
+// summed gradients, and so rank 0's parameters, away).
+TEST_F(Mpi, PlateauCutsReachEveryRank) {
+  const fs::path one = dir_ / "one", two = dir_ / "two";
+  const std::vector<std::string> plateau = {"--lr",       "0.05", "--lr-schedule", "plateau",
+                                            "--lr-decay", "0.5",  "--patience",    "1",
+                                            "--clip",     "0"};
+  Proc a = unroll(cat(train_args(one, "lstm", 40, 2), plateau));
+  ASSERT_EQ(a.code, 0) << describe(a);
+  Proc b = mpirun(2, cat(train_args(two, "lstm", 40, 2), plateau));
+  ASSERT_EQ(b.code, 0) << describe(b);
+  auto cuts = [&](const fs::path& run) {
+    Proc info = unroll({"info", "--json", (run / "latest.safetensors").string()});
+    return nlohmann::json::parse(info.out)["progress"].value("plateau_cuts", -1);
+  };
+  EXPECT_GE(cuts(one), 2) << "the rate should have been cut: " << describe(a);
+  EXPECT_EQ(cuts(one), cuts(two)) << describe(a) << describe(b);
+  EXPECT_LT(max_relative_difference(one / "latest.safetensors", two / "latest.safetensors"), 1e-3);
+}
+
 // A rank killed mid-run ends the whole job within seconds, with mpirun's
 // message naming it, and the run folder keeps a loadable checkpoint.
 TEST_F(Mpi, AKilledRankEndsTheJobAndTheCheckpointStays) {
