@@ -7,7 +7,7 @@
 # `unroll report`: runs/learning/report.html (OUT=folder to change).
 #   bash bench/learning.sh                                   # tiny Shakespeare, LSTM 2x256, embedding 64
 #   STEPS=1000 INIT=uniform bash bench/learning.sh           # unroll's char-rnn start on both sides
-#   DATA=../shared/data/ptb/ptb.train.txt bash bench/learning.sh
+#   PTB=1 bash bench/learning.sh    # Penn Treebank, word level: LSTM 2x200, embedding 200, batch 20 x seq 35
 #   MODEL="--hidden 128 --embed 0 --dropout 0 --seq 50" STEPS=2000 bash bench/learning.sh
 # Needs Debian's PyTorch and OpenBLAS: apt-get install python3-torch libopenblas0-pthread
 # (without OpenBLAS Debian's torch runs on the reference BLAS, about 6x slower:
@@ -20,20 +20,29 @@ EVERY=${EVERY:-100}
 INIT=${INIT:-pytorch}          # both sides start this way: pytorch or uniform
 FORGET=${FORGET:-0}            # LSTM forget-gate bias, both sides
 SEED=${SEED:-1}
+VAL=${VAL:-}                   # a validation file instead of the last 10% of DATA
+if [ -n "${PTB:-}" ]; then     # Penn Treebank's own split, words
+  P=../shared/data/ptb
+  DATA=$P/ptb.train.txt VAL=$P/ptb.valid.txt
+  MODEL=${MODEL:---pretokenized --layers 2 --hidden 200 --embed 200 --dropout 0.1 --batch 20 --seq 35 --lr 2e-3 --clip 5}
+fi
 # The model and its training, on both sides (MODEL="..." to change; the
 # default unroll train model: MODEL="--layers 2 --hidden 128 --embed 0
 # --dropout 0 --batch 50 --seq 50 --lr 2e-3 --clip 5").
 read -r -a MODEL <<< "${MODEL:---layers 2 --hidden 256 --embed 64 --dropout 0.1 --batch 50 --seq 100 --lr 2e-3 --clip 5}"
-[ -f "$DATA" ] || { echo "no data at $DATA (../shared/data beside the repository)" >&2; exit 1; }
+for f in "$DATA" $VAL; do
+  [ -f "$f" ] || { echo "no data at $f (../shared/data beside the repository)" >&2; exit 1; }
+done
+if [ -n "$VAL" ]; then SPLIT=(--val "$VAL"); TORCH_SPLIT=(--val-file "$VAL"); else SPLIT=(--split 0.9,0.1); TORCH_SPLIT=(--train 0.9 --val 0.1); fi
 [ -x build/unroll ] || bash scripts/setup.sh
 OUT=${OUT:-runs/learning}   # the two run folders and their overlaid report page
 rm -rf "$OUT/unroll" "$OUT/pytorch"
 mkdir -p "$OUT"
 
-./build/unroll train "$DATA" --out "$OUT/unroll" "${MODEL[@]}" --split 0.9,0.1 --init "$INIT" \
+./build/unroll train "$DATA" --out "$OUT/unroll" "${MODEL[@]}" "${SPLIT[@]}" --init "$INIT" \
   --forget-bias "$FORGET" --steps "$STEPS" --eval-every "$EVERY" --sample-every 0 --seed "$SEED" \
   --threads 1 > "$OUT/unroll.log"
-/usr/bin/python3 bench/learning_torch.py --data "$DATA" "${MODEL[@]}" --train 0.9 --val 0.1 \
+/usr/bin/python3 bench/learning_torch.py --data "$DATA" "${MODEL[@]}" "${TORCH_SPLIT[@]}" \
   --init "$INIT" --forget-bias "$FORGET" --steps "$STEPS" --eval-every "$EVERY" --seed "$SEED" \
   --threads 1 --out "$OUT/pytorch" > "$OUT/torch.jsonl"
 
@@ -41,7 +50,7 @@ mkdir -p "$OUT"
 import json, sys
 ours = {r["step"]: r for r in map(json.loads, open(sys.argv[1])) if r.get("kind") == "eval"}
 theirs = {r["step"]: r for r in map(json.loads, open(sys.argv[2]))}
-print(f"init {sys.argv[3]}, forget-gate bias {sys.argv[4]}: validation loss (nats/char)")
+print(f"init {sys.argv[3]}, forget-gate bias {sys.argv[4]}: validation loss (nats per token)")
 print(f"{'step':>6} {'unroll':>8} {'PyTorch':>8} {'unroll s':>9} {'PyTorch s':>10}")
 for s in sorted(set(ours) & set(theirs)):
     print(f"{s:>6} {ours[s]['val_loss']:>8.4f} {theirs[s]['val_loss']:>8.4f} "

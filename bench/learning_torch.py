@@ -4,9 +4,12 @@
 Trains the model `unroll train` trains, the way it trains it, so that the two
 validation curves differ only where the two tools differ:
 
-- data: a character vocabulary of the text's sorted code points; the first
-  --train fraction trains and the next --val fraction validates, as
-  `unroll train --split` cuts them;
+- data: a character vocabulary of the text's sorted code points, or with
+  --pretokenized the words of a pre-tokenized corpus (split at spaces, an
+  <eos> ending each non-empty line, as text/words.h reads Penn Treebank);
+  the first --train fraction trains and the next --val fraction validates,
+  as `unroll train --split` cuts them, or --val-file validates (`unroll
+  train --val`) and all of --data trains;
 - batches: B contiguous streams of (n - 1) // B characters, chunks of T steps,
   the hidden state carried across chunks and reset at each epoch (truncated
   BPTT), as text/corpus.h's BatchStream lays them out;
@@ -55,6 +58,8 @@ ap.add_argument("--batch", type=int, default=50)
 ap.add_argument("--seq", type=int, default=50)
 ap.add_argument("--lr", type=float, default=2e-3)
 ap.add_argument("--clip", type=float, default=5.0)
+ap.add_argument("--pretokenized", action="store_true", help="words separated by spaces, <eos> at line ends")
+ap.add_argument("--val-file", default="", help="validate on this file; all of --data trains")
 ap.add_argument("--train", type=float, default=0.9)
 ap.add_argument("--val", type=float, default=0.05)
 ap.add_argument("--steps", type=int, default=400)
@@ -77,17 +82,34 @@ if a.out:
 torch.manual_seed(a.seed)
 torch.set_num_threads(a.threads)
 
-text = open(a.data, encoding="utf-8").read()
-if text.startswith("\ufeff"):
-    text = text[1:]  # as read_text_file does
-chars = sorted(set(text))
-index = {c: i for i, c in enumerate(chars)}
-ids = torch.tensor([index[c] for c in text], dtype=torch.long)
-n = len(ids)
-n_train = min(n, math.floor(n * a.train))
-n_val = min(n - n_train, math.floor(n * a.val))
-train_ids, val_ids = ids[:n_train], ids[n_train:n_train + n_val]
-V, H, B, T = len(chars), a.hidden, a.batch, a.seq
+
+
+def tokens_of(path):
+    text = open(path, encoding="utf-8").read()
+    if text.startswith("\ufeff"):
+        text = text[1:]  # as read_text_file does
+    if not a.pretokenized:
+        return list(text)
+    out = []
+    for line in text.split("\n"):
+        words = line.split()
+        out += words + ["<eos>"] if words else []
+    return out
+
+
+tokens = tokens_of(a.data)
+vocab = sorted(set(tokens))
+index = {c: i for i, c in enumerate(vocab)}
+ids = torch.tensor([index[c] for c in tokens], dtype=torch.long)
+if a.val_file:
+    train_ids = ids
+    val_ids = torch.tensor([index.get(c, index.get("<unk>", 0)) for c in tokens_of(a.val_file)], dtype=torch.long)
+else:
+    n = len(ids)
+    n_train = min(n, math.floor(n * a.train))
+    n_val = min(n - n_train, math.floor(n * a.val))
+    train_ids, val_ids = ids[:n_train], ids[n_train:n_train + n_val]
+V, H, B, T = len(vocab), a.hidden, a.batch, a.seq
 
 
 class Model(nn.Module):

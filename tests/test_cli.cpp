@@ -831,9 +831,36 @@ TEST_F(CliTest, LearningRateSchedulesRunAndSayWhatTheyNeed) {
     }
   }
 
-  expect_clean_error(unroll({"train", text, "--out", (dir_ / "t").string(), "--lr-schedule",
-                             "cosine", "--time", "1m"}),
-                     {"cosine", "--steps"});
+  // With --time alone the end is estimated once 10% of the time has passed:
+  // the full rate until then, the estimate said and kept in the checkpoint,
+  // and the rate falling from there on.
+  {
+    Proc t = unroll({"train", text, "--out", (dir_ / "t").string(), "--lr-schedule", "cosine",
+                     "--lr-min", "1e-5", "--time", "3s", "--eval-every", "0", "--sample-every", "0",
+                     "--print-every", "1", "--threads", "1"});
+    ASSERT_EQ(t.code, 0) << describe(t);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(t.out, m, std::regex("the --time limit ends near step (\\d+)")))
+        << describe(t);
+    const auto info = nlohmann::json::parse(
+        unroll({"info", "--json", (dir_ / "t" / "latest.safetensors").string()}).out);
+    EXPECT_EQ(info.at("train").at("lr_total").get<int>(), std::stoi(m[1]));
+    int set_at = -1;
+    std::vector<std::pair<int, double>> rates;
+    std::istringstream all(read_file(dir_ / "t" / "metrics.jsonl"));
+    for (std::string line; std::getline(all, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.at("kind") == "schedule") set_at = j.at("step").get<int>();
+      if (j.at("kind") == "step")
+        rates.emplace_back(j.at("step").get<int>(), j.at("lr").get<double>());
+    }
+    ASSERT_GT(set_at, 0) << "no schedule record";
+    ASSERT_GT(rates.back().first, set_at + 1) << describe(t);
+    for (auto [step, rate] : rates) {
+      if (step <= set_at) EXPECT_NEAR(rate, 2e-3, 1e-9) << "step " << step;
+    }
+    EXPECT_LT(rates.back().second, 2e-3 * 0.9) << "the rate should fall after the estimate";
+  }
   expect_clean_error(unroll({"train", text, "--out", (dir_ / "p").string(), "--lr-schedule",
                              "plateau", "--split", "1", "--steps", "10"}),
                      {"plateau", "validation"});

@@ -207,7 +207,8 @@ void add_train(CLI::App& app) {
       ->check(CLI::IsMember({"norm", "value"}))->capture_default_str()->group("Optimisation");
   s->add_option("--lr-schedule", tc.lr_schedule,
                 "step: multiply the rate by --lr-decay at each epoch after --lr-decay-after; "
-                "cosine: from --lr down to --lr-min at the last step (needs --steps or --epochs); "
+                "cosine: from --lr down to --lr-min at the last step (of --steps or --epochs; with "
+                "--time alone, where the time is estimated to end); "
                 "plateau: multiply it by --lr-decay (default 0.5) after --patience validations "
                 "without a new best")
       ->check(CLI::IsMember({"step", "cosine", "plateau"}))

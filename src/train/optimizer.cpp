@@ -135,6 +135,7 @@ float schedule_lr(const Schedule& s, int64_t step, int epoch, int cuts) {
     case ScheduleKind::Step:
       return scheduled_lr(s.lr, s.decay, s.after, epoch);
     case ScheduleKind::Cosine: {
+      if (s.total <= 0) return s.lr;  // the end is not fixed yet (--time: after 10% of it)
       const double span = double(s.total - s.warmup);
       const double u = span > 0 ? std::clamp(double(step - s.warmup) / span, 0.0, 1.0) : 1.0;
       return float(s.lr_min + (double(s.lr) - s.lr_min) * 0.5 * (1 + std::cos(M_PI * u)));

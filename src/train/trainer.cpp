@@ -494,7 +494,12 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   sched.after = cfg_.lr_decay_after;
   sched.warmup = cfg_.warmup;
   sched.lr_min = cfg_.lr_min;
-  if (sched.kind == ScheduleKind::Cosine && cfg_.lr_total == 0) {
+  // With --time alone, the cosine ends where the time is estimated to run
+  // out, from the pace of this session's first 10% of it (validations
+  // included when one came by then): the full rate until that estimate.
+  const bool cosine_by_time = sched.kind == ScheduleKind::Cosine && cfg_.lr_total == 0 &&
+                              cfg_.max_steps == 0 && cfg_.max_epochs == 0 && cfg_.max_seconds > 0;
+  if (sched.kind == ScheduleKind::Cosine && cfg_.lr_total == 0 && !cosine_by_time) {
     // It ends where the run's step or epoch limit does, as they stand when the
     // run starts; a resume keeps that end whatever its own limits.
     int64_t total = cfg_.max_steps;
@@ -503,8 +508,8 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       total = total > 0 ? std::min(total, by_epochs) : by_epochs;
     }
     require(total > 0,
-            "--lr-schedule cosine decays to --lr-min at the last step: give --steps or --epochs "
-            "(--time alone does not say when that is)");
+            "--lr-schedule cosine decays to --lr-min at the last step: give --steps, --epochs or "
+            "--time");
     require(total > cfg_.warmup,
             "--lr-schedule cosine: the warm-up (" + std::to_string(cfg_.warmup) +
                 " steps) must end before the last step (" + std::to_string(total) + ")");
@@ -859,6 +864,26 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       // Rank 0 alone validates: every rank takes its count of plateau cuts, so
       // that all step with the same rate.
       if (ranks > 1) plateau_.cuts = comm.allreduce_max(plateau_.cuts);
+    }
+    if (cosine_by_time && cfg_.lr_total == 0) {  // rank 0's clock decides, for every rank
+      const double spent = now() - session0;
+      int total = 0;
+      if (root && step_ >= cfg_.warmup && step_ > session_step0 && spent >= 0.1 * cfg_.max_seconds)
+        total = int(std::min<double>(
+            step_ + double(step_ - session_step0) * (cfg_.max_seconds - spent) / spent,
+            std::numeric_limits<int>::max()));
+      if (ranks > 1) total = comm.allreduce_max(total);
+      if (total > 0) {
+        cfg_.lr_total = sched.total = std::max<int64_t>(total, step_ + 1);
+        if (root) {
+          end_progress_line(log);
+          log << "cosine schedule: at this pace (" << step_ - session_step0 << " steps in "
+              << fmt_time(spent) << ") the --time limit ends near step " << cfg_.lr_total
+              << "; the rate reaches " << cfg_.lr_min << " there\n"
+              << std::flush;
+          record({{"kind", "schedule"}, {"step", step_}, {"lr_total", cfg_.lr_total}});
+        }
+      }
     }
     if (root && cfg_.sample_every > 0 && step_ % cfg_.sample_every == 0) print_sample(log);
     window_t += now() - pause0;

@@ -97,7 +97,7 @@ struct Schedule {
   float decay = 1;     // step: per epoch; plateau: per cut
   int after = 0;       // step: epochs at the full rate
   int64_t warmup = 0;  // steps
-  int64_t total = 0;   // cosine: the last step
+  int64_t total = 0;   // cosine: the last step; 0 = not known yet (the full rate until then)
   float lr_min = 0;    // cosine: the rate at step `total`
 };
 // step: 1-based, the step about to be taken; epoch: 1-based; cuts: Plateau::cuts.

@@ -40,7 +40,8 @@ struct TrainConfig {
   int64_t warmup = 0;
   float lr_min = 0;
   int64_t lr_total = 0;  // cosine: the step where the rate reaches lr_min; set from --steps or
-                         // --epochs when the run starts, and kept by every resume
+                         // --epochs when the run starts (with --time alone: estimated once
+                         // 10% of the time has passed), and kept by every resume
   int patience = 1;
   // NT-ASGD (Merity et al. 2017): 0 = off; n > 0: once a validation loss is
   // worse than the best of those more than n validations before it, the
