@@ -913,6 +913,10 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   else if (root) write_run_report(dir_, command_line);  // with the sample of the last step
   const double secs = now() - t0;
   end_progress_line(log);
+  if (root && cosine_by_time && cfg_.lr_total == 0)
+    log << "note: the cosine never started: its end is set once the warm-up (" << cfg_.warmup
+        << " steps) is over and 10% of --time has passed; give a shorter --warmup or a longer "
+           "--time\n";
   char b[200];
   std::snprintf(b, sizeof b, "done: %lld steps, %lld tokens in %s (%.0f tok/s overall)%s%s\n",
                 (long long)step_, (long long)tokens_, fmt_time(secs).c_str(),
