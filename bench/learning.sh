@@ -9,6 +9,7 @@
 #   STEPS=1000 INIT=uniform bash bench/learning.sh           # unroll's char-rnn start on both sides
 #   PTB=1 bash bench/learning.sh    # Penn Treebank, word level: LSTM 2x200, embedding 200, batch 20 x seq 35
 #   MODEL="--hidden 128 --embed 0 --dropout 0 --seq 50" STEPS=2000 bash bench/learning.sh
+#   TIME=12m bash bench/learning.sh   # equal wall time: both at once, one pinned core each
 # Needs Debian's PyTorch and OpenBLAS: apt-get install python3-torch libopenblas0-pthread
 # (without OpenBLAS Debian's torch runs on the reference BLAS, about 6x slower:
 # 6.3 s against 1.0 s a step for LSTM 2x256, batch 50 x seq 100, one thread).
@@ -20,6 +21,7 @@ EVERY=${EVERY:-100}
 INIT=${INIT:-pytorch}          # both sides start this way: pytorch or uniform
 FORGET=${FORGET:-0}            # LSTM forget-gate bias, both sides
 SEED=${SEED:-1}
+TIME=${TIME:-}                 # e.g. 12m: run both at once for this long, one core each
 VAL=${VAL:-}                   # a validation file instead of the last 10% of DATA
 if [ -n "${PTB:-}" ]; then     # Penn Treebank's own split, words
   P=../shared/data/ptb
@@ -39,12 +41,25 @@ OUT=${OUT:-runs/learning}   # the two run folders and their overlaid report page
 rm -rf "$OUT/unroll" "$OUT/pytorch"
 mkdir -p "$OUT"
 
-./build/unroll train "$DATA" --out "$OUT/unroll" "${MODEL[@]}" "${SPLIT[@]}" --init "$INIT" \
-  --forget-bias "$FORGET" --steps "$STEPS" --eval-every "$EVERY" --sample-every 0 --seed "$SEED" \
-  --threads 1 > "$OUT/unroll.log"
-/usr/bin/python3 bench/learning_torch.py --data "$DATA" "${MODEL[@]}" "${TORCH_SPLIT[@]}" \
-  --init "$INIT" --forget-bias "$FORGET" --steps "$STEPS" --eval-every "$EVERY" --seed "$SEED" \
-  --threads 1 --out "$OUT/pytorch" > "$OUT/torch.jsonl"
+ours=(./build/unroll train "$DATA" --out "$OUT/unroll" "${MODEL[@]}" "${SPLIT[@]}" --init "$INIT"
+  --forget-bias "$FORGET" --eval-every "$EVERY" --sample-every 0 --seed "$SEED" --threads 1)
+theirs=(/usr/bin/python3 bench/learning_torch.py --data "$DATA" "${MODEL[@]}" "${TORCH_SPLIT[@]}"
+  --init "$INIT" --forget-bias "$FORGET" --eval-every "$EVERY" --seed "$SEED" --threads 1
+  --out "$OUT/pytorch")
+if [ -z "$TIME" ]; then  # equal steps: one after the other
+  "${ours[@]}" --steps "$STEPS" > "$OUT/unroll.log"
+  "${theirs[@]}" --steps "$STEPS" > "$OUT/torch.jsonl"
+else  # equal wall time: side by side, each on its own core, evaluations counted as time
+  case $TIME in
+    *h) secs=$(( ${TIME%h} * 3600 ));; *m) secs=$(( ${TIME%m} * 60 ));; *s) secs=${TIME%s};; *) secs=$TIME;;
+  esac
+  [ "$(nproc)" -ge 2 ] || { echo "TIME= runs both tools at once and needs two cores" >&2; exit 1; }
+  taskset -c 0 "${ours[@]}" --time "${secs}s" > "$OUT/unroll.log" &
+  pid_ours=$!
+  taskset -c 1 "${theirs[@]}" --steps 100000000 --time "$secs" > "$OUT/torch.jsonl" &
+  pid_theirs=$!
+  wait $pid_ours && wait $pid_theirs
+fi
 
 /usr/bin/python3 - "$OUT/unroll/metrics.jsonl" "$OUT/torch.jsonl" "$INIT" "$FORGET" <<'EOF'
 import json, sys
@@ -55,5 +70,9 @@ print(f"{'step':>6} {'unroll':>8} {'PyTorch':>8} {'unroll s':>9} {'PyTorch s':>1
 for s in sorted(set(ours) & set(theirs)):
     print(f"{s:>6} {ours[s]['val_loss']:>8.4f} {theirs[s]['val_loss']:>8.4f} "
           f"{ours[s].get('elapsed', float('nan')):>9.1f} {theirs[s]['train_seconds']:>10.1f}")
+last_ours, last_theirs = max(ours), max(theirs)
+if last_ours != last_theirs:  # a --time run: where each one stopped
+    print(f"at the end: unroll step {last_ours} {ours[last_ours]['val_loss']:.4f}, "
+          f"PyTorch step {last_theirs} {theirs[last_theirs]['val_loss']:.4f}")
 EOF
 ./build/unroll report "$OUT/unroll" "$OUT/pytorch" -o "$OUT/report.html"

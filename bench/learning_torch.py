@@ -63,6 +63,8 @@ ap.add_argument("--val-file", default="", help="validate on this file; all of --
 ap.add_argument("--train", type=float, default=0.9)
 ap.add_argument("--val", type=float, default=0.05)
 ap.add_argument("--steps", type=int, default=400)
+ap.add_argument("--time", type=float, default=0.0,
+                help="also stop once this many seconds have passed since the start, evaluations included (unroll train --time)")
 ap.add_argument("--eval-every", type=int, default=100)
 ap.add_argument("--init", choices=["pytorch", "uniform"], default="pytorch")
 ap.add_argument("--init-scale", type=float, default=0.08)
@@ -211,10 +213,13 @@ for step in range(1, a.steps + 1):
         record.write(json.dumps({"kind": "step", "step": step, "train_loss": sum(window) / len(window),
                                  "elapsed": time.perf_counter() - start, "lr": a.lr}) + "\n")
         window = []
-    if step % a.eval_every == 0 or step == a.steps:
+    out_of_time = a.time > 0 and time.perf_counter() - start >= a.time
+    if step % a.eval_every == 0 or step == a.steps or out_of_time:
         v = evaluate(val_ids)
         print(json.dumps({"step": step, "val_loss": round(v, 4), "train_seconds": round(seconds, 1)}), flush=True)
         if record:
             record.write(json.dumps({"kind": "eval", "step": step, "val_loss": v, "train_seconds": seconds,
                                      "elapsed": time.perf_counter() - start}) + "\n")
             record.flush()
+    if out_of_time:
+        break
