@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what unroll needs from Debian's packages (as root), then configures
 # and builds it in ./build (Release). Safe to run again: it only does what is missing.
-# With --tests, also what the test suite needs beyond the build (Chromium);
+# With --tests, also what the test suite needs beyond the build (Chromium, Open MPI, PyTorch);
 # with --no-build, only the packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,9 +10,10 @@ PKGS=(cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libcli11-d
       libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev linux-libc-dev zlib1g-dev)
 # `setup.sh --tests` (scripts/test.sh) also installs a browser: a test opens the
 # `unroll cells` page in headless Chromium and reads its screenshot; and Open
-# MPI, for the data-parallel training tests (mpirun jobs).
+# MPI, for the data-parallel training tests (mpirun jobs); and PyTorch, which
+# the parity tests check unroll against (tests/torch_parity.py).
 if [ "${1:-}" = "--tests" ]; then
-  PKGS+=(chromium fonts-dejavu-core libopenmpi-dev openmpi-bin)
+  PKGS+=(chromium fonts-dejavu-core libopenmpi-dev openmpi-bin python3-torch)
 fi
 # Callers may need more (scripts/fuzz.sh: clang and libFuzzer).
 PKGS+=(${EXTRA_PKGS:-})

@@ -162,6 +162,7 @@ void add_eval(CLI::App& app) {
     std::string checkpoint;
     std::vector<std::string> data, data_option;
     int batch = 50, seq = 50, threads = 1;
+    bool json = false;
   };
   auto a = std::make_shared<Args>();
   CLI::App* s = app.add_subcommand("eval", "Loss, bits per character and perplexity of a checkpoint on a text");
@@ -172,6 +173,9 @@ void add_eval(CLI::App& app) {
   s->add_option("--data", a->data_option, "The text files, as an option")->group("");
   s->add_option("--batch", a->batch, "Parallel streams")->check(CLI::Range(1, 100000))->capture_default_str();
   s->add_option("--seq", a->seq, "Steps per chunk")->check(CLI::Range(1, 100000))->capture_default_str();
+  s->add_flag(
+      "--json", a->json,
+      "Print one JSON object (tokens, loss in nats per token at full precision, bits, perplexity)");
   add_threads_option(*s, a->threads);
   s->callback([a]() {
     apply_threads(a->threads);
@@ -185,6 +189,16 @@ void add_eval(CLI::App& app) {
                 << " tokens are not in the vocabulary and are read as " << kUnk << "\n";
     require(c.ids.size() >= 2, "the evaluation text needs at least two characters");
     EvalResult r = evaluate(*ck.model, c.ids, a->batch, a->seq);
+    if (a->json) {
+      std::cout << nlohmann::json{{"tokens", r.tokens},
+                                  {"loss", r.loss},
+                                  {"bits", r.bits()},
+                                  {"perplexity", r.perplexity()},
+                                  {"level", c.format.level}}
+                       .dump()
+                << "\n";
+      return;
+    }
     std::printf("tokens       %lld\nloss         %.4f nats/token\n%-12s %.4f\nperplexity   %.3f\n",
                 (long long)r.tokens, r.loss, c.format.level == "char" ? "bits/char" : "bits/token", r.bits(),
                 r.perplexity());
