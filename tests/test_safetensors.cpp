@@ -1,9 +1,9 @@
 // Safetensors checkpoints: round trips, the exact byte layout, rejection of malformed,
 // truncated and bit-flipped files (always an unroll::Error, never a crash or a huge
 // allocation), and atomic writes that leave the previous file alone on failure.
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <grp.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,10 +17,12 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <new>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "unroll/core/error.h"
 #include "unroll/train/safetensors.h"
@@ -204,9 +206,57 @@ TEST(DType, SizesAndNames) {
   EXPECT_EQ(dtype_size(DType::I64), 8u);
   EXPECT_EQ(dtype_size(DType::U64), 8u);
   EXPECT_EQ(dtype_size(DType::U8), 1u);
-  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U64, DType::U8})
+  EXPECT_EQ(dtype_size(DType::F16), 2u);
+  EXPECT_EQ(dtype_size(DType::BF16), 2u);
+  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U64, DType::U8, DType::F16,
+                  DType::BF16})
     EXPECT_EQ(parse_dtype(dtype_name(t)), t);
-  expect_error([] { parse_dtype("BF16"); }, {"BF16", "F32, F64, I32, I64, U64, U8"});
+  expect_error([] { parse_dtype("F8_E4M3"); },
+               {"F8_E4M3", "F32, F64, I32, I64, U64, U8, F16, BF16"});
+}
+
+// PyTorch writes half-precision models as F16 or BF16; floats_of widens them
+// exactly. The bit patterns are the IEEE 754 / bfloat16 encodings of the values.
+TEST(DType, HalfPrecisionWidensExactly) {
+  struct Case {
+    uint16_t bits;
+    float value;
+  };
+  const Case f16[] = {{0x3c00, 1.0f},
+                      {0xc000, -2.0f},
+                      {0x3555, 0.333251953125f},
+                      {0x7bff, 65504.0f},
+                      {0x0400, 6.103515625e-05f},        // smallest normal
+                      {0x0001, 5.960464477539063e-08f},  // smallest subnormal
+                      {0x03ff, 6.097555160522461e-05f},  // largest subnormal
+                      {0x8000, -0.0f},
+                      {0x7c00, INFINITY}};
+  const Case bf16[] = {
+      {0x3f80, 1.0f}, {0xc040, -3.0f}, {0x3eab, 0.333984375f}, {0xff80, -INFINITY}};
+  for (auto [dtype, cases, n] : {std::tuple{DType::F16, f16, std::size(f16)},
+                                 std::tuple{DType::BF16, bf16, std::size(bf16)}}) {
+    std::vector<uint16_t> raw;
+    for (size_t i = 0; i < n; ++i) raw.push_back(cases[i].bits);
+    SafeTensors st;
+    st.add("x", dtype, {int64_t(n)}, raw.data());
+    std::vector<float> got = floats_of(st.at("x"));
+    ASSERT_EQ(got.size(), n);
+    for (size_t i = 0; i < n; ++i) {
+      EXPECT_EQ(got[i], cases[i].value)
+          << dtype_name(dtype) << " bits " << std::hex << cases[i].bits;
+      EXPECT_EQ(std::signbit(got[i]), std::signbit(cases[i].value));
+    }
+  }
+  uint16_t nan_bits = 0x7e00;
+  SafeTensors st;
+  st.add("nan", DType::F16, {1}, &nan_bits);
+  EXPECT_TRUE(std::isnan(floats_of(st.at("nan"))[0]));
+  const double d[] = {0.1, -1e300};
+  st.add_f64("d", {2}, d);
+  EXPECT_EQ(floats_of(st.at("d")), (std::vector<float>{0.1f, -INFINITY}));
+  const int32_t i[] = {1};
+  st.add_i32("i", {1}, i);
+  expect_error([&] { floats_of(st.at("i")); }, {"'i'", "I32", "F16"});
 }
 
 TEST_F(SafeTensorsTest, RoundTripsEveryDtypeShapeAndMetadata) {
@@ -361,7 +411,8 @@ TEST_F(SafeTensorsTest, RejectsMalformedHeadersWithAReason) {
       {"[1,2]", {}, "does not start with '{'"},
       {" {}", {}, "does not start with '{'"},
       {"{\"x\":1}", {}, "'x' is not described by a JSON object"},
-      {R"({"x":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]}})", d8, "unknown dtype 'BF16'"},
+      {R"({"x":{"dtype":"F8_E5M2","shape":[4],"data_offsets":[0,8]}})", d8,
+       "unknown dtype 'F8_E5M2'"},
       {R"({"x":{"dtype":7,"shape":[2],"data_offsets":[0,8]}})", d8, "dtype that is not a string"},
       {R"({"x":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", d8, "non-negative integer"},
       {R"({"x":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", d8, "non-negative integer"},
@@ -389,7 +440,9 @@ TEST_F(SafeTensorsTest, RejectsMalformedHeadersWithAReason) {
       {f32 + R"(,"x":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})", d8, "more than once"},
       {R"({"__metadata__":{"a":1}})", {}, "value of 'a' is not a string"},
       {R"({"__metadata__":["a"]})", {}, "__metadata__ is not a JSON object"},
-      {R"({"__metadata__":{"unroll.checksum":"xyz"}})", {}, "checksum 'xyz' is not 32 lowercase hex"},
+      {R"({"__metadata__":{"unroll.checksum":"xyz"}})",
+       {},
+       "checksum 'xyz' is not 32 lowercase hex"},
       {"{\"\xff\":{}}", {}, "not valid JSON"},
       {std::string("{}\0{\"x\":1}", 10), {}, "contains a NUL byte"},
   };

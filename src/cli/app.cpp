@@ -221,6 +221,7 @@ void add_commands(CLI::App& app) {
   add_tag(app);
   add_conditional(app);
   add_report(app);
+  add_import(app);
   add_hello(app);
   add_bench(app);
   check_number_options(&app);

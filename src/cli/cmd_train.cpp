@@ -34,7 +34,7 @@ struct TrainArgs {
   std::string split = "0.9,0.05";
   std::string time;
   TextFormat format;
-  std::string vocab_from;
+  std::string vocab_from, init_from;
   TrainConfig tc;
   int threads = 1;
 };
@@ -279,6 +279,12 @@ void add_train(CLI::App& app) {
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40))->capture_default_str()->group("Data");
   s->add_option("--vocab-from", a->vocab_from, "Take the vocabulary (and level) from this checkpoint, e.g. to fine-tune on new text (default: built from the training text)")
       ->group("Data");
+  s->add_option(
+       "--init-from", a->init_from,
+       "Start from this language model's weights, e.g. one made by 'unroll import', with its "
+       "cell, sizes, vocabulary and text format; a new run with a new optimizer state "
+       "(default: fresh weights as --init says)")
+      ->group("Model");
   // Stopping and reporting
   s->add_option(
        "--steps", tc.max_steps,
@@ -360,7 +366,8 @@ void add_train(CLI::App& app) {
                                 "--pretokenized",
                                 "--min-count",
                                 "--max-vocab",
-                                "--vocab-from"})
+                                "--vocab-from",
+                                "--init-from"})
         require(s->count(fixed) == 0, std::string(fixed) +
                                           " cannot change on --resume: it comes from the "
                                           "checkpoint (only stop and reporting options can)");
@@ -401,7 +408,7 @@ void add_train(CLI::App& app) {
     mc.hidden = a->hidden;
     mc.embed = a->embed;
     // Options that would do nothing are refused rather than ignored.
-    require(!s->count("--dropout-in") || a->embed > 0,
+    require(!s->count("--dropout-in") || a->embed > 0 || !a->init_from.empty(),
             "--dropout-in drops the embedding's output: give --embed too (with one-hot input, "
             "--dropout acts between layers and --dropout-out before the head)");
     require(!a->locked || a->dropout > 0 || a->dropout_in > 0 || a->dropout_out > 0,
@@ -422,6 +429,29 @@ void add_train(CLI::App& app) {
     mc.init_scale = a->init_scale;
     mc.forget_bias = std::isnan(a->forget_bias) ? default_forget_bias(mc.init) : a->forget_bias;
     mc.head = HeadKind::Softmax;
+    std::unique_ptr<Checkpoint> from;  // --init-from
+    if (!a->init_from.empty()) {
+      for (const char* own : {"--cell", "--layers", "--hidden", "--embed", "--tie", "--init",
+                              "--init-scale", "--forget-bias", "--vocab-from", "--level",
+                              "--pretokenized", "--min-count", "--max-vocab"})
+        require(s->count(own) == 0,
+                std::string(own) + " comes from --init-from's checkpoint: give one or the other");
+      from = std::make_unique<Checkpoint>(load_checkpoint(a->init_from));
+      require_task(*from, a->init_from, "lm");
+      const ModelConfig& fc = from->model_config;
+      mc.cell = fc.cell;
+      mc.layers = fc.layers;
+      mc.hidden = fc.hidden;
+      mc.embed = fc.embed;
+      mc.tie = fc.tie;
+      mc.init = fc.init;
+      mc.init_scale = fc.init_scale;
+      mc.forget_bias = fc.forget_bias;
+      require(!s->count("--dropout-in") || mc.embed > 0,
+              "--dropout-in drops the embedding's output, and '" + a->init_from +
+                  "' has one-hot input");
+      tc.init_from = std::filesystem::absolute(a->init_from).lexically_normal().string();
+    }
     require(!a->out.empty(), "--out must name a folder");
     require(path_kind(a->out, "--out") != PathKind::Other,
             "--out '" + a->out + "' exists and is not a folder: choose another --out");
@@ -436,7 +466,9 @@ void add_train(CLI::App& app) {
     if (!s->count("--level") && (s->count("--pretokenized") || s->count("--min-count") || s->count("--max-vocab")))
       a->format.level = "word";
     TextCorpus corpus;
-    if (!a->vocab_from.empty()) {
+    if (from) {
+      corpus = load_corpus(a->files, &from->vocab, from->format);
+    } else if (!a->vocab_from.empty()) {
       for (const char* own : {"--level", "--pretokenized", "--min-count", "--max-vocab"})
         require(s->count(own) == 0, std::string(own) + " comes from --vocab-from's checkpoint: give one or the other");
       Checkpoint from = load_checkpoint(a->vocab_from);
@@ -448,6 +480,10 @@ void add_train(CLI::App& app) {
     if (corpus.unknown > 0 && process_comm().root())
       std::cout << corpus.unknown << " of " << corpus.ids.size() << " tokens are outside the vocabulary and read as <unk>\n";
     Trainer t(mc, tc, std::move(corpus), a->out);
+    if (from) {  // the same layout: the same cell, sizes, vocabulary and tie
+      for (const ParamView& v : from->model->layout().views())
+        std::copy_n(from->model->params.data() + v.offset, v.size, t.model().param(v.name));
+    }
     run(t);
   });
 }

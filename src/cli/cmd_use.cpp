@@ -285,10 +285,19 @@ void add_info(CLI::App& app) {
                     100 * ck.progress.value("best_accuracy", 0.0), ck.progress.value("epoch", 0));
       return;
     }
-    if (!ck.train.is_null())
+    if (ck.train.is_object() && ck.train.contains("imported_from")) {
+      const nlohmann::json& from = ck.train["imported_from"];
+      std::printf("task        language model\nimported    from '%s' (%s)\n",
+                  escape_controls(from.value("file", "?")).c_str(),
+                  from.value("kind", "?").c_str());
+    } else if (ck.train.is_object() && ck.train.contains("optim")) {
       std::printf("task        language model\ntraining    batch %d, seq %d, %s lr %g\n", ck.train.value("batch", 0),
                   ck.train.value("seq", 0), ck.train["optim"].value("kind", "?").c_str(),
                   ck.train["optim"].value("lr", 0.0));
+      if (!ck.train.value("init_from", std::string()).empty())
+        std::printf("started     from the weights of '%s'\n",
+                    escape_controls(ck.train.value("init_from", std::string())).c_str());
+    }
     if (!ck.data.is_null() && ck.data.contains("files")) {
       const TextFormat& f = ck.format;
       std::printf("data        %zu file(s), %lld %s, %s level%s\n", ck.data["files"].size(),

@@ -134,6 +134,9 @@ size_t dtype_size(DType t) {
       return 8;
     case DType::U8:
       return 1;
+    case DType::F16:
+    case DType::BF16:
+      return 2;
   }
   throw Error("unknown dtype " + std::to_string(static_cast<int>(t)));
 }
@@ -152,14 +155,76 @@ std::string dtype_name(DType t) {
       return "U64";
     case DType::U8:
       return "U8";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
   }
   throw Error("unknown dtype " + std::to_string(static_cast<int>(t)));
 }
 
 DType parse_dtype(const std::string& s) {
-  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U64, DType::U8})
+  for (DType t : {DType::F32, DType::F64, DType::I32, DType::I64, DType::U64, DType::U8, DType::F16,
+                  DType::BF16})
     if (dtype_name(t) == s) return t;
-  throw Error("unknown dtype '" + s + "' (expected one of F32, F64, I32, I64, U64, U8)");
+  throw Error("unknown dtype '" + s + "' (expected one of F32, F64, I32, I64, U64, U8, F16, BF16)");
+}
+
+namespace {
+// IEEE 754 binary16 → binary32, exactly (every half is a float): the sign moves
+// up, the exponent is rebiased from 15 to 127, subnormal halves are normalised,
+// infinities and NaNs keep their payload.
+float half_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (man << 13);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  } else if (man == 0) {
+    bits = sign;
+  } else {  // subnormal: shift the mantissa up until its leading 1 is the implicit bit
+    exp = 127 - 15 + 1;
+    while (!(man & 0x400u)) {
+      man <<= 1;
+      --exp;
+    }
+    bits = sign | (exp << 23) | ((man & 0x3ffu) << 13);
+  }
+  return std::bit_cast<float>(bits);
+}
+}  // namespace
+
+std::vector<float> floats_of(const TensorEntry& e) {
+  const size_t n = e.bytes.empty() ? 0 : e.bytes.size() / dtype_size(e.dtype);
+  std::vector<float> out(n);
+  const uint8_t* p = e.bytes.data();
+  auto le = [&](size_t i, int width) {  // the i-th element's bytes as a little-endian integer
+    uint64_t v = 0;
+    for (int k = width - 1; k >= 0; --k) v = (v << 8) | p[i * width + k];
+    return v;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    switch (e.dtype) {
+      case DType::F32:
+        out[i] = std::bit_cast<float>(uint32_t(le(i, 4)));
+        break;
+      case DType::F64:
+        out[i] = float(std::bit_cast<double>(le(i, 8)));
+        break;
+      case DType::F16:
+        out[i] = half_to_float(uint16_t(le(i, 2)));
+        break;
+      case DType::BF16:  // the top half of a float
+        out[i] = std::bit_cast<float>(uint32_t(le(i, 2)) << 16);
+        break;
+      default:
+        throw Error("tensor '" + e.name + "' holds " + dtype_name(e.dtype) +
+                    ", not floating-point numbers (F32, F64, F16 or BF16)");
+    }
+  }
+  return out;
 }
 
 std::string shape_str(const std::vector<int64_t>& shape) {

@@ -96,7 +96,8 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"val_frac", c.val_frac},
           {"val_files", c.val_files},
           {"test_files", c.test_files},
-          {"on_nan", c.on_nan}};
+          {"on_nan", c.on_nan},
+          {"init_from", c.init_from}};
 }
 
 TrainConfig train_config_from_json(const nlohmann::json& j) {
@@ -130,6 +131,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
     c.val_files = j.value("val_files", std::vector<std::string>{});  // absent before word level
     c.test_files = j.value("test_files", std::vector<std::string>{});
     c.on_nan = j.value("on_nan", std::string("stop"));  // absent before it existed
+    c.init_from = j.value("init_from", std::string());
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("training options in the checkpoint are malformed: ") + e.what());
   }

@@ -21,7 +21,7 @@
 
 namespace unroll {
 
-enum class DType { F32, F64, I32, I64, U64, U8 };
+enum class DType { F32, F64, I32, I64, U64, U8, F16, BF16 };
 
 size_t dtype_size(DType t);               // bytes per element
 std::string dtype_name(DType t);          // "F32", "F64", ... as written in the header
@@ -128,6 +128,10 @@ struct SafeTensors {
     return get_as<uint8_t>(n, s);
   }
 };
+
+// The elements of a floating-point tensor (F32, F64, F16 or BF16) as floats: F16 and BF16
+// exactly, F64 rounded to nearest. Error naming the tensor for any other dtype.
+std::vector<float> floats_of(const TensorEntry& e);
 
 // Checksums use fnv1a64 from core/hash.h.
 

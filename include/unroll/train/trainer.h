@@ -66,6 +66,9 @@ struct TrainConfig {
   // parameters, optimizer and carried state stay as before it, and it is
   // counted; 100 in a row still stop).
   std::string on_nan = "stop";
+  // The checkpoint whose weights this run started from (train --init-from; "" = initialised
+  // as ModelConfig::init says). Recorded for the reader; resume starts from the run's own.
+  std::string init_from;
   void validate() const;
 };
 nlohmann::json to_json(const TrainConfig& c);
