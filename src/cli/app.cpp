@@ -222,6 +222,7 @@ void add_commands(CLI::App& app) {
   add_conditional(app);
   add_report(app);
   add_import(app);
+  add_export(app);
   add_hello(app);
   add_bench(app);
   check_number_options(&app);

@@ -1,4 +1,5 @@
-// unroll import — models in from PyTorch (train/import.h); docs/interop.md.
+// unroll import | export — models in from PyTorch (train/import.h) and out to ONNX
+// (train/onnx_export.h); docs/interop.md.
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -9,6 +10,7 @@
 #include "unroll/text/text_corpus.h"
 #include "unroll/train/checkpoint.h"
 #include "unroll/train/import.h"
+#include "unroll/train/onnx_export.h"
 
 namespace unroll::cli {
 
@@ -163,6 +165,55 @@ void add_import(CLI::App& app) {
     std::printf(
         "next        unroll sample %s -p TEXT; unroll eval %s TEXT; unroll cells %s --text TEXT\n",
         a->out.c_str(), a->out.c_str(), a->out.c_str());
+  });
+}
+
+void add_export(CLI::App& app) {
+  struct Args {
+    std::string checkpoint, onnx;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* s =
+      app.add_subcommand("export", "Write a language model as an ONNX graph that onnxruntime runs");
+  s->footer(
+      "Inputs: tokens [T, B] int64, h0 (and for an LSTM c0) [layers, B, hidden]; outputs: logits "
+      "[T, B, V],\n"
+      "hn (and cn). Standard operators, opset " +
+      std::to_string(kOnnxOpset) +
+      "; the vocabulary and the model config are in the\n"
+      "metadata (unroll.vocab, unroll.model). Example:\n"
+      "  unroll export runs/shakespeare/best.safetensors --onnx shakespeare.onnx\n"
+      "See docs/interop.md for running it in Python and JavaScript.");
+  s->add_option("checkpoint", a->checkpoint, "Checkpoint file (.safetensors) of a language model")
+      ->required();
+  s->add_option("--onnx", a->onnx, "The ONNX file to write (required)")->required();
+  s->callback([a]() {
+    check_output_path(a->onnx, "ONNX file", {a->checkpoint});
+    Checkpoint ck = load_checkpoint(a->checkpoint);
+    require(ck.task == "lm",
+            "'" + a->checkpoint + "' is a " +
+                (ck.task == "classify" ? std::string("classifier")
+                 : ck.task == "tag"    ? std::string("tagger")
+                                       : std::string("conditional language model")) +
+                ": unroll export --onnx writes language models (from 'unroll train' or 'unroll "
+                "import') only; "
+                "classifiers, taggers and conditional models are not exported yet");
+    const ModelConfig& c = ck.model_config;
+    const std::string bytes =
+        export_onnx(*ck.model, ck.vocab, ck.format,
+                    "unroll " + cell_name(c.cell) + " language model from " + a->checkpoint);
+    write_file_atomic(a->onnx, {bytes}, "ONNX file");
+    const std::string state = c.cell == CellKind::Lstm ? "h0, c0" : "h0";
+    std::printf("exported    '%s' -> '%s' (%.1f MB, opset %d)\n", a->checkpoint.c_str(),
+                a->onnx.c_str(), bytes.size() / 1e6, kOnnxOpset);
+    std::printf("model       %s, %d layer%s of %d units, %s input, %d tokens\n",
+                cell_name(c.cell).c_str(), c.layers, c.layers > 1 ? "s" : "", c.hidden,
+                c.embed ? ("embedding " + std::to_string(c.embed)).c_str() : "one-hot",
+                ck.vocab.size());
+    std::printf("inputs      tokens [T, B] int64; %s [%d, B, %d] float\n", state.c_str(), c.layers,
+                c.hidden);
+    std::printf("outputs     logits [T, B, %d]; %s [%d, B, %d]\n", c.outputs,
+                c.cell == CellKind::Lstm ? "hn, cn" : "hn", c.layers, c.hidden);
   });
 }
 

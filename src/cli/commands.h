@@ -31,6 +31,7 @@ void add_tag(CLI::App& app);
 void add_conditional(CLI::App& app);
 void add_report(CLI::App& app);
 void add_import(CLI::App& app);
+void add_export(CLI::App& app);
 
 // Validators with short messages that name the accepted values.
 CLI::Validator positive();      // > 0
