@@ -7,7 +7,7 @@
 # it is saved in build-fuzz/artifacts/.
 #   bash scripts/fuzz.sh            # 60 s each
 #   bash scripts/fuzz.sh 600        # longer
-#   bash scripts/fuzz.sh 60 text    # one target: checkpoint, metadata, text, options or sampler
+#   bash scripts/fuzz.sh 60 text    # one target: checkpoint, metadata, text, options, sampler or import
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
@@ -17,11 +17,11 @@ EXTRA_PKGS="clang libclang-rt-14-dev libomp-14-dev" bash scripts/setup.sh --no-b
 BUILD=build-fuzz
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DUNROLL_FUZZ=ON -DUNROLL_TESTS=OFF -DUNROLL_NATIVE=OFF -DUNROLL_MPI=OFF >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target fuzz_checkpoint fuzz_metadata fuzz_text fuzz_options fuzz_sampler
+cmake --build "$BUILD" -j"$(nproc)" --target fuzz_checkpoint fuzz_metadata fuzz_text fuzz_options fuzz_sampler fuzz_import
 
 mkdir -p "$BUILD/artifacts"
 status=0
-for target in checkpoint metadata text options sampler; do
+for target in checkpoint metadata text options sampler import; do
   [ -n "$ONLY" ] && [ "$ONLY" != "$target" ] && continue
   work="$BUILD/corpus/$target"  # new inputs go here; the repository's seeds stay as they are
   mkdir -p "$work"
