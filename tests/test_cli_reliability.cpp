@@ -348,3 +348,62 @@ TEST_F(Reliability, ReadOnlyRunFolderIsReportedAndTheCheckpointKept) {
 }
 
 }  // namespace
+
+// A run folder has one writer (issue 20): while a run trains, a second `train --resume`
+// of it, a second fresh run into it, and a classifier trained into it are refused with
+// one line that names the holder's process, and the run's metrics.jsonl goes on intact.
+// When the holder dies of SIGKILL the kernel frees the lock and the resume proceeds.
+TEST_F(Reliability, RunFolderHasOneWriterAndAKilledHolderFreesIt) {
+  const std::string t = text();
+  const fs::path run = dir_ / "run";
+  Child c = start(cat({"train", t, "--out", run.string(), "--steps", "100000000", "--eval-every",
+                       "2", "--sample-every", "0"},
+                      kSmall));
+  ASSERT_TRUE(wait_for_steps(run, 3)) << "the run did not get going";
+  ASSERT_TRUE(fs::exists(run / "latest.safetensors"));
+  const std::string pid = std::to_string(c.pid);
+  Proc r = unroll({"train", "--resume", run.string(), "--steps", "100000000", "--threads", "1"});
+  expect_clean_error(r, {"in use", "process " + pid, "kill " + pid});
+  Proc f = unroll(cat({"train", t, "--out", (run / "inner").string(), "--steps", "5"}, kSmall));
+  EXPECT_EQ(f.code, 0) << "a folder inside the run is another folder\n" << describe(f);
+  const std::string labelled =
+      file("l.tsv", "a\tgood fun\nb\tbad dull\na\tfine day\nb\tawful day\n");
+  Proc k = unroll({"classify", "train", labelled, "--out", run.string(), "--epochs", "1",
+                   "--hidden", "8", "--threads", "1"});
+  expect_clean_error(k, {"in use", "process " + pid});
+  // The first run is still writing its record, step after step.
+  const int64_t logged = steps_logged(run);
+  ASSERT_TRUE(wait_for_steps(run, logged + 3)) << "the first run stopped logging";
+  ::kill(c.pid, SIGKILL);
+  Proc killed = finish(c);
+  ASSERT_TRUE(killed.signaled) << describe(killed);
+  const int64_t step = progress(run / "latest.safetensors")["step"];
+  Proc again = unroll(
+      {"train", "--resume", run.string(), "--steps", std::to_string(step + 3), "--threads", "1"});
+  EXPECT_EQ(again.code, 0) << "the lock of a killed process must be free\n" << describe(again);
+}
+
+// The classifier's loop takes the same lock.
+TEST_F(Reliability, ClassifierRunFolderHasOneWriter) {
+  std::string data;
+  std::mt19937 rng(4);
+  for (int i = 0; i < 4000; ++i) {
+    std::string w;
+    for (int k = 0; k < 12; ++k) w += char('a' + rng() % 26);
+    data += std::string(i % 2 ? "odd" : "even") + "\t" + w + "\n";
+  }
+  const std::string f = file("ex.tsv", data);
+  const fs::path run = dir_ / "run";
+  const std::vector<std::string> args = {
+      "classify", "train",    f,      "--out",      run.string(), "--hidden",  "64", "--batch",
+      "4",        "--epochs", "1000", "--patience", "0",          "--threads", "1"};
+  Child c = start(args);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!fs::exists(run / "metrics.jsonl") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(fs::exists(run / "metrics.jsonl")) << "the classifier did not start";
+  Proc second = unroll(args);
+  expect_clean_error(second, {"in use", "process " + std::to_string(c.pid)});
+  ::kill(c.pid, SIGKILL);
+  finish(c);
+}

@@ -386,7 +386,11 @@ void add_train(CLI::App& app) {
         if (given("--print-every")) c.print_every = tc.print_every;
         if (given("--on-nan")) c.on_nan = tc.on_nan;
       });
-      if (process_comm().root()) std::cerr << "resuming '" << a->resume << "' at step " << t->step() << "\n";
+      if (process_comm().root()) {
+        t->command_line = command_line();
+        t->lock_run_folder();  // before anything is said: a second writer is refused at once
+        std::cerr << "resuming '" << a->resume << "' at step " << t->step() << "\n";
+      }
       run(*t);
       return;
     }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -154,6 +155,39 @@ void remove_stale_temp_files(const std::string& dir, const std::vector<std::stri
     std::error_code gone;
     fs::remove(it->path(), gone);
   }
+}
+
+FolderLock::FolderLock(const std::string& dir, const std::string& what,
+                       const std::string& command) {
+  const std::string path = (fs::path(dir) / ".lock").string();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error("cannot lock '" + dir + "' for " + what + ": " + std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    std::string holder(512, '\0');
+    const ssize_t n = ::pread(fd_, holder.data(), holder.size(), 0);
+    holder.resize(n > 0 ? size_t(n) : 0);
+    ::close(fd_);
+    fd_ = -1;
+    if (err != EWOULDBLOCK)
+      throw Error("cannot lock '" + dir + "' for " + what + ": " + std::strerror(err));
+    const size_t nl = holder.find('\n');
+    const std::string pid = holder.substr(0, nl),
+                      cmd = nl == std::string::npos ? "" : holder.substr(nl + 1);
+    std::string said = pid.empty() ? "another process" : "process " + pid;
+    if (!cmd.empty()) said += " (" + cmd.substr(0, cmd.find('\n')) + ")";
+    throw Error("'" + dir + "' is in use: " + said +
+                " is writing it. Wait for it to end or stop it" +
+                (pid.empty() ? "" : " (kill " + pid + ")") + ", or choose another folder");
+  }
+  const std::string me = std::to_string(::getpid()) + "\n" + command + "\n";
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) != ssize_t(me.size())) {
+    // The lock holds without the note; only the message to a second process is poorer.
+  }
+}
+
+FolderLock::~FolderLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
 }
 
 }  // namespace unroll

@@ -423,6 +423,8 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
   const std::string best_path = (fs::path(out_dir) / "best.safetensors").string();
   const std::string latest_path = (fs::path(out_dir) / "latest.safetensors").string();
   // The run's record, as for language models (train/metrics.h).
+  const FolderLock lock(out_dir, "training",
+                        config.value("command", ""));  // one writer per run folder
   const std::string settings = config.dump(2) + "\n";
   write_file_atomic((fs::path(out_dir) / "config.json").string(), {settings}, "run settings");
   MetricsLog metrics((fs::path(out_dir) / "metrics.jsonl").string(), -1);

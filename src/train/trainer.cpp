@@ -11,6 +11,7 @@
 #include <iomanip>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <sstream>
 
 #include "unroll/core/error.h"
@@ -454,6 +455,10 @@ StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const 
   return r;
 }
 
+void Trainer::lock_run_folder() {
+  if (!lock_) lock_ = std::make_unique<FolderLock>(dir_, "training", command_line);
+}
+
 std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   Model<float>& m = *model_;
   const int B = cfg_.batch, T = cfg_.seq;
@@ -540,6 +545,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     require(!ec && fs::is_directory(dir_),
             "cannot create the run folder '" + dir_ + "': " +
                 (ec ? ec.message() : std::string("not a folder")) + "; choose another --out");
+    lock_run_folder();
     remove_stale_temp_files(dir_, {"latest.safetensors", "best.safetensors", "config.json", "metrics.jsonl",
                                    "report.html"});  // of a run killed while it wrote
   }

@@ -36,6 +36,22 @@ void remove_stale_temp_files(const std::string& dir, const std::vector<std::stri
 enum class PathKind { None, Folder, Other };
 PathKind path_kind(const std::string& path, const std::string& what);
 
+// One writer per run folder: an advisory lock (flock) on DIR/.lock, held for the
+// object's life and released by the kernel when the process ends, however it ends
+// (SIGKILL included). The file holds the holder's process id and command line. Taking a
+// lock that another process holds throws Error naming that process; `what` says what the
+// holder is doing ("training"). The folder must exist.
+class FolderLock {
+ public:
+  FolderLock(const std::string& dir, const std::string& what, const std::string& command);
+  ~FolderLock();
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // The folder part of a path ("." when there is none).
 std::string parent_dir(const std::string& path);
 

@@ -7,16 +7,16 @@
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "unroll/core/comm.h"
+#include "unroll/core/file.h"
 #include "unroll/core/rng.h"
 #include "unroll/model/model.h"
-#include "unroll/text/text_corpus.h"
 #include "unroll/text/corpus.h"
+#include "unroll/text/text_corpus.h"
 #include "unroll/train/metrics.h"
 #include "unroll/train/optimizer.h"
 
@@ -137,6 +137,10 @@ class Trainer {
   // then saved latest.safetensors at the step it had reached.
   int interrupted() const { return interrupted_; }
   const std::string& run_dir() const { return dir_; }
+  // Takes the run folder's lock (core/file.h, FolderLock) unless this trainer holds it:
+  // Error naming the process that does. train() takes it on rank 0; a resume takes it
+  // before it says anything, so a second writer is refused before it starts.
+  void lock_run_folder();
   // The command that continues this run exactly: --resume, and the thread
   // count (which the order of float sums depends on).
   std::string resume_command() const;
@@ -162,7 +166,9 @@ class Trainer {
   std::string dir_;
   std::unique_ptr<Model<float>> model_;
   std::unique_ptr<Optimizer> opt_;
-  std::unique_ptr<MetricsLog> metrics_;  // RUN_DIR/metrics.jsonl, opened by train() on rank 0
+  std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<FolderLock> lock_;  // the run folder's one writer (rank 0)  //
+                                      // RUN_DIR/metrics.jsonl, opened by train() on rank 0
   Comm* comm_ = &single_process();
   void record(const nlohmann::json& j) {  // a metrics.jsonl line (rank 0 holds the log)
     if (metrics_) metrics_->append(j);
