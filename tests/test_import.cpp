@@ -169,6 +169,22 @@ TEST(Import, ATiedHeadAndMissingBiasesAreRead) {
     for (size_t i = 0; i < v.size; ++i) ASSERT_EQ(n.model->params[v.offset + i], 0.0f) << name;
   }
   EXPECT_EQ(n.notes.size(), 2u);
+  // Found without --map: the one [V, H] weight, bias-free.
+  Imported found = import_of(nob);
+  EXPECT_FALSE(found.model->config().tie);
+  EXPECT_EQ(found.parts["head"], "head.weight (no bias)");
+  expect_copied(nob.build(), *found.model, {{"head.weight", "head.weight"}});
+
+  // Tied and bias-free: the file holds the embedding [V, H] alone; layer 1 reads H-wide
+  // input, so the one [V, H] weight is the embedding and the head is tied to it.
+  TorchLM tnb;
+  tnb.E = tnb.H;
+  tnb.head_weight = false;
+  tnb.head_bias = false;
+  Imported tn = import_of(tnb);
+  EXPECT_TRUE(tn.model->config().tie);
+  EXPECT_TRUE(contains(tn.parts["head"], "no tensor (weight tied")) << tn.parts["head"];
+  expect_copied(tnb.build(), *tn.model, {{"embedding.weight", "embedding.weight"}});
 }
 
 TEST(Import, HalfPrecisionTensorsAreConvertedAndSaid) {
@@ -246,11 +262,48 @@ TEST(Import, RefusesWhatItCannotReadWithOneLineThatSaysWhat) {
   SafeTensors ours = t.build();
   ours.metadata["format"] = "unroll-checkpoint-1";
   refused(ours, t.V, {"already an unroll checkpoint"});
+  // A broken model: NaN weights.
+  SafeTensors nan = t.build();
+  reinterpret_cast<float*>(nan.tensors[3].bytes.data())[1] = NAN;
+  refused(nan, t.V, {"'" + nan.tensors[3].name + "'", "NaN"});
+  // An embedding of the right width but other rows is named.
+  SafeTensors wrong = t.build();
+  wrong.tensors.erase(wrong.tensors.begin());  // embedding.weight [5, 2]
+  std::vector<float> e(7 * 2, 0.1f);
+  wrong.add_f32("embedding.weight", {7, 2}, e.data());
+  refused(wrong, t.V, {"no [5, 2] embedding", "'embedding.weight' is [7, 2]"});
+  // Two output layers: the file holds more than one model's parts.
+  SafeTensors heads = t.build();
+  std::vector<float> hw(5 * 3, 0.2f), hb(5, 0.3f);
+  heads.add_f32("aux.weight", {5, 3}, hw.data());
+  heads.add_f32("aux.bias", {5}, hb.data());
+  refused(heads, t.V, {"2 candidates for the output layer", "one language model", "alone"});
 }
 
 class ImportCli : public clitest::CliTest {};
 
 TEST_F(ImportCli, VocabularyFilesAsJsonOrLinesWithEscapes) {
+  // A byte-order mark is not a token; {token: id} (json.dump(stoi)) is read by id; lines
+  // that start with a bracket are lines.
+  EXPECT_EQ(read_vocab_file(file("bom.txt",
+                                 "\xEF\xBB\xBF"
+                                 "a\nb\n"),
+                            "")
+                .token(0),
+            "a");
+  EXPECT_EQ(read_vocab_file(file("bom.json", "\xEF\xBB\xBF[\"a\", \"b\"]"), "").size(), 2);
+  Vocab stoi = read_vocab_file(file("stoi.json", "{\"b\": 1, \"\\n\": 2, \"a\": 0}"), "");
+  ASSERT_EQ(stoi.size(), 3);
+  EXPECT_EQ(stoi.token(0), "a");
+  EXPECT_EQ(stoi.token(2), "\n");
+  EXPECT_TRUE(
+      contains(error_of([&] { read_vocab_file(file("gap.json", "{\"a\": 0, \"b\": 2}"), ""); }),
+               "the ids 0..1, each once"));
+  Vocab pad = read_vocab_file(file("pad.txt", "[PAD]\n[UNK]\nthe\n"), "");
+  EXPECT_EQ(pad.token(0), "[PAD]");
+  EXPECT_EQ(pad.level(), "word");
+  EXPECT_TRUE(contains(error_of([&] { read_vocab_file(file("cut.json", "[\"a\", \"b\""), ""); }),
+                       "starts like JSON"));
   Vocab j = read_vocab_file(file("v.json", "[\"a\", \"\\n\", \"\xc3\xa9\"]"), "");
   EXPECT_EQ(j.size(), 3);
   EXPECT_EQ(j.level(), "char");
@@ -353,10 +406,21 @@ TEST_F(ImportCli, ImportedCheckpointIsUsedAsItIsAndFineTunes) {
   expect_clean_error(unroll({"import", (dir_ / "m.safetensors").string(), "--vocab-from", text,
                              "--map", "rnn", "-o", o}),
                      {"ROLE=PREFIX"});
-  clitest::Proc p = unroll({"import", file("m.pt", std::string("PK\x03\x04", 4) + "zip"),
-                            "--vocab-from", text, "-o", o});
-  EXPECT_NE(p.code, 0);
-  EXPECT_TRUE(contains(p.err, "pickle")) << describe(p);
-  EXPECT_TRUE(contains(p.err, "safetensors.torch.save_file(torch.load(")) << describe(p);
+  const std::string pt = file("m.pt", std::string("PK\x03\x04", 4) + "zip");
+  expect_clean_error(
+      unroll({"import", pt, "--vocab-from", text, "-o", o}),
+      {"pickle", "safetensors.torch.save_file(torch.load(\"" + pt + "\", weights_only=True), \"" +
+                     (dir_ / "m.safetensors").string() + "\")"});
   EXPECT_FALSE(fs::exists(o));
+  // The same for the commands that read checkpoints, and a hint for a state_dict.
+  expect_clean_error(unroll({"eval", pt, text}), {"pickle", "unroll import"});
+  expect_clean_error(
+      unroll({"export", (dir_ / "m.safetensors").string(), "--onnx", (dir_ / "m.onnx").string()}),
+      {"not an unroll checkpoint", "unroll import"});
+  // --map takes one value: the file after it stays the positional argument.
+  clitest::Proc mp = unroll({"import", "--map", "rnn=lstm", (dir_ / "m.safetensors").string(),
+                             "--vocab-from", text, "-o", (dir_ / "mapped.safetensors").string()});
+  EXPECT_EQ(mp.code, 0) << describe(mp);
+  expect_clean_error(unroll({"import", dir_.string(), "--vocab-from", text, "-o", o}),
+                     {"is a folder"});
 }

@@ -21,15 +21,6 @@ struct ImportArgs {
   TextFormat format;
 };
 
-// The two lines of Python that turn a torch.save file into what import reads.
-std::string convert_lines(const std::string& file) {
-  const std::string stem = std::filesystem::path(file).stem().string();
-  return "  import torch, safetensors.torch\n"
-         "  safetensors.torch.save_file(torch.load(\"" +
-         file + "\", weights_only=True), \"" + stem +
-         ".safetensors\")\n(for a whole pickled module, save its .state_dict(); see "
-         "docs/interop.md)";
-}
 }  // namespace
 
 void add_import(CLI::App& app) {
@@ -75,9 +66,10 @@ void add_import(CLI::App& app) {
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40))
       ->capture_default_str();
   s->add_option(
-      "--map", a->map,
-      "ROLE=PREFIX: which module is the rnn, embedding or head, for a file where several could be "
-      "(e.g. --map rnn=encoder; repeatable; default: found by their names and shapes)");
+       "--map", a->map,
+       "ROLE=PREFIX: which module is the rnn, embedding or head, for a file where several could be "
+       "(e.g. --map rnn=encoder; repeatable; default: found by their names and shapes)")
+      ->allow_extra_args(false);
   s->add_option(
        "--cell", a->cell,
        "The cell when the shapes cannot tell: rnn-relu for nn.RNN(nonlinearity=\"relu\") (default: "
@@ -107,14 +99,13 @@ void add_import(CLI::App& app) {
       require(opt.map.emplace(m.substr(0, eq), m.substr(eq + 1)).second,
               "--map " + m.substr(0, eq) + " is given twice");
     }
-    require(path_kind(a->file, "the model") == PathKind::Other,
-            "cannot read '" + a->file + "': no such file");
-    if (looks_like_torch_save(a->file))
-      throw Error("'" + a->file +
-                  "' was written by torch.save (a pickle), which unroll does not open: unpickling "
-                  "runs whatever "
-                  "code the file holds. Convert it to safetensors in Python:\n" +
-                  convert_lines(a->file));
+    for (const std::string* in : {&a->file, &a->vocab, &a->vocab_from}) {
+      if (in->empty()) continue;
+      const PathKind k = path_kind(*in, "input");
+      require(k != PathKind::None, "cannot read '" + *in + "': no such file");
+      require(k != PathKind::Folder, "'" + *in + "' is a folder: give a file");
+    }
+    if (looks_like_torch_save(a->file)) throw Error(torch_save_refusal(a->file));
     check_output_path(a->out, "checkpoint", {a->file, a->vocab, a->vocab_from});
 
     // The vocabulary and how text becomes its tokens.
@@ -128,6 +119,8 @@ void add_import(CLI::App& app) {
       vocab = load_corpus({a->vocab_from}, nullptr, a->format).vocab;
       vocab_said = "built from '" + a->vocab_from + "'";
     }
+    const bool eos_unused =
+        vocab.level() == "word" && !a->format.pretokenized && vocab.find("<eos>") >= 0;
     a->format.validate();
 
     SafeTensors st;
@@ -161,6 +154,11 @@ void add_import(CLI::App& app) {
       if (im.parts.count(role)) std::printf("%-11s %s\n", role, im.parts[role].c_str());
     std::printf("vocabulary  %d tokens, %s level, %s\n", vocab.size(), vocab.level().c_str(),
                 vocab_said.c_str());
+    if (eos_unused)
+      im.notes.push_back(
+          "the vocabulary has <eos>: if the model was trained on pre-tokenized text (Penn Treebank "
+          "style, one sentence a line), import again with --pretokenized, or spaces and line ends "
+          "will read as <unk>");
     for (auto& n : im.notes) std::printf("note        %s\n", n.c_str());
     std::printf(
         "next        unroll sample %s -p TEXT; unroll eval %s TEXT; unroll cells %s --text TEXT\n",

@@ -441,7 +441,12 @@ void add_train(CLI::App& app) {
         require(s->count(own) == 0,
                 std::string(own) + " comes from --init-from's checkpoint: give one or the other");
       from = std::make_unique<Checkpoint>(load_checkpoint(a->init_from));
-      require_task(*from, a->init_from, "lm");
+      require(from->task == "lm",
+              "--init-from starts a language model from a language model's weights, and '" +
+                  a->init_from + "' is a " +
+                  (from->task == "classify" ? "classifier"
+                   : from->task == "tag"    ? "tagger"
+                                            : "conditional language model"));
       const ModelConfig& fc = from->model_config;
       mc.cell = fc.cell;
       mc.layers = fc.layers;

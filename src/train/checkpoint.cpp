@@ -1,8 +1,9 @@
 #include "unroll/train/checkpoint.h"
 
 #include "unroll/core/error.h"
-#include "unroll/train/safetensors.h"
 #include "unroll/model/params.h"
+#include "unroll/train/import.h"
+#include "unroll/train/safetensors.h"
 
 namespace unroll {
 
@@ -44,6 +45,7 @@ void save_checkpoint(const std::string& path, const Model<float>& model, const V
 }
 
 Checkpoint load_checkpoint(const std::string& path) {
+  if (looks_like_torch_save(path)) throw Error(torch_save_refusal(path));
   SafeTensors st = load_safetensors(path);
   auto meta = [&](const std::string& key) -> nlohmann::json {
     auto it = st.metadata.find(key);
@@ -59,10 +61,13 @@ Checkpoint load_checkpoint(const std::string& path) {
   // the checksum's key damaged.
   require(st.metadata.count(kChecksumKey) == 1,
           "'" + path + "' has no checksum (metadata '" + kChecksumKey +
-              "'): it is not an unroll checkpoint, or its header is damaged");
+              "'): it is not an unroll checkpoint, or its header is damaged (a PyTorch state_dict "
+              "becomes "
+              "one with 'unroll import')");
   auto fmt = st.metadata.find("format");
   require(fmt != st.metadata.end() && fmt->second == kFormat,
-          "'" + path + "' is not an unroll checkpoint (expected format " + kFormat + ")");
+          "'" + path + "' is not an unroll checkpoint (expected format " + kFormat +
+              "; a PyTorch state_dict becomes one with 'unroll import')");
   Checkpoint ck;
   try {
     ck.model_config = model_config_from_json(meta("model"));

@@ -1,6 +1,8 @@
 #include "unroll/train/import.h"
 
 #include <algorithm>
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -83,6 +85,18 @@ bool looks_like_torch_save(const std::string& path) {
   return zip || pickle;
 }
 
+std::string torch_save_refusal(const std::string& path) {
+  const std::filesystem::path p(path);
+  std::string out = (p.parent_path() / p.stem()).string() + ".safetensors";
+  if (out == path) out = (p.parent_path() / p.stem()).string() + "-state.safetensors";
+  return "'" + path +
+         "' was written by torch.save (a pickle), which unroll does not open: unpickling runs "
+         "whatever code the file holds. Convert it in Python: import torch, safetensors.torch; "
+         "safetensors.torch.save_file(torch.load(" +
+         nlohmann::json(path).dump() + ", weights_only=True), " + nlohmann::json(out).dump() +
+         ") (docs/interop.md), then unroll import it";
+}
+
 Imported import_torch_lm(const SafeTensors& st, const Vocab& vocab, const ImportOptions& opt,
                          const std::string& source) {
   Reader r{st, source, {}};
@@ -118,7 +132,10 @@ Imported import_torch_lm(const SafeTensors& st, const Vocab& vocab, const Import
       for (auto& p : found) shown_list.push_back(shown(p));
       throw Error(r.where() + " has " + std::to_string(found.size()) + " recurrent modules (" +
                   name_list(shown_list) +
-                  "): say which one is the language model's with --map rnn=PREFIX");
+                  "). unroll imports one language model, and every tensor in the file must belong "
+                  "to it: save "
+                  "the state_dict of that model alone (--map rnn=PREFIX names it when the names "
+                  "are ambiguous)");
     }
     rnn = found[0];
   }
@@ -170,53 +187,87 @@ Imported import_torch_lm(const SafeTensors& st, const Vocab& vocab, const Import
   int L = 0;
   while (r.find(rnn + "weight_ih_l" + std::to_string(L))) ++L;
 
-  // The head: the one X.weight [V, H] with an X.bias [V] (outside the recurrent module).
+  // The head: the one X.weight [V, H] with an X.bias [V] (outside the recurrent module); else a
+  // lone X.bias [V] (tied to the embedding), or the one bias-free X.weight [V, H].
   std::string head;
-  bool tie = false;
+  bool tie = false;       // the head's weight is the embedding
+  int64_t tied_rows = 0;  // tied and bias-free: no head tensor at all; V is the embedding's rows
   auto outside_rnn = [&](const std::string& name) {
     return name.rfind(rnn, 0) != 0 || !recurrent_name(name.substr(rnn.size()));
   };
+  auto several = [&](const std::vector<std::string>& found, const std::string& part,
+                     const std::string& role) {
+    std::vector<std::string> shown_list;
+    for (auto& p : found) shown_list.push_back(shown(p));
+    return Error(r.where() + " has " + std::to_string(found.size()) + " candidates for the " +
+                 part + " (" + name_list(shown_list) +
+                 "). unroll imports one language model, and every tensor in the file must belong "
+                 "to it: save "
+                 "the state_dict of that model alone (--map " +
+                 role +
+                 "=PREFIX names the part when the names "
+                 "are ambiguous)");
+  };
   if (auto m = opt.map.find("head"); m != opt.map.end()) {
     head = as_prefix(m->second);
-    require(r.find(head + "weight") != nullptr || r.find(head + "bias") != nullptr,
+    const TensorEntry* w = r.find(head + "weight");
+    require(w != nullptr || r.find(head + "bias") != nullptr,
             "--map head=" + m->second + ": " + r.where() + " has no tensor '" + head + "weight'");
-    tie = r.find(head + "weight") == nullptr;
+    require(!w || (w->shape.size() == 2 && w->shape[1] == H),
+            "--map head=" + m->second + ": '" + head + "weight' has shape " +
+                (w ? shape_str(w->shape) : "") + ", but the output layer reads the " +
+                std::to_string(H) + "-wide states: [V, " + std::to_string(H) + "]");
+    tie = w == nullptr;
   } else {
-    std::vector<std::string> found;
+    std::vector<std::string> found, lone, bias_free;
     for (auto& t : st.tensors) {
-      if (!ends_with(t.name, "weight") || !outside_rnn(t.name) || t.shape.size() != 2 ||
-          t.shape[1] != H)
-        continue;
-      const std::string p = t.name.substr(0, t.name.size() - 6);
-      const TensorEntry* b = r.find(p + "bias");
-      if (b && b->shape == std::vector<int64_t>{t.shape[0]}) found.push_back(p);
+      if (!outside_rnn(t.name)) continue;
+      if (ends_with(t.name, "weight") && t.shape.size() == 2 && t.shape[1] == H) {
+        const std::string p = t.name.substr(0, t.name.size() - 6);
+        const TensorEntry* b = r.find(p + "bias");
+        if (b && b->shape == std::vector<int64_t>{t.shape[0]}) found.push_back(p);
+        if (!b) bias_free.push_back(p);
+      }
+      if (ends_with(t.name, "bias") && t.shape.size() == 1 &&
+          !r.find(t.name.substr(0, t.name.size() - 4) + "weight"))
+        lone.push_back(t.name.substr(0, t.name.size() - 4));
     }
-    if (found.empty()) {  // tied: save_model keeps the embedding and drops the head's copy
-      for (auto& t : st.tensors)
-        if (ends_with(t.name, "bias") && outside_rnn(t.name) && t.shape.size() == 1 &&
-            !r.find(t.name.substr(0, t.name.size() - 4) + "weight"))
-          found.push_back(t.name.substr(0, t.name.size() - 4));
-      require(found.size() == 1, r.where() + " has no output layer: no [V, " + std::to_string(H) +
-                                     "] weight with a [V] bias (an nn.Linear(" + std::to_string(H) +
-                                     ", V) head). Its tensors: " + name_list(r.names()));
+    if (found.size() > 1) throw several(found, "output layer", "head");
+    if (found.size() == 1) {
+      head = found[0];
+    } else if (lone.size() ==
+               1) {  // tied: save_model keeps the embedding and drops the head's copy
+      head = lone[0];
       tie = true;
-    } else if (found.size() > 1) {
-      std::vector<std::string> shown_list;
-      for (auto& p : found) shown_list.push_back(shown(p));
-      throw Error(r.where() + " has " + std::to_string(found.size()) +
-                  " candidates for the output layer (" + name_list(shown_list) +
-                  "): say which with --map head=PREFIX");
+    } else if (bias_free.size() == 1) {
+      const int64_t R = r.find(bias_free[0] + "weight")->shape[0];
+      if (In0 == H && In0 != R) {
+        // Layer 1 reads H-wide input that is not one-hot: the one [R, H] weight is the
+        // embedding, and the head is tied to it, without a bias.
+        tie = true;
+        tied_rows = R;
+      } else {
+        head = bias_free[0];
+      }
+    } else if (bias_free.size() > 1) {
+      throw several(bias_free, "output layer", "head");
+    } else {
+      throw Error(r.where() + " has no output layer: no [V, " + std::to_string(H) +
+                  "] weight (an nn.Linear(" + std::to_string(H) +
+                  ", V) head). Its tensors: " + name_list(r.names()));
     }
-    head = found[0];
   }
-  const TensorEntry* hb = r.find(head + "bias");
-  const TensorEntry* hw = r.find(head + "weight");
-  const int64_t V = hw ? hw->shape.at(0) : hb ? hb->shape.at(0) : 0;
-  require(V == vocab.size(), r.where() + ": the output layer '" + head + (hw ? "weight" : "bias") +
-                                 "' has " + std::to_string(V) + " rows but the vocabulary has " +
-                                 std::to_string(vocab.size()) +
-                                 " tokens: give the vocabulary the model was trained with (one "
-                                 "token per row, in row order)");
+  const bool head_tensors = tied_rows == 0;
+  const TensorEntry* hb = head_tensors ? r.find(head + "bias") : nullptr;
+  const TensorEntry* hw = head_tensors && !tie ? r.find(head + "weight") : nullptr;
+  const int64_t V = hw ? hw->shape.at(0) : hb ? hb->shape.at(0) : tied_rows;
+  require(V == vocab.size(),
+          r.where() + ": the output layer " +
+              (head_tensors ? "'" + head + (hw ? "weight" : "bias") + "'" : std::string("(tied)")) +
+              " has " + std::to_string(V) + " rows but the vocabulary has " +
+              std::to_string(vocab.size()) +
+              " tokens: give the vocabulary the model was trained with (one "
+              "token per row, in row order)");
 
   // The embedding: an X.weight [V, In0] outside the recurrent module and the head.
   std::string emb;
@@ -227,27 +278,29 @@ Imported import_torch_lm(const SafeTensors& st, const Vocab& vocab, const Import
   } else {
     std::vector<std::string> found;
     for (auto& t : st.tensors) {
-      if (!ends_with(t.name, "weight") || !outside_rnn(t.name) || t.name == head + "weight")
+      if (!ends_with(t.name, "weight") || !outside_rnn(t.name) ||
+          (!tie && t.name == head + "weight"))
         continue;
       if (t.shape == std::vector<int64_t>{V, In0})
         found.push_back(t.name.substr(0, t.name.size() - 6));
     }
-    if (found.size() > 1) {
-      std::vector<std::string> shown_list;
-      for (auto& p : found) shown_list.push_back(shown(p));
-      throw Error(r.where() + " has " + std::to_string(found.size()) +
-                  " candidates for the embedding (" + name_list(shown_list) +
-                  "): say which with --map embedding=PREFIX");
+    if (found.size() > 1) throw several(found, "embedding", "embedding");
+    if (found.empty() && In0 != V) {
+      std::string near;  // an embedding of the right width but other rows
+      for (auto& t : st.tensors)
+        if (ends_with(t.name, "weight") && outside_rnn(t.name) && t.shape.size() == 2 &&
+            t.shape[1] == In0 && (tie || t.name != head + "weight"))
+          near = " ('" + t.name + "' is " + shape_str(t.shape) +
+                 ": its rows must be the output layer's " + std::to_string(V) + ")";
+      throw Error(r.where() + ": layer 1 reads " + std::to_string(In0) +
+                  " inputs, but there is no [" + std::to_string(V) + ", " + std::to_string(In0) +
+                  "] embedding (nn.Embedding(" + std::to_string(V) + ", " + std::to_string(In0) +
+                  "))" + near + ", and one-hot input would be " + std::to_string(V) + " wide");
     }
-    require(!found.empty() || In0 == V,
-            r.where() + ": layer 1 reads " + std::to_string(In0) + " inputs, but there is no [" +
-                std::to_string(V) + ", " + std::to_string(In0) + "] embedding (nn.Embedding(" +
-                std::to_string(V) + ", " + std::to_string(In0) + ")), and one-hot input would be " +
-                std::to_string(V) + " wide");
     if (!found.empty()) emb = found[0], has_emb = true;
   }
   require(!tie || (has_emb && In0 == H), r.where() + ": the output layer '" + head +
-                                             "' has a bias but no weight, and there is no [" +
+                                             "' has no weight, and there is no [" +
                                              std::to_string(V) + ", " + std::to_string(H) +
                                              "] embedding for it to share (a tied head)");
 
@@ -266,6 +319,11 @@ Imported import_torch_lm(const SafeTensors& st, const Vocab& vocab, const Import
   std::set<std::string> converted;
   auto copy = [&](const TensorEntry& e, const std::string& to) {
     std::vector<float> x = floats_of(e);
+    for (float v : x)
+      require(std::isfinite(v),
+              r.where() + ": tensor '" + e.name +
+                  "' holds NaN or infinite values: the model is broken (was it saved after a "
+                  "step whose loss was not finite?)");
     if (e.dtype != DType::F32) converted.insert(dtype_name(e.dtype));
     std::copy(x.begin(), x.end(), m.param(to));
   };
@@ -314,7 +372,8 @@ Imported import_torch_lm(const SafeTensors& st, const Vocab& vocab, const Import
   out.parts["rnn"] = rnn + "weight_ih_l0 .. " + rnn + "bias_hh_l" + std::to_string(L - 1);
   if (has_emb) out.parts["embedding"] = emb + "weight";
   out.parts["head"] =
-      tie ? head + "bias (weight tied to the embedding)" : head + "weight, " + head + "bias";
+      tie ? (hb ? head + "bias" : std::string("no tensor")) + " (weight tied to the embedding)"
+          : head + "weight" + (hb ? ", " + head + "bias" : std::string(" (no bias)"));
   return out;
 }
 
@@ -323,17 +382,40 @@ Vocab read_vocab_file(const std::string& path, const std::string& level) {
   require(in.good(), "cannot read vocabulary '" + path + "'");
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string text = ss.str();
+  std::string text = ss.str();
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // a UTF-8 byte-order mark
   std::vector<std::string> tokens;
   const size_t first = text.find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && text[first] == '[') {
-    nlohmann::json j;
+  const size_t last = text.find_last_not_of(" \t\r\n");
+  const bool one_line = first == std::string::npos || text.find('\n', first) > last;
+  nlohmann::json j;
+  bool json = false;
+  if (first != std::string::npos && (text[first] == '[' || text[first] == '{')) {
     try {
       j = nlohmann::json::parse(text);
+      json = true;
     } catch (const nlohmann::json::exception& e) {
-      throw Error("vocabulary '" + path +
-                  "' starts like a JSON list but is not valid JSON: " + e.what());
+      // Several lines that only start with a bracket ("[PAD]") are a line vocabulary.
+      require(!one_line,
+              "vocabulary '" + path + "' starts like JSON but is not valid JSON: " + e.what());
     }
+  }
+  if (json && j.is_object()) {  // {token: id}, as json.dump(stoi) writes it: ids 0..n-1, each once
+    std::vector<std::string> by_id(j.size());
+    std::vector<bool> seen(j.size(), false);
+    for (auto& [tok, id] : j.items()) {
+      const bool ok = id.is_number_integer() && id.get<int64_t>() >= 0 &&
+                      id.get<int64_t>() < int64_t(j.size()) && !seen[id.get<size_t>()];
+      require(ok, "vocabulary '" + path + "': token " + nlohmann::json(tok).dump() + " has id " +
+                      id.dump() + "; a {token: id} object needs the ids 0.." +
+                      std::to_string(j.size() - 1) + ", each once");
+      seen[id.get<size_t>()] = true;
+      by_id[id.get<size_t>()] = tok;
+    }
+    tokens = std::move(by_id);
+  } else if (json) {
+    require(j.is_array(),
+            "vocabulary '" + path + "' is JSON but not a list of tokens (or a {token: id} object)");
     for (size_t i = 0; i < j.size(); ++i) {
       require(j[i].is_string(),
               "vocabulary '" + path + "': entry " + std::to_string(i) + " is not a string");

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import ort from 'onnxruntime-node';
 
 const args = process.argv.slice(2);
-const opt = { prime: '\n', n: 200, temperature: 0.8, seed: 1 };
+const opt = { prime: '', n: 200, temperature: 0.8, seed: 1 };
 let file = null;
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
@@ -68,6 +68,8 @@ const primeIds = Array.from(opt.prime, (ch) => {
   if (!index.has(ch)) throw new Error(`the prime's character ${JSON.stringify(ch)} is not in the vocabulary`);
   return index.get(ch);
 });
+// Without a prime, generation starts after a line end (or <eos>, or token 0), as unroll's does.
+if (primeIds.length === 0) primeIds.push(index.get('\n') ?? index.get('<eos>') ?? 0);
 let logits = await step(primeIds);
 let out = opt.prime;
 for (let i = 0; i < opt.n; i++) {

@@ -58,5 +58,7 @@ Vocab read_vocab_file(const std::string& path, const std::string& level);
 // True when the first bytes are those of a file that torch.save writes (a zip archive or a
 // pickle), which unroll does not open: unpickling runs code.
 bool looks_like_torch_save(const std::string& path);
+// Why such a file is not read, and the Python that converts it, in one line.
+std::string torch_save_refusal(const std::string& path);
 
 }  // namespace unroll
