@@ -219,8 +219,9 @@ TEST_F(CliTest, TrainWritesLatestAndBestCheckpoints) {
   // Nothing else is left behind (no temporary files from atomic saves).
   for (auto& e : fs::directory_iterator(out)) {
     const std::string n = e.path().filename().string();
-    EXPECT_TRUE(n == "latest.safetensors" || n == "best.safetensors" || n == "metrics.jsonl" || n == "config.json" ||
-                n == "report.html")
+    EXPECT_TRUE(n == "latest.safetensors" || n == "best.safetensors" || n == "metrics.jsonl" ||
+                n == "config.json" || n == "report.html" ||
+                n == ".lock")  // .lock: the run folder's one-writer lock (core/file.h)
         << "stray file " << n;
   }
   for (int step : {10, 20, 30})

@@ -313,6 +313,15 @@ TEST(ReportPage, ClassifierAccuracyAgainstStepsAndWallTime) {
     EXPECT_EQ(count(fig, "data-series=\"validation\" data-n=\"3\""), 1u) << caption;
   }
   EXPECT_NE(h.find("seconds of training</text>"), std::string::npos);
+  // The constant learning rate is drawn on an axis around it: its value is a tick label,
+  // and no tick is negative (it was drawn as 0 on a ±0.5 axis).
+  {
+    const size_t at = h.find("<figcaption>Learning rate");
+    ASSERT_NE(at, std::string::npos);
+    const std::string fig = h.substr(at, h.find("</figure>", at) - at);
+    EXPECT_NE(fig.find(">0.002</text>"), std::string::npos) << fig.substr(0, 3000);
+    EXPECT_EQ(fig.find(">-0."), std::string::npos) << fig.substr(0, 3000);
+  }
   // A language model's records hold no accuracy: no accuracy charts.
   for (auto& r : d["runs"][0]["records"]) r.erase(r["kind"] == "step" ? "train_accuracy" : "val_accuracy");
   EXPECT_EQ(report_page_html(d).find("Accuracy"), std::string::npos);

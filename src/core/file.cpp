@@ -161,7 +161,9 @@ FolderLock::FolderLock(const std::string& dir, const std::string& what,
                        const std::string& command) {
   const std::string path = (fs::path(dir) / ".lock").string();
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw Error("cannot lock '" + dir + "' for " + what + ": " + std::strerror(errno));
+  if (fd_ < 0)
+    throw Error("cannot write '" + path + "', the lock that keeps the folder to one writer, for " +
+                what + ": " + std::strerror(errno));
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     std::string holder(512, '\0');

@@ -83,7 +83,11 @@ std::string chart(const std::vector<Line>& lines, const std::string& xlabel, con
   std::string h = "<svg class=\"chart\" viewBox=\"0 0 560 260\" role=\"img\">";
   if (x0 > x1) return h + "<text x=\"280\" y=\"130\" text-anchor=\"middle\" class=\"lab\">no data yet</text></svg>";
   if (x1 == x0) x1 = x0 + 1;
-  if (y1 == y0) y0 -= 0.5, y1 += 0.5;
+  if (y1 == y0) {  // a constant series: an axis around its value, at its own scale (lr 0.002:
+                   // 0.001..0.003)
+    const double half = !log_y && y0 != 0 ? std::fabs(y0) / 2 : 0.5;
+    y0 -= half, y1 += half;
+  }
   const double pad = (y1 - y0) * 0.04;
   y0 -= pad, y1 += pad;
   auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };

@@ -460,6 +460,11 @@ void Trainer::lock_run_folder() {
 }
 
 std::vector<TrainEvent> Trainer::train(std::ostream& log) {
+  // The run folder's lock is held until train() ends, however it ends.
+  struct Unlock {
+    std::unique_ptr<FolderLock>& lock;
+    ~Unlock() { lock.reset(); }
+  } unlock{lock_};
   Model<float>& m = *model_;
   const int B = cfg_.batch, T = cfg_.seq;
   const BatchStream& stream = *stream_;
