@@ -2,22 +2,15 @@
 // safetensors file, then the search for the recurrent layers, head and embedding by name
 // and shape, the refusals, the dtype conversions and the model it builds. Any outcome but
 // an imported model or an unroll::Error is a finding.
-#include <unistd.h>
-
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <vector>
 
+#include "fuzz_util.h"
 #include "unroll/core/error.h"
 #include "unroll/train/import.h"
 
 namespace {
-const std::string& scratch() {
-  static const std::string path =
-      "/dev/shm/unroll_fuzz_import_" + std::to_string(::getpid()) + ".safetensors";
-  return path;
-}
 
 // A vocabulary the head can match: as many tokens as the first 1-D tensor has elements
 // (the head's bias, in a well-formed file), else 8. Tokens are distinct code points.
@@ -38,11 +31,7 @@ unroll::Vocab vocab_for(const unroll::SafeTensors& st) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string& path = scratch();
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) __builtin_trap();
-  if (size && std::fwrite(data, 1, size, f) != size) __builtin_trap();
-  std::fclose(f);
+  const std::string& path = fuzz::scratch_file("import", data, size);
   try {
     const unroll::SafeTensors st = unroll::load_safetensors(path);
     unroll::ImportOptions opt;

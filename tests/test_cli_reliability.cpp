@@ -33,6 +33,19 @@ bool wait_for_steps(const fs::path& run, int64_t n) {
   return false;
 }
 
+// 4,000 classifier examples, "odd" or "even" by position, of 12 random letters each: a
+// task no epoch finishes quickly, for runs that are stopped from outside.
+std::string labelled_noise(unsigned seed) {
+  std::string data;
+  std::mt19937 rng(seed);
+  for (int i = 0; i < 4000; ++i) {
+    std::string w;
+    for (int k = 0; k < 12; ++k) w += char('a' + rng() % 26);
+    data += std::string(i % 2 ? "odd" : "even") + "\t" + w + "\n";
+  }
+  return data;
+}
+
 const std::vector<std::string> kSmall = {"--hidden", "32", "--layers", "1", "--batch", "4", "--seq", "16",
                                          "--print-every", "1", "--threads", "1"};
 
@@ -244,14 +257,7 @@ TEST_F(Reliability, OnNanSkipDropsTheBatchAndCountsIt) {
 // classify train: Ctrl-C ends the epoch early, validates and saves what it
 // has, and exits 130; a non-finite batch is skipped with --on-nan skip.
 TEST_F(Reliability, ClassifierInterruptAndSkip) {
-  std::string data;
-  std::mt19937 rng(3);
-  for (int i = 0; i < 4000; ++i) {
-    std::string w;
-    for (int k = 0; k < 12; ++k) w += char('a' + rng() % 26);
-    data += std::string(i % 2 ? "odd" : "even") + "\t" + w + "\n";
-  }
-  const std::string f = file("ex.tsv", data);
+  const std::string f = file("ex.tsv", labelled_noise(3));
   const fs::path run = dir_ / "run";
   Child c = start({"classify", "train", f, "--out", run.string(), "--hidden", "64", "--batch", "4",
                    "--epochs", "1000", "--patience", "0", "--threads", "1"});
@@ -385,14 +391,7 @@ TEST_F(Reliability, RunFolderHasOneWriterAndAKilledHolderFreesIt) {
 
 // The classifier's loop takes the same lock.
 TEST_F(Reliability, ClassifierRunFolderHasOneWriter) {
-  std::string data;
-  std::mt19937 rng(4);
-  for (int i = 0; i < 4000; ++i) {
-    std::string w;
-    for (int k = 0; k < 12; ++k) w += char('a' + rng() % 26);
-    data += std::string(i % 2 ? "odd" : "even") + "\t" + w + "\n";
-  }
-  const std::string f = file("ex.tsv", data);
+  const std::string f = file("ex.tsv", labelled_noise(4));
   const fs::path run = dir_ / "run";
   const std::vector<std::string> args = {
       "classify", "train",    f,      "--out",      run.string(), "--hidden",  "64", "--batch",
