@@ -51,7 +51,8 @@ void BM_Chunk(benchmark::State& st) {
     s.m.backward(1.0f / float(l.count));
     benchmark::DoNotOptimize(s.m.grads.data());
   }
-  st.counters["tok/s"] = benchmark::Counter(double(B) * T, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["tok/s"] =
+      benchmark::Counter(double(B) * T, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_Forward(benchmark::State& st) {
@@ -62,7 +63,8 @@ void BM_Forward(benchmark::State& st) {
     LossSum l = s.m.forward(s.in.data(), s.tg.data(), T, B, Mode::Train);
     benchmark::DoNotOptimize(l.sum);
   }
-  st.counters["tok/s"] = benchmark::Counter(double(B) * T, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["tok/s"] =
+      benchmark::Counter(double(B) * T, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_SampleStep(benchmark::State& st) {
@@ -86,7 +88,8 @@ void BM_Gemm(benchmark::State& st) {
     gemm(false, tb, M, N, K, 1.0f, a.data(), K, b.data(), tb ? K : N, 1.0f, c.data(), N);
     benchmark::DoNotOptimize(c.data());
   }
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * M * N * K * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void cells(benchmark::internal::Benchmark* b) {

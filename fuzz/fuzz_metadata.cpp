@@ -3,9 +3,8 @@
 // classification settings — on arbitrary JSON. Each must accept it or throw
 // unroll::Error; a vocabulary that parses must round-trip.
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "fuzz_util.h"
 #include "unroll/core/error.h"

@@ -72,8 +72,9 @@ struct Child {
 // Starts program (a path) with args in folder cwd, with `env` ("NAME=value")
 // added to its environment; stdin is /dev/null, stdout and stderr go to files
 // in io_dir.
-inline Child spawn(const std::string& program, const std::vector<std::string>& args, const fs::path& cwd,
-                   const fs::path& io_dir, const std::vector<std::string>& env = {}) {
+inline Child spawn(const std::string& program, const std::vector<std::string>& args,
+                   const fs::path& cwd, const fs::path& io_dir,
+                   const std::vector<std::string>& env = {}) {
   static int counter = 0;
   const int n = ++counter;
   Child c;

@@ -38,7 +38,7 @@ inline void plant_quote_cell(Model<float>& m, int quote_id) {
   Wih[(0 * H + u) * V + quote_id] = 40, b[0 * H + u] = -20;  // i: open on '"'
   Wih[(1 * H + u) * V + quote_id] = -40, b[1 * H + u] = 20;  // f: forget on '"'
   Whh[(2 * H + u) * H + u] = -20, b[2 * H + u] = 5;          // g = −sign(h)
-  b[3 * H + u] = 20;                                          // o = 1
+  b[3 * H + u] = 20;                                         // o = 1
 }
 
 inline std::u32string quoted_text(Rng& rng, size_t n) {

@@ -53,7 +53,8 @@ inline bool decode_png(const std::string& bytes, Image* img, std::string* err) {
   const size_t stride = size_t(img->width) * channels;
   std::vector<uint8_t> raw((stride + 1) * img->height);
   uLongf raw_len = raw.size();
-  if (uncompress(raw.data(), &raw_len, reinterpret_cast<const Bytef*>(idat.data()), idat.size()) != Z_OK ||
+  if (uncompress(raw.data(), &raw_len, reinterpret_cast<const Bytef*>(idat.data()), idat.size()) !=
+          Z_OK ||
       raw_len != raw.size())
     return *err = "bad image data", false;
   // Undo the per-row filters (PNG spec, section 9), in place.
@@ -67,21 +68,30 @@ inline bool decode_png(const std::string& bytes, Image* img, std::string* err) {
                 c = i >= size_t(channels) ? prev[i - channels] : 0;
       int p = 0;
       switch (filter) {
-        case 0: break;
-        case 1: p = a; break;
-        case 2: p = b; break;
-        case 3: p = (a + b) / 2; break;
+        case 0:
+          break;
+        case 1:
+          p = a;
+          break;
+        case 2:
+          p = b;
+          break;
+        case 3:
+          p = (a + b) / 2;
+          break;
         case 4: {
           const int pa = std::abs(b - c), pb = std::abs(a - c), pc = std::abs(a + b - 2 * c);
           p = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
           break;
         }
-        default: return *err = "bad filter type " + std::to_string(filter), false;
+        default:
+          return *err = "bad filter type " + std::to_string(filter), false;
       }
       row[i] = uint8_t(row[i] + p);
     }
     for (int x = 0; x < img->width; ++x)
-      for (int k = 0; k < 3; ++k) img->rgb[(size_t(y) * img->width + x) * 3 + k] = row[x * channels + k];
+      for (int k = 0; k < 3; ++k)
+        img->rgb[(size_t(y) * img->width + x) * 3 + k] = row[x * channels + k];
     prev.assign(row, row + stride);
   }
   return true;

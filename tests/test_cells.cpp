@@ -5,12 +5,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "planted.h"
 #include "unroll/core/rng.h"
 #include "unroll/infer/evaluate.h"
 #include "unroll/inspect/cells.h"
 #include "unroll/text/utf8.h"
-
-#include "planted.h"
 
 using namespace unroll;
 
@@ -42,7 +41,8 @@ TEST(BestThreshold, MatchesBruteForce) {
       }
       brute = std::max({brute, double(above) / n, double(below) / n});
     }
-    EXPECT_NEAR(best_threshold_accuracy(x.data(), 1, y.data(), n), brute, 1e-12) << "trial " << trial;
+    EXPECT_NEAR(best_threshold_accuracy(x.data(), 1, y.data(), n), brute, 1e-12)
+        << "trial " << trial;
   }
 }
 

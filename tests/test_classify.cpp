@@ -65,7 +65,9 @@ TEST(Labelled, ByteOrderMarksSpacesAndTabs) {
   e = error_of([&] { read_tagged(t.file("two.tsv", "funny\tADJ\textra\n")); });
   EXPECT_NE(e.find("two.tsv:1: more than one tab"), std::string::npos) << e;
   // Whitespace-only lines separate sequences, in training data and in text to tag alike.
-  auto tg = read_tagged(t.file("ws.tsv", "\xEF\xBB\xBF" "a\tX\n   \nb\tY\n"));
+  auto tg = read_tagged(t.file("ws.tsv",
+                               "\xEF\xBB\xBF"
+                               "a\tX\n   \nb\tY\n"));
   ASSERT_EQ(tg.size(), 2u);
   EXPECT_EQ(tg.tokens[0][0], "a");
   auto plain = read_tagged_text("a\n \t \nb\tignored\n", "<stdin>", false);
@@ -142,8 +144,10 @@ std::string memory_task(int n, uint64_t seed) {
     std::string s;
     for (int k = 0; k < len; ++k) s += alphabet[rng.below(4)];
     const bool same = rng.below(2) == 0;
-    if (same) s.back() = s[0];
-    else while (s.back() == s[0]) s.back() = alphabet[rng.below(4)];
+    if (same)
+      s.back() = s[0];
+    else
+      while (s.back() == s[0]) s.back() = alphabet[rng.below(4)];
     out += std::string(same ? "same" : "differ") + "\t" + s + "\n";
   }
   return out;
@@ -184,7 +188,8 @@ TEST(ClassifyTraining, LstmLearnsAMemoryTask) {
 TEST(ClassifyTraining, DedupeDropsRepeatedExamplesBeforeTheSplit) {
   TempDir t;
   std::string data;
-  for (int i = 0; i < 40; ++i) data += std::string(i % 2 ? "a" : "b") + "\tname" + std::to_string(i % 10) + "\n";
+  for (int i = 0; i < 40; ++i)
+    data += std::string(i % 2 ? "a" : "b") + "\tname" + std::to_string(i % 10) + "\n";
   const std::string path = t.file("dup.tsv", data);  // 40 lines, 10 distinct (label, text) pairs
   const ModelConfig mc = one_layer_gru(4);
   ClassifyConfig cc;
@@ -205,7 +210,8 @@ TEST(ClassifyTraining, DedupeDropsRepeatedExamplesBeforeTheSplit) {
 TEST(ClassifyTraining, ARareClassStaysInTraining) {
   TempDir t;
   std::string data;
-  for (int i = 0; i < 60; ++i) data += std::string(i % 2 ? "pos" : "neg") + "\tx" + std::to_string(i) + "\n";
+  for (int i = 0; i < 60; ++i)
+    data += std::string(i % 2 ? "pos" : "neg") + "\tx" + std::to_string(i) + "\n";
   data += "rare\tonly one\n";
   const std::string path = t.file("rare.tsv", data);
   for (uint64_t seed : {1, 2, 3, 4, 5}) {
@@ -218,7 +224,8 @@ TEST(ClassifyTraining, ARareClassStaysInTraining) {
     train_classifier(mc, cc, path, (t.dir / "run").string(), log);
     EXPECT_NE(log.str().find("3 classes"), std::string::npos) << log.str();
     Checkpoint ck = load_checkpoint((t.dir / "run" / "latest.safetensors").string());
-    for (auto& l : validation_examples(ck.train, ck.data).labels) EXPECT_NE(l, "rare") << "seed " << seed;
+    for (auto& l : validation_examples(ck.train, ck.data).labels)
+      EXPECT_NE(l, "rare") << "seed " << seed;
   }
 }
 
@@ -232,7 +239,8 @@ TEST(ClassifyTraining, SplitIsSeededAndRebuiltForEvaluation) {
   cc.seed = 9;
   std::ostringstream log;
   train_classifier(mc, cc, data, (t.dir / "run").string(), log);
-  EXPECT_NE(log.str().find("150 training and 50 validation examples"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("150 training and 50 validation examples"), std::string::npos)
+      << log.str();
   Checkpoint ck = load_checkpoint((t.dir / "run" / "latest.safetensors").string());
   LabelledExamples v1 = validation_examples(ck.train, ck.data);
   LabelledExamples v2 = validation_examples(ck.train, ck.data);
@@ -244,7 +252,8 @@ TEST(ClassifyTraining, SplitIsSeededAndRebuiltForEvaluation) {
   EXPECT_NE(validation_examples(other, ck.data).where, v1.where);
   // A changed file cannot give back its split.
   t.file("d.tsv", memory_task(201, 3));
-  EXPECT_NE(error_of([&] { validation_examples(ck.train, ck.data); }).find("has changed"), std::string::npos);
+  EXPECT_NE(error_of([&] { validation_examples(ck.train, ck.data); }).find("has changed"),
+            std::string::npos);
 }
 
 // Tag each token with the token before it ("-" at the start): per-token
@@ -286,7 +295,8 @@ TEST(TagTraining, LstmLearnsPerTokenLabels) {
   EXPECT_EQ(ck.train.value("task", ""), "tag");
   // A sequence is tagged the same alone and among longer ones.
   TaggedSequences one = read_tagged(t.file("one.txt", "gold\nred\ncyan\n"), false);
-  TaggedSequences many = read_tagged(t.file("many.txt", "blue\nblue\nblue\nblue\nblue\nred\n\ngold\nred\ncyan\n"), false);
+  TaggedSequences many = read_tagged(
+      t.file("many.txt", "blue\nblue\nblue\nblue\nblue\nred\n\ngold\nred\ncyan\n"), false);
   auto p1 = tag_probabilities(*ck.model, encode_tagged(one, ck.vocab, {}));
   auto p2 = tag_probabilities(*ck.model, encode_tagged(many, ck.vocab, {}));
   ASSERT_EQ(p2[1].size(), 3u);
@@ -294,7 +304,8 @@ TEST(TagTraining, LstmLearnsPerTokenLabels) {
     for (size_t j = 0; j < p1[0][k].size(); ++j) EXPECT_NEAR(p1[0][k][j], p2[1][k][j], 1e-5);
   // An unknown tag at evaluation names its line.
   TaggedSequences bad = read_tagged(t.file("bad.tsv", "red\t-\nblue\tpurple\n"));
-  std::string e = error_of([&] { encode_tagged(bad, ck.vocab, ck.data["classes"].get<std::vector<std::string>>()); });
+  std::string e = error_of(
+      [&] { encode_tagged(bad, ck.vocab, ck.data["classes"].get<std::vector<std::string>>()); });
   EXPECT_NE(e.find("bad.tsv:2: unknown label 'purple'"), std::string::npos) << e;
 }
 

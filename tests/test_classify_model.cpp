@@ -134,7 +134,8 @@ TEST(ClassifyPadding, AloneAndInABatchAgree) {
         in[1 * B + 2] = (in[1 * B + 2] + 1) % 11;
         m.classify(in.data(), lengths.data(), nullptr, nullptr, T, B, Mode::Eval);
         double moved = 0;
-        for (int k = 0; k < cfg.outputs; ++k) moved += std::abs(m.logits()[2 * cfg.outputs + k] - alone[k]);
+        for (int k = 0; k < cfg.outputs; ++k)
+          moved += std::abs(m.logits()[2 * cfg.outputs + k] - alone[k]);
         EXPECT_GT(moved, 1e-6);
       }
 }
@@ -190,7 +191,9 @@ TEST(ConditionalModel, GradientsMatchFiniteDifferences) {
     // Category 1 is not in the batch: its row gets no gradient; the others do.
     const auto& view = m.layout().at("category.weight");
     double row1 = 0, row2 = 0;
-    for (int k = 0; k < 8; ++k) row1 += std::abs(m.grads[view.offset + 8 + k]), row2 += std::abs(m.grads[view.offset + 16 + k]);
+    for (int k = 0; k < 8; ++k)
+      row1 += std::abs(m.grads[view.offset + 8 + k]),
+          row2 += std::abs(m.grads[view.offset + 16 + k]);
     EXPECT_EQ(row1, 0.0);
     EXPECT_GT(row2, 0.0);
     // A second chunk continues from the carried state, not from the categories.

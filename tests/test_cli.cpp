@@ -74,14 +74,18 @@ TEST_F(CliTest, EverySubcommandHasHelp) {
 // exit 0, and every option it lists comes with a one-line explanation.
 // Every command and sub-command that `unroll --help` lists, walked through
 // their own --help: {"train"}, {"classify", "eval"}, ...
-std::vector<std::vector<std::string>> every_command(const std::function<Proc(std::vector<std::string>)>& run) {
+std::vector<std::vector<std::string>> every_command(
+    const std::function<Proc(std::vector<std::string>)>& run) {
   auto section = [](const std::string& help, const std::string& title) {
     std::vector<std::string> out;
     bool in = false;
     for (auto& l : split_lines(help)) {
-      if (l == title + ":") in = true;
-      else if (in && (l.empty() || l[0] != ' ')) in = false;
-      else if (in) out.push_back(l);
+      if (l == title + ":")
+        in = true;
+      else if (in && (l.empty() || l[0] != ' '))
+        in = false;
+      else if (in)
+        out.push_back(l);
     }
     return out;
   };
@@ -123,7 +127,8 @@ TEST_F(CliTest, EveryCommandsHelpExplainsEveryOption) {
       // ("INT:INT in [1 - 64]", "TEXT:{a,b}"), its default ("=adam") and its
       // exclusions ("Excludes: --x") must hold words; or the next, deeper line does.
       std::string rest = std::regex_replace(l, std::regex("^\\s*(-\\w,)?--[a-z0-9-]+"), "");
-      for (const char* pat : {"\\{[^}]*\\}", "\\[[^\\]]*\\]", "=\\S+", "--[a-z0-9-]+", "\\b[A-Z]+\\b", "Excludes:", "Needs:"})
+      for (const char* pat : {"\\{[^}]*\\}", "\\[[^\\]]*\\]", "=\\S+", "--[a-z0-9-]+",
+                              "\\b[A-Z]+\\b", "Excludes:", "Needs:"})
         rest = std::regex_replace(rest, std::regex(pat), "");
       const std::regex words("[a-z]{3,}");
       const bool same_line = std::regex_search(rest, words);
@@ -133,8 +138,10 @@ TEST_F(CliTest, EveryCommandsHelpExplainsEveryOption) {
       // An option that takes a value shows its default ("=50"), is required,
       // or says in words what happens without it ("default: ...", when it is
       // required, or "Also" for an optional extra output).
-      const bool takes_value = std::regex_search(l, std::regex("^\\s*(-\\w,)?--[a-z0-9-]+ (TEXT|INT|UINT|FLOAT)"));
-      if (takes_value && l.find('=') == std::string::npos && l.find("REQUIRED") == std::string::npos) {
+      const bool takes_value =
+          std::regex_search(l, std::regex("^\\s*(-\\w,)?--[a-z0-9-]+ (TEXT|INT|UINT|FLOAT)"));
+      if (takes_value && l.find('=') == std::string::npos &&
+          l.find("REQUIRED") == std::string::npos) {
         const std::string text = l + (next_line ? " " + lines[i + 1] : "");
         EXPECT_TRUE(std::regex_search(text, std::regex("default|required|\\s{2}Also ")))
             << what << ": says nothing of its default: " << l;
@@ -148,7 +155,8 @@ TEST_F(CliTest, EveryCommandsHelpExplainsEveryOption) {
 // outside it, before any work, with one line that names the option and what it
 // accepts.
 TEST_F(CliTest, EveryBoundedOptionRefusesValuesOutsideItsRange) {
-  const std::regex range("^\\s*(?:-\\w,)?(--[a-z0-9-]+) (INT|UINT|FLOAT):\\w+ in \\[(\\S+) - (\\S+)\\]");
+  const std::regex range(
+      "^\\s*(?:-\\w,)?(--[a-z0-9-]+) (INT|UINT|FLOAT):\\w+ in \\[(\\S+) - (\\S+)\\]");
   const std::regex set("^\\s*(?:-\\w,)?(--[a-z0-9-]+) TEXT:\\{([^}]*)\\}");
   const std::regex sign("^\\s*(?:-\\w,)?(--[a-z0-9-]+) (?:INT|FLOAT):(POSITIVE|NONNEGATIVE)");
   int tried = 0;
@@ -184,12 +192,14 @@ TEST_F(CliTest, EveryBoundedOptionRefusesValuesOutsideItsRange) {
         continue;
       }
       ++tried;
-      const std::string what = cmd[0] + (cmd.size() > 1 ? " " + cmd[1] : "") + " " + opt + " " + bad;
+      const std::string what =
+          cmd[0] + (cmd.size() > 1 ? " " + cmd[1] : "") + " " + opt + " " + bad;
       Proc r = unroll(cat(cmd, {opt, bad}));
       EXPECT_EQ(r.code, 2) << what << "\n" << describe(r);
       EXPECT_EQ(split_lines(r.err).size(), 1u) << what << "\n" << describe(r);
       EXPECT_EQ(r.err.rfind("unroll: error: " + opt, 0), 0u) << what << "\n" << describe(r);
-      for (auto& n : needles) EXPECT_TRUE(contains(r.err, n)) << what << ": no '" << n << "'\n" << describe(r);
+      for (auto& n : needles)
+        EXPECT_TRUE(contains(r.err, n)) << what << ": no '" << n << "'\n" << describe(r);
     }
   }
   EXPECT_GE(tried, 80) << "fewer bounded options than expected: did the help format change?";
@@ -295,8 +305,8 @@ TEST_F(CliTest, EvalPrintsLossBitsAndPerplexityConsistently) {
   const std::string text = file("en.txt", english_text(300));
   ASSERT_NO_FATAL_FAILURE(train_ok(text, dir_ / "run"));
   const std::string held_out = file("held.txt", english_text(60, 99));
-  Proc r = unroll(
-      {"eval", (dir_ / "run" / "best.safetensors").string(), held_out, "--threads", "1"});
+  Proc r =
+      unroll({"eval", (dir_ / "run" / "best.safetensors").string(), held_out, "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   double loss = 0, bits = 0, ppl = 0, tokens = 0;
   ASSERT_TRUE(eval_value(r.out, "loss", &loss)) << describe(r);
@@ -419,7 +429,8 @@ TEST_F(CliTest, KoreanTextTrainsAndSamplesHangul) {
   EXPECT_TRUE(eval_value(e.out, "loss", &loss) && std::isfinite(loss)) << describe(e);
 
   // The same prime typed as decomposed jamo (NFD) is read as the syllables it spells.
-  const std::string jamo = "\xe1\x84\x8b\xe1\x85\xa1\xe1\x86\xab\xe1\x84\x82\xe1\x85\xa7\xe1\x86\xbc";
+  const std::string jamo =
+      "\xe1\x84\x8b\xe1\x85\xa1\xe1\x86\xab\xe1\x84\x82\xe1\x85\xa7\xe1\x86\xbc";
   Proc d = unroll({"sample", (out / "latest.safetensors").string(), "--prime", jamo, "-n", "20",
                    "--seed", "5", "--threads", "1"});
   ASSERT_EQ(d.code, 0) << describe(d);
@@ -612,10 +623,33 @@ TEST_F(CliTest, TrainBadSplitAndDuration) {
 TEST_F(CliTest, MetricsSurviveKillAndResumeContinuesThem) {
   const std::string text = file("t.txt", english_text(400));
   const fs::path out = dir_ / "run";
-  Proc r = run_program("/usr/bin/timeout", {"-s", "KILL", "3", UNROLL_BIN, "train", text, "--out", out.string(),
-                                             "--hidden", "32", "--layers", "1", "--batch", "4", "--seq", "16",
-                                             "--steps", "100000000", "--eval-every", "5", "--sample-every", "7",
-                                             "--print-every", "1", "--threads", "1"},
+  Proc r = run_program("/usr/bin/timeout",
+                       {"-s",
+                        "KILL",
+                        "3",
+                        UNROLL_BIN,
+                        "train",
+                        text,
+                        "--out",
+                        out.string(),
+                        "--hidden",
+                        "32",
+                        "--layers",
+                        "1",
+                        "--batch",
+                        "4",
+                        "--seq",
+                        "16",
+                        "--steps",
+                        "100000000",
+                        "--eval-every",
+                        "5",
+                        "--sample-every",
+                        "7",
+                        "--print-every",
+                        "1",
+                        "--threads",
+                        "1"},
                        dir_, io_);
   ASSERT_TRUE(r.code == 137 || r.signaled) << "expected a kill\n" << describe(r);
   ASSERT_TRUE(fs::exists(out / "latest.safetensors")) << listing(out);
@@ -623,7 +657,8 @@ TEST_F(CliTest, MetricsSurviveKillAndResumeContinuesThem) {
     const std::string bytes = read_file(out / "metrics.jsonl");
     EXPECT_TRUE(!bytes.empty() && bytes.back() == '\n') << "a torn last line";
     std::vector<nlohmann::json> v;
-    for (auto& l : split_lines(bytes)) v.push_back(nlohmann::json::parse(l));  // throws on a bad line
+    for (auto& l : split_lines(bytes))
+      v.push_back(nlohmann::json::parse(l));  // throws on a bad line
     return v;
   };
   auto before = records();
@@ -642,7 +677,8 @@ TEST_F(CliTest, MetricsSurviveKillAndResumeContinuesThem) {
     if (j["kind"] == "step") {
       EXPECT_GT(j["step"].get<int64_t>(), last) << j.dump();  // strictly increasing: no step twice
       last = j["step"];
-      for (const char* k : {"epoch", "tokens", "train_loss", "lr", "grad_norm", "clipped", "tokens_per_s", "elapsed"})
+      for (const char* k : {"epoch", "tokens", "train_loss", "lr", "grad_norm", "clipped",
+                            "tokens_per_s", "elapsed"})
         EXPECT_TRUE(j.contains(k)) << k << " missing: " << j.dump();
     }
     if (j["kind"] == "eval") {
@@ -661,19 +697,25 @@ TEST_F(CliTest, MetricsSurviveKillAndResumeContinuesThem) {
 // speed, ETA); into a file or pipe, plain lines that a log keeps.
 TEST_F(CliTest, ProgressBarOnATerminalPlainLinesOtherwise) {
   const std::string text = file("t.txt", english_text(100));
-  const std::string cmd = std::string(UNROLL_BIN) + " train " + text + " --out " + (dir_ / "tty").string() +
-                          " --hidden 16 --layers 1 --batch 4 --seq 8 --steps 60 --eval-every 30 --sample-every 0"
-                          " --print-every 10 --threads 1";
-  Proc r = run_program("/usr/bin/script", {"-qec", cmd, "/dev/null"}, dir_, io_);  // a pseudo-terminal
+  const std::string cmd =
+      std::string(UNROLL_BIN) + " train " + text + " --out " + (dir_ / "tty").string() +
+      " --hidden 16 --layers 1 --batch 4 --seq 8 --steps 60 --eval-every 30 --sample-every 0"
+      " --print-every 10 --threads 1";
+  Proc r =
+      run_program("/usr/bin/script", {"-qec", cmd, "/dev/null"}, dir_, io_);  // a pseudo-terminal
   ASSERT_EQ(r.code, 0) << describe(r);
   EXPECT_TRUE(contains(r.out, "\r[")) << r.out;
-  EXPECT_TRUE(std::regex_search(r.out, std::regex("\\] +[0-9]+% \\| step 10 \\| loss [0-9.]+ \\| [0-9]+ tok/s \\| ETA")))
+  EXPECT_TRUE(std::regex_search(
+      r.out, std::regex("\\] +[0-9]+% \\| step 10 \\| loss [0-9.]+ \\| [0-9]+ tok/s \\| ETA")))
       << r.out;
   EXPECT_TRUE(contains(r.out, "100% | step 60")) << r.out;
   EXPECT_FALSE(contains(r.out, "step 10 | epoch")) << r.out;
-  r = unroll({"train", text, "--out", (dir_ / "plain").string(), "--hidden", "16", "--layers", "1", "--batch", "4",
-              "--seq", "8", "--steps", "60", "--eval-every", "30", "--sample-every", "0", "--print-every", "10",
-              "--threads", "1"});
+  r = unroll({"train",          text, "--out",         (dir_ / "plain").string(),
+              "--hidden",       "16", "--layers",      "1",
+              "--batch",        "4",  "--seq",         "8",
+              "--steps",        "60", "--eval-every",  "30",
+              "--sample-every", "0",  "--print-every", "10",
+              "--threads",      "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   EXPECT_FALSE(contains(r.out, "\r")) << r.out;
   EXPECT_TRUE(contains(r.out, "step 10 | epoch")) << r.out;
@@ -1042,21 +1084,26 @@ TEST_F(CliTest, GradientsScalarExamplePrintsThreeNineTwentySeven) {
   for (auto [t, v] : std::vector<std::pair<int, int>>{{1, 3}, {2, 9}, {3, 27}})
     EXPECT_TRUE(std::regex_search(
         r.out, std::regex("\\n\\s*" + std::to_string(t) + "\\s+" + std::to_string(v) + "\\n")))
-        << "no line 't = " << t << ": " << v << "'\n" << describe(r);
+        << "no line 't = " << t << ": " << v << "'\n"
+        << describe(r);
 }
 
 TEST_F(CliTest, GradientsRefusesOptionsItWouldIgnore) {
   const std::string text = file("en.txt", english_text(100));
   // --scalar alone writes nothing: page, JSON and CSV options make no sense with it.
-  for (auto extra : std::vector<std::vector<std::string>>{
-           {"--json-file", (dir_ / "s.json").string()}, {"-o", (dir_ / "s.html").string()}, {"--csv"}, {"--text", text}})
+  for (auto extra :
+       std::vector<std::vector<std::string>>{{"--json-file", (dir_ / "s.json").string()},
+                                             {"-o", (dir_ / "s.html").string()},
+                                             {"--csv"},
+                                             {"--text", text}})
     expect_clean_error(unroll(cat({"gradients", "--scalar", "3"}, extra)), {extra[0], "--scalar"});
   // The scalar example's own options need --scalar.
   Proc r = unroll({"gradients", "--fresh", "rnn:1:8", "--text", text, "--steps", "5"});
   EXPECT_NE(r.code, 0) << describe(r);
   EXPECT_TRUE(contains(r.err, "--scalar")) << describe(r);
   // A page path in a missing folder fails before any measuring.
-  Proc p = unroll({"gradients", "--fresh", "rnn:1:8", "--text", text, "-o", (dir_ / "nodir" / "g.html").string()});
+  Proc p = unroll({"gradients", "--fresh", "rnn:1:8", "--text", text, "-o",
+                   (dir_ / "nodir" / "g.html").string()});
   expect_clean_error(p, {"nodir", "does not exist"});
   EXPECT_FALSE(contains(p.err, "measuring")) << describe(p);
 }
@@ -1064,9 +1111,9 @@ TEST_F(CliTest, GradientsRefusesOptionsItWouldIgnore) {
 TEST_F(CliTest, GradientsJsonRecordsTheWholeCommand) {
   const std::string text = file("en.txt", english_text(100));
   const std::string json = (dir_ / "g.json").string();
-  Proc r = unroll({"gradients", "--fresh", "rnn:1:8:0.5", "--text", text, "-K", "5", "--repeats", "2",
-                   "--seed", "7", "--init-seed", "9", "--json-file", json, "-o", (dir_ / "g.html").string(),
-                   "--threads", "1"});
+  Proc r = unroll({"gradients", "--fresh", "rnn:1:8:0.5", "--text", text, "-K", "5", "--repeats",
+                   "2", "--seed", "7", "--init-seed", "9", "--json-file", json, "-o",
+                   (dir_ / "g.html").string(), "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   const std::string j = read_file(json);
   for (const char* o : {"--repeats 2", "--seed 7", "--init-seed 9", "-K 5", "rnn:1:8:0.5"})
@@ -1087,7 +1134,8 @@ TEST_F(CliTest, GradientsCsvHasEveryDistanceWithFullPrecision) {
   for (int k = 0; k <= K; ++k) {
     // The label holds commas only inside its quotes: take the fields after it.
     const std::string& l = lines[k + 1];
-    auto fields = split_lines(std::regex_replace(l.substr(l.rfind('"') + 2), std::regex(","), "\n"));
+    auto fields =
+        split_lines(std::regex_replace(l.substr(l.rfind('"') + 2), std::regex(","), "\n"));
     ASSERT_EQ(fields.size(), 5u) << l;
     EXPECT_EQ(std::stoi(fields[1]), k) << l;
     const double rel = std::stod(fields[3]), jac = std::stod(fields[4]);

@@ -78,7 +78,8 @@ TEST_F(CliCells, WritesPageJsonAndNpy) {
     EXPECT_FALSE(p["top"].empty());
     for (const auto& t : p["top"]) EXPECT_TRUE(ids.count(t["id"].get<std::string>())) << t;
   }
-  for (const char* n : {"double_quote", "comment", "brace_depth", "if_block", "line_position", "number"})
+  for (const char* n :
+       {"double_quote", "comment", "brace_depth", "if_block", "line_position", "number"})
     EXPECT_TRUE(names.count(n)) << n;
   // Two layers, two gates worth showing (i, f, o) each.
   EXPECT_EQ(j["saturation"].size(), 6u);
@@ -92,8 +93,8 @@ TEST_F(CliCells, WritesPageJsonAndNpy) {
 }
 
 TEST_F(CliCells, DefaultPageGoesBesideTheCheckpointAndCellsCanBeChosen) {
-  Proc r = unroll({"cells", ck_, "--text", text_, "--max-chars", "300", "--layer", "2",
-                   "--cells", "3,5", "--json-file", (dir_ / "c.json").string(), "--threads", "1"});
+  Proc r = unroll({"cells", ck_, "--text", text_, "--max-chars", "300", "--layer", "2", "--cells",
+                   "3,5", "--json-file", (dir_ / "c.json").string(), "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   EXPECT_TRUE(fs::exists(dir_ / "run" / "cells.html")) << listing(dir_ / "run");
   const auto j = nlohmann::json::parse(read_file(dir_ / "c.json"));
@@ -131,13 +132,14 @@ TEST_F(CliCells, BadInputGivesOneClearLine) {
                    (dir_ / "nodir" / "x.json").string()});
   expect_clean_error(r, {"nodir", "does not exist"});
   EXPECT_FALSE(fs::exists(dir_ / "p.html")) << "the page was written before the JSON path failed";
-  EXPECT_FALSE(contains(r.err, "recording")) << "ran over the text before checking\n" << describe(r);
+  EXPECT_FALSE(contains(r.err, "recording")) << "ran over the text before checking\n"
+                                             << describe(r);
 }
 
 TEST_F(CliCells, UserProbeAnchorsMatchAtEveryLine) {
   const std::string json = (dir_ / "c.json").string();
-  Proc r = unroll({"cells", ck_, "--text", text_, "--json-file", json, "-o", (dir_ / "c.html").string(),
-                   "--probe", "linestart=^int", "--threads", "1"});
+  Proc r = unroll({"cells", ck_, "--text", text_, "--json-file", json, "-o",
+                   (dir_ / "c.html").string(), "--probe", "linestart=^int", "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   const auto j = nlohmann::json::parse(read_file(json));
   // "int" opens a line 40 times (once per function): 120 characters on.
@@ -151,5 +153,6 @@ TEST_F(CliCells, UserProbeAnchorsMatchAtEveryLine) {
     }
   EXPECT_TRUE(found) << "no probe 'linestart' in the JSON";
   // The page records the command as typed.
-  EXPECT_TRUE(contains(j["command"].get<std::string>(), "--probe 'linestart=^int'")) << j["command"];
+  EXPECT_TRUE(contains(j["command"].get<std::string>(), "--probe 'linestart=^int'"))
+      << j["command"];
 }

@@ -24,13 +24,14 @@ void write_names(const fs::path& dir) {
   write_file(dir / "Consonantish.txt", b);
 }
 
-const std::vector<std::string> kSmall = {"--hidden", "16", "--epochs", "6", "--lr", "0.02", "--threads", "1"};
+const std::vector<std::string> kSmall = {"--hidden", "16",   "--epochs",  "6",
+                                         "--lr",     "0.02", "--threads", "1"};
 
 TEST_F(CliTest, ClassifyTrainEvalPredictInfo) {
   write_names(dir_ / "names");
   const fs::path out = dir_ / "run";
-  Proc r = unroll(cat({"classify", "train", (dir_ / "names").string(), "--out", out.string(), "--cell", "gru",
-                       "--val-fraction", "0.25", "--seed", "3"},
+  Proc r = unroll(cat({"classify", "train", (dir_ / "names").string(), "--out", out.string(),
+                       "--cell", "gru", "--val-fraction", "0.25", "--seed", "3"},
                       kSmall));
   ASSERT_EQ(r.code, 0) << describe(r);
   EXPECT_TRUE(contains(r.out, "90 training and 30 validation examples")) << describe(r);
@@ -49,7 +50,8 @@ TEST_F(CliTest, ClassifyTrainEvalPredictInfo) {
   EXPECT_EQ(evals, 6);
   EXPECT_EQ(nlohmann::json::parse(read_file(out / "config.json"))["model"]["cell"], "gru");
 
-  r = unroll({"classify", "eval", best, "--validation", "--json", "--html", (dir_ / "eval.html").string()});
+  r = unroll({"classify", "eval", best, "--validation", "--json", "--html",
+              (dir_ / "eval.html").string()});
   ASSERT_EQ(r.code, 0) << describe(r);
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["examples"], 30);
@@ -93,7 +95,8 @@ TEST_F(CliTest, ClassifyBadInputIsACleanError) {
   Proc r = unroll(cat({"classify", "train", bad, "--out", (dir_ / "run").string()}, kSmall));
   expect_clean_error(r, {"bad.tsv:2", "no tab"}, dir_ / "run");
   const std::string one = file("one.tsv", "pos\tgood\npos\tfine\n");
-  r = unroll(cat({"classify", "train", one, "--out", (dir_ / "run").string(), "--val-fraction", "0"}, kSmall));
+  r = unroll(cat(
+      {"classify", "train", one, "--out", (dir_ / "run").string(), "--val-fraction", "0"}, kSmall));
   expect_clean_error(r, {"only one label"}, dir_ / "run");
   // A language model is not a classifier.
   const std::string text = file("t.txt", english_text(20));
@@ -103,7 +106,8 @@ TEST_F(CliTest, ClassifyBadInputIsACleanError) {
   // Usage errors point to the subcommand's own help.
   r = unroll({"classify", "train", bad, "--no-such-option"});
   expect_clean_error(r, {"unroll classify train --help"});
-  r = unroll({"classify", "eval", (dir_ / "lm" / "latest.safetensors").string(), "--validation", "--html", ""});
+  r = unroll({"classify", "eval", (dir_ / "lm" / "latest.safetensors").string(), "--validation",
+              "--html", ""});
   expect_clean_error(r, {"--html needs a file name"});
 }
 
@@ -121,13 +125,14 @@ TEST_F(CliTest, ClassifyEvalNamesUnknownLabels) {
 TEST_F(CliTest, TagTrainEvalPredict) {
   std::string data;
   for (int s = 0; s < 80; ++s) {
-    for (int t = 0; t < 3 + s % 5; ++t) data += std::string((s + t) % 3 ? "cat\tNOUN" : "the\tDET") + "\n";
+    for (int t = 0; t < 3 + s % 5; ++t)
+      data += std::string((s + t) % 3 ? "cat\tNOUN" : "the\tDET") + "\n";
     data += "\n";
   }
   const std::string train = file("train.tsv", data);
   const fs::path out = dir_ / "run";
-  Proc r = unroll({"tag", "train", train, "--out", out.string(), "--hidden", "16", "--epochs", "15", "--batch", "8",
-                   "--lr", "0.02", "--threads", "1"});
+  Proc r = unroll({"tag", "train", train, "--out", out.string(), "--hidden", "16", "--epochs", "15",
+                   "--batch", "8", "--lr", "0.02", "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   EXPECT_TRUE(contains(r.out, "2 tags")) << r.out;
   const std::string best = (out / "best.safetensors").string();
@@ -152,12 +157,14 @@ TEST_F(CliTest, TagTrainEvalPredict) {
 TEST_F(CliTest, ConditionalTrainAndSampleByCategory) {
   write_names(dir_ / "names");
   const fs::path out = dir_ / "run";
-  Proc r = unroll(cat({"conditional", (dir_ / "names").string(), "--out", out.string(), "--val-fraction", "0.2"},
-                      {"--hidden", "32", "--epochs", "15", "--lr", "0.02", "--threads", "1"}));
+  Proc r = unroll(cat(
+      {"conditional", (dir_ / "names").string(), "--out", out.string(), "--val-fraction", "0.2"},
+      {"--hidden", "32", "--epochs", "15", "--lr", "0.02", "--threads", "1"}));
   ASSERT_EQ(r.code, 0) << describe(r);
   EXPECT_TRUE(contains(r.out, "2 categories")) << r.out;
   const std::string best = (out / "best.safetensors").string();
-  r = unroll({"sample", best, "--category", "Vowelish", "--samples", "8", "--seed", "1", "-t", "0.5"});
+  r = unroll(
+      {"sample", best, "--category", "Vowelish", "--samples", "8", "--seed", "1", "-t", "0.5"});
   ASSERT_EQ(r.code, 0) << describe(r);
   const auto lines = split_lines(r.out);
   ASSERT_EQ(lines.size(), 8u) << r.out;
@@ -166,7 +173,8 @@ TEST_F(CliTest, ConditionalTrainAndSampleByCategory) {
     for (char ch : l) letters += 1, vowels += std::string("aeiou").find(ch) != std::string::npos;
   EXPECT_GT(letters, 8u) << r.out;
   EXPECT_GE(double(vowels), 0.9 * double(letters)) << r.out;
-  r = unroll({"sample", best, "--category", "Consonantish", "--samples", "8", "--seed", "1", "-t", "0.5"});
+  r = unroll(
+      {"sample", best, "--category", "Consonantish", "--samples", "8", "--seed", "1", "-t", "0.5"});
   ASSERT_EQ(r.code, 0) << describe(r);
   vowels = letters = 0;
   for (auto& l : split_lines(r.out))
@@ -185,15 +193,16 @@ TEST_F(CliTest, ConditionalTrainAndSampleByCategory) {
 TEST_F(CliTest, ClassifyAndTagHelpListOptions) {
   const std::map<std::vector<std::string>, std::vector<std::string>> opts = {
       {{"classify", "train", "--help"},
-       {"--bidirectional", "--summary", "--class-weights", "--val", "--val-fraction", "--patience", "--separator",
-        "--level", "--epochs", "--threads"}},
+       {"--bidirectional", "--summary", "--class-weights", "--val", "--val-fraction", "--patience",
+        "--separator", "--level", "--epochs", "--threads"}},
       {{"classify", "eval", "--help"}, {"--validation", "--html", "--json"}},
       {{"classify", "predict", "--help"}, {"--all"}},
       {{"tag", "train", "--help"}, {"--val", "--epochs", "--hidden"}}};
   for (auto& [args, names] : opts) {
     Proc r = unroll(args);
     ASSERT_EQ(r.code, 0) << describe(r);
-    for (auto& n : names) EXPECT_TRUE(contains(r.out, n)) << args[0] << " " << args[1] << " lacks " << n;
+    for (auto& n : names)
+      EXPECT_TRUE(contains(r.out, n)) << args[0] << " " << args[1] << " lacks " << n;
   }
 }
 

@@ -19,7 +19,9 @@ namespace {
 int64_t steps_logged(const fs::path& run) {
   const std::string m = read_file(run / "metrics.jsonl");
   int64_t n = 0;
-  for (size_t at = m.find("\"kind\":\"step\""); at != std::string::npos; at = m.find("\"kind\":\"step\"", at + 1)) ++n;
+  for (size_t at = m.find("\"kind\":\"step\""); at != std::string::npos;
+       at = m.find("\"kind\":\"step\"", at + 1))
+    ++n;
   return n;
 }
 
@@ -46,8 +48,8 @@ std::string labelled_noise(unsigned seed) {
   return data;
 }
 
-const std::vector<std::string> kSmall = {"--hidden", "32", "--layers", "1", "--batch", "4", "--seq", "16",
-                                         "--print-every", "1", "--threads", "1"};
+const std::vector<std::string> kSmall = {"--hidden", "32", "--layers",      "1", "--batch",   "4",
+                                         "--seq",    "16", "--print-every", "1", "--threads", "1"};
 
 class Reliability : public CliTest {
  protected:
@@ -63,7 +65,8 @@ class Reliability : public CliTest {
 
   // A finished 10-step run in `run`, with checkpoints at steps 5 and 10.
   void train_ten_steps(const std::string& text_file, const fs::path& run) {
-    Proc r = unroll(cat({"train", text_file, "--out", run.string(), "--steps", "10", "--eval-every", "5"}, kSmall));
+    Proc r = unroll(cat(
+        {"train", text_file, "--out", run.string(), "--steps", "10", "--eval-every", "5"}, kSmall));
     ASSERT_EQ(r.code, 0) << describe(r);
   }
 
@@ -72,40 +75,50 @@ class Reliability : public CliTest {
   }
 };
 
-
 // Ctrl-C (SIGINT) and SIGTERM: the step ends, latest.safetensors is saved
 // there, the exit status is 128 + signal, and --resume then reaches the same
 // parameters, bit for bit, as a run that was never stopped.
 TEST_F(Reliability, InterruptSavesAndResumeContinuesBitForBit) {
   const std::string t = text();
   const int64_t total = 3000;
-  for (auto [sig, cell] : std::vector<std::pair<int, std::string>>{{SIGINT, "lstm"}, {SIGTERM, "gru"}}) {
+  for (auto [sig, cell] :
+       std::vector<std::pair<int, std::string>>{{SIGINT, "lstm"}, {SIGTERM, "gru"}}) {
     SCOPED_TRACE(cell + (sig == SIGINT ? " SIGINT" : " SIGTERM"));
     const fs::path A = dir_ / ("A" + cell), B = dir_ / ("B" + cell);
-    const auto common = cat(kSmall, {"--cell", cell, "--eval-every", "400", "--sample-every", "700"});
-    Proc a = unroll(cat(cat({"train", t, "--out", A.string()}, common), {"--steps", std::to_string(total)}));
+    const auto common =
+        cat(kSmall, {"--cell", cell, "--eval-every", "400", "--sample-every", "700"});
+    Proc a = unroll(
+        cat(cat({"train", t, "--out", A.string()}, common), {"--steps", std::to_string(total)}));
     ASSERT_EQ(a.code, 0) << describe(a);
 
-    Child c = start(cat(cat({"train", t, "--out", B.string()}, common), {"--steps", std::to_string(total)}));
+    Child c = start(
+        cat(cat({"train", t, "--out", B.string()}, common), {"--steps", std::to_string(total)}));
     ASSERT_TRUE(wait_for_steps(B, 30)) << "the run did not get going";
     ::kill(c.pid, sig);
     Proc b = finish(c);
-    ASSERT_EQ(b.code, 128 + sig) << "the run ended before the signal, or not by it\n" << describe(b);
+    ASSERT_EQ(b.code, 128 + sig) << "the run ended before the signal, or not by it\n"
+                                 << describe(b);
     EXPECT_FALSE(b.signaled) << describe(b);
     EXPECT_TRUE(contains(b.err, "stopping after this step")) << describe(b);
     std::smatch m;
-    ASSERT_TRUE(std::regex_search(b.out, m, std::regex("interrupted at step (\\d+)"))) << describe(b);
+    ASSERT_TRUE(std::regex_search(b.out, m, std::regex("interrupted at step (\\d+)")))
+        << describe(b);
     const int64_t stopped = std::stoll(m[1]);
-    EXPECT_TRUE(contains(b.out, "unroll train --resume " + B.string() + " --threads 1")) << describe(b);
+    EXPECT_TRUE(contains(b.out, "unroll train --resume " + B.string() + " --threads 1"))
+        << describe(b);
     EXPECT_LT(stopped, total);
     EXPECT_GE(stopped, 30);
-    EXPECT_EQ(progress(B / "latest.safetensors")["step"], stopped) << "the checkpoint is not at the step reached";
+    EXPECT_EQ(progress(B / "latest.safetensors")["step"], stopped)
+        << "the checkpoint is not at the step reached";
     for (auto& e : fs::directory_iterator(B))
-      EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << "left behind: " << e.path();
+      EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos)
+          << "left behind: " << e.path();
 
-    Proc r = unroll({"train", "--resume", B.string(), "--steps", std::to_string(total), "--threads", "1"});
+    Proc r = unroll(
+        {"train", "--resume", B.string(), "--steps", std::to_string(total), "--threads", "1"});
     ASSERT_EQ(r.code, 0) << describe(r);
-    const std::string da = data_section(A / "latest.safetensors"), db = data_section(B / "latest.safetensors");
+    const std::string da = data_section(A / "latest.safetensors"),
+                      db = data_section(B / "latest.safetensors");
     ASSERT_FALSE(da.empty());
     EXPECT_TRUE(da == db) << "the interrupted and resumed run differs from the uninterrupted one";
     // Every step is in the record once.
@@ -126,9 +139,10 @@ TEST_F(Reliability, InterruptSavesAndResumeContinuesBitForBit) {
 // quarter second (as GNU timeout sends it) is one request: a graceful save.
 TEST_F(Reliability, SecondInterruptQuitsAtOnceAndKeepsACheckpoint) {
   const std::string t = text();
-  const std::vector<std::string> slow = {"--hidden", "512", "--layers", "2", "--batch", "50", "--seq", "50",
-                                         "--print-every", "1", "--threads", "1", "--eval-every", "2",
-                                         "--sample-every", "0", "--steps", "100000000"};
+  const std::vector<std::string> slow = {
+      "--hidden",     "512", "--layers",       "2", "--batch",   "50",
+      "--seq",        "50",  "--print-every",  "1", "--threads", "1",
+      "--eval-every", "2",   "--sample-every", "0", "--steps",   "100000000"};
   for (int round = 0; round < 1; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
     const fs::path run = dir_ / std::to_string(round);
@@ -141,7 +155,8 @@ TEST_F(Reliability, SecondInterruptQuitsAtOnceAndKeepsACheckpoint) {
     Proc r = finish(c);
     EXPECT_FALSE(r.signaled) << describe(r);
     EXPECT_EQ(r.code, 130) << describe(r);
-    EXPECT_TRUE(contains(r.err, "quitting at once; the checkpoints last written in '" + run.string() + "' are kept"))
+    EXPECT_TRUE(contains(
+        r.err, "quitting at once; the checkpoints last written in '" + run.string() + "' are kept"))
         << describe(r);
     EXPECT_FALSE(contains(r.out, "interrupted at step")) << describe(r);
     EXPECT_EQ(progress(run / "latest.safetensors")["step"], 2);
@@ -171,15 +186,16 @@ TEST_F(Reliability, KillAtAnyMomentLeavesALoadableCheckpoint) {
   for (int k = 0; k < 20; ++k) {
     SCOPED_TRACE("kill " + std::to_string(k));
     std::vector<std::string> args =
-        k == 0 ? cat({"train", t, "--out", run.string(), "--steps", "100000000", "--eval-every", "1",
-                      "--sample-every", "0"},
+        k == 0 ? cat({"train", t, "--out", run.string(), "--steps", "100000000", "--eval-every",
+                      "1", "--sample-every", "0"},
                      kSmall)
-               : std::vector<std::string>{"train", "--resume", run.string(), "--steps", "100000000",
-                                          "--threads", "1"};
+               : std::vector<std::string>{"train",     "--resume",  run.string(), "--steps",
+                                          "100000000", "--threads", "1"};
     const int64_t before = fs::exists(run / "metrics.jsonl") ? steps_logged(run) : 0;
     Child c = start(args);
     ASSERT_TRUE(wait_for_steps(run, before + 3));
-    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 5000)(rng)));
+    std::this_thread::sleep_for(
+        std::chrono::microseconds(std::uniform_int_distribution<int>(0, 5000)(rng)));
     ::kill(c.pid, SIGKILL);
     Proc r = finish(c);
     ASSERT_TRUE(r.signaled) << describe(r);
@@ -188,10 +204,12 @@ TEST_F(Reliability, KillAtAnyMomentLeavesALoadableCheckpoint) {
     last_step = step;
   }
   // The temporary files of the killed writes are cleared by the next run.
-  Proc r = unroll({"train", "--resume", run.string(), "--steps", std::to_string(last_step + 5), "--threads", "1"});
+  Proc r = unroll({"train", "--resume", run.string(), "--steps", std::to_string(last_step + 5),
+                   "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   for (auto& e : fs::directory_iterator(run))
-    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << "left behind: " << e.path();
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos)
+        << "left behind: " << e.path();
 }
 
 // A step whose arithmetic is not finite (injected: the carried state becomes
@@ -200,13 +218,18 @@ TEST_F(Reliability, KillAtAnyMomentLeavesALoadableCheckpoint) {
 TEST_F(Reliability, NonFiniteStepStopsAndKeepsTheLastCheckpoint) {
   const std::string t = text();
   const fs::path run = dir_ / "run";
-  Proc r = run_program(UNROLL_BIN, cat({"train", t, "--out", run.string(), "--steps", "20", "--eval-every", "5"}, kSmall),
-                       dir_, io_, 120, {"UNROLL_TEST_NAN_STEPS=7"});
-  expect_clean_error(r, {"step 7", "not finite", "--lr", "--clip", "--on-nan skip", "the last checkpoint", "kept"});
+  Proc r = run_program(
+      UNROLL_BIN,
+      cat({"train", t, "--out", run.string(), "--steps", "20", "--eval-every", "5"}, kSmall), dir_,
+      io_, 120, {"UNROLL_TEST_NAN_STEPS=7"});
+  expect_clean_error(r, {"step 7", "not finite", "--lr", "--clip", "--on-nan skip",
+                         "the last checkpoint", "kept"});
   // Before the first checkpoint, the message says there is none.
-  Proc early = run_program(UNROLL_BIN, cat({"train", t, "--out", (dir_ / "early").string(), "--steps", "20",
-                                            "--eval-every", "10"}, kSmall),
-                           dir_, io_, 120, {"UNROLL_TEST_NAN_STEPS=3"});
+  Proc early = run_program(
+      UNROLL_BIN,
+      cat({"train", t, "--out", (dir_ / "early").string(), "--steps", "20", "--eval-every", "10"},
+          kSmall),
+      dir_, io_, 120, {"UNROLL_TEST_NAN_STEPS=3"});
   expect_clean_error(early, {"step 3", "no checkpoint was written yet"});
   EXPECT_EQ(progress(run / "latest.safetensors")["step"], 5);
   Proc s = unroll({"sample", (run / "latest.safetensors").string(), "-n", "20", "--seed", "1"});
@@ -220,12 +243,14 @@ TEST_F(Reliability, OnNanSkipDropsTheBatchAndCountsIt) {
   const std::string t = text();
   const fs::path run = dir_ / "run";
   Proc r = run_program(UNROLL_BIN,
-                       cat({"train", t, "--out", run.string(), "--steps", "12", "--eval-every", "6", "--on-nan", "skip"},
+                       cat({"train", t, "--out", run.string(), "--steps", "12", "--eval-every", "6",
+                            "--on-nan", "skip"},
                            kSmall),
                        dir_, io_, 120, {"UNROLL_TEST_NAN_STEPS=3,4,9"});
   ASSERT_EQ(r.code, 0) << describe(r);
   for (int s : {3, 4, 9})
-    EXPECT_TRUE(contains(r.out, "step " + std::to_string(s) + ": loss or gradient not finite, batch skipped"))
+    EXPECT_TRUE(contains(
+        r.out, "step " + std::to_string(s) + ": loss or gradient not finite, batch skipped"))
         << describe(r);
   EXPECT_TRUE(contains(r.out, "3 batches skipped")) << describe(r);
   auto p = progress(run / "latest.safetensors");
@@ -234,7 +259,8 @@ TEST_F(Reliability, OnNanSkipDropsTheBatchAndCountsIt) {
   Proc info = unroll({"info", (run / "latest.safetensors").string()});
   EXPECT_TRUE(contains(info.out, "skipped     3 batches")) << describe(info);
   int skips = 0;
-  for (auto& l : split_lines(read_file(run / "metrics.jsonl"))) skips += nlohmann::json::parse(l)["kind"] == "skip";
+  for (auto& l : split_lines(read_file(run / "metrics.jsonl")))
+    skips += nlohmann::json::parse(l)["kind"] == "skip";
   EXPECT_EQ(skips, 3);
   double loss = 0;
   Proc e = unroll({"eval", (run / "latest.safetensors").string(), t});
@@ -247,8 +273,9 @@ TEST_F(Reliability, OnNanSkipDropsTheBatchAndCountsIt) {
     if (!all.empty()) all += ',';
     all += std::to_string(s);
   }
-  Proc again = run_program(UNROLL_BIN, {"train", "--resume", run.string(), "--steps", "200", "--threads", "1"}, dir_,
-                           io_, 120, {"UNROLL_TEST_NAN_STEPS=" + all});
+  Proc again = run_program(UNROLL_BIN,
+                           {"train", "--resume", run.string(), "--steps", "200", "--threads", "1"},
+                           dir_, io_, 120, {"UNROLL_TEST_NAN_STEPS=" + all});
   EXPECT_NE(again.code, 0) << describe(again);
   EXPECT_TRUE(contains(again.err, "after 100 skipped batches in a row")) << describe(again);
   EXPECT_TRUE(contains(again.out, "103 batches so far")) << describe(again);
@@ -263,26 +290,31 @@ TEST_F(Reliability, ClassifierInterruptAndSkip) {
                    "--epochs", "1000", "--patience", "0", "--threads", "1"});
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (!fs::exists(run / "metrics.jsonl") && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // training has begun: signals are caught
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(5));  // training has begun: signals are caught
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   ::kill(c.pid, SIGINT);
   Proc r = finish(c);
   EXPECT_FALSE(r.signaled) << describe(r);
   EXPECT_EQ(r.code, 130) << describe(r);
-  EXPECT_TRUE(std::regex_search(r.out, std::regex("interrupted in epoch \\d+ at step \\d+: saved"))) << describe(r);
-  EXPECT_TRUE(fs::exists(run / "best.safetensors") && fs::exists(run / "latest.safetensors")) << listing(run);
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("interrupted in epoch \\d+ at step \\d+: saved")))
+      << describe(r);
+  EXPECT_TRUE(fs::exists(run / "best.safetensors") && fs::exists(run / "latest.safetensors"))
+      << listing(run);
 
   const fs::path run2 = dir_ / "run2";
   Proc s = run_program(UNROLL_BIN,
-                       {"classify", "train", f, "--out", run2.string(), "--hidden", "8", "--epochs", "1",
-                        "--on-nan", "skip", "--threads", "1"},
+                       {"classify", "train", f, "--out", run2.string(), "--hidden", "8", "--epochs",
+                        "1", "--on-nan", "skip", "--threads", "1"},
                        dir_, io_, 120, {"UNROLL_TEST_NAN_STEPS=2,5"});
   ASSERT_EQ(s.code, 0) << describe(s);
-  EXPECT_TRUE(contains(s.out, "at step 5 (epoch 1) the loss or the gradient is not finite: batch skipped (2 so far)"))
+  EXPECT_TRUE(contains(
+      s.out,
+      "at step 5 (epoch 1) the loss or the gradient is not finite: batch skipped (2 so far)"))
       << describe(s);
   Proc stop = run_program(UNROLL_BIN,
-                          {"classify", "train", f, "--out", (dir_ / "run3").string(), "--hidden", "8", "--epochs",
-                           "1", "--threads", "1"},
+                          {"classify", "train", f, "--out", (dir_ / "run3").string(), "--hidden",
+                           "8", "--epochs", "1", "--threads", "1"},
                           dir_, io_, 120, {"UNROLL_TEST_NAN_STEPS=2"});
   expect_clean_error(stop, {"step 2", "not finite", "--on-nan skip"});
 }
@@ -297,7 +329,8 @@ TEST_F(Reliability, DamagedLatestCheckpointPointsToTheBestOne) {
   write_file(run / "latest.safetensors", bytes.substr(0, bytes.size() / 2));
   Proc resume = unroll({"train", "--resume", run.string(), "--steps", "20", "--threads", "1"});
   expect_clean_error(resume, {"latest.safetensors", "cp " + (run / "best.safetensors").string()});
-  fs::copy_file(run / "best.safetensors", run / "latest.safetensors", fs::copy_options::overwrite_existing);
+  fs::copy_file(run / "best.safetensors", run / "latest.safetensors",
+                fs::copy_options::overwrite_existing);
   Proc again = unroll({"train", "--resume", run.string(), "--steps", "20", "--threads", "1"});
   EXPECT_EQ(again.code, 0) << describe(again);
 }
@@ -312,8 +345,9 @@ TEST_F(Reliability, DiskFullDuringTrainingIsReportedAndTheCheckpointKept) {
   const std::string before = read_file(run / "latest.safetensors");
   // Room for the small files (settings, metrics, report) but not a checkpoint.
   const std::string limit = std::to_string(before.size() / 2);
-  Proc full = run_program("/usr/bin/prlimit", {"--fsize=" + limit, UNROLL_BIN, "train", "--resume", run.string(),
-                                               "--steps", "20", "--threads", "1"},
+  Proc full = run_program("/usr/bin/prlimit",
+                          {"--fsize=" + limit, UNROLL_BIN, "train", "--resume", run.string(),
+                           "--steps", "20", "--threads", "1"},
                           dir_, io_);
   EXPECT_FALSE(full.signaled) << "killed (SIGXFSZ?)\n" << describe(full);
   EXPECT_EQ(full.code, 1) << describe(full);
@@ -321,7 +355,8 @@ TEST_F(Reliability, DiskFullDuringTrainingIsReportedAndTheCheckpointKept) {
   EXPECT_TRUE(contains(full.err, "File too large")) << describe(full);
   EXPECT_TRUE(read_file(run / "latest.safetensors") == before) << "the checkpoint changed";
   for (auto& e : fs::directory_iterator(run))
-    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << "left behind: " << e.path();
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos)
+        << "left behind: " << e.path();
 }
 
 // A run folder that became read-only: the resume cannot write and says so
@@ -342,8 +377,10 @@ TEST_F(Reliability, ReadOnlyRunFolderIsReportedAndTheCheckpointKept) {
     for (auto& e : fs::directory_iterator(run)) ::chmod(e.path().c_str(), 0644);
   }
   ASSERT_EQ(::chmod(run.c_str(), 0555), 0);
-  const std::vector<std::string> args = {"train", "--resume", run.string(), "--steps", "20", "--threads", "1"};
-  Proc ro = prefix.empty() ? unroll(args) : run_program("/usr/bin/setpriv", cat(prefix, args), dir_, io_);
+  const std::vector<std::string> args = {"train", "--resume",  run.string(), "--steps",
+                                         "20",    "--threads", "1"};
+  Proc ro =
+      prefix.empty() ? unroll(args) : run_program("/usr/bin/setpriv", cat(prefix, args), dir_, io_);
   ::chmod(run.c_str(), 0755);
   EXPECT_NE(ro.code, 0) << describe(ro);
   EXPECT_TRUE(contains(ro.err, "unroll: error: cannot write")) << describe(ro);

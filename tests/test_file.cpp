@@ -10,8 +10,8 @@
 #include <sstream>
 #include <thread>
 
-#include "unroll/core/error.h"
 #include "error_util.h"
+#include "unroll/core/error.h"
 #include "unroll/core/file.h"
 
 using namespace unroll;
@@ -39,7 +39,6 @@ class FileTest : public ::testing::Test {
   fs::path dir_;
 };
 
-
 }  // namespace
 
 TEST_F(FileTest, ASymlinkIsFollowedAndStays) {
@@ -63,7 +62,8 @@ TEST_F(FileTest, ANamedPipeIsWrittenThroughNotReplaced) {
 }
 
 TEST_F(FileTest, OutputPathsAreCheckedBeforeWork) {
-  std::string e = error_of([&] { check_output_path((dir_ / "nodir" / "x.html").string(), "page"); });
+  std::string e =
+      error_of([&] { check_output_path((dir_ / "nodir" / "x.html").string(), "page"); });
   EXPECT_NE(e.find("does not exist"), std::string::npos) << e;
   EXPECT_NE(e.find("cannot write page"), std::string::npos) << e;
   e = error_of([&] { check_output_path(dir_.string(), "page"); });

@@ -158,7 +158,8 @@ TEST(CarriedState, TwoChunksEqualOne) {
 }
 
 TEST(Learning, OneLayerLstmMemorisesAShortText) {
-  const std::string text = "the quick brown fox jumps over the lazy dog; a stitch in time saves nine.";
+  const std::string text =
+      "the quick brown fox jumps over the lazy dog; a stitch in time saves nine.";
   std::string chars;
   for (char ch : text)
     if (chars.find(ch) == std::string::npos) chars += ch;
@@ -226,45 +227,45 @@ TEST(Precision, OptimisedFloatPathMatchesReferenceGradients) {
     ~Restore() { force_short_gemm_layout(-1); }
   } restore;
   for (int layout : {0, 1})
-  for (CellKind cell : {CellKind::RnnTanh, CellKind::RnnRelu, CellKind::Lstm, CellKind::Gru})
-    for (int embed : {0, 8})
-      for (Shape sh : {Shape{20, 8}, Shape{3, 2}}) {
-        force_short_gemm_layout(layout);
-        ModelConfig c = small(cell, 2, 24, 13);
-        c.embed = embed;
-        c.init = InitKind::Uniform;  // init_scale is its scale
-        c.init_scale = 0.3f;
-        Model<double> md(c);
-        Model<float> mf(c);
-        Rng rng(21);
-        md.init(rng);
-        for (size_t i = 0; i < md.params.size(); ++i) mf.params[i] = float(md.params[i]);
-        const int T = sh.T, B = sh.B;
-        std::vector<int32_t> in(T * B), tg(T * B);
-        for (auto& v : in) v = int32_t(rng.below(13));
-        for (auto& v : tg) v = int32_t(rng.below(13));
-        md.reset_state(B);
-        mf.reset_state(B);
-        md.zero_grad();
-        mf.zero_grad();
-        LossSum ld = md.forward(in.data(), tg.data(), T, B, Mode::Train);
-        LossSum lf = mf.forward(in.data(), tg.data(), T, B, Mode::Train);
-        md.backward(1.0 / ld.count);
-        mf.backward(1.0f / float(lf.count));
-        const std::string what = cell_name(cell) + (embed ? " embed" : " one-hot") + " T=" +
-                                 std::to_string(T) + " B=" + std::to_string(B) +
-                                 " W_hh layout " + std::to_string(layout);
-        EXPECT_NEAR(lf.sum / ld.sum, 1.0, 1e-5) << what;
-        for (auto& v : md.layout().views()) {
-          double diff = 0, norm = 0;
-          for (size_t i = 0; i < v.size; ++i) {
-            const double a = md.grads[v.offset + i], b = mf.grads[v.offset + i];
-            diff += (a - b) * (a - b);
-            norm += a * a;
+    for (CellKind cell : {CellKind::RnnTanh, CellKind::RnnRelu, CellKind::Lstm, CellKind::Gru})
+      for (int embed : {0, 8})
+        for (Shape sh : {Shape{20, 8}, Shape{3, 2}}) {
+          force_short_gemm_layout(layout);
+          ModelConfig c = small(cell, 2, 24, 13);
+          c.embed = embed;
+          c.init = InitKind::Uniform;  // init_scale is its scale
+          c.init_scale = 0.3f;
+          Model<double> md(c);
+          Model<float> mf(c);
+          Rng rng(21);
+          md.init(rng);
+          for (size_t i = 0; i < md.params.size(); ++i) mf.params[i] = float(md.params[i]);
+          const int T = sh.T, B = sh.B;
+          std::vector<int32_t> in(T * B), tg(T * B);
+          for (auto& v : in) v = int32_t(rng.below(13));
+          for (auto& v : tg) v = int32_t(rng.below(13));
+          md.reset_state(B);
+          mf.reset_state(B);
+          md.zero_grad();
+          mf.zero_grad();
+          LossSum ld = md.forward(in.data(), tg.data(), T, B, Mode::Train);
+          LossSum lf = mf.forward(in.data(), tg.data(), T, B, Mode::Train);
+          md.backward(1.0 / ld.count);
+          mf.backward(1.0f / float(lf.count));
+          const std::string what = cell_name(cell) + (embed ? " embed" : " one-hot") +
+                                   " T=" + std::to_string(T) + " B=" + std::to_string(B) +
+                                   " W_hh layout " + std::to_string(layout);
+          EXPECT_NEAR(lf.sum / ld.sum, 1.0, 1e-5) << what;
+          for (auto& v : md.layout().views()) {
+            double diff = 0, norm = 0;
+            for (size_t i = 0; i < v.size; ++i) {
+              const double a = md.grads[v.offset + i], b = mf.grads[v.offset + i];
+              diff += (a - b) * (a - b);
+              norm += a * a;
+            }
+            EXPECT_LE(std::sqrt(diff), 1e-4 * std::sqrt(norm) + 1e-9) << what << " " << v.name;
           }
-          EXPECT_LE(std::sqrt(diff), 1e-4 * std::sqrt(norm) + 1e-9) << what << " " << v.name;
         }
-      }
 }
 
 }  // namespace
@@ -292,7 +293,8 @@ TEST(LayerStates, RecomputedStatesEqualStepByStepForward) {
       for (int l = 0; l < 3; ++l)
         for (int i = 0; i < B * H; ++i) {
           const size_t at = size_t(l) * B * H + i, row = size_t(t + 1) * B * H + i;
-          ASSERT_NEAR(hs[l][row], m.state_h[at], 1e-13) << cell_name(cell) << " l" << l << " t" << t;
+          ASSERT_NEAR(hs[l][row], m.state_h[at], 1e-13)
+              << cell_name(cell) << " l" << l << " t" << t;
           if (cell == CellKind::Lstm) {
             ASSERT_NEAR(cs[l][row], m.state_c[at], 1e-13) << "c l" << l << " t" << t;
           }

@@ -103,7 +103,8 @@ std::vector<Case> all_cases() {
       for (int embed : {0, 4})
         for (auto head : {HeadKind::Softmax, HeadKind::Sigmoid})
           cs.push_back({cell, layers, embed, head});
-  for (auto cell : {CellKind::Lstm, CellKind::Gru}) cs.push_back({cell, 2, 4, HeadKind::Softmax, 0.3f});
+  for (auto cell : {CellKind::Lstm, CellKind::Gru})
+    cs.push_back({cell, 2, 4, HeadKind::Softmax, 0.3f});
   // Three layers: the shared h/dh buffers swap roles twice on the way down;
   // an embedding wider than the hidden size (8 > 5) sizes them by the input.
   for (auto cell : {CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru}) {

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
@@ -23,23 +22,36 @@ class Mpi : public CliTest {
  protected:
   void SetUp() override {
     CliTest::SetUp();
-    ASSERT_TRUE(fs::exists(kMpirun)) << "mpirun is missing: apt-get install openmpi-bin (scripts/setup.sh --tests)";
-    text_ = file("en.txt", english_text(60));  // about 20 chunks of 8 x 12: epochs end within the runs
+    ASSERT_TRUE(fs::exists(kMpirun))
+        << "mpirun is missing: apt-get install openmpi-bin (scripts/setup.sh --tests)";
+    text_ =
+        file("en.txt", english_text(60));  // about 20 chunks of 8 x 12: epochs end within the runs
   }
   // `unroll ARGS` on n ranks (as root, more ranks than cores allowed), with
   // `env` ("NAME=value") passed to every rank.
-  Proc mpirun(int n, const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+  Proc mpirun(int n, const std::vector<std::string>& args,
+              const std::vector<std::string>& env = {}) {
     std::vector<std::string> pass;
     for (auto& e : env) pass.insert(pass.end(), {"-x", e.substr(0, e.find('='))});
-    return run_program(kMpirun,
-                       cat(cat({"--allow-run-as-root", "--oversubscribe", "-np", std::to_string(n)}, pass),
-                           cat({UNROLL_BIN}, args)),
-                       dir_, io_, 300, env);
+    return run_program(
+        kMpirun,
+        cat(cat({"--allow-run-as-root", "--oversubscribe", "-np", std::to_string(n)}, pass),
+            cat({UNROLL_BIN}, args)),
+        dir_, io_, 300, env);
   }
-  std::vector<std::string> train_args(const fs::path& out, const std::string& cell, int steps, int eval_every = 10) {
-    return {"train", text_, "--out", out.string(), "--cell", cell, "--hidden", "24", "--layers", "2",
-            "--batch", "8", "--seq", "12", "--steps", std::to_string(steps), "--eval-every", std::to_string(eval_every),
-            "--sample-every", "0", "--threads", "1"};
+  std::vector<std::string> train_args(const fs::path& out, const std::string& cell, int steps,
+                                      int eval_every = 10) {
+    return {"train",          text_,
+            "--out",          out.string(),
+            "--cell",         cell,
+            "--hidden",       "24",
+            "--layers",       "2",
+            "--batch",        "8",
+            "--seq",          "12",
+            "--steps",        std::to_string(steps),
+            "--eval-every",   std::to_string(eval_every),
+            "--sample-every", "0",
+            "--threads",      "1"};
   }
   std::string text_;
 };
@@ -47,7 +59,8 @@ class Mpi : public CliTest {
 // The largest difference between two checkpoints' parameters, optimizer
 // moments and carried states, relative to the largest magnitude.
 double max_relative_difference(const fs::path& a, const fs::path& b) {
-  unroll::Checkpoint x = unroll::load_checkpoint(a.string()), y = unroll::load_checkpoint(b.string());
+  unroll::Checkpoint x = unroll::load_checkpoint(a.string()),
+                     y = unroll::load_checkpoint(b.string());
   double diff = 0, scale = 1e-12;
   auto compare = [&](const auto& u, const auto& v, const char* what) {
     EXPECT_EQ(u.size(), v.size()) << what;
@@ -72,33 +85,39 @@ double max_relative_difference(const fs::path& a, const fs::path& b) {
 TEST_F(Mpi, TwoRanksWithHalfTheStreamsEqualOneRank) {
   Proc probe = unroll(train_args(dir_ / "probe", "lstm", 1));
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(probe.out, m, std::regex("(\\d+) chunks per epoch"))) << describe(probe);
+  ASSERT_TRUE(std::regex_search(probe.out, m, std::regex("(\\d+) chunks per epoch")))
+      << describe(probe);
   const int chunks = std::stoi(m[1]);
   ASSERT_LT(chunks, 25) << "the runs should cross an epoch";
   const std::vector<std::string> nan = {"UNROLL_TEST_NAN_STEPS=" + std::to_string(chunks + 1)};
   for (const std::string cell : {"lstm", "gru"}) {
     SCOPED_TRACE(cell);
     const fs::path one = dir_ / ("one-" + cell), two = dir_ / ("two-" + cell);
-    Proc a = run_program(UNROLL_BIN, cat(train_args(one, cell, 30), {"--on-nan", "skip"}), dir_, io_, 300, nan);
+    Proc a = run_program(UNROLL_BIN, cat(train_args(one, cell, 30), {"--on-nan", "skip"}), dir_,
+                         io_, 300, nan);
     ASSERT_EQ(a.code, 0) << describe(a);
     Proc b = mpirun(2, cat(train_args(two, cell, 30), {"--on-nan", "skip"}), nan);
     ASSERT_EQ(b.code, 0) << describe(b);
     for (const Proc* r : {&a, &b})
-      EXPECT_TRUE(contains(r->out, "step " + std::to_string(chunks + 1) + ": loss or gradient not finite"))
+      EXPECT_TRUE(
+          contains(r->out, "step " + std::to_string(chunks + 1) + ": loss or gradient not finite"))
           << describe(*r);
     Proc info = unroll({"info", "--json", (two / "latest.safetensors").string()});
     EXPECT_GE(nlohmann::json::parse(info.out)["progress"]["epoch"].get<int>(), 2) << info.out;
     EXPECT_TRUE(contains(b.out, "2 ranks of 4 streams")) << describe(b);
     // Rank 0 alone speaks: the lines of one rank, and the all-reduce's share.
-    EXPECT_EQ(std::count(b.out.begin(), b.out.end(), '\n'), std::count(a.out.begin(), a.out.end(), '\n') + 1)
+    EXPECT_EQ(std::count(b.out.begin(), b.out.end(), '\n'),
+              std::count(a.out.begin(), a.out.end(), '\n') + 1)
         << describe(a) << describe(b);
     EXPECT_TRUE(contains(b.out, "2 ranks: the gradient all-reduce took")) << describe(b);
-    const double d = max_relative_difference(one / "latest.safetensors", two / "latest.safetensors");
+    const double d =
+        max_relative_difference(one / "latest.safetensors", two / "latest.safetensors");
     EXPECT_LT(d, 1e-4) << "parameters, optimizer state or carried state differ";
     EXPECT_GT(d, 0.0) << "suspiciously identical: is the second run really on 2 ranks?";
     std::smatch ma, mb;
     const std::regex ev("eval step 30: val loss ([0-9.]+)");
-    ASSERT_TRUE(std::regex_search(a.out, ma, ev) && std::regex_search(b.out, mb, ev)) << describe(b);
+    ASSERT_TRUE(std::regex_search(a.out, ma, ev) && std::regex_search(b.out, mb, ev))
+        << describe(b);
     EXPECT_NEAR(std::stod(ma[1]), std::stod(mb[1]), 2e-4);
   }
 }
@@ -106,7 +125,8 @@ TEST_F(Mpi, TwoRanksWithHalfTheStreamsEqualOneRank) {
 // A checkpoint written by 2 ranks resumes on 1, and one written by 1 resumes
 // on 2: both end where an uninterrupted single-rank run ends.
 TEST_F(Mpi, CheckpointsMoveBetweenRankCounts) {
-  const fs::path straight = dir_ / "straight", two_then_one = dir_ / "two-one", one_then_two = dir_ / "one-two";
+  const fs::path straight = dir_ / "straight", two_then_one = dir_ / "two-one",
+                 one_then_two = dir_ / "one-two";
   ASSERT_EQ(unroll(train_args(straight, "lstm", 40)).code, 0);
   Proc r = mpirun(2, train_args(two_then_one, "lstm", 20));
   ASSERT_EQ(r.code, 0) << describe(r);
@@ -116,12 +136,18 @@ TEST_F(Mpi, CheckpointsMoveBetweenRankCounts) {
   ASSERT_EQ(r.code, 0) << describe(r);
   r = mpirun(2, {"train", "--resume", one_then_two.string(), "--steps", "40", "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
-  EXPECT_LT(max_relative_difference(straight / "latest.safetensors", two_then_one / "latest.safetensors"), 1e-4);
-  EXPECT_LT(max_relative_difference(straight / "latest.safetensors", one_then_two / "latest.safetensors"), 1e-4);
+  EXPECT_LT(
+      max_relative_difference(straight / "latest.safetensors", two_then_one / "latest.safetensors"),
+      1e-4);
+  EXPECT_LT(
+      max_relative_difference(straight / "latest.safetensors", one_then_two / "latest.safetensors"),
+      1e-4);
   // 8 streams do not split over 3 ranks: one clear line, from rank 0.
-  Proc three = mpirun(3, {"train", "--resume", straight.string(), "--steps", "50", "--threads", "1"});
+  Proc three =
+      mpirun(3, {"train", "--resume", straight.string(), "--steps", "50", "--threads", "1"});
   EXPECT_NE(three.code, 0);
-  EXPECT_TRUE(contains(three.err, "unroll: error: --batch 8 does not split evenly over 3 ranks")) << describe(three);
+  EXPECT_TRUE(contains(three.err, "unroll: error: --batch 8 does not split evenly over 3 ranks"))
+      << describe(three);
 }
 
 // Reduce-on-plateau: rank 0 alone validates, so every rank must take its
@@ -152,7 +178,9 @@ TEST_F(Mpi, PlateauCutsReachEveryRank) {
 TEST_F(Mpi, AKilledRankEndsTheJobAndTheCheckpointStays) {
   const fs::path run = dir_ / "run";
   auto args = train_args(run, "gru", 100000000);
-  Child c = spawn(kMpirun, cat({"--allow-run-as-root", "--oversubscribe", "-np", "2", UNROLL_BIN}, args), dir_, io_);
+  Child c =
+      spawn(kMpirun, cat({"--allow-run-as-root", "--oversubscribe", "-np", "2", UNROLL_BIN}, args),
+            dir_, io_);
   // Wait for a checkpoint, then find rank 1 by its environment and kill it.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (!fs::exists(run / "latest.safetensors") && std::chrono::steady_clock::now() < deadline)
@@ -171,7 +199,8 @@ TEST_F(Mpi, AKilledRankEndsTheJobAndTheCheckpointStays) {
   const auto killed_at = std::chrono::steady_clock::now();
   ::kill(victim, SIGKILL);
   Proc r = finish(c, 60);
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
   EXPECT_FALSE(r.timed_out) << "the job hung after a rank died\n" << describe(r);
   EXPECT_LT(took, 30.0);
   EXPECT_NE(r.code, 0) << describe(r);
@@ -187,8 +216,9 @@ TEST_F(Mpi, CtrlCOnMpirunSavesTheStepReached) {
   // Little output: mpirun stops passing it on while it ends the job, and a
   // rank blocked on a full pipe could not save before SIGKILL.
   // Rank 0 has mpirun's default second between SIGTERM and SIGKILL to save.
-  Child c = spawn(kMpirun, cat({"--allow-run-as-root", "--oversubscribe", "-np", "2", UNROLL_BIN},
-                               cat(train_args(run, "lstm", 100000000, 100), {"--print-every", "100"})),
+  Child c = spawn(kMpirun,
+                  cat({"--allow-run-as-root", "--oversubscribe", "-np", "2", UNROLL_BIN},
+                      cat(train_args(run, "lstm", 100000000, 100), {"--print-every", "100"})),
                   dir_, io_);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline && !fs::exists(run / "latest.safetensors"))
@@ -206,8 +236,8 @@ TEST_F(Mpi, CtrlCOnMpirunSavesTheStepReached) {
   Proc info = unroll({"info", "--json", (run / "latest.safetensors").string()});
   ASSERT_EQ(info.code, 0) << describe(info);
   EXPECT_EQ(nlohmann::json::parse(info.out)["progress"]["step"], std::stoll(m[1]));
-  Proc again = unroll({"train", "--resume", run.string(), "--steps", std::to_string(std::stoll(m[1]) + 5),
-                       "--threads", "1"});
+  Proc again = unroll({"train", "--resume", run.string(), "--steps",
+                       std::to_string(std::stoll(m[1]) + 5), "--threads", "1"});
   EXPECT_EQ(again.code, 0) << describe(again);
 }
 

@@ -295,15 +295,35 @@ TEST(CellsPage, LongTextStaysAReasonableSize) {
 TEST(ReportPage, ClassifierAccuracyAgainstStepsAndWallTime) {
   json records = json::array();
   for (int e = 1; e <= 3; ++e) {
-    records.push_back({{"kind", "step"}, {"step", 10 * e}, {"elapsed", 1.5 * e}, {"train_loss", 1.0 / e},
-                       {"lr", 0.002}, {"grad_norm", 1.0}, {"clipped", false}, {"train_accuracy", 0.5 + 0.1 * e}});
-    records.push_back({{"kind", "eval"}, {"step", 10 * e}, {"elapsed", 1.5 * e + 0.2}, {"val_loss", 1.2 / e},
+    records.push_back({{"kind", "step"},
+                       {"step", 10 * e},
+                       {"elapsed", 1.5 * e},
+                       {"train_loss", 1.0 / e},
+                       {"lr", 0.002},
+                       {"grad_norm", 1.0},
+                       {"clipped", false},
+                       {"train_accuracy", 0.5 + 0.1 * e}});
+    records.push_back({{"kind", "eval"},
+                       {"step", 10 * e},
+                       {"elapsed", 1.5 * e + 0.2},
+                       {"val_loss", 1.2 / e},
                        {"val_accuracy", 0.45 + 0.1 * e}});
   }
-  records.push_back({{"kind", "step"}, {"step", 40}, {"elapsed", 6.0}, {"train_loss", 0.2}, {"lr", 0.002},
-                     {"grad_norm", 1.0}, {"clipped", true}, {"train_accuracy", 0.9}});
-  json d = {{"format", "unroll-report-1"}, {"title", "t"}, {"command", "unroll classify train x"},
-            {"runs", json::array({{{"name", "run"}, {"dir", "run"}, {"config", json::object()}, {"records", records}}})}};
+  records.push_back({{"kind", "step"},
+                     {"step", 40},
+                     {"elapsed", 6.0},
+                     {"train_loss", 0.2},
+                     {"lr", 0.002},
+                     {"grad_norm", 1.0},
+                     {"clipped", true},
+                     {"train_accuracy", 0.9}});
+  json d = {
+      {"format", "unroll-report-1"},
+      {"title", "t"},
+      {"command", "unroll classify train x"},
+      {"runs",
+       json::array(
+           {{{"name", "run"}, {"dir", "run"}, {"config", json::object()}, {"records", records}}})}};
   const std::string h = report_page_html(d);
   for (const char* caption : {"Accuracy (%)", "Accuracy against wall time"}) {
     const size_t at = h.find("<figcaption>" + std::string(caption));
@@ -323,6 +343,7 @@ TEST(ReportPage, ClassifierAccuracyAgainstStepsAndWallTime) {
     EXPECT_EQ(fig.find(">-0."), std::string::npos) << fig.substr(0, 3000);
   }
   // A language model's records hold no accuracy: no accuracy charts.
-  for (auto& r : d["runs"][0]["records"]) r.erase(r["kind"] == "step" ? "train_accuracy" : "val_accuracy");
+  for (auto& r : d["runs"][0]["records"])
+    r.erase(r["kind"] == "step" ? "train_accuracy" : "val_accuracy");
   EXPECT_EQ(report_page_html(d).find("Accuracy"), std::string::npos);
 }

@@ -60,9 +60,10 @@ class ChromiumPage : public CliTest {
     EXPECT_FALSE(exe.empty()) << "chromium is not installed: apt-get install chromium "
                                  "(bash scripts/test.sh installs it)";
     if (exe.empty()) return {};
-    std::vector<std::string> args = {"--headless", "--no-sandbox", "--disable-gpu",
-                                     "--enable-logging=stderr", "--v=0",
-                                     "--user-data-dir=" + (dir_ / "profile").string()};
+    std::vector<std::string> args = {
+        "--headless",    "--no-sandbox",
+        "--disable-gpu", "--enable-logging=stderr",
+        "--v=0",         "--user-data-dir=" + (dir_ / "profile").string()};
     for (auto& e : extra) args.push_back(e);
     args.push_back("file://" + page_.string());
     return run_program(exe, args, dir_, io_, 180);
@@ -93,8 +94,8 @@ TEST_F(ChromiumPage, CellsPageRunsWithoutErrorsAndColoursEveryCharacter) {
   const std::string& dom = r.out;
   std::regex span_colour("<span style=\"background-color: rgb\\((\\d+), (\\d+), (\\d+)\\);\"");
   size_t blue = 0, red = 0;
-  for (auto it = std::sregex_iterator(dom.begin(), dom.end(), span_colour); it != std::sregex_iterator();
-       ++it) {
+  for (auto it = std::sregex_iterator(dom.begin(), dom.end(), span_colour);
+       it != std::sregex_iterator(); ++it) {
     const int R = std::stoi((*it)[1]), B = std::stoi((*it)[3]);
     blue += B > R + 60;
     red += R > B + 60;
@@ -112,7 +113,8 @@ TEST_F(ChromiumPage, CellsPageRunsWithoutErrorsAndColoursEveryCharacter) {
 TEST_F(ChromiumPage, ScreenshotShowsTheRedAndBlueText) {
   ASSERT_NO_FATAL_FAILURE(make_page());
   const fs::path shot = dir_ / "shot.png";
-  Proc r = chromium({"--hide-scrollbars", "--window-size=1280,2400", "--screenshot=" + shot.string()});
+  Proc r =
+      chromium({"--hide-scrollbars", "--window-size=1280,2400", "--screenshot=" + shot.string()});
   ASSERT_EQ(r.code, 0) << describe(r);
   for (auto& l : console_lines(r.err)) ADD_FAILURE() << "console: " << l;
   ASSERT_TRUE(fs::exists(shot)) << describe(r);
@@ -143,9 +145,12 @@ TEST_F(ChromiumPage, ScreenshotShowsTheRedAndBlueText) {
 TEST_F(ChromiumPage, ReportPageOfARealRunDrawsEveryPoint) {
   const std::string text = file("t.txt", english_text(200));
   for (const char* run : {"a", "b"}) {
-    Proc r = unroll({"train", text, "--out", (dir_ / run).string(), "--print-every", "1", "--sample-every", "10",
-                     "--hidden", "16", "--layers", "1", "--batch", "4", "--seq", "8", "--steps", "30",
-                     "--eval-every", "10", "--threads", "1"});  // 30 steps, an evaluation every 10
+    Proc r = unroll({"train",         text, "--out",          (dir_ / run).string(),
+                     "--print-every", "1",  "--sample-every", "10",
+                     "--hidden",      "16", "--layers",       "1",
+                     "--batch",       "4",  "--seq",          "8",
+                     "--steps",       "30", "--eval-every",   "10",
+                     "--threads",     "1"});  // 30 steps, an evaluation every 10
     ASSERT_EQ(r.code, 0) << describe(r);
   }
   page_ = dir_ / "a" / "report.html";

@@ -316,7 +316,12 @@ TEST_F(SafeTensorsTest, ExactByteLayoutOfATinyFile) {
   std::string header(f.begin() + 8, f.begin() + 8 + n);
   // The checksum: FNV-1a 64 of the data section, then of the header's
   // description (tensor name, dtype, shape; metadata key, value; NUL after each).
-  const char d[] = "w\0F32\0" "2\0" "b\0U8\0" "3\0" "k\0v\0";
+  const char d[] =
+      "w\0F32\0"
+      "2\0"
+      "b\0U8\0"
+      "3\0"
+      "k\0v\0";
   const std::string described(d, sizeof d - 1);
   char sum[33];
   std::snprintf(sum, sizeof sum, "%016llx%016llx",
@@ -711,7 +716,8 @@ TEST_F(SafeTensorsTest, ReadOnlyFolderKeepsThePreviousFile) {
   } else {
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
-    if (pid == 0) {  // exit 0: the expected error; 2: written anyway; 3: another error; 4: no nobody
+    if (pid ==
+        0) {  // exit 0: the expected error; 2: written anyway; 3: another error; 4: no nobody
       if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(4);
       try {
         save_safetensors(path, other);
@@ -723,7 +729,8 @@ TEST_F(SafeTensorsTest, ReadOnlyFolderKeepsThePreviousFile) {
     int status = 0;
     ::waitpid(pid, &status, 0);
     ASSERT_TRUE(WIFEXITED(status));
-    EXPECT_EQ(WEXITSTATUS(status), 0) << "2: written into a read-only folder; 3: another message; 4: setuid failed";
+    EXPECT_EQ(WEXITSTATUS(status), 0)
+        << "2: written into a read-only folder; 3: another message; 4: setuid failed";
   }
   fs::permissions(dir_, fs::perms::owner_all, fs::perm_options::add);
   EXPECT_EQ(read_bytes(path), before);

@@ -79,7 +79,8 @@ TEST(SharedData, CliTrainsOnTinyShakespeare) {
 // unigram model of the same data: it has learned something about context.
 TEST(SharedData, PtbSmokeRunBeatsTheUnigramPerplexity) {
   const fs::path ptb = fs::path(UNROLL_SHARED_DATA) / "ptb";
-  ASSERT_TRUE(fs::is_regular_file(ptb / "ptb.train.txt") && fs::is_regular_file(ptb / "ptb.valid.txt"))
+  ASSERT_TRUE(fs::is_regular_file(ptb / "ptb.train.txt") &&
+              fs::is_regular_file(ptb / "ptb.valid.txt"))
       << "../shared/data/ptb is missing: looked in " << ptb;
   const TempDir tmp("unroll_ptb");
   ASSERT_FALSE(tmp.dir.empty()) << "cannot make a temporary folder";
@@ -96,9 +97,11 @@ TEST(SharedData, PtbSmokeRunBeatsTheUnigramPerplexity) {
 
   // The unigram model of the training part (with <unk> for unseen words, as
   // the network sees them), measured on the validation part.
-  const Vocab vocab = Vocab::from_words(split_pretokenized(read_text_file((dir / "train.txt").string()), true, "t"));
+  const Vocab vocab = Vocab::from_words(
+      split_pretokenized(read_text_file((dir / "train.txt").string()), true, "t"));
   std::vector<double> count(vocab.size(), 0.0);
-  for (int32_t id : vocab.encode_words(split_pretokenized(read_text_file((dir / "train.txt").string()), true, "t")))
+  for (int32_t id : vocab.encode_words(
+           split_pretokenized(read_text_file((dir / "train.txt").string()), true, "t")))
     count[id] += 1;
   double total = 0;
   for (double& c : count) total += (c += 0.5);  // light smoothing so no word has probability 0
@@ -108,18 +111,41 @@ TEST(SharedData, PtbSmokeRunBeatsTheUnigramPerplexity) {
   for (int32_t id : val) nll -= std::log(count[id] / total);
   const double unigram_ppl = std::exp(nll / double(val.size()));
 
-  Proc r = run_unroll({"train", (dir / "train.txt").string(), "--val", (dir / "valid.txt").string(),
-                       "--pretokenized", "--out", (dir / "run").string(), "--embed", "64", "--hidden",
-                       "64", "--layers", "1", "--batch", "20", "--seq", "20", "--steps", "300",
-                       "--eval-every", "300", "--sample-every", "0", "--threads", "1"},
+  Proc r = run_unroll({"train",
+                       (dir / "train.txt").string(),
+                       "--val",
+                       (dir / "valid.txt").string(),
+                       "--pretokenized",
+                       "--out",
+                       (dir / "run").string(),
+                       "--embed",
+                       "64",
+                       "--hidden",
+                       "64",
+                       "--layers",
+                       "1",
+                       "--batch",
+                       "20",
+                       "--seq",
+                       "20",
+                       "--steps",
+                       "300",
+                       "--eval-every",
+                       "300",
+                       "--sample-every",
+                       "0",
+                       "--threads",
+                       "1"},
                       dir, dir, 600);
   ASSERT_EQ(r.code, 0) << describe(r);
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("eval step 300: val loss [0-9.]+ nats, perplexity ([0-9.]+)")))
+  ASSERT_TRUE(std::regex_search(
+      r.out, m, std::regex("eval step 300: val loss [0-9.]+ nats, perplexity ([0-9.]+)")))
       << describe(r);
   const double ppl = std::stod(m[1]);
   EXPECT_LT(ppl, unigram_ppl) << "unigram perplexity " << unigram_ppl << "\n" << describe(r);
-  std::cout << "PTB smoke run: validation perplexity " << ppl << ", unigram " << unigram_ppl << "\n";
+  std::cout << "PTB smoke run: validation perplexity " << ppl << ", unigram " << unigram_ppl
+            << "\n";
 }
 
 }  // namespace

@@ -8,12 +8,11 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "error_util.h"
 #include "unroll/core/error.h"
 #include "unroll/text/corpus.h"
 #include "unroll/text/utf8.h"
 #include "unroll/text/vocab.h"
-
-#include "error_util.h"
 
 using namespace unroll;
 namespace fs = std::filesystem;
@@ -272,7 +271,7 @@ TEST(Vocab, UnknownCharactersAreNamed) {
 }
 
 TEST(Vocab, EncodeTextAcceptsTheOtherNormalForm) {
-  const std::string composed = "caf\xc3\xa9 \xed\x95\x9c";       // "café 한", NFC
+  const std::string composed = "caf\xc3\xa9 \xed\x95\x9c";  // "café 한", NFC
   const std::string decomposed = "cafe\xcc\x81 \xe1\x84\x92\xe1\x85\xa1\xe1\x86\xab";  // NFD
   EXPECT_EQ(utf8_nfc(decomposed), composed);
   EXPECT_EQ(utf8_nfd(composed), decomposed);
@@ -280,10 +279,12 @@ TEST(Vocab, EncodeTextAcceptsTheOtherNormalForm) {
   // A vocabulary from composed text reads a decomposed prime as composed, and back.
   Vocab nfc = Vocab::from_chars(decode_utf8(composed, "t"));
   std::string used;
-  EXPECT_EQ(nfc.encode_text(decomposed, "prime", &used), nfc.encode_chars(decode_utf8(composed, "t")));
+  EXPECT_EQ(nfc.encode_text(decomposed, "prime", &used),
+            nfc.encode_chars(decode_utf8(composed, "t")));
   EXPECT_EQ(used, composed);
   Vocab nfd = Vocab::from_chars(decode_utf8(decomposed, "t"));
-  EXPECT_EQ(nfd.encode_text(composed, "prime", &used), nfd.encode_chars(decode_utf8(decomposed, "t")));
+  EXPECT_EQ(nfd.encode_text(composed, "prime", &used),
+            nfd.encode_chars(decode_utf8(decomposed, "t")));
   EXPECT_EQ(used, decomposed);
   // Text that encodes as given is left alone.
   nfc.encode_text(composed, "prime", &used);

@@ -25,7 +25,8 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("unroll_test_train_" + name + "_" + std::to_string(::getpid()));
+  fs::path d =
+      fs::temp_directory_path() / ("unroll_test_train_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
@@ -285,13 +286,18 @@ TEST(Checkpoint, MetadataIsCheckedBeforeItIsUsed) {
     }  // anything else (std::bad_alloc, nlohmann's exceptions) fails the test
   };
   expect_error(with("model", [](auto& j) { j["layers"] = 64, j["hidden"] = 65536; }),
-               "tensor 'rnn.weight_ih_l0' has shape [32, " + std::to_string(mc.vocab) + "] but the model config needs");
-  expect_error(with("model", [](auto& j) { j["layers"] = 1e100; }), "'layers' is not a whole number in range");
-  expect_error(with("model", [](auto& j) { j["hidden"] = (uint64_t(1) << 32) + 8; }), "'hidden' is out of range");
+               "tensor 'rnn.weight_ih_l0' has shape [32, " + std::to_string(mc.vocab) +
+                   "] but the model config needs");
+  expect_error(with("model", [](auto& j) { j["layers"] = 1e100; }),
+               "'layers' is not a whole number in range");
+  expect_error(with("model", [](auto& j) { j["hidden"] = (uint64_t(1) << 32) + 8; }),
+               "'hidden' is out of range");
   expect_error(with("model", [](auto& j) { j["hidden"] = "8"; }), "'hidden' is not a number");
   expect_error(with("model", [](auto& j) { j["dropout"] = 1e300; }), "'dropout' is out of range");
-  expect_error(with("data", [](auto& j) { j["format"]["min_count"] = -1.5; }), "'min_count' is not a whole number");
-  expect_error(with("data", [](auto& j) { j["format"]["level"] = nlohmann::json::array(); }), "text format");
+  expect_error(with("data", [](auto& j) { j["format"]["min_count"] = -1.5; }),
+               "'min_count' is not a whole number");
+  expect_error(with("data", [](auto& j) { j["format"]["level"] = nlohmann::json::array(); }),
+               "text format");
   {
     SafeTensors st = load_safetensors(good);
     st.metadata["optimizer.t"] = "12x";
@@ -314,12 +320,15 @@ TEST(Checkpoint, EveryTruncationAndEveryBitFlipIsAnError) {
   Model<float> m(mc);
   Rng rng(1);
   m.init(rng);
-  const std::string good = (d / "good.safetensors").string(), bad = (d / "bad.safetensors").string();
+  const std::string good = (d / "good.safetensors").string(),
+                    bad = (d / "bad.safetensors").string();
   save_checkpoint(good, m, corpus.vocab, {{"batch", 3}}, {{"step", 1}}, corpus.describe(), nullptr);
   std::ifstream in(good, std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   ASSERT_NO_THROW(load_checkpoint(good));
-  auto write = [&](const std::string& b) { std::ofstream(bad, std::ios::binary | std::ios::trunc) << b; };
+  auto write = [&](const std::string& b) {
+    std::ofstream(bad, std::ios::binary | std::ios::trunc) << b;
+  };
   size_t errors = 0, tried = 0;
   for (size_t k = 0; k < bytes.size(); ++k) {
     write(bytes.substr(0, k));
@@ -346,8 +355,8 @@ TEST(Checkpoint, EveryTruncationAndEveryBitFlipIsAnError) {
     }
   EXPECT_EQ(errors, tried);
   EXPECT_EQ(tried, bytes.size() * 9);
-  std::printf("[ info     ] %zu truncations and bit flips of a %zu-byte checkpoint: %zu errors\n", tried,
-              bytes.size(), errors);
+  std::printf("[ info     ] %zu truncations and bit flips of a %zu-byte checkpoint: %zu errors\n",
+              tried, bytes.size(), errors);
   fs::remove_all(d);
 }
 

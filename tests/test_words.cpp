@@ -3,8 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "unroll/core/error.h"
 #include "error_util.h"
+#include "unroll/core/error.h"
 #include "unroll/text/vocab.h"
 #include "unroll/text/words.h"
 
@@ -14,15 +14,15 @@ namespace {
 
 using Tokens = std::vector<std::string>;
 
-
 }  // namespace
 
 TEST(Words, EveryKindOfToken) {
   // "Hello,  world!\r\n한국어 x_1\t\tnaïve 2024€"
   const std::string text =
       "Hello,  world!\r\n\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4 x_1\t\tna\xc3\xafve 2024\xe2\x82\xac";
-  const Tokens want = {"Hello", ",", "  ", "world", "!", "\r\n", "\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4",
-                       " ", "x_1", "\t\t", "na\xc3\xafve", " ", "2024", "\xe2\x82\xac"};
+  const Tokens want = {
+      "Hello", ",",   "  ",   "world",        "!", "\r\n", "\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4",
+      " ",     "x_1", "\t\t", "na\xc3\xafve", " ", "2024", "\xe2\x82\xac"};
   EXPECT_EQ(split_words(text, "t"), want);
 }
 
@@ -37,12 +37,14 @@ TEST(Words, ApostrophesAndMixedSpacesSplit) {
 }
 
 TEST(Words, RoundTripKeepsTheLayout) {
-  for (const std::string& text : {
-           std::string("The cat sat.  Then,\tit   left!\n\n  Indented line;\n"),
-           std::string("\xec\x95\x88\xeb\x85\x95\xed\x95\x98\xec\x84\xb8\xec\x9a\x94, "
-                       "\xec\x84\xb8\xea\xb3\x84!\n\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4 \xeb\xac\xb8\xec\x9e\xa5."),
-           std::string("mixed \xed\x95\x9c\xea\xb8\x80 and ASCII\r\nwith CRLF\r\n\t\ttabs  and   spaces\r\n"),
-           std::string("  leading and trailing  "), std::string("x"), std::string("\n")}) {
+  for (const std::string& text :
+       {std::string("The cat sat.  Then,\tit   left!\n\n  Indented line;\n"),
+        std::string("\xec\x95\x88\xeb\x85\x95\xed\x95\x98\xec\x84\xb8\xec\x9a\x94, "
+                    "\xec\x84\xb8\xea\xb3\x84!\n\xed\x95\x9c\xea\xb5\xad\xec\x96\xb4 "
+                    "\xeb\xac\xb8\xec\x9e\xa5."),
+        std::string(
+            "mixed \xed\x95\x9c\xea\xb8\x80 and ASCII\r\nwith CRLF\r\n\t\ttabs  and   spaces\r\n"),
+        std::string("  leading and trailing  "), std::string("x"), std::string("\n")}) {
     const Tokens t = split_words(text, "t");
     EXPECT_EQ(join_words(t), text);
     for (auto& tok : t) EXPECT_FALSE(tok.empty());
@@ -51,7 +53,8 @@ TEST(Words, RoundTripKeepsTheLayout) {
 }
 
 TEST(Words, InvalidUtf8IsAnErrorThatNamesTheSource) {
-  EXPECT_NE(error_of([] { split_words("ok \xff", "words.txt"); }).find("words.txt"), std::string::npos);
+  EXPECT_NE(error_of([] { split_words("ok \xff", "words.txt"); }).find("words.txt"),
+            std::string::npos);
   EXPECT_NE(error_of([] { split_pretokenized("ok \xff", true, "ptb.txt"); }).find("ptb.txt"),
             std::string::npos);
 }
@@ -62,7 +65,8 @@ TEST(Words, PretokenizedLinesGetAnEndOfSentence) {
             (Tokens{"the", "cat", "<unk>", "sat", kEos, "N", "years", "later", kEos, "end", kEos}));
   EXPECT_EQ(split_pretokenized(ptb, false, "t"),
             (Tokens{"the", "cat", "<unk>", "sat", "N", "years", "later", "end"}));
-  EXPECT_EQ(join_words(split_pretokenized(ptb, true, "t"), true), "the cat <unk> sat\nN years later\nend\n");
+  EXPECT_EQ(join_words(split_pretokenized(ptb, true, "t"), true),
+            "the cat <unk> sat\nN years later\nend\n");
 }
 
 TEST(WordVocab, FrequentFirstUnkAtZero) {
@@ -106,7 +110,10 @@ TEST(WordVocab, BadOptionsAreRejected) {
   EXPECT_NE(error_of([&] { Vocab::from_words(Tokens{}); }).find("empty"), std::string::npos);
   // Without <unk>, an unknown word is an error that names it.
   Vocab chars = Vocab::from_tokens({"a", "b"}, "word");
-  EXPECT_NE(error_of([&] { chars.encode_words(Tokens{"a", "zebra"}); }).find("'zebra'"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              chars.encode_words(Tokens{"a", "zebra"});
+            }).find("'zebra'"),
+            std::string::npos);
 }
 
 TEST(WordVocab, AReusedVocabularyMapsWordsAsBefore) {

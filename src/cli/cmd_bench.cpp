@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
-
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -58,16 +57,34 @@ void add_bench(CLI::App& app) {
   CLI::App* s = app.add_subcommand(
       "bench", "Measure training and sampling speed on the char-rnn workload (random tokens)");
   s->add_option("--cell", a->cell, "rnn, rnn-relu, lstm, gru")
-      ->check(CLI::IsMember({"rnn", "rnn-tanh", "rnn-relu", "lstm", "gru"}))->capture_default_str();
-  s->add_option("--layers", a->layers, "Stacked layers")->check(CLI::Range(1, 64))->capture_default_str();
-  s->add_option("--hidden", a->hidden, "Hidden units")->check(CLI::Range(1, 65536))->capture_default_str();
-  s->add_option("--batch", a->batch, "Streams (B)")->check(CLI::Range(1, 100000))->capture_default_str();
-  s->add_option("--seq", a->seq, "Steps per chunk (T)")->check(CLI::Range(1, 100000))->capture_default_str();
-  s->add_option("--vocab", a->vocab, "Vocabulary size (one-hot input)")->check(CLI::Range(2, 1 << 20))->capture_default_str();
-  s->add_option("--steps", a->steps, "Timed training steps")->check(CLI::Range(1, 1000000))->capture_default_str();
-  s->add_option("--warmup", a->warmup, "Untimed steps first")->check(CLI::Range(0, 1000))->capture_default_str();
-  s->add_option("--sample-len", a->sample_len, "Timed sampling tokens (batch 1)")->check(CLI::Range(0, 10000000))->capture_default_str();
-  s->add_flag("--gemm-peak", a->peak, "Also measure the 2048^3 sgemm peak and report the fraction of it reached");
+      ->check(CLI::IsMember({"rnn", "rnn-tanh", "rnn-relu", "lstm", "gru"}))
+      ->capture_default_str();
+  s->add_option("--layers", a->layers, "Stacked layers")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  s->add_option("--hidden", a->hidden, "Hidden units")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  s->add_option("--batch", a->batch, "Streams (B)")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  s->add_option("--seq", a->seq, "Steps per chunk (T)")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  s->add_option("--vocab", a->vocab, "Vocabulary size (one-hot input)")
+      ->check(CLI::Range(2, 1 << 20))
+      ->capture_default_str();
+  s->add_option("--steps", a->steps, "Timed training steps")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  s->add_option("--warmup", a->warmup, "Untimed steps first")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  s->add_option("--sample-len", a->sample_len, "Timed sampling tokens (batch 1)")
+      ->check(CLI::Range(0, 10000000))
+      ->capture_default_str();
+  s->add_flag("--gemm-peak", a->peak,
+              "Also measure the 2048^3 sgemm peak and report the fraction of it reached");
   s->add_flag("--json", a->json, "Print one JSON line instead of text");
   add_threads_option(*s, a->threads);
   s->callback([a]() {
@@ -115,14 +132,21 @@ void add_bench(CLI::App& app) {
     const double fwd = forward_flops(c);
     const double train_gflops = 3 * fwd * train_tps / 1e9;
     const double peak = a->peak ? gemm_peak_gflops() : 0;
-    nlohmann::json j = {{"cell", cell_name(c.cell)},   {"layers", c.layers},
-                        {"hidden", c.hidden},          {"batch", B},
-                        {"seq", T},                    {"vocab", c.vocab},
-                        {"steps", a->steps},           {"threads", a->threads},
+    nlohmann::json j = {{"cell", cell_name(c.cell)},
+                        {"layers", c.layers},
+                        {"hidden", c.hidden},
+                        {"batch", B},
+                        {"seq", T},
+                        {"vocab", c.vocab},
+                        {"steps", a->steps},
+                        {"threads", a->threads},
                         {"params", m.layout().count()},
-                        {"train_tok_s", train_tps},    {"ms_per_step", 1e3 * train_s / a->steps},
-                        {"loss_first", loss_first},    {"loss_last", loss_last},
-                        {"sample_tok_s", sample_tps},  {"train_gflop_per_tok_model", 3 * fwd / 1e9},
+                        {"train_tok_s", train_tps},
+                        {"ms_per_step", 1e3 * train_s / a->steps},
+                        {"loss_first", loss_first},
+                        {"loss_last", loss_last},
+                        {"sample_tok_s", sample_tps},
+                        {"train_gflop_per_tok_model", 3 * fwd / 1e9},
                         {"train_gflops_achieved", train_gflops},
                         {"sample_gflops_achieved", fwd * sample_tps / 1e9},
                         {"peak_rss_mib", rss_mib}};
@@ -138,8 +162,10 @@ void add_bench(CLI::App& app) {
                 c.layers, c.hidden, B, T, c.vocab, a->threads);
     std::printf("training   %10.0f tokens/s  (%.2f ms/step, %.1f GFLOP/s", train_tps,
                 1e3 * train_s / a->steps, train_gflops);
-    if (a->peak) std::printf(", %.0f%% of the %.0f GFLOP/s sgemm peak", 100 * train_gflops / peak, peak);
-    std::printf(")\nsampling   %10.0f tokens/s  (batch 1)\npeak RSS   %10.1f MiB\n", sample_tps, rss_mib);
+    if (a->peak)
+      std::printf(", %.0f%% of the %.0f GFLOP/s sgemm peak", 100 * train_gflops / peak, peak);
+    std::printf(")\nsampling   %10.0f tokens/s  (batch 1)\npeak RSS   %10.1f MiB\n", sample_tps,
+                rss_mib);
   });
 }
 

@@ -50,8 +50,9 @@ void progress_line(size_t done, size_t total) {
   const bool terminal = ::isatty(2);
   if (!terminal && done != total) return;  // a log gets the last line only, without the \r
   const int width = 30, fill = int(width * done / std::max<size_t>(total, 1));
-  std::fprintf(stderr, "%srecording  [%s%s] %zu/%zu characters%s", terminal ? "\r" : "", std::string(fill, '#').c_str(),
-               std::string(width - fill, '.').c_str(), done, total, done == total ? "\n" : "");
+  std::fprintf(stderr, "%srecording  [%s%s] %zu/%zu characters%s", terminal ? "\r" : "",
+               std::string(fill, '#').c_str(), std::string(width - fill, '.').c_str(), done, total,
+               done == total ? "\n" : "");
 }
 
 void run_cells(const CellsArgs& a, const std::string& command) {
@@ -73,18 +74,18 @@ void run_cells(const CellsArgs& a, const std::string& command) {
   require(a.cells.empty() || a.layer > 0 || cfg.layers == 1,
           "--cells needs --layer: the model has " + std::to_string(cfg.layers) + " layers");
   for (int c : a.cells)
-    require(c >= 0 && c < cfg.hidden, "--cells: no cell " + std::to_string(c) + " (the layers have " +
-                                          std::to_string(cfg.hidden) + " cells, 0.." +
-                                          std::to_string(cfg.hidden - 1) + ")");
+    require(c >= 0 && c < cfg.hidden, "--cells: no cell " + std::to_string(c) +
+                                          " (the layers have " + std::to_string(cfg.hidden) +
+                                          " cells, 0.." + std::to_string(cfg.hidden - 1) + ")");
 
   std::u32string text = decode_utf8(read_text_file(a.text), a.text);
   if (text.size() > size_t(a.max_chars)) text.resize(a.max_chars);
   require(text.size() >= 2, "the text needs at least two characters");
   const std::vector<int32_t> ids = ck.vocab.encode_chars(text);
   const size_t bytes = recording_bytes(cfg, text.size());
-  require(bytes <= (size_t(8) << 30),
-          "recording " + std::to_string(text.size()) + " characters would take " +
-              std::to_string(bytes >> 20) + " MiB; lower --max-chars");
+  require(bytes <= (size_t(8) << 30), "recording " + std::to_string(text.size()) +
+                                          " characters would take " + std::to_string(bytes >> 20) +
+                                          " MiB; lower --max-chars");
 
   // Probes first, so a bad --probe fails before the long part.
   std::vector<Probe> probes = builtin_probes(text);
@@ -100,10 +101,11 @@ void run_cells(const CellsArgs& a, const std::string& command) {
   }
 
   if (text.size() < 1000)
-    std::fprintf(stderr, "note: correlations over only %zu characters are noisy; use a longer text\n",
+    std::fprintf(stderr,
+                 "note: correlations over only %zu characters are noisy; use a longer text\n",
                  text.size());
-  Recording rec = record_activations(model, ids, 256,
-                                     [&](size_t done) { progress_line(done, text.size()); });
+  Recording rec =
+      record_activations(model, ids, 256, [&](size_t done) { progress_line(done, text.size()); });
 
   std::vector<int> kinds = {0};  // rank h, and c for the LSTM
   if (rec.kind_index("c") >= 0) kinds.push_back(rec.kind_index("c"));
@@ -125,7 +127,8 @@ void run_cells(const CellsArgs& a, const std::string& command) {
   auto& chars = j["chars"] = nlohmann::json::array();
   for (char32_t c : text) chars.push_back(encode_utf8(std::u32string(1, c)));
   auto& loss = j["loss"] = nlohmann::json::array();
-  for (float v : rec.loss) loss.push_back(std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(round3(v)));
+  for (float v : rec.loss)
+    loss.push_back(std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(round3(v)));
   auto& top = j["top"] = nlohmann::json::array();
   for (const auto& guesses : rec.top) {
     auto g = nlohmann::json::array();
@@ -165,11 +168,13 @@ void run_cells(const CellsArgs& a, const std::string& command) {
       add_series(s.layer, s.kind, s.unit);
       tops.push_back({{"id", unit_id(rec, s.layer, s.kind, s.unit)},
                       {"corr", round3(s.corr)},
-                      {"accuracy", s.accuracy < 0 ? nlohmann::json(nullptr) : nlohmann::json(round3(s.accuracy))}});
+                      {"accuracy", s.accuracy < 0 ? nlohmann::json(nullptr)
+                                                  : nlohmann::json(round3(s.accuracy))}});
     }
     const UnitScore& b = ranked.front();
     const std::string id = unit_id(rec, b.layer, b.kind, b.unit);
-    if (std::fabs(b.corr) >= a.threshold) found.push_back({{"probe", p.name}, {"id", id}, {"corr", round3(b.corr)}});
+    if (std::fabs(b.corr) >= a.threshold)
+      found.push_back({{"probe", p.name}, {"id", id}, {"corr", round3(b.corr)}});
     if (std::fabs(b.corr) > best_abs) best_abs = std::fabs(b.corr), best_id = id;
     char acc[16] = "-";
     if (b.accuracy >= 0) std::snprintf(acc, sizeof acc, "%.1f%%", 100 * b.accuracy);
@@ -201,10 +206,10 @@ void run_cells(const CellsArgs& a, const std::string& command) {
                   {"range", sigmoid_kind(kind) ? nlohmann::json{0, 1} : nlohmann::json{-1, 1}},
                   {"values", std::move(vals)}});
   }
-  j["default_series"] = !a.cells.empty() ? unit_id(rec, a.layer > 0 ? a.layer - 1 : 0, 0, a.cells[0])
-                        : best_id.empty() && !series.empty()
-                            ? unit_id(rec, series[0][0], series[0][1], series[0][2])
-                            : best_id;
+  j["default_series"] =
+      !a.cells.empty() ? unit_id(rec, a.layer > 0 ? a.layer - 1 : 0, 0, a.cells[0])
+      : best_id.empty() && !series.empty() ? unit_id(rec, series[0][0], series[0][1], series[0][2])
+                                           : best_id;
 
   auto& sat = j["saturation"] = nlohmann::json::array();
   for (const Saturation& s : gate_saturation(rec)) {
@@ -224,7 +229,8 @@ void run_cells(const CellsArgs& a, const std::string& command) {
     std::printf("json         %s\n", a.json.c_str());
   }
   if (!a.npy.empty()) {
-    write_npy(a.npy, {size_t(rec.N), size_t(rec.L), size_t(rec.K), size_t(rec.H)}, rec.values.data());
+    write_npy(a.npy, {size_t(rec.N), size_t(rec.L), size_t(rec.K), size_t(rec.H)},
+              rec.values.data());
     std::printf("activations  %s  float32 [characters %d, layers %d, kinds %d (", a.npy.c_str(),
                 rec.N, rec.L, rec.K);
     for (int k = 0; k < rec.K; ++k) std::printf("%s%s", k ? " " : "", rec.kinds[k].c_str());
@@ -240,18 +246,31 @@ void add_cells(CLI::App& app) {
       "cells", "Which hidden cell tracks what: an HTML page of activations over a text");
   s->add_option("checkpoint", a->checkpoint, "Checkpoint file (.safetensors)")->required();
   s->add_option("--text", a->text, "Text file to run the model over (UTF-8)")->required();
-  s->add_option("-o,--out", a->out, "HTML page to write (default: cells.html beside the checkpoint)");
+  s->add_option("-o,--out", a->out,
+                "HTML page to write (default: cells.html beside the checkpoint)");
   s->add_option("--json-file", a->json, "Also write the data behind the page as JSON to this file");
-  s->add_option("--npy", a->npy, "Also write all activations to this file as a NumPy float32 array [chars, layers, kinds, units]");
-  s->add_option("--layer", a->layer, "Only this layer (1 = the lowest; default: all layers)")->check(CLI::Range(1, 64));
-  s->add_option("--cells", a->cells, "Show these cells of --layer (comma-separated, from 0; default: the cells the probes find)")
+  s->add_option("--npy", a->npy,
+                "Also write all activations to this file as a NumPy float32 array [chars, layers, "
+                "kinds, units]");
+  s->add_option("--layer", a->layer, "Only this layer (1 = the lowest; default: all layers)")
+      ->check(CLI::Range(1, 64));
+  s->add_option(
+       "--cells", a->cells,
+       "Show these cells of --layer (comma-separated, from 0; default: the cells the probes find)")
       ->delimiter(',');
-  s->add_option("--probe", a->probes, "A probe of your own: NAME=REGEX, on inside every match (repeatable; default: only the built-in probes)");
+  s->add_option("--probe", a->probes,
+                "A probe of your own: NAME=REGEX, on inside every match (repeatable; default: only "
+                "the built-in probes)");
   s->add_option("--max-chars", a->max_chars, "Use the first N characters of the text")
-      ->check(CLI::Range(2, 10000000))->capture_default_str();
-  s->add_option("--top", a->top, "Cells shown per probe")->check(CLI::Range(1, 5))->capture_default_str();
-  s->add_option("--threshold", a->threshold, "A probe counts as found when a cell's |correlation| reaches this")
-      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+      ->check(CLI::Range(2, 10000000))
+      ->capture_default_str();
+  s->add_option("--top", a->top, "Cells shown per probe")
+      ->check(CLI::Range(1, 5))
+      ->capture_default_str();
+  s->add_option("--threshold", a->threshold,
+                "A probe counts as found when a cell's |correlation| reaches this")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   add_threads_option(*s, a->threads);
   s->callback([a]() {
     apply_threads(a->threads);

@@ -39,7 +39,8 @@ std::string read_input(const std::string& path) {
     return ss.str();
   }
   std::error_code ec;
-  if (std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) == 0) return "";
+  if (std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) == 0)
+    return "";
   return read_text_file(path);
 }
 
@@ -66,15 +67,29 @@ Classifier load_classifier(const std::string& path, const std::string& task) {
 // optimisation, stopping and the validation data.
 void add_common_train_options(CLI::App* s, ClassifyTrainArgs& a, const char* default_out) {
   a.out = default_out;
-  s->add_option("-o,--out", a.out, "Run folder for checkpoints (best and latest)")->capture_default_str();
+  s->add_option("-o,--out", a.out, "Run folder for checkpoints (best and latest)")
+      ->capture_default_str();
   auto& cc = a.cc;
   s->add_option("--cell", a.cell, "Recurrent cell: rnn, rnn-relu, lstm, gru")
-      ->check(CLI::IsMember({"rnn", "rnn-tanh", "rnn-relu", "lstm", "gru"}))->capture_default_str()->group("Model");
-  s->add_option("--layers", a.layers, "Stacked recurrent layers")->check(CLI::Range(1, 64))->capture_default_str()->group("Model");
+      ->check(CLI::IsMember({"rnn", "rnn-tanh", "rnn-relu", "lstm", "gru"}))
+      ->capture_default_str()
+      ->group("Model");
+  s->add_option("--layers", a.layers, "Stacked recurrent layers")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str()
+      ->group("Model");
   s->add_option("--hidden", a.hidden, "Hidden units per layer (and direction)")
-      ->check(CLI::Range(1, 65536))->capture_default_str()->group("Model");
-  s->add_option("--embed", a.embed, "Embedding size; 0 = one-hot input")->check(CLI::Range(0, 65536))->capture_default_str()->group("Model");
-  s->add_option("--dropout", a.dropout, "Dropout on non-recurrent connections")->check(CLI::Range(0.0, 0.95))->capture_default_str()->group("Model");
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str()
+      ->group("Model");
+  s->add_option("--embed", a.embed, "Embedding size; 0 = one-hot input")
+      ->check(CLI::Range(0, 65536))
+      ->capture_default_str()
+      ->group("Model");
+  s->add_option("--dropout", a.dropout, "Dropout on non-recurrent connections")
+      ->check(CLI::Range(0.0, 0.95))
+      ->capture_default_str()
+      ->group("Model");
   s->add_option(
        "--init", a.init,
        "How the weights start: uniform (every weight in [-s, s]; char-rnn) or pytorch (torch.nn's "
@@ -87,30 +102,63 @@ void add_common_train_options(CLI::App* s, ClassifyTrainArgs& a, const char* def
       ->check(CLI::Range(0.0, 100.0))
       ->capture_default_str()
       ->group("Model");
-  s->add_option("--batch", cc.batch, "Sequences per step")->check(CLI::Range(1, 100000))->capture_default_str()->group("Optimisation");
-  s->add_option("--lr", cc.optim.lr, "Adam learning rate")->check(positive())->capture_default_str()->group("Optimisation");
-  s->add_option("--clip", cc.clip, "Global gradient-norm clipping; 0 = off")->check(non_negative())->capture_default_str()->group("Optimisation");
+  s->add_option("--batch", cc.batch, "Sequences per step")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str()
+      ->group("Optimisation");
+  s->add_option("--lr", cc.optim.lr, "Adam learning rate")
+      ->check(positive())
+      ->capture_default_str()
+      ->group("Optimisation");
+  s->add_option("--clip", cc.clip, "Global gradient-norm clipping; 0 = off")
+      ->check(non_negative())
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--on-nan", cc.on_nan,
-                "A batch whose loss or gradient is not finite: stop (the checkpoints stay), or skip it and count it")
-      ->check(CLI::IsMember({"stop", "skip"}))->capture_default_str()->group("Optimisation");
-  s->add_option("--weight-decay", cc.optim.weight_decay,
-                "Decoupled weight decay (AdamW): every weight shrinks by lr x this at each step; 0 = off")
-      ->check(CLI::Range(0.0, 1.0))->capture_default_str()->group("Optimisation");
-  s->add_option("--seed", cc.seed, "Random seed (initialisation, validation split, shuffling, dropout)")
-      ->check(seed_check())->capture_default_str()->group("Optimisation");
+                "A batch whose loss or gradient is not finite: stop (the checkpoints stay), or "
+                "skip it and count it")
+      ->check(CLI::IsMember({"stop", "skip"}))
+      ->capture_default_str()
+      ->group("Optimisation");
+  s->add_option(
+       "--weight-decay", cc.optim.weight_decay,
+       "Decoupled weight decay (AdamW): every weight shrinks by lr x this at each step; 0 = off")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str()
+      ->group("Optimisation");
+  s->add_option("--seed", cc.seed,
+                "Random seed (initialisation, validation split, shuffling, dropout)")
+      ->check(seed_check())
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--epochs", cc.max_epochs, "At most this many passes over the training examples")
-      ->check(CLI::Range(1, 1000000))->capture_default_str()->group("Stopping");
-  s->add_option("--patience", cc.patience, "Stop after this many epochs without a better validation loss (0 = never stop early)")
-      ->check(non_negative())->capture_default_str()->group("Stopping");
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str()
+      ->group("Stopping");
+  s->add_option(
+       "--patience", cc.patience,
+       "Stop after this many epochs without a better validation loss (0 = never stop early)")
+      ->check(non_negative())
+      ->capture_default_str()
+      ->group("Stopping");
   s->add_option("--time", a.time,
                 "Stop after this much training time, e.g. 90s, 5m (default: no limit)")
       ->check(duration_check())
       ->group("Stopping");
-  s->add_option("--val", cc.val_file, "Validation examples from this file (same format) instead of a split (default: none, see --val-fraction)")->group("Data");
-  s->add_option("--val-fraction", cc.val_fraction, "Without --val: this fraction of the examples (a seeded random choice) validates")
-      ->check(CLI::Range(0.0, 0.99))->capture_default_str()->group("Data");
-  s->add_option("--min-count", cc.format.min_count, "Tokens seen fewer times in training become <unk>")
-      ->check(CLI::Range(int64_t(1), int64_t(1) << 40))->capture_default_str()->group("Data");
+  s->add_option("--val", cc.val_file,
+                "Validation examples from this file (same format) instead of a split (default: "
+                "none, see --val-fraction)")
+      ->group("Data");
+  s->add_option("--val-fraction", cc.val_fraction,
+                "Without --val: this fraction of the examples (a seeded random choice) validates")
+      ->check(CLI::Range(0.0, 0.99))
+      ->capture_default_str()
+      ->group("Data");
+  s->add_option("--min-count", cc.format.min_count,
+                "Tokens seen fewer times in training become <unk>")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40))
+      ->capture_default_str()
+      ->group("Data");
   add_threads_option(*s, a.threads);
 }
 
@@ -150,25 +198,45 @@ void add_classify_train(CLI::App& parent) {
   auto a = std::make_shared<ClassifyTrainArgs>();
   CLI::App* s = parent.add_subcommand("train", "Train a classifier on labelled text");
   s->add_option("data", a->data,
-                "Examples: a file of 'label<TAB>text' lines, or a folder of CLASS.txt files with one example per line")
+                "Examples: a file of 'label<TAB>text' lines, or a folder of CLASS.txt files with "
+                "one example per line")
       ->required();
   add_common_train_options(s, *a, "run-classify");
   auto& cc = a->cc;
-  s->add_flag("--bidirectional", a->bidirectional, "Also read each sequence backwards; the head sees both directions")->group("Model");
+  s->add_flag("--bidirectional", a->bidirectional,
+              "Also read each sequence backwards; the head sees both directions")
+      ->group("Model");
   s->add_option("--summary", a->summary,
-                "What the head reads: last (the state at the sequence's last step), mean or max (each unit's mean or maximum over its steps)")
-      ->check(CLI::IsMember({"last", "mean", "max"}))->capture_default_str()->group("Model");
-  s->add_option("--class-weights", cc.class_weights, "none, or balanced: each class weighs N / (classes × its examples) in the loss")
-      ->check(CLI::IsMember({"none", "balanced"}))->capture_default_str()->group("Optimisation");
-  s->add_option("--separator", a->separator, "Between label and text: tab, or space (the label ends at the first space, as in SST-2)")
-      ->check(CLI::IsMember({"tab", "space"}))->capture_default_str()->group("Data");
+                "What the head reads: last (the state at the sequence's last step), mean or max "
+                "(each unit's mean or maximum over its steps)")
+      ->check(CLI::IsMember({"last", "mean", "max"}))
+      ->capture_default_str()
+      ->group("Model");
+  s->add_option("--class-weights", cc.class_weights,
+                "none, or balanced: each class weighs N / (classes × its examples) in the loss")
+      ->check(CLI::IsMember({"none", "balanced"}))
+      ->capture_default_str()
+      ->group("Optimisation");
+  s->add_option(
+       "--separator", a->separator,
+       "Between label and text: tab, or space (the label ends at the first space, as in SST-2)")
+      ->check(CLI::IsMember({"tab", "space"}))
+      ->capture_default_str()
+      ->group("Data");
   s->add_option("--level", cc.format.level, "Tokens: char (Unicode code points) or word")
-      ->check(CLI::IsMember({"char", "word"}))->capture_default_str()->group("Data");
-  s->add_flag("--pretokenized", cc.format.pretokenized, "Word level (implies --level word): words are separated by spaces")->group("Data");
+      ->check(CLI::IsMember({"char", "word"}))
+      ->capture_default_str()
+      ->group("Data");
+  s->add_flag("--pretokenized", cc.format.pretokenized,
+              "Word level (implies --level word): words are separated by spaces")
+      ->group("Data");
   s->add_option("--max-len", cc.max_len, "Keep at most this many tokens of each example (0 = all)")
-      ->check(non_negative())->capture_default_str()->group("Data");
+      ->check(non_negative())
+      ->capture_default_str()
+      ->group("Data");
   s->add_flag("--dedupe", cc.dedupe,
-              "Drop repeated (label, text) examples before the split, so that no validation example is also a training one")
+              "Drop repeated (label, text) examples before the split, so that no validation "
+              "example is also a training one")
       ->group("Data");
   s->callback([a]() {
     ModelConfig mc = model_of(*a);
@@ -176,24 +244,35 @@ void add_classify_train(CLI::App& parent) {
     cc.separator = separator_of(a->separator);
     if (cc.format.pretokenized) cc.format.level = "word";
     cc.format.eos = false;
-    ClassReport r = guarded(a->out, [&] { return train_classifier(mc, cc, a->data, a->out, std::cout, command_line()); });
-    std::cout << "\n" << (cc.val_file.empty() && cc.val_fraction == 0 ? "training" : "validation")
-              << " examples, best checkpoint:\n" << r.text();
+    ClassReport r = guarded(a->out, [&] {
+      return train_classifier(mc, cc, a->data, a->out, std::cout, command_line());
+    });
+    std::cout << "\n"
+              << (cc.val_file.empty() && cc.val_fraction == 0 ? "training" : "validation")
+              << " examples, best checkpoint:\n"
+              << r.text();
   });
 }
 
 void add_tag_train(CLI::App& parent) {
   auto a = std::make_shared<ClassifyTrainArgs>();
-  CLI::App* s = parent.add_subcommand("train", "Train a tagger on 'token<TAB>tag' lines (a blank line between sequences)");
-  s->add_option("data", a->data, "Tagged sequences: one 'token<TAB>tag' line per token, a blank line between sequences")
+  CLI::App* s = parent.add_subcommand(
+      "train", "Train a tagger on 'token<TAB>tag' lines (a blank line between sequences)");
+  s->add_option(
+       "data", a->data,
+       "Tagged sequences: one 'token<TAB>tag' line per token, a blank line between sequences")
       ->required();
   add_common_train_options(s, *a, "run-tag");
   s->callback([a]() {
     ModelConfig mc = model_of(*a);
     a->cc.format.level = "word";
-    ClassReport r = guarded(a->out, [&] { return train_tagger(mc, a->cc, a->data, a->out, std::cout, command_line()); });
-    std::cout << "\n" << (a->cc.val_file.empty() && a->cc.val_fraction == 0 ? "training" : "validation")
-              << " tokens, best checkpoint:\n" << r.text();
+    ClassReport r = guarded(a->out, [&] {
+      return train_tagger(mc, a->cc, a->data, a->out, std::cout, command_line());
+    });
+    std::cout << "\n"
+              << (a->cc.val_file.empty() && a->cc.val_fraction == 0 ? "training" : "validation")
+              << " tokens, best checkpoint:\n"
+              << r.text();
   });
 }
 
@@ -207,39 +286,51 @@ void add_eval_sub(CLI::App& parent, const std::string& task) {
   };
   auto a = std::make_shared<Args>();
   const bool tag = task == "tag";
-  CLI::App* s = parent.add_subcommand(
-      "eval", tag ? "Per-token accuracy, per-tag precision/recall/F1 and the confusion matrix on tagged sequences"
-                  : "Accuracy, per-class precision/recall/F1 and the confusion matrix on labelled examples");
-  s->add_option("checkpoint", a->checkpoint, tag ? "Tagger checkpoint (.safetensors)" : "Classifier checkpoint (.safetensors)")
+  CLI::App* s =
+      parent.add_subcommand("eval", tag ? "Per-token accuracy, per-tag precision/recall/F1 and the "
+                                          "confusion matrix on tagged sequences"
+                                        : "Accuracy, per-class precision/recall/F1 and the "
+                                          "confusion matrix on labelled examples");
+  s->add_option("checkpoint", a->checkpoint,
+                tag ? "Tagger checkpoint (.safetensors)" : "Classifier checkpoint (.safetensors)")
       ->required();
-  s->add_option("data", a->data, "Labelled examples in the training format (give this or --validation)");
-  s->add_flag("--validation", a->validation, "Evaluate the validation examples the checkpoint was trained with");
-  CLI::Option* html_opt =
-      s->add_option("--html", a->html, "Also write a page with the scores and the confusion matrix as a heat map to this file");
+  s->add_option("data", a->data,
+                "Labelled examples in the training format (give this or --validation)");
+  s->add_flag("--validation", a->validation,
+              "Evaluate the validation examples the checkpoint was trained with");
+  CLI::Option* html_opt = s->add_option(
+      "--html", a->html,
+      "Also write a page with the scores and the confusion matrix as a heat map to this file");
   s->add_flag("--json", a->json, "Print the report as JSON");
   add_threads_option(*s, a->threads);
   s->callback([a, task, tag, html_opt]() {
     apply_threads(a->threads);
-    require(a->data.empty() != !a->validation, "give labelled examples to evaluate, or --validation (not both)");
+    require(a->data.empty() != !a->validation,
+            "give labelled examples to evaluate, or --validation (not both)");
     require(!html_opt->count() || !a->html.empty(), "--html needs a file name");
     if (!a->html.empty()) check_output_path(a->html, "page", {a->checkpoint, a->data});
     Classifier c = load_classifier(a->checkpoint, task);
     ClassReport r;
     if (tag) {
-      TaggedSequences ex = a->validation ? validation_sequences(c.ck.train, c.ck.data) : read_tagged(a->data);
+      TaggedSequences ex =
+          a->validation ? validation_sequences(c.ck.train, c.ck.data) : read_tagged(a->data);
       r = evaluate_tags(*c.ck.model, encode_tagged(ex, c.ck.vocab, c.classes), c.classes);
     } else {
       LabelledExamples ex = a->validation ? validation_examples(c.ck.train, c.ck.data)
                                           : read_labelled(a->data, c.cfg.separator);
-      r = evaluate_classes(*c.ck.model, encode_examples(ex, c.ck.vocab, c.ck.format, c.classes, c.cfg.max_len),
+      r = evaluate_classes(*c.ck.model,
+                           encode_examples(ex, c.ck.vocab, c.ck.format, c.classes, c.cfg.max_len),
                            c.classes);
     }
-    const std::string what = a->validation ? (tag ? "validation sequences" : "validation examples") : a->data;
+    const std::string what =
+        a->validation ? (tag ? "validation sequences" : "validation examples") : a->data;
     nlohmann::json j = r.to_json();
     j["checkpoint"] = a->checkpoint;
     j["data"] = what;
-    if (a->json) std::cout << j.dump(2) << "\n";
-    else std::cout << what << "\n" << r.text();
+    if (a->json)
+      std::cout << j.dump(2) << "\n";
+    else
+      std::cout << what << "\n" << r.text();
     if (!a->html.empty()) {
       j["format"] = "unroll-classify-1";
       j["title"] = std::string(tag ? "Tagger" : "Classifier") + " on " + what;
@@ -258,9 +349,11 @@ void add_classify_predict(CLI::App& parent) {
     int threads = 1;
   };
   auto a = std::make_shared<Args>();
-  CLI::App* s = parent.add_subcommand("predict", "Label each line of text: prints label, probability and the text");
+  CLI::App* s = parent.add_subcommand(
+      "predict", "Label each line of text: prints label, probability and the text");
   s->add_option("checkpoint", a->checkpoint, "Classifier checkpoint (.safetensors)")->required();
-  s->add_option("input", a->input, "Text file with one example per line; - reads standard input")->capture_default_str();
+  s->add_option("input", a->input, "Text file with one example per line; - reads standard input")
+      ->capture_default_str();
   s->add_flag("--all", a->all, "Print every class's probability (class:p, most likely first)");
   add_threads_option(*s, a->threads);
   s->callback([a]() {
@@ -290,7 +383,8 @@ void add_classify_predict(CLI::App& parent) {
       }
       std::vector<int> order(c.classes.size());
       for (size_t k = 0; k < order.size(); ++k) order[k] = int(k);
-      std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return probs[i][x] > probs[i][y]; });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int x, int y) { return probs[i][x] > probs[i][y]; });
       std::printf("%s\t%.4f", for_stdout(c.classes[order[0]]).c_str(), probs[i][order[0]]);
       if (a->all)
         for (size_t k = 1; k < order.size(); ++k)
@@ -307,11 +401,14 @@ void add_tag_predict(CLI::App& parent) {
     int threads = 1;
   };
   auto a = std::make_shared<Args>();
-  CLI::App* s = parent.add_subcommand("predict", "Tag every token: prints token, tag and probability, a blank line between sequences");
+  CLI::App* s = parent.add_subcommand(
+      "predict",
+      "Tag every token: prints token, tag and probability, a blank line between sequences");
   s->add_option("checkpoint", a->checkpoint, "Tagger checkpoint (.safetensors)")->required();
   a->input = "-";
   s->add_option("input", a->input,
-                "One token per line, a blank line between sequences (anything after a tab is ignored); - reads standard input")
+                "One token per line, a blank line between sequences (anything after a tab is "
+                "ignored); - reads standard input")
       ->capture_default_str();
   add_threads_option(*s, a->threads);
   s->callback([a]() {
@@ -342,27 +439,37 @@ void add_conditional(CLI::App& app) {
       "Train a language model conditioned on a category (one-to-many), e.g. names by language; "
       "generate with 'unroll sample CHECKPOINT --category NAME'");
   s->add_option("data", a->data,
-                "Texts by category: a folder of CATEGORY.txt files (one text a line), or 'category<TAB>text' lines")
+                "Texts by category: a folder of CATEGORY.txt files (one text a line), or "
+                "'category<TAB>text' lines")
       ->required();
   add_common_train_options(s, *a, "run-conditional");
   s->add_option("--separator", a->separator, "Between category and text in a file: tab or space")
-      ->check(CLI::IsMember({"tab", "space"}))->capture_default_str()->group("Data");
+      ->check(CLI::IsMember({"tab", "space"}))
+      ->capture_default_str()
+      ->group("Data");
   s->add_option("--level", a->cc.format.level, "Tokens: char (Unicode code points) or word")
-      ->check(CLI::IsMember({"char", "word"}))->capture_default_str()->group("Data");
-  s->add_flag("--pretokenized", a->cc.format.pretokenized, "Word level (implies --level word): words are separated by spaces")
+      ->check(CLI::IsMember({"char", "word"}))
+      ->capture_default_str()
+      ->group("Data");
+  s->add_flag("--pretokenized", a->cc.format.pretokenized,
+              "Word level (implies --level word): words are separated by spaces")
       ->group("Data");
   s->callback([a]() {
     ModelConfig mc = model_of(*a);
     a->cc.separator = separator_of(a->separator);
     if (a->cc.format.pretokenized) a->cc.format.level = "word";
     a->cc.format.eos = false;
-    ClassReport r = guarded(a->out, [&] { return train_conditional(mc, a->cc, a->data, a->out, std::cout, command_line()); });
-    std::printf("\nbest checkpoint: %.4f nats per token, next-token accuracy %.2f%%\n", r.loss, 100 * r.accuracy);
+    ClassReport r = guarded(a->out, [&] {
+      return train_conditional(mc, a->cc, a->data, a->out, std::cout, command_line());
+    });
+    std::printf("\nbest checkpoint: %.4f nats per token, next-token accuracy %.2f%%\n", r.loss,
+                100 * r.accuracy);
   });
 }
 
 void add_classify(CLI::App& app) {
-  CLI::App* s = app.add_subcommand("classify", "Sequence classification (many-to-one): train, eval, predict");
+  CLI::App* s =
+      app.add_subcommand("classify", "Sequence classification (many-to-one): train, eval, predict");
   s->require_subcommand(1);
   add_classify_train(*s);
   add_eval_sub(*s, "classify");
@@ -370,7 +477,8 @@ void add_classify(CLI::App& app) {
 }
 
 void add_tag(CLI::App& app) {
-  CLI::App* s = app.add_subcommand("tag", "Per-token labelling (many-to-many): train, eval, predict");
+  CLI::App* s =
+      app.add_subcommand("tag", "Per-token labelling (many-to-many): train, eval, predict");
   s->require_subcommand(1);
   add_tag_train(*s);
   add_eval_sub(*s, "tag");

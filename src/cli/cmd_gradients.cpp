@@ -50,8 +50,10 @@ void run_scalar(const GradArgs& a) {
   std::printf("%4s %14s\n", "t", "dh_t/dh_0");
   int t = 1;
   for (double v : scalar_linear(a.scalar, a.steps)) std::printf("%4d %14.6g\n", t++, v);
-  std::printf("\ntanh unit, h_0 = %g, x = %g: each step also multiplies by 1 - h_t^2 (< 1, ~0 when saturated)\n",
-              a.h0, a.x);
+  std::printf(
+      "\ntanh unit, h_0 = %g, x = %g: each step also multiplies by 1 - h_t^2 (< 1, ~0 when "
+      "saturated)\n",
+      a.h0, a.x);
   std::printf("%4s %10s %14s %14s\n", "t", "h_t", "w(1-h_t^2)", "dh_t/dh_0");
   for (const ScalarStep& s : scalar_tanh(a.scalar, a.steps, a.h0, a.x))
     std::printf("%4d %10.6f %14.6g %14.6g\n", s.t, s.h, s.local, s.product);
@@ -61,7 +63,10 @@ nlohmann::json scalar_json(const GradArgs& a) {
   nlohmann::json tanh = nlohmann::json::array();
   for (const ScalarStep& s : scalar_tanh(a.scalar, a.steps, a.h0, a.x))
     tanh.push_back({{"t", s.t}, {"h", s.h}, {"local", s.local}, {"product", s.product}});
-  return {{"w", a.scalar}, {"steps", a.steps}, {"linear", scalar_linear(a.scalar, a.steps)}, {"tanh", tanh}};
+  return {{"w", a.scalar},
+          {"steps", a.steps},
+          {"linear", scalar_linear(a.scalar, a.steps)},
+          {"tanh", tanh}};
 }
 
 std::vector<std::string> cat(std::vector<std::string> a, const std::vector<std::string>& b) {
@@ -70,8 +75,9 @@ std::vector<std::string> cat(std::vector<std::string> a, const std::vector<std::
 }
 
 void run_gradients(const GradArgs& a, const std::string& command) {
-  require(!a.checkpoints.empty() || !a.fresh.empty(),
-          "give checkpoints to measure, or --fresh CELL:LAYERS:HIDDEN[:SCALE] models (or --scalar W)");
+  require(
+      !a.checkpoints.empty() || !a.fresh.empty(),
+      "give checkpoints to measure, or --fresh CELL:LAYERS:HIDDEN[:SCALE] models (or --scalar W)");
   require(!a.text.empty(), "--text is required: the text the models read");
   // Output paths are checked before the measurements.
   const std::string out = a.out.empty() ? "gradients.html" : a.out;
@@ -104,8 +110,9 @@ void run_gradients(const GradArgs& a, const std::string& command) {
   for (const std::string& path : a.checkpoints) {
     Loaded l{path, load_checkpoint(path), {}};
     require_task(l.ck, path, "lm");
-    require(l.ck.vocab.level() == "char", path + ": gradients reads characters; this vocabulary is at the '" +
-                                              l.ck.vocab.level() + "' level");
+    require(l.ck.vocab.level() == "char",
+            path + ": gradients reads characters; this vocabulary is at the '" +
+                l.ck.vocab.level() + "' level");
     try {
       l.ids = l.ck.vocab.encode_chars(text);
     } catch (const Error& e) {
@@ -116,11 +123,11 @@ void run_gradients(const GradArgs& a, const std::string& command) {
   for (Loaded& l : loaded) {
     // The label names the run folder and file, not the whole path.
     const fs::path p(l.path);
-    const std::string shown =
-        p.has_parent_path() && p.parent_path().has_filename()
-            ? (p.parent_path().filename() / p.filename()).string()
-            : p.filename().string();
-    measure(*l.ck.model, l.ids, {shape(l.ck.model_config) + " (" + shown + ")", l.path, {}, {}, {}});
+    const std::string shown = p.has_parent_path() && p.parent_path().has_filename()
+                                  ? (p.parent_path().filename() / p.filename()).string()
+                                  : p.filename().string();
+    measure(*l.ck.model, l.ids,
+            {shape(l.ck.model_config) + " (" + shown + ")", l.path, {}, {}, {}});
   }
   if (!a.fresh.empty()) {
     const Vocab vocab = Vocab::from_chars(text);
@@ -133,18 +140,21 @@ void run_gradients(const GradArgs& a, const std::string& command) {
       init_orthogonal(m, rng, scale);
       char sc[32];
       std::snprintf(sc, sizeof sc, "%g", scale);
-      measure(m, ids, {shape(c) + ", fresh, orthogonal ×" + sc,
-                       std::string("fresh: orthogonal W_hh × ") + sc + ", Xavier W_ih, seed " +
-                           std::to_string(a.init_seed),
-                       {}, {}, {}});
+      measure(m, ids,
+              {shape(c) + ", fresh, orthogonal ×" + sc,
+               std::string("fresh: orthogonal W_hh × ") + sc + ", Xavier W_ih, seed " +
+                   std::to_string(a.init_seed),
+               {},
+               {},
+               {}});
     }
   }
 
   const int K = opt.K, k50 = std::min(50, K);
   nlohmann::json j;
   j["format"] = "unroll-gradients-1";
-  j["title"] = "unroll gradients — " + std::to_string(ms.size()) + " model" + (ms.size() > 1 ? "s" : "") +
-               " on " + a.text;
+  j["title"] = "unroll gradients — " + std::to_string(ms.size()) + " model" +
+               (ms.size() > 1 ? "s" : "") + " on " + a.text;
   j["command"] = command;
   j["text"] = a.text;
   j["K"] = K;
@@ -189,7 +199,9 @@ void run_gradients(const GradArgs& a, const std::string& command) {
       nlohmann::json blocks = nlohmann::json::array();
       std::string wtext;
       for (const BlockStats& b : r.blocks[l]) {
-        blocks.push_back({{"block", b.block}, {"spectral_radius", b.spectral_radius}, {"sigma_max", b.sigma_max}});
+        blocks.push_back({{"block", b.block},
+                          {"spectral_radius", b.spectral_radius},
+                          {"sigma_max", b.sigma_max}});
         // Four significant digits, whatever the size: a fixed-point format
         // cut large values short.
         char rho[32], sigma[32];
@@ -197,7 +209,9 @@ void run_gradients(const GradArgs& a, const std::string& command) {
         std::snprintf(sigma, sizeof sigma, "%.4g", b.sigma_max);
         wtext += (wtext.empty() ? "" : ", ") + b.block + " " + rho + "/" + sigma;
       }
-      auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+      auto num = [](double v) {
+        return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+      };
       layers.push_back({{"layer", l + 1},
                         {"loss_grad", f.loss_grad},
                         {"loss_grad_rel", rel},
@@ -206,13 +220,15 @@ void run_gradients(const GradArgs& a, const std::string& command) {
                         {"jacobian_factor", num(jfactor)},
                         {"w_hh", blocks}});
       for (int k = 0; k <= K; ++k) {
-        csv << '"' << r.label << "\"," << l + 1 << ',' << k << ',' << f.loss_grad[k] << ',' << rel[k] << ',';
+        csv << '"' << r.label << "\"," << l + 1 << ',' << k << ',' << f.loss_grad[k] << ','
+            << rel[k] << ',';
         if (!f.jacobian.empty()) csv << f.jacobian[k];  // 6 significant digits, like the others
         csv << '\n';
       }
       if (!a.csv)
         std::printf("%s %5zu %s %s %s %s  %s\n", padded(r.label).c_str(), l + 1,
-                    num_or_dash(factor, "%*.4f", 10).c_str(), num_or_dash(jfactor, "%*.4f", 10).c_str(),
+                    num_or_dash(factor, "%*.4f", 10).c_str(),
+                    num_or_dash(jfactor, "%*.4f", 10).c_str(),
                     num_or_dash(rel[k50], "%*.3g", 12).c_str(),
                     num_or_dash(f.jacobian.empty() ? NAN : f.jacobian[k50], "%*.3g", 12).c_str(),
                     wtext.c_str());
@@ -227,10 +243,13 @@ void run_gradients(const GradArgs& a, const std::string& command) {
   if (a.csv) std::cout << csv.str();
   if (!a.csv_path.empty()) write_file_atomic(a.csv_path, {csv.str()}, "CSV");
   if (!a.json.empty())
-    write_file_atomic(a.json, {j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}, "JSON");
+    write_file_atomic(a.json, {j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
+                      "JSON");
   write_file_atomic(out, {gradients_page_html(j)}, "page");
-  std::fprintf(a.csv ? stderr : stdout, "\nfactor: fitted per-step factor of ||dL_T/dh_(T-k)|| over k = 1..%d "
-               "(< 1 vanishing, > 1 exploding); rel: relative to k = 0\npage         %s\n", K, out.c_str());
+  std::fprintf(a.csv ? stderr : stdout,
+               "\nfactor: fitted per-step factor of ||dL_T/dh_(T-k)|| over k = 1..%d "
+               "(< 1 vanishing, > 1 exploding); rel: relative to k = 0\npage         %s\n",
+               K, out.c_str());
 }
 
 }  // namespace
@@ -269,37 +288,54 @@ ModelConfig parse_fresh(const std::string& spec, int vocab, double* scale) {
 void add_gradients(CLI::App& app) {
   auto a = std::make_shared<GradArgs>();
   CLI::App* s = app.add_subcommand(
-      "gradients", "Vanishing and exploding gradients: how dL_T/dh_(T-k) changes with the distance k");
+      "gradients",
+      "Vanishing and exploding gradients: how dL_T/dh_(T-k) changes with the distance k");
   s->add_option("checkpoints", a->checkpoints, "Checkpoints to measure (.safetensors)");
   s->add_option(
       "--fresh", a->fresh,
       "Also measure a fresh model: CELL:LAYERS:HIDDEN[:SCALE], W_hh orthogonal times SCALE "
       "(above 0, at most 1000; default 1), e.g. rnn:1:128:0.5 (repeatable; default: none)");
-  s->add_option("--text", a->text, "Text file the models read (UTF-8; required with checkpoints or --fresh)");
+  s->add_option("--text", a->text,
+                "Text file the models read (UTF-8; required with checkpoints or --fresh)");
   s->add_option("-K,--max-distance", a->flow.K, "Largest distance k")
-      ->check(CLI::Range(1, 2000))->capture_default_str();
+      ->check(CLI::Range(1, 2000))
+      ->capture_default_str();
   s->add_option("--batch", a->flow.batch, "Streams per measurement")
-      ->check(CLI::Range(1, 4096))->capture_default_str();
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
   s->add_option("--repeats", a->flow.repeats, "Measurements (random positions) averaged")
-      ->check(CLI::Range(1, 10000))->capture_default_str();
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
   s->add_option("--warmup", a->flow.warmup, "Steps run before each window")
-      ->check(CLI::Range(0, 100000))->capture_default_str();
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
   s->add_flag("--no-jacobian", a->no_jacobian, "Skip the Jacobian spectral norms (faster)");
-  s->add_option("--seed", a->flow.seed, "Random seed for the positions")->check(seed_check())->capture_default_str();
+  s->add_option("--seed", a->flow.seed, "Random seed for the positions")
+      ->check(seed_check())
+      ->capture_default_str();
   s->add_option("--init-seed", a->init_seed, "Random seed for --fresh models")
       ->check(seed_check())
       ->capture_default_str();
   s->add_option("--max-chars", a->max_chars, "Read at most this many characters of the text")
-      ->check(CLI::Range(size_t(2), size_t(1) << 40))->capture_default_str();
+      ->check(CLI::Range(size_t(2), size_t(1) << 40))
+      ->capture_default_str();
   s->add_option("-o,--out", a->out, "HTML page to write (default: gradients.html)");
   s->add_flag("--csv", a->csv, "Print every number as CSV instead of the summary table");
   s->add_option("--csv-file", a->csv_path, "Also write the CSV to this file");
   s->add_option("--json-file", a->json, "Also write the data behind the page as JSON to this file");
-  auto* scalar = s->add_option("--scalar", a->scalar, "The scalar example: h_t = f(w h_(t-1) + x) with this w; prints dh_t/dh_0 (default: not shown)")
+  auto* scalar = s->add_option("--scalar", a->scalar,
+                               "The scalar example: h_t = f(w h_(t-1) + x) with this w; prints "
+                               "dh_t/dh_0 (default: not shown)")
                      ->check(CLI::Range(-1e6, 1e6));
-  auto* steps = s->add_option("--steps", a->steps, "Steps of the scalar example")->check(CLI::Range(1, 1000))->capture_default_str();
-  auto* h0 = s->add_option("--h0", a->h0, "Scalar example: h_0 for the tanh unit")->check(CLI::Range(-1e6, 1e6))->capture_default_str();
-  auto* x = s->add_option("--x", a->x, "Scalar example: the constant input x")->check(CLI::Range(-1e6, 1e6))->capture_default_str();
+  auto* steps = s->add_option("--steps", a->steps, "Steps of the scalar example")
+                    ->check(CLI::Range(1, 1000))
+                    ->capture_default_str();
+  auto* h0 = s->add_option("--h0", a->h0, "Scalar example: h_0 for the tanh unit")
+                 ->check(CLI::Range(-1e6, 1e6))
+                 ->capture_default_str();
+  auto* x = s->add_option("--x", a->x, "Scalar example: the constant input x")
+                ->check(CLI::Range(-1e6, 1e6))
+                ->capture_default_str();
   for (auto* o : {steps, h0, x}) o->needs(scalar);
   add_threads_option(*s, a->threads);
   s->callback([a, s]() {
@@ -307,9 +343,10 @@ void add_gradients(CLI::App& app) {
     a->scalar_given = s->count("--scalar") > 0;
     if (a->scalar_given && a->checkpoints.empty() && a->fresh.empty())
       for (const char* o : {"--text", "--out", "--csv", "--csv-file", "--json-file"})
-        require(s->count(o) == 0, std::string(o) +
-                                      " is for measured models (checkpoints or --fresh); --scalar alone "
-                                      "prints the scalar example and writes nothing");
+        require(s->count(o) == 0,
+                std::string(o) +
+                    " is for measured models (checkpoints or --fresh); --scalar alone "
+                    "prints the scalar example and writes nothing");
     if (a->scalar_given) {
       run_scalar(*a);
       if (a->checkpoints.empty() && a->fresh.empty()) return;

@@ -31,8 +31,12 @@ void add_hello(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   CLI::App* s = app.add_subcommand("hello", "The worked example: a vanilla RNN learns \"hello\"");
-  s->add_option("--hidden", a->hidden, "Hidden units")->check(CLI::Range(1, 64))->capture_default_str();
-  s->add_option("--steps", a->steps, "Training steps (Adam)")->check(CLI::Range(0, 100000))->capture_default_str();
+  s->add_option("--hidden", a->hidden, "Hidden units")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  s->add_option("--steps", a->steps, "Training steps (Adam)")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
   s->add_option("--lr", a->lr, "Learning rate")->check(positive())->capture_default_str();
   s->add_option("--seed", a->seed, "Random seed")->check(seed_check())->capture_default_str();
   s->callback([a]() {
@@ -53,10 +57,11 @@ void add_hello(CLI::App& app) {
       tg.push_back(index_of(text[t + 1]));
     }
     const int T = int(in.size());
-    std::printf("Vocabulary h e l o (one-hot), vanilla RNN with %d hidden units:\n"
-                "  h_t = tanh(W_hh h_(t-1) + W_xh x_t + b_h),  y_t = W_hy h_t + b_y\n"
-                "Training on \"hell\" -> \"ello\" (%d steps of Adam, lr %g):\n",
-                c.hidden, a->steps, a->lr);
+    std::printf(
+        "Vocabulary h e l o (one-hot), vanilla RNN with %d hidden units:\n"
+        "  h_t = tanh(W_hh h_(t-1) + W_xh x_t + b_h),  y_t = W_hy h_t + b_y\n"
+        "Training on \"hell\" -> \"ello\" (%d steps of Adam, lr %g):\n",
+        c.hidden, a->steps, a->lr);
     OptimConfig oc;
     oc.lr = a->lr;
     Optimizer opt(oc, m.params.size());

@@ -18,14 +18,20 @@ void add_report(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   CLI::App* s = app.add_subcommand(
-      "report", "Draw a training run (or several, overlaid) as one HTML page: loss, accuracy, gradient norm, "
-                "learning rate, speed, samples over time, settings");
-  s->add_option("runs", a->runs, "Run folders (each with metrics.jsonl, as unroll train --out writes)")->required();
-  s->add_option("-o,--out", a->out, "The page to write (default: RUN_DIR/report.html for one run, report.html for several)");
+      "report",
+      "Draw a training run (or several, overlaid) as one HTML page: loss, accuracy, gradient norm, "
+      "learning rate, speed, samples over time, settings");
+  s->add_option("runs", a->runs,
+                "Run folders (each with metrics.jsonl, as unroll train --out writes)")
+      ->required();
+  s->add_option(
+      "-o,--out", a->out,
+      "The page to write (default: RUN_DIR/report.html for one run, report.html for several)");
   s->callback([a]() {
     std::string out = a->out;
     if (out.empty())
-      out = a->runs.size() == 1 ? (std::filesystem::path(a->runs[0]) / "report.html").string() : "report.html";
+      out = a->runs.size() == 1 ? (std::filesystem::path(a->runs[0]) / "report.html").string()
+                                : "report.html";
     require(!out.empty(), "-o needs a file name");
     nlohmann::json runs =
         nlohmann::json::array();  // the runs first: their errors say what is wrong
@@ -45,9 +51,13 @@ void add_report(CLI::App& app) {
     std::string title = "Training run " + runs[0]["name"].get<std::string>();
     if (runs.size() > 1) {
       title = "Training runs";
-      for (size_t i = 0; i < runs.size(); ++i) title += std::string(i ? ", " : " ") + runs[i]["name"].get<std::string>();
+      for (size_t i = 0; i < runs.size(); ++i)
+        title += std::string(i ? ", " : " ") + runs[i]["name"].get<std::string>();
     }
-    nlohmann::json d = {{"format", "unroll-report-1"}, {"title", title}, {"command", command_line()}, {"runs", runs}};
+    nlohmann::json d = {{"format", "unroll-report-1"},
+                        {"title", title},
+                        {"command", command_line()},
+                        {"runs", runs}};
     const std::string html = report_page_html(d);
     write_file_atomic(out, {html}, "report page");
     std::cout << "page: " << out << "\n";

@@ -110,7 +110,8 @@ std::pair<float, float> parse_betas(const std::string& text) {
 
 void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
-  CLI::App* s = app.add_subcommand("train", "Train a character- or word-level language model on UTF-8 text");
+  CLI::App* s =
+      app.add_subcommand("train", "Train a character- or word-level language model on UTF-8 text");
   s->add_option("files", a->files, "Text files to train on (UTF-8; concatenated in order)");
   s->add_option("-o,--out", a->out, "Run folder for checkpoints (latest and best)")
       ->capture_default_str();
@@ -121,13 +122,20 @@ void add_train(CLI::App& app) {
   // Model
   s->add_option("--cell", a->cell, "Recurrent cell: rnn, rnn-relu, lstm, gru")
       ->check(CLI::IsMember({"rnn", "rnn-tanh", "rnn-relu", "lstm", "gru"}))
-      ->capture_default_str()->group("Model");
+      ->capture_default_str()
+      ->group("Model");
   s->add_option("--layers", a->layers, "Stacked recurrent layers")
-      ->check(CLI::Range(1, 64))->capture_default_str()->group("Model");
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str()
+      ->group("Model");
   s->add_option("--hidden", a->hidden, "Hidden units per layer")
-      ->check(CLI::Range(1, 65536))->capture_default_str()->group("Model");
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str()
+      ->group("Model");
   s->add_option("--embed", a->embed, "Embedding size; 0 = one-hot input")
-      ->check(CLI::Range(0, 65536))->capture_default_str()->group("Model");
+      ->check(CLI::Range(0, 65536))
+      ->capture_default_str()
+      ->group("Model");
   s->add_option("--dropout", a->dropout,
                 "Dropout on non-recurrent connections: between layers, and on the embedding's "
                 "output and the head's input unless --dropout-in / --dropout-out say otherwise")
@@ -179,18 +187,29 @@ void add_train(CLI::App& app) {
       ->group("Model");
   // Optimisation
   s->add_option("--batch", tc.batch, "Parallel streams through the text (B)")
-      ->check(CLI::Range(1, 100000))->capture_default_str()->group("Optimisation");
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--seq", tc.seq, "Steps per chunk for truncated BPTT (T)")
-      ->check(CLI::Range(1, 100000))->capture_default_str()->group("Optimisation");
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--optim", a->optim, "Optimizer: adam, rmsprop, adagrad, sgd")
       ->check(CLI::IsMember({"adam", "rmsprop", "adagrad", "sgd"}))
-      ->capture_default_str()->group("Optimisation");
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--lr", a->lr, "Learning rate")
-      ->check(positive())->capture_default_str()->group("Optimisation");
+      ->check(positive())
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--momentum", a->momentum, "SGD momentum")
-      ->check(CLI::Range(0.0, 0.9999))->capture_default_str()->group("Optimisation");
+      ->check(CLI::Range(0.0, 0.9999))
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--rmsprop-alpha", a->alpha, "RMSprop decay of the squared-gradient average")
-      ->check(CLI::Range(0.0, 0.9999))->capture_default_str()->group("Optimisation");
+      ->check(CLI::Range(0.0, 0.9999))
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--betas", a->betas,
                 "Adam's decay rates of the first and second moment averages, B1,B2 in [0, 1)")
       ->capture_default_str()
@@ -202,9 +221,13 @@ void add_train(CLI::App& app) {
       ->capture_default_str()
       ->group("Optimisation");
   s->add_option("--clip", tc.clip, "Gradient clipping threshold; 0 = off")
-      ->check(non_negative())->capture_default_str()->group("Optimisation");
+      ->check(non_negative())
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--clip-mode", tc.clip_mode, "norm (global L2 norm) or value (element-wise)")
-      ->check(CLI::IsMember({"norm", "value"}))->capture_default_str()->group("Optimisation");
+      ->check(CLI::IsMember({"norm", "value"}))
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--lr-schedule", tc.lr_schedule,
                 "step: multiply the rate by --lr-decay at each epoch after --lr-decay-after; "
                 "cosine: from --lr down to --lr-min at the last step (of --steps or --epochs; with "
@@ -221,8 +244,11 @@ void add_train(CLI::App& app) {
       ->check(positive())
       ->capture_default_str()
       ->group("Optimisation");
-  s->add_option("--lr-decay-after", tc.lr_decay_after, "Epochs at the full learning rate before --lr-decay starts")
-      ->check(non_negative())->capture_default_str()->group("Optimisation");
+  s->add_option("--lr-decay-after", tc.lr_decay_after,
+                "Epochs at the full learning rate before --lr-decay starts")
+      ->check(non_negative())
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--warmup", tc.warmup,
                 "Raise the learning rate linearly from 0 over this many first steps (any schedule)")
       ->check(non_negative())
@@ -253,10 +279,13 @@ void add_train(CLI::App& app) {
   s->add_option("--loss-norm", tc.loss_norm,
                 "token: mean loss per token; batch: summed over steps, mean over the batch "
                 "(Zaremba et al.)")
-      ->check(CLI::IsMember({"token", "batch"}))->capture_default_str()->group("Optimisation");
+      ->check(CLI::IsMember({"token", "batch"}))
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--seed", tc.seed, "Random seed (initialisation, dropout, samples)")
       ->check(seed_check())
-      ->capture_default_str()->group("Optimisation");
+      ->capture_default_str()
+      ->group("Optimisation");
   s->add_option("--split", a->split,
                 "Train and validation fractions; the rest is test (one value: the rest validates; "
                 "three: train, validation, test, adding up to 1)")
@@ -264,20 +293,39 @@ void add_train(CLI::App& app) {
       ->group("Data");
   // One file per --val/--test (repeat the option for more), so that they never
   // swallow the training files that follow them.
-  s->add_option("--val", tc.val_files, "Validation text from this file instead of --split (all of the training files then train; repeatable; default: none)")
-      ->allow_extra_args(false)->group("Data");
-  s->add_option("--test", tc.test_files, "Also evaluate this file at every validation and report it (never used to pick the best checkpoint; repeatable)")
-      ->allow_extra_args(false)->group("Data");
-  s->add_option("--level", a->format.level, "Tokens: char (Unicode code points) or word (words, punctuation, spaces, newlines)")
-      ->check(CLI::IsMember({"char", "word"}))->capture_default_str()->group("Data");
-  s->add_flag("--pretokenized", a->format.pretokenized,
-              "Word level (implies --level word): the text is words separated by spaces, one sentence a line (Penn Treebank); each line ends with <eos>")
+  s->add_option("--val", tc.val_files,
+                "Validation text from this file instead of --split (all of the training files then "
+                "train; repeatable; default: none)")
+      ->allow_extra_args(false)
       ->group("Data");
-  s->add_option("--min-count", a->format.min_count, "Word level (implies --level word): words seen fewer times become <unk>")
-      ->check(CLI::Range(int64_t(1), int64_t(1) << 40))->capture_default_str()->group("Data");
-  s->add_option("--max-vocab", a->format.max_vocab, "Word level (implies --level word): keep the most frequent words, this many tokens with <unk> (0 = all)")
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 40))->capture_default_str()->group("Data");
-  s->add_option("--vocab-from", a->vocab_from, "Take the vocabulary (and level) from this checkpoint, e.g. to fine-tune on new text (default: built from the training text)")
+  s->add_option("--test", tc.test_files,
+                "Also evaluate this file at every validation and report it (never used to pick the "
+                "best checkpoint; repeatable)")
+      ->allow_extra_args(false)
+      ->group("Data");
+  s->add_option("--level", a->format.level,
+                "Tokens: char (Unicode code points) or word (words, punctuation, spaces, newlines)")
+      ->check(CLI::IsMember({"char", "word"}))
+      ->capture_default_str()
+      ->group("Data");
+  s->add_flag("--pretokenized", a->format.pretokenized,
+              "Word level (implies --level word): the text is words separated by spaces, one "
+              "sentence a line (Penn Treebank); each line ends with <eos>")
+      ->group("Data");
+  s->add_option("--min-count", a->format.min_count,
+                "Word level (implies --level word): words seen fewer times become <unk>")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40))
+      ->capture_default_str()
+      ->group("Data");
+  s->add_option("--max-vocab", a->format.max_vocab,
+                "Word level (implies --level word): keep the most frequent words, this many tokens "
+                "with <unk> (0 = all)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40))
+      ->capture_default_str()
+      ->group("Data");
+  s->add_option("--vocab-from", a->vocab_from,
+                "Take the vocabulary (and level) from this checkpoint, e.g. to fine-tune on new "
+                "text (default: built from the training text)")
       ->group("Data");
   s->add_option(
        "--init-from", a->init_from,
@@ -303,19 +351,34 @@ void add_train(CLI::App& app) {
                 "no limit)")
       ->check(duration_check())
       ->group("Stopping");
-  s->add_option("--eval-every", tc.eval_every, "Validate and checkpoint every N steps (0 = at the end)")
-      ->check(non_negative())->capture_default_str()->group("Reporting");
-  s->add_option("--sample-every", tc.sample_every, "Print a generated sample every N steps (0 = never)")
-      ->check(non_negative())->capture_default_str()->group("Reporting");
+  s->add_option("--eval-every", tc.eval_every,
+                "Validate and checkpoint every N steps (0 = at the end)")
+      ->check(non_negative())
+      ->capture_default_str()
+      ->group("Reporting");
+  s->add_option("--sample-every", tc.sample_every,
+                "Print a generated sample every N steps (0 = never)")
+      ->check(non_negative())
+      ->capture_default_str()
+      ->group("Reporting");
   s->add_option("--sample-len", tc.sample_len, "Characters per sample")
-      ->check(non_negative())->capture_default_str()->group("Reporting");
+      ->check(non_negative())
+      ->capture_default_str()
+      ->group("Reporting");
   s->add_option("--sample-temperature", tc.sample_temperature, "Temperature of those samples")
-      ->check(positive())->capture_default_str()->group("Reporting");
+      ->check(positive())
+      ->capture_default_str()
+      ->group("Reporting");
   s->add_option("--print-every", tc.print_every, "Progress line every N steps (0 = every 2 s)")
-      ->check(non_negative())->capture_default_str()->group("Reporting");
+      ->check(non_negative())
+      ->capture_default_str()
+      ->group("Reporting");
   s->add_option("--on-nan", tc.on_nan,
-                "A step whose loss or gradient is not finite: stop (the last checkpoint stays), or skip the batch and count it")
-      ->check(CLI::IsMember({"stop", "skip"}))->capture_default_str()->group("Optimisation");
+                "A step whose loss or gradient is not finite: stop (the last checkpoint stays), or "
+                "skip the batch and count it")
+      ->check(CLI::IsMember({"stop", "skip"}))
+      ->capture_default_str()
+      ->group("Optimisation");
   add_threads_option(*s, a->threads);
 
   s->callback([a, s]() {
@@ -472,14 +535,16 @@ void add_train(CLI::App& app) {
     for (auto* list : {&tc.val_files, &tc.test_files})
       for (auto& f : *list) f = std::filesystem::absolute(f).lexically_normal().string();
     // The word-level options imply --level word.
-    if (!s->count("--level") && (s->count("--pretokenized") || s->count("--min-count") || s->count("--max-vocab")))
+    if (!s->count("--level") &&
+        (s->count("--pretokenized") || s->count("--min-count") || s->count("--max-vocab")))
       a->format.level = "word";
     TextCorpus corpus;
     if (from) {
       corpus = load_corpus(a->files, &from->vocab, from->format);
     } else if (!a->vocab_from.empty()) {
       for (const char* own : {"--level", "--pretokenized", "--min-count", "--max-vocab"})
-        require(s->count(own) == 0, std::string(own) + " comes from --vocab-from's checkpoint: give one or the other");
+        require(s->count(own) == 0,
+                std::string(own) + " comes from --vocab-from's checkpoint: give one or the other");
       Checkpoint from = load_checkpoint(a->vocab_from);
       require_task(from, a->vocab_from, "lm");
       corpus = load_corpus(a->files, &from.vocab, from.format);
@@ -487,7 +552,8 @@ void add_train(CLI::App& app) {
       corpus = load_corpus(a->files, nullptr, a->format);
     }
     if (corpus.unknown > 0 && process_comm().root())
-      std::cout << corpus.unknown << " of " << corpus.ids.size() << " tokens are outside the vocabulary and read as <unk>\n";
+      std::cout << corpus.unknown << " of " << corpus.ids.size()
+                << " tokens are outside the vocabulary and read as <unk>\n";
     Trainer t(mc, tc, std::move(corpus), a->out);
     if (from) {  // the same layout: the same cell, sizes, vocabulary and tie
       for (const ParamView& v : from->model->layout().views())

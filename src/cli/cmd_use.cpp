@@ -30,19 +30,28 @@ void add_sample(CLI::App& app) {
   auto a = std::make_shared<SampleArgs>();
   CLI::App* s = app.add_subcommand("sample", "Generate text from a trained checkpoint");
   s->add_option("checkpoint", a->checkpoint, "Checkpoint file (.safetensors)")->required();
-  s->add_option("-p,--prime", a->prime, "Text to start from (characters: must be in the vocabulary; words: unknown ones read as <unk>; default: none, the text starts as after a line break)");
-  s->add_option("--prime-file", a->prime_file, "Read the prime text from this file (default: none)");
+  s->add_option("-p,--prime", a->prime,
+                "Text to start from (characters: must be in the vocabulary; words: unknown ones "
+                "read as <unk>; default: none, the text starts as after a line break)");
+  s->add_option("--prime-file", a->prime_file,
+                "Read the prime text from this file (default: none)");
   s->add_option("-n,--length", a->length, "Tokens (characters or words) to generate")
-      ->check(CLI::Range(0, 100000000))->capture_default_str();
+      ->check(CLI::Range(0, 100000000))
+      ->capture_default_str();
   s->add_option("-t,--temperature", a->opts.temperature, "Sampling temperature (> 0)")
-      ->check(positive())->capture_default_str();
+      ->check(positive())
+      ->capture_default_str();
   s->add_option("--top-k", a->opts.top_k, "Sample among the k most likely characters (0 = all)")
-      ->check(non_negative())->capture_default_str();
-  s->add_option("--top-p", a->opts.top_p, "Sample among the most likely characters holding this much probability")
-      ->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+      ->check(non_negative())
+      ->capture_default_str();
+  s->add_option("--top-p", a->opts.top_p,
+                "Sample among the most likely characters holding this much probability")
+      ->check(CLI::Range(1e-6, 1.0))
+      ->capture_default_str();
   auto* greedy = s->add_flag("--greedy", a->opts.greedy, "Always take the most likely character");
   auto* beam = s->add_option("--beam", a->beam, "Beam search of this width (prints when done)")
-                   ->check(CLI::Range(0, 1000))->capture_default_str();
+                   ->check(CLI::Range(0, 1000))
+                   ->capture_default_str();
   // Greedy decoding and beam search pick by score alone: sampling options would be ignored.
   for (const char* o : {"--temperature", "--top-k", "--top-p"}) {
     greedy->excludes(o);
@@ -52,10 +61,13 @@ void add_sample(CLI::App& app) {
   s->add_option("--seed", a->seed, "Random seed (default: a fresh random one each run)")
       ->check(seed_check());
   s->add_option("--category", a->category,
-                "Conditional models (unroll conditional): the category to generate for, e.g. a language (required for them, default: none)");
+                "Conditional models (unroll conditional): the category to generate for, e.g. a "
+                "language (required for them, default: none)");
   s->add_option("--samples", a->samples,
-                "Conditional models: this many samples, one a line, each ending where the model ends it (or at --length)")
-      ->check(CLI::Range(1, 1000000))->capture_default_str();
+                "Conditional models: this many samples, one a line, each ending where the model "
+                "ends it (or at --length)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   add_threads_option(*s, a->threads);
   s->callback([a, s]() {
     apply_threads(a->threads);
@@ -81,19 +93,21 @@ void add_sample(CLI::App& app) {
         words.pop_back();  // the prime's last line goes on
       ids = ck.vocab.encode_words(words, &unknown);
       if (unknown > 0)
-        std::cerr << "unroll: note: " << unknown << " word(s) of the prime are not in the vocabulary and read as "
-                  << kUnk << "\n";
+        std::cerr << "unroll: note: " << unknown
+                  << " word(s) of the prime are not in the vocabulary and read as " << kUnk << "\n";
     }
     uint64_t seed = s->count("--seed") ? a->seed : uint64_t(std::random_device{}());
     Rng rng(seed);
-    const auto categories = ck.data.is_object() ? ck.data.value("categories", std::vector<std::string>())
-                                                : std::vector<std::string>();
+    const auto categories = ck.data.is_object()
+                                ? ck.data.value("categories", std::vector<std::string>())
+                                : std::vector<std::string>();
     if (ck.model_config.categories > 0) {
       std::string names;
       for (size_t k = 0; k < categories.size(); ++k)
         names += (k ? ", " : "") + escape_controls(categories[k]);
-      require(!a->category.empty(), "'" + a->checkpoint + "' is a conditional model: give --category (one of " +
-                                        names + ")");
+      require(
+          !a->category.empty(),
+          "'" + a->checkpoint + "' is a conditional model: give --category (one of " + names + ")");
       const auto it = std::find(categories.begin(), categories.end(), a->category);
       require(it != categories.end(), "--category '" + a->category + "' is not one of " + names);
       const int32_t cat = int32_t(it - categories.begin());
@@ -110,21 +124,24 @@ void add_sample(CLI::App& app) {
         } else {
           std::cout << shown(prime);
           bool first = prime.empty();
-          generate(*ck.model, ids, end, a->length, a->opts, rng,
-                   [&](int32_t id) {  // pre-tokenized words are spaced
-                     if (format.pretokenized && !first) std::cout << ' ';
-                     first = false;
-                     std::cout << shown(ck.vocab.token(id));
-                   },
-                   cat, end);
+          generate(
+              *ck.model, ids, end, a->length, a->opts, rng,
+              [&](int32_t id) {  // pre-tokenized words are spaced
+                if (format.pretokenized && !first) std::cout << ' ';
+                first = false;
+                std::cout << shown(ck.vocab.token(id));
+              },
+              cat, end);
         }
         std::cout << "\n" << std::flush;
         if (!std::cout) check_stdout();
       }
       return;
     }
-    require(a->category.empty(), "--category needs a conditional model; '" + a->checkpoint + "' is not one");
-    require(s->count("--samples") == 0, "--samples needs a conditional model; '" + a->checkpoint + "' is not one");
+    require(a->category.empty(),
+            "--category needs a conditional model; '" + a->checkpoint + "' is not one");
+    require(s->count("--samples") == 0,
+            "--samples needs a conditional model; '" + a->checkpoint + "' is not one");
     std::cout << shown(prime) << std::flush;
     // Tokens print as they come; a pre-tokenized text puts a space between
     // words and ends a line at <eos>.
@@ -143,7 +160,8 @@ void add_sample(CLI::App& app) {
       std::cout << shown(t);
     };
     if (a->beam > 0) {
-      for (int32_t id : beam_search(*ck.model, ids, ck.vocab.start_id(), a->length, a->beam)) print(id);
+      for (int32_t id : beam_search(*ck.model, ids, ck.vocab.start_id(), a->length, a->beam))
+        print(id);
       std::cout << "\n";
       return;
     }
@@ -165,14 +183,19 @@ void add_eval(CLI::App& app) {
     bool json = false;
   };
   auto a = std::make_shared<Args>();
-  CLI::App* s = app.add_subcommand("eval", "Loss, bits per character and perplexity of a checkpoint on a text");
+  CLI::App* s = app.add_subcommand(
+      "eval", "Loss, bits per character and perplexity of a checkpoint on a text");
   s->add_option("checkpoint", a->checkpoint, "Checkpoint file (.safetensors)")->required();
   s->add_option("files", a->data, "Text file(s) to evaluate on (UTF-8; concatenated in order)");
   // The data was an option before it became positional, as in classify eval;
   // old scripts keep working.
   s->add_option("--data", a->data_option, "The text files, as an option")->group("");
-  s->add_option("--batch", a->batch, "Parallel streams")->check(CLI::Range(1, 100000))->capture_default_str();
-  s->add_option("--seq", a->seq, "Steps per chunk")->check(CLI::Range(1, 100000))->capture_default_str();
+  s->add_option("--batch", a->batch, "Parallel streams")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  s->add_option("--seq", a->seq, "Steps per chunk")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   s->add_flag(
       "--json", a->json,
       "Print one JSON object (tokens, loss in nats per token at full precision, bits, perplexity)");
@@ -200,8 +223,8 @@ void add_eval(CLI::App& app) {
       return;
     }
     std::printf("tokens       %lld\nloss         %.4f nats/token\n%-12s %.4f\nperplexity   %.3f\n",
-                (long long)r.tokens, r.loss, c.format.level == "char" ? "bits/char" : "bits/token", r.bits(),
-                r.perplexity());
+                (long long)r.tokens, r.loss, c.format.level == "char" ? "bits/char" : "bits/token",
+                r.bits(), r.perplexity());
   });
 }
 
@@ -219,14 +242,14 @@ void add_info(CLI::App& app) {
     const auto& c = ck.model_config;
     const size_t count = ck.model->layout().count();
     if (a->json) {
-      nlohmann::json j = {{"model", to_json(c)},      {"parameters", count},
+      nlohmann::json j = {{"model", to_json(c)},           {"parameters", count},
                           {"vocab_size", ck.vocab.size()}, {"train", ck.train},
-                          {"progress", ck.progress},  {"data", ck.data}};
+                          {"progress", ck.progress},       {"data", ck.data}};
       std::cout << j.dump(2) << "\n";
       return;
     }
-    std::printf("model       %s, %d layer%s of %d units, %s input, %s head\n", cell_name(c.cell).c_str(),
-                c.layers, c.layers > 1 ? "s" : "", c.hidden,
+    std::printf("model       %s, %d layer%s of %d units, %s input, %s head\n",
+                cell_name(c.cell).c_str(), c.layers, c.layers > 1 ? "s" : "", c.hidden,
                 c.embed ? ("embedding " + std::to_string(c.embed)).c_str() : "one-hot",
                 c.head == HeadKind::Softmax ? "softmax" : "sigmoid");
     std::printf("parameters  %zu\nvocabulary  %d tokens\n", count, ck.vocab.size());
@@ -258,25 +281,32 @@ void add_info(CLI::App& app) {
         std::printf("step        %lld (in epoch %d)\n", (long long)ck.progress.value("step", 0LL),
                     ck.progress.value("epoch", 0));
       const auto skipped = ck.progress.find("skipped_batches");
-      if (skipped != ck.progress.end() && skipped->is_number_integer() && skipped->get<int64_t>() > 0)
-        std::printf("skipped     %lld batches (not finite; --on-nan skip)\n", (long long)skipped->get<int64_t>());
+      if (skipped != ck.progress.end() && skipped->is_number_integer() &&
+          skipped->get<int64_t>() > 0)
+        std::printf("skipped     %lld batches (not finite; --on-nan skip)\n",
+                    (long long)skipped->get<int64_t>());
       double best = ck.progress.value("best_val", 1e300);
       if (best < 1e299)
-        std::printf("best val    %.4f nats/%s (%.4f bits)\n", best, task == "classify" ? "example" : "token",
-                    best / std::log(2.0));
+        std::printf("best val    %.4f nats/%s (%.4f bits)\n", best,
+                    task == "classify" ? "example" : "token", best / std::log(2.0));
     }
     if (task == "classify" || task == "tag" || task == "conditional") {
       std::string classes;
-      const auto names = ck.data.value(task == "conditional" ? "categories" : "classes", std::vector<std::string>());
+      const auto names = ck.data.value(task == "conditional" ? "categories" : "classes",
+                                       std::vector<std::string>());
       for (size_t k = 0; k < names.size() && k < 20; ++k)
         classes += (k ? ", " : "") + escape_controls(names[k]);
       if (names.size() > 20) classes += ", ...";
-      const std::string kind = task == "tag"           ? "a label per token"
-                               : task == "conditional" ? "a language model started from its category"
-                                                       : "many-to-one, summary " + summary_name(c.summary) +
-                                                             (c.bidirectional ? ", bidirectional" : "");
+      const std::string kind = task == "tag" ? "a label per token"
+                               : task == "conditional"
+                                   ? "a language model started from its category"
+                                   : "many-to-one, summary " + summary_name(c.summary) +
+                                         (c.bidirectional ? ", bidirectional" : "");
       std::printf("task        %s (%s), %zu %s: %s\n", task.c_str(), kind.c_str(), names.size(),
-                  task == "tag" ? "tags" : task == "conditional" ? "categories" : "classes", classes.c_str());
+                  task == "tag"           ? "tags"
+                  : task == "conditional" ? "categories"
+                                          : "classes",
+                  classes.c_str());
       std::printf("training    batch %d, %s lr %g, %lld examples\n", ck.train.value("batch", 0),
                   ck.train["optim"].value("kind", "?").c_str(), ck.train["optim"].value("lr", 0.0),
                   (long long)ck.data.value("train_examples", 0LL));
@@ -291,9 +321,9 @@ void add_info(CLI::App& app) {
                   escape_controls(from.value("file", "?")).c_str(),
                   from.value("kind", "?").c_str());
     } else if (ck.train.is_object() && ck.train.contains("optim")) {
-      std::printf("task        language model\ntraining    batch %d, seq %d, %s lr %g\n", ck.train.value("batch", 0),
-                  ck.train.value("seq", 0), ck.train["optim"].value("kind", "?").c_str(),
-                  ck.train["optim"].value("lr", 0.0));
+      std::printf("task        language model\ntraining    batch %d, seq %d, %s lr %g\n",
+                  ck.train.value("batch", 0), ck.train.value("seq", 0),
+                  ck.train["optim"].value("kind", "?").c_str(), ck.train["optim"].value("lr", 0.0));
       if (!ck.train.value("init_from", std::string()).empty())
         std::printf("started     from the weights of '%s'\n",
                     escape_controls(ck.train.value("init_from", std::string())).c_str());

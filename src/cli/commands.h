@@ -34,9 +34,9 @@ void add_import(CLI::App& app);
 void add_export(CLI::App& app);
 
 // Validators with short messages that name the accepted values.
-CLI::Validator positive();      // > 0
-CLI::Validator non_negative();  // >= 0
-CLI::Validator seed_check();    // a whole number in [0, 2^64)
+CLI::Validator positive();        // > 0
+CLI::Validator non_negative();    // >= 0
+CLI::Validator seed_check();      // a whole number in [0, 2^64)
 CLI::Validator duration_check();  // 90s, 5m, 1h30m (parse_duration), more than 0
 
 // A number as people write it in decimal: digits, a point, an exponent, a

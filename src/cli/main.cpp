@@ -22,8 +22,9 @@ int fail(unroll::Comm& comm, const std::string& what) {
   // An error every rank meets (a bad option, a missing file) is best told
   // once: rank 0's report and abort usually end the others before they speak.
   if (comm.rank() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  std::cerr << "unroll: error: " << (comm.rank() > 0 ? "rank " + std::to_string(comm.rank()) + ": " : "") << what
-            << "\n" << std::flush;
+  std::cerr << "unroll: error: "
+            << (comm.rank() > 0 ? "rank " + std::to_string(comm.rank()) + ": " : "") << what << "\n"
+            << std::flush;
   if (comm.size() > 1) comm.abort(1);
   return 1;
 }
@@ -62,8 +63,9 @@ int main(int argc, char** argv) {
   unroll::Comm& comm = unroll::cli::process_comm();
   if (comm.size() > 1 && (argc < 2 || std::string(argv[1]) != "train")) {
     if (comm.root())
-      std::cerr << "unroll: error: only 'unroll train' runs on several MPI ranks (this is rank 0 of "
-                << comm.size() << "); run other commands without mpirun\n";
+      std::cerr
+          << "unroll: error: only 'unroll train' runs on several MPI ranks (this is rank 0 of "
+          << comm.size() << "); run other commands without mpirun\n";
     return 2;
   }
   CLI::App app{"unroll: train, sample and look inside recurrent neural networks", "unroll"};
@@ -92,7 +94,8 @@ int main(int argc, char** argv) {
     return printed(app.exit(e));
   } catch (const CLI::ParseError& e) {
     std::string where = "unroll";
-    for (const CLI::App* sub = &app; !sub->get_subcommands().empty();) {  // down to the innermost command
+    for (const CLI::App* sub = &app;
+         !sub->get_subcommands().empty();) {  // down to the innermost command
       sub = sub->get_subcommands().front();
       where += " " + sub->get_name();
     }
@@ -101,8 +104,10 @@ int main(int argc, char** argv) {
                 << " --help')\n";
     return 2;
   } catch (const std::bad_alloc&) {
-    return fail(comm, "out of memory: the model or the batch is too large for this machine (try a smaller "
-                      "--hidden, --layers, --batch or --seq)");
+    return fail(
+        comm,
+        "out of memory: the model or the batch is too large for this machine (try a smaller "
+        "--hidden, --layers, --batch or --seq)");
   } catch (const std::filesystem::filesystem_error& e) {
     // A path the filesystem refuses (a symbolic-link loop, a permission),
     // without the library's "filesystem error: status:" wording.

@@ -12,7 +12,9 @@
 
 namespace unroll {
 
-void Comm::gather(const float* send, size_t n, float* recv) { std::memcpy(recv, send, n * sizeof(float)); }
+void Comm::gather(const float* send, size_t n, float* recv) {
+  std::memcpy(recv, send, n * sizeof(float));
+}
 
 void Comm::abort(int code) { std::_Exit(code); }
 
@@ -52,12 +54,14 @@ class MpiComm final : public Comm {
   int size() const override { return size_; }
   void allreduce_sum(float* x, size_t n) override {
     for (size_t at = 0; at < n; at += kPiece)
-      check(MPI_Allreduce(MPI_IN_PLACE, x + at, int(std::min(kPiece, n - at)), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+      check(MPI_Allreduce(MPI_IN_PLACE, x + at, int(std::min(kPiece, n - at)), MPI_FLOAT, MPI_SUM,
+                          MPI_COMM_WORLD),
             "all-reduce");
   }
   void allreduce_sum(double* x, size_t n) override {
     for (size_t at = 0; at < n; at += kPiece)
-      check(MPI_Allreduce(MPI_IN_PLACE, x + at, int(std::min(kPiece, n - at)), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD),
+      check(MPI_Allreduce(MPI_IN_PLACE, x + at, int(std::min(kPiece, n - at)), MPI_DOUBLE, MPI_SUM,
+                          MPI_COMM_WORLD),
             "all-reduce");
   }
   int allreduce_max(int v) override {
@@ -66,11 +70,13 @@ class MpiComm final : public Comm {
   }
   void broadcast(float* x, size_t n) override {
     for (size_t at = 0; at < n; at += kPiece)
-      check(MPI_Bcast(x + at, int(std::min(kPiece, n - at)), MPI_FLOAT, 0, MPI_COMM_WORLD), "broadcast");
+      check(MPI_Bcast(x + at, int(std::min(kPiece, n - at)), MPI_FLOAT, 0, MPI_COMM_WORLD),
+            "broadcast");
   }
   void gather(const float* send, size_t n, float* recv) override {
     require(n < kPiece, "MPI gather of more than 2^30 floats");
-    check(MPI_Gather(send, int(n), MPI_FLOAT, recv, int(n), MPI_FLOAT, 0, MPI_COMM_WORLD), "gather");
+    check(MPI_Gather(send, int(n), MPI_FLOAT, recv, int(n), MPI_FLOAT, 0, MPI_COMM_WORLD),
+          "gather");
   }
   [[noreturn]] void abort(int code) override {
     MPI_Abort(MPI_COMM_WORLD, code);

@@ -44,7 +44,8 @@ void write_through(const std::string& path, const std::vector<std::string_view>&
   bool ok = true;
   int err = 0;
   for (std::string_view p : parts)
-    if (ok && !p.empty() && std::fwrite(p.data(), 1, p.size(), f) != p.size()) ok = false, err = errno ? errno : EIO;
+    if (ok && !p.empty() && std::fwrite(p.data(), 1, p.size(), f) != p.size())
+      ok = false, err = errno ? errno : EIO;
   if (ok && std::fflush(f) != 0) ok = false, err = errno;
   if (std::fclose(f) != 0 && ok) ok = false, err = errno;
   if (!ok) write_fail(std::strerror(err));
@@ -91,7 +92,8 @@ void check_output_path(const std::string& path, const std::string& what,
   require(!ec, "cannot write " + what + " '" + path + "': '" + dir + "': " + ec.message());
   require(st.type() == fs::file_type::directory,
           "cannot write " + what + " '" + path + "': '" + dir + "' is a file, not a folder");
-  require(::access(dir.c_str(), W_OK) == 0 || (fs::exists(path, ec) && ::access(path.c_str(), W_OK) == 0),
+  require(::access(dir.c_str(), W_OK) == 0 ||
+              (fs::exists(path, ec) && ::access(path.c_str(), W_OK) == 0),
           "cannot write " + what + " '" + path + "': the folder '" + dir + "' is not writable");
 }
 
@@ -107,7 +109,9 @@ void write_file_atomic(const std::string& path_in, const std::vector<std::string
     if (hops == 40) write_fail(std::strerror(ELOOP));     // a loop: the kernel's own limit
     fs::path target = fs::read_symlink(path, ec);
     if (ec) write_fail(ec.message());
-    path = (target.is_absolute() ? target : fs::path(parent_dir(path)) / target).lexically_normal().string();
+    path = (target.is_absolute() ? target : fs::path(parent_dir(path)) / target)
+               .lexically_normal()
+               .string();
   }
   const auto st = fs::status(path, ec);
   if (fs::exists(st) && fs::is_directory(st)) write_fail("it is a folder");
@@ -148,10 +152,12 @@ void remove_stale_temp_files(const std::string& dir, const std::vector<std::stri
     const std::string name = it->path().filename().string();
     const size_t at = name.rfind(".tmp.");
     if (at == std::string::npos || at + 5 == name.size()) continue;
-    if (std::find(names.begin(), names.end(), name.substr(0, at)) == names.end()) continue;  // not ours
+    if (std::find(names.begin(), names.end(), name.substr(0, at)) == names.end())
+      continue;  // not ours
     const std::string pid = name.substr(at + 5);
     if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
-    if (::kill(pid_t(std::stol(pid)), 0) == 0 || errno != ESRCH) continue;  // its writer may still run
+    if (::kill(pid_t(std::stol(pid)), 0) == 0 || errno != ESRCH)
+      continue;  // its writer may still run
     std::error_code gone;
     fs::remove(it->path(), gone);
   }

@@ -1,7 +1,7 @@
 #include "unroll/core/gemm.h"
 
-#include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
 #include <cstring>
@@ -84,7 +84,8 @@ void row_times_b(int64_t N, int64_t K, float alpha, const float* a, const float*
       const float s = a[k];
       for (int q = 0; q < 8; ++q) acc[q] += s * load8(B + k * ldb + j + 8 * q);
     }
-    for (int q = 0; q < 8; ++q) store8(c + j + 8 * q, scale_add(acc[q], alpha, beta, c + j + 8 * q));
+    for (int q = 0; q < 8; ++q)
+      store8(c + j + 8 * q, scale_add(acc[q], alpha, beta, c + j + 8 * q));
   }
   for (; j < N; ++j) {
     float sum = 0;
@@ -106,20 +107,19 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha
     for (int p = 0; p < parts; ++p) {
       const int64_t j0 = p == 0 ? 0 : half, n = parts == 1 ? N : p == 0 ? half : N - half;
       for (int64_t i = 0; i < M; ++i)
-        (transB ? row_times_bt : row_times_b)(n, K, alpha, A + i * lda,
-                                              B + (transB ? j0 * ldb : j0), ldb, beta,
-                                              C + i * ldc + j0);
+        (transB ? row_times_bt : row_times_b)(
+            n, K, alpha, A + i * lda, B + (transB ? j0 * ldb : j0), ldb, beta, C + i * ldc + j0);
     }
     return;
   }
   dnnl_status_t st = dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B,
                                 ldb, beta, C, ldc);
-  if (st != dnnl_success) throw Error("internal: dnnl_sgemm failed with status " + std::to_string(int(st)));
+  if (st != dnnl_success)
+    throw Error("internal: dnnl_sgemm failed with status " + std::to_string(int(st)));
 }
 
-void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha,
-          const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C,
-          int64_t ldc) {
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   gemm_reference(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

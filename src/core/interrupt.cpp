@@ -25,7 +25,7 @@ struct Text {
   void set(const char* m, bool own_line) {
     n = 0;
     const size_t len = std::min(std::strlen(m), sizeof s - 2);
-    if (len == 0) return;  // an empty message prints nothing
+    if (len == 0) return;         // an empty message prints nothing
     if (own_line) s[n++] = '\n';  // off the progress bar's line
     std::memcpy(s + n, m, len);
     n += len;
@@ -50,7 +50,8 @@ extern "C" void on_signal(int sig) {
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
   if (g_signal != 0) {
-    const double since = double(now.tv_sec - g_first_at.tv_sec) + 1e-9 * double(now.tv_nsec - g_first_at.tv_nsec);
+    const double since =
+        double(now.tv_sec - g_first_at.tv_sec) + 1e-9 * double(now.tv_nsec - g_first_at.tv_nsec);
     if (since < kSameRequestSeconds) return;  // the same request, delivered twice
     put(g_quit);
     // The exit_group system call itself, not _exit: under AddressSanitizer

@@ -15,9 +15,12 @@ namespace unroll {
 
 std::vector<std::string> activation_kinds(CellKind cell) {
   switch (cell) {
-    case CellKind::Lstm: return {"h", "c", "i", "f", "g", "o"};
-    case CellKind::Gru: return {"h", "r", "z", "n"};
-    default: return {"h"};
+    case CellKind::Lstm:
+      return {"h", "c", "i", "f", "g", "o"};
+    case CellKind::Gru:
+      return {"h", "r", "z", "n"};
+    default:
+      return {"h"};
   }
 }
 
@@ -163,7 +166,7 @@ std::vector<Saturation> gate_saturation(const Recording& rec) {
         size_t lo = 0, hi = 0;
         for (int n = 0; n < rec.N; ++n) {
           const float v = rec.at(n, l, k, u);
-          lo += v < 0.1f, hi += v > 0.9f;
+          lo += v<0.1f, hi += v> 0.9f;
         }
         s.left[u] = float(double(lo) / rec.N), s.right[u] = float(double(hi) / rec.N);
       }
@@ -184,10 +187,10 @@ void write_npy(const std::string& path, const std::vector<size_t>& shape, const 
   std::string pre = "\x93NUMPY";
   pre += char(1), pre += char(0);
   pre += char(header.size() & 0xff), pre += char(header.size() >> 8);
-  write_file_atomic(path,
-                    {pre, header,
-                     std::string_view(reinterpret_cast<const char*>(data), count * sizeof(float))},
-                    "activations");
+  write_file_atomic(
+      path,
+      {pre, header, std::string_view(reinterpret_cast<const char*>(data), count * sizeof(float))},
+      "activations");
 }
 
 }  // namespace unroll

@@ -25,9 +25,11 @@ table.scores td.num { text-align: right; font-variant-numeric: tabular-nums; }
 // text turns white on the dark end.
 std::string cell_style(double f) {
   f = std::clamp(f, 0.0, 1.0);
-  const int r = int(247 - f * (247 - 8)), g = int(251 - f * (251 - 48)), b = int(255 - f * (255 - 107));
+  const int r = int(247 - f * (247 - 8)), g = int(251 - f * (251 - 48)),
+            b = int(255 - f * (255 - 107));
   char buf[96];
-  std::snprintf(buf, sizeof buf, "background:rgb(%d,%d,%d);color:%s", r, g, b, f > 0.55 ? "#fff" : "#111");
+  std::snprintf(buf, sizeof buf, "background:rgb(%d,%d,%d);color:%s", r, g, b,
+                f > 0.55 ? "#fff" : "#111");
   return buf;
 }
 
@@ -39,25 +41,28 @@ std::string classify_page_html(const nlohmann::json& d) {
   const auto& classes = page::array_or_empty(field(d, "classes"));
   const auto& confusion = page::array_or_empty(field(d, "confusion"));
   const size_t C = classes.size();
-  require(confusion.size() == C, "classification page: the confusion matrix must have one row per class");
+  require(confusion.size() == C,
+          "classification page: the confusion matrix must have one row per class");
   double acc = 0, loss = 0, f1 = 0;
   page::number_of(field(d, "accuracy"), acc);
   page::number_of(field(d, "loss"), loss);
   page::number_of(field(d, "macro_f1"), f1);
   const std::string title = page::text_of(field(d, "title"));
   std::string h = page::document_start(title.empty() ? "Classifier" : title, kStyle);
-  h += page::header_html(title.empty() ? "Classifier" : title,
-                         {{"accuracy", page::fixed(100 * acc, 2) + "%"},
-                          {page::text_of(field(d, "unit")).empty() ? "examples" : page::text_of(field(d, "unit")),
-                           page::text_of(field(d, "examples"))},
-                          {"loss", page::number_html(loss, 4) + " nats"},
-                          {"macro F1", page::fixed(f1, 4)},
-                          {"classes", std::to_string(C)}},
-                         {{"checkpoint", page::text_of(field(d, "checkpoint"))},
-                          {"data", page::text_of(field(d, "data"))}},
-                         page::text_of(field(d, "command")));
+  h += page::header_html(
+      title.empty() ? "Classifier" : title,
+      {{"accuracy", page::fixed(100 * acc, 2) + "%"},
+       {page::text_of(field(d, "unit")).empty() ? "examples" : page::text_of(field(d, "unit")),
+        page::text_of(field(d, "examples"))},
+       {"loss", page::number_html(loss, 4) + " nats"},
+       {"macro F1", page::fixed(f1, 4)},
+       {"classes", std::to_string(C)}},
+      {{"checkpoint", page::text_of(field(d, "checkpoint"))},
+       {"data", page::text_of(field(d, "data"))}},
+      page::text_of(field(d, "command")));
 
-  h += "<section id=\"confusion\">\n<h2>Confusion matrix</h2>\n<p class=\"note\">Rows: the true class; "
+  h += "<section id=\"confusion\">\n<h2>Confusion matrix</h2>\n<p class=\"note\">Rows: the true "
+       "class; "
        "columns: the predicted class. Each cell shows the count; its shade is the share of the row "
        "(white 0, dark blue all of it), so the diagonal reads as per-class recall.</p>\n"
        "<table class=\"confusion\"><tr><th class=\"axis\">true \\ predicted</th>";
@@ -71,8 +76,9 @@ std::string classify_page_html(const nlohmann::json& d) {
     for (size_t j = 0; j < row.size() && j < C; ++j) {
       const double v = row[j].is_number() ? row[j].get<double>() : 0;
       h += "<td" + std::string(i == j ? " class=\"diag\"" : "") + " style=\"" +
-           cell_style(total > 0 ? v / total : 0) + "\" title=\"true " + html_escape(page::text_of(&classes[i])) +
-           ", predicted " + html_escape(page::text_of(&classes[j])) + ": " + page::text_of(&row[j]) + "\">" +
+           cell_style(total > 0 ? v / total : 0) + "\" title=\"true " +
+           html_escape(page::text_of(&classes[i])) + ", predicted " +
+           html_escape(page::text_of(&classes[j])) + ": " + page::text_of(&row[j]) + "\">" +
            page::text_of(&row[j]) + "</td>";
     }
     h += "</tr>\n";
@@ -90,8 +96,8 @@ std::string classify_page_html(const nlohmann::json& d) {
     return i < a.size() && page::number_of(&a[i], v) ? page::fixed(v, 4) : std::string("&mdash;");
   };
   for (size_t i = 0; i < C; ++i)
-    h += "<tr><td>" + html_escape(page::text_of(&classes[i])) + "</td><td class=\"num\">" + num(P, i) +
-         "</td><td class=\"num\">" + num(R, i) + "</td><td class=\"num\">" + num(F, i) +
+    h += "<tr><td>" + html_escape(page::text_of(&classes[i])) + "</td><td class=\"num\">" +
+         num(P, i) + "</td><td class=\"num\">" + num(R, i) + "</td><td class=\"num\">" + num(F, i) +
          "</td><td class=\"num\">" + (i < S.size() ? page::text_of(&S[i]) : "") + "</td></tr>\n";
   h += "</table>\n</section>\n";
   h += page::document_end("unroll classify eval", "", "");

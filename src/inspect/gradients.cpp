@@ -72,10 +72,10 @@ std::vector<LayerFlow> measure_flow(Model<F>& m, const std::vector<int32_t>& ids
   require(cfg.head == HeadKind::Softmax, "gradient flow is measured on a language model");
   require(K >= 1 && opt.batch >= 1 && opt.repeats >= 1 && opt.warmup >= 0, "bad flow options");
   const size_t span = size_t(opt.warmup) + W + 1;
-  require(ids.size() >= span,
-          "the text has " + std::to_string(ids.size()) + " tokens; distances up to " +
-              std::to_string(K) + " after " + std::to_string(opt.warmup) +
-              " warm-up steps need at least " + std::to_string(span));
+  require(ids.size() >= span, "the text has " + std::to_string(ids.size()) +
+                                  " tokens; distances up to " + std::to_string(K) + " after " +
+                                  std::to_string(opt.warmup) + " warm-up steps need at least " +
+                                  std::to_string(span));
   StateGuard<F> guard(m);
   m.record_hidden_gradients(true);
   Rng rng(opt.seed);
@@ -147,8 +147,10 @@ std::vector<LayerFlow> measure_flow(Model<F>& m, const std::vector<int32_t>& ids
   return out;
 }
 
-template std::vector<LayerFlow> measure_flow(Model<float>&, const std::vector<int32_t>&, const FlowOptions&);
-template std::vector<LayerFlow> measure_flow(Model<double>&, const std::vector<int32_t>&, const FlowOptions&);
+template std::vector<LayerFlow> measure_flow(Model<float>&, const std::vector<int32_t>&,
+                                             const FlowOptions&);
+template std::vector<LayerFlow> measure_flow(Model<double>&, const std::vector<int32_t>&,
+                                             const FlowOptions&);
 
 double fitted_factor(const std::vector<double>& v, int k0, int k1) {
   double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;

@@ -16,7 +16,9 @@ bool is_letter(char32_t c) {
   return (c >= U'a' && c <= U'z') || (c >= U'A' && c <= U'Z') || c >= 0xC0;
 }
 bool is_ident(char32_t c) { return is_letter(c) || (c >= U'0' && c <= U'9') || c == U'_'; }
-bool is_space(char32_t c) { return c == U' ' || c == U'\t' || c == U'\n' || c == U'\r' || c == U'\f' || c == U'\v'; }
+bool is_space(char32_t c) {
+  return c == U' ' || c == U'\t' || c == U'\n' || c == U'\r' || c == U'\f' || c == U'\v';
+}
 
 // The body of an `if`: braced (ends when the brace depth falls below
 // `brace`), or a single statement (ends at a ';' at depths brace/paren, or
@@ -54,9 +56,12 @@ class Lexer {
     switch (state) {
       case Str:
       case Chr:
-        if (escape_) escape_ = false;
-        else if (c == U'\\') escape_ = true;
-        else if (c == (state == Str ? U'"' : U'\'') || c == U'\n') state = Code;
+        if (escape_)
+          escape_ = false;
+        else if (c == U'\\')
+          escape_ = true;
+        else if (c == (state == Str ? U'"' : U'\'') || c == U'\n')
+          state = Code;
         return;
       case LineComment:
         if (c == U'\n') state = Code;
@@ -65,7 +70,8 @@ class Lexer {
         if (star_ && c == U'/') state = Code;
         star_ = c == U'*';
         return;
-      case Code: break;
+      case Code:
+        break;
     }
     if (slash_ && (c == U'*' || c == U'/')) {
       state = c == U'*' ? BlockComment : LineComment;
@@ -90,11 +96,21 @@ class Lexer {
       return;
     }
     switch (c) {
-      case U'(': ++paren; break;
-      case U')': paren = paren > 0 ? paren - 1 : 0; break;
-      case U'[': ++bracket; break;
-      case U']': bracket = bracket > 0 ? bracket - 1 : 0; break;
-      case U'{': ++brace; break;
+      case U'(':
+        ++paren;
+        break;
+      case U')':
+        paren = paren > 0 ? paren - 1 : 0;
+        break;
+      case U'[':
+        ++bracket;
+        break;
+      case U']':
+        bracket = bracket > 0 ? bracket - 1 : 0;
+        break;
+      case U'{':
+        ++brace;
+        break;
       case U'}':
         brace = brace > 0 ? brace - 1 : 0;
         // A braced body ends when its block closes; a single-statement body
@@ -108,7 +124,8 @@ class Lexer {
                ifs.back().paren == paren)
           ifs.pop_back();
         break;
-      default: break;
+      default:
+        break;
     }
   }
 
@@ -117,13 +134,17 @@ class Lexer {
   void if_stage(char32_t c) {
     if (if_ == None || is_space(c) || (if_ == AwaitBody && c == U'/')) return;
     if (if_ == AwaitCond) {
-      if (c == U'(') if_ = InCond, cond_paren_ = paren;
-      else if_ = None;  // `#if X` or an identifier that merely ends in if
+      if (c == U'(')
+        if_ = InCond, cond_paren_ = paren;
+      else
+        if_ = None;  // `#if X` or an identifier that merely ends in if
     } else if (if_ == InCond) {
       if (c == U')' && paren == cond_paren_ + 1) if_ = AwaitBody;
     } else if (if_ == AwaitBody) {
-      if (c == U'{') ifs.push_back({true, brace + 1, paren});
-      else ifs.push_back({false, brace, paren});
+      if (c == U'{')
+        ifs.push_back({true, brace + 1, paren});
+      else
+        ifs.push_back({false, brace, paren});
       if_ = None;
     }
   }
@@ -133,9 +154,12 @@ class Lexer {
       column = 0, indent = 0, leading = true;
     } else {
       ++column;
-      if (leading && c == U' ') ++indent;
-      else if (leading && c == U'\t') indent = (indent / 8 + 1) * 8;
-      else leading = false;
+      if (leading && c == U' ')
+        ++indent;
+      else if (leading && c == U'\t')
+        indent = (indent / 8 + 1) * 8;
+      else
+        leading = false;
     }
     // A letter after a non-letter starts a word, except the letter after an
     // apostrophe inside a word ("don't").

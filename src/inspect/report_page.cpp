@@ -35,7 +35,8 @@ ul.legend i.dash { border-top-style: dashed; }
 )CSS";
 
 // Okabe & Ito's palette: distinguishable with every kind of colour vision.
-const char* kColours[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"};
+const char* kColours[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
+                          "#E69F00", "#56B4E9", "#000000"};
 
 struct Line {
   std::string name, colour;
@@ -48,9 +49,12 @@ struct Line {
 std::string tick(double v) {
   char b[32];
   const double a = std::fabs(v);
-  if (a >= 1e6) std::snprintf(b, sizeof b, "%gM", std::round(v / 1e5) / 10);
-  else if (a >= 1e4) std::snprintf(b, sizeof b, "%gk", std::round(v / 100) / 10);
-  else std::snprintf(b, sizeof b, "%.3g", v);
+  if (a >= 1e6)
+    std::snprintf(b, sizeof b, "%gM", std::round(v / 1e5) / 10);
+  else if (a >= 1e4)
+    std::snprintf(b, sizeof b, "%gk", std::round(v / 100) / 10);
+  else
+    std::snprintf(b, sizeof b, "%.3g", v);
   return b;
 }
 
@@ -65,13 +69,15 @@ std::vector<double> ticks(double lo, double hi, int n) {
       step = m * mag;
       break;
     }
-  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) t.push_back(std::fabs(v) < step * 1e-9 ? 0 : v);
+  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
+    t.push_back(std::fabs(v) < step * 1e-9 ? 0 : v);
   return t;
 }
 
 // One chart: lines on shared axes; log_y draws log10(y) (values ≤ 0 left out).
 // Every polyline carries data-n (its number of points) for tests.
-std::string chart(const std::vector<Line>& lines, const std::string& xlabel, const std::string& ylabel, bool log_y) {
+std::string chart(const std::vector<Line>& lines, const std::string& xlabel,
+                  const std::string& ylabel, bool log_y) {
   const double W = 560, H = 260, L = 58, R = 14, T = 10, B = 40;
   double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
   auto Y = [&](double y) { return log_y ? std::log10(y) : y; };
@@ -81,7 +87,10 @@ std::string chart(const std::vector<Line>& lines, const std::string& xlabel, con
       x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, Y(y)), y1 = std::max(y1, Y(y));
     }
   std::string h = "<svg class=\"chart\" viewBox=\"0 0 560 260\" role=\"img\">";
-  if (x0 > x1) return h + "<text x=\"280\" y=\"130\" text-anchor=\"middle\" class=\"lab\">no data yet</text></svg>";
+  if (x0 > x1)
+    return h +
+           "<text x=\"280\" y=\"130\" text-anchor=\"middle\" class=\"lab\">no data "
+           "yet</text></svg>";
   if (x1 == x0) x1 = x0 + 1;
   if (y1 == y0) {  // a constant series: an axis around its value, at its own scale (lr 0.002:
                    // 0.001..0.003)
@@ -95,14 +104,17 @@ std::string chart(const std::vector<Line>& lines, const std::string& xlabel, con
   char b[256];
   auto tick_y = [&](double v_axis) {  // in axis units
     const double y = T + (1 - (v_axis - y0) / (y1 - y0)) * (H - T - B);
-    std::snprintf(b, sizeof b, "<line class=\"grid\" x1=\"%g\" x2=\"%g\" y1=\"%.1f\" y2=\"%.1f\"/>", L, W - R, y, y);
+    std::snprintf(b, sizeof b, "<line class=\"grid\" x1=\"%g\" x2=\"%g\" y1=\"%.1f\" y2=\"%.1f\"/>",
+                  L, W - R, y, y);
     h += b;
     const double v = log_y ? std::pow(10, v_axis) : v_axis;
-    std::snprintf(b, sizeof b, "<text class=\"t\" x=\"%g\" y=\"%.1f\" text-anchor=\"end\">", L - 5, y + 3.5);
+    std::snprintf(b, sizeof b, "<text class=\"t\" x=\"%g\" y=\"%.1f\" text-anchor=\"end\">", L - 5,
+                  y + 3.5);
     h += b + html_escape(tick(v)) + "</text>";
   };
   if (log_y) {
-    std::vector<double> t = ticks(y0, y1, 5);  // in log units: 1, 2, 5 steps of decades are fine as labels
+    std::vector<double> t =
+        ticks(y0, y1, 5);  // in log units: 1, 2, 5 steps of decades are fine as labels
     for (double v : t) tick_y(v);
   } else {
     for (double v : ticks(y0, y1, 5)) tick_y(v);
@@ -110,20 +122,25 @@ std::string chart(const std::vector<Line>& lines, const std::string& xlabel, con
   for (double v : ticks(x0, x1, 6)) {
     const double x = px(v);
     std::snprintf(b, sizeof b,
-                  "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%g\" y2=\"%g\"/><text class=\"t\" x=\"%.1f\" "
+                  "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%g\" y2=\"%g\"/><text "
+                  "class=\"t\" x=\"%.1f\" "
                   "y=\"%g\" text-anchor=\"middle\">",
                   x, x, T, H - B, x, H - B + 14);
     h += b + html_escape(tick(v)) + "</text>";
   }
   std::snprintf(b, sizeof b,
-                "<line class=\"axis\" x1=\"%g\" x2=\"%g\" y1=\"%g\" y2=\"%g\"/><line class=\"axis\" x1=\"%g\" x2=\"%g\" "
+                "<line class=\"axis\" x1=\"%g\" x2=\"%g\" y1=\"%g\" y2=\"%g\"/><line "
+                "class=\"axis\" x1=\"%g\" x2=\"%g\" "
                 "y1=\"%g\" y2=\"%g\"/>",
                 L, W - R, H - B, H - B, L, L, T, H - B);
   h += b;
-  std::snprintf(b, sizeof b, "<text class=\"lab\" x=\"%g\" y=\"%g\" text-anchor=\"middle\">", (L + W - R) / 2, H - 6);
+  std::snprintf(b, sizeof b, "<text class=\"lab\" x=\"%g\" y=\"%g\" text-anchor=\"middle\">",
+                (L + W - R) / 2, H - 6);
   h += b + html_escape(xlabel) + "</text>";
-  std::snprintf(b, sizeof b, "<text class=\"lab\" transform=\"translate(13,%g) rotate(-90)\" text-anchor=\"middle\">",
-                (T + H - B) / 2);
+  std::snprintf(
+      b, sizeof b,
+      "<text class=\"lab\" transform=\"translate(13,%g) rotate(-90)\" text-anchor=\"middle\">",
+      (T + H - B) / 2);
   h += b + html_escape(ylabel + (log_y ? " (log scale)" : "")) + "</text>";
   for (auto& l : lines) {
     std::string pts;
@@ -142,8 +159,10 @@ std::string chart(const std::vector<Line>& lines, const std::string& xlabel, con
       if (!std::isfinite(y) || (log_y && y <= 0)) continue;
       const bool ring = i < l.marked.size() && l.marked[i];
       if (!l.dots && !ring) continue;
-      std::snprintf(b, sizeof b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\" stroke=\"%s\"/>", px(x), py(y),
-                    ring ? "3.5" : "2.6", ring ? "none" : l.colour.c_str(), ring ? "#222" : "none");
+      std::snprintf(b, sizeof b,
+                    "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\" stroke=\"%s\"/>", px(x),
+                    py(y), ring ? "3.5" : "2.6", ring ? "none" : l.colour.c_str(),
+                    ring ? "#222" : "none");
       h += b;
     }
   }
@@ -158,13 +177,13 @@ double num(const json& j, const char* k) {
 std::string legend(const std::vector<Line>& lines) {
   std::string h = "<ul class=\"legend\">";
   for (auto& l : lines)
-    h += "<li><i" + std::string(l.dashed ? " class=\"dash\"" : "") + " style=\"border-color:" + l.colour + "\"></i>" +
-         html_escape(l.name) + "</li>";
+    h += "<li><i" + std::string(l.dashed ? " class=\"dash\"" : "") +
+         " style=\"border-color:" + l.colour + "\"></i>" + html_escape(l.name) + "</li>";
   return h + "</ul>";
 }
 
-std::string figure(const std::string& caption, const std::vector<Line>& lines, const std::string& xlabel,
-                   const std::string& ylabel, bool log_option) {
+std::string figure(const std::string& caption, const std::vector<Line>& lines,
+                   const std::string& xlabel, const std::string& ylabel, bool log_option) {
   std::string h = "<figure><figcaption>" + html_escape(caption) + "</figcaption>" + legend(lines);
   if (log_option)
     h += "<div class=\"lin\">" + chart(lines, xlabel, ylabel, false) + "</div><div class=\"log\">" +
@@ -187,16 +206,18 @@ std::string report_page_html(const json& d) {
     const std::string name = page::text_of(page::field(run, "name"));
     const std::string c = kColours[r % 7];
     auto label = [&](const char* what) { return many ? name + ": " + what : std::string(what); };
-    auto line = [&](const std::string& n, bool evaluation) {  // evaluations: dashed, a dot per point
+    auto line = [&](const std::string& n,
+                    bool evaluation) {  // evaluations: dashed, a dot per point
       Line x;
       x.name = n, x.colour = c, x.dashed = x.dots = evaluation;
       return x;
     };
     Line tr = line(label("training"), false), va = line(label("validation"), true),
          trt = line(label("training"), false), vat = line(label("validation"), true),
-         l = line(many ? name : "learning rate", false), g = line(many ? name : "gradient norm", false),
-         s = line(many ? name : "tokens/s", false), ta = line(label("training"), false),
-         vacc = line(label("validation"), true), tat = ta, vacct = vacc;
+         l = line(many ? name : "learning rate", false),
+         g = line(many ? name : "gradient norm", false), s = line(many ? name : "tokens/s", false),
+         ta = line(label("training"), false), vacc = line(label("validation"), true), tat = ta,
+         vacct = vacc;
     for (const json& rec : page::array_or_empty(page::field(run, "records"))) {
       const std::string kind = page::text_of(page::field(rec, "kind"));
       const double step = num(rec, "step"), t = num(rec, "elapsed");
@@ -220,7 +241,8 @@ std::string report_page_html(const json& d) {
         }
       }
     }
-    loss_step.push_back(tr), loss_step.push_back(va), loss_time.push_back(trt), loss_time.push_back(vat);
+    loss_step.push_back(tr), loss_step.push_back(va), loss_time.push_back(trt),
+        loss_time.push_back(vat);
     lr.push_back(l), grad.push_back(g);
     if (!s.xy.empty()) speed.push_back(s);
     if (!ta.xy.empty()) acc.push_back(ta), acc_time.push_back(tat);
@@ -230,18 +252,24 @@ std::string report_page_html(const json& d) {
   const std::string title = page::text_of(page::field(d, "title"));
   std::string h = page::document_start(title, kStyle);
   std::vector<page::Item> paths;
-  for (const json& run : runs) paths.push_back({page::text_of(page::field(run, "name")), page::text_of(page::field(run, "dir"))});
-  h += page::header_html(title, {{"runs", std::to_string(runs.size())}}, paths, page::text_of(page::field(d, "command")));
+  for (const json& run : runs)
+    paths.push_back(
+        {page::text_of(page::field(run, "name")), page::text_of(page::field(run, "dir"))});
+  h += page::header_html(title, {{"runs", std::to_string(runs.size())}}, paths,
+                         page::text_of(page::field(d, "command")));
 
-  h += "<section id=\"curves\">\n<h2>Curves</h2>\n<input type=\"checkbox\" id=\"logscale\"><label class=\"scale\" "
+  h += "<section id=\"curves\">\n<h2>Curves</h2>\n<input type=\"checkbox\" id=\"logscale\"><label "
+       "class=\"scale\" "
        "for=\"logscale\"> logarithmic loss axes</label>\n<div class=\"charts\">\n";
-  h += figure("Loss against steps (nats per token; dashed with dots: validation)", loss_step, "step", "loss", true);
+  h += figure("Loss against steps (nats per token; dashed with dots: validation)", loss_step,
+              "step", "loss", true);
   h += figure("Loss against wall time", loss_time, "seconds of training", "loss", true);
   if (!acc.empty()) {
     h += figure("Accuracy (%)", acc, "step", "accuracy %", false);
     h += figure("Accuracy against wall time", acc_time, "seconds of training", "accuracy %", false);
   }
-  h += figure("Gradient norm before clipping (rings: clipping fired)", grad, "step", "global norm", false);
+  h += figure("Gradient norm before clipping (rings: clipping fired)", grad, "step", "global norm",
+              false);
   h += figure("Learning rate", lr, "step", "learning rate", false);
   if (!speed.empty()) h += figure("Speed", speed, "step", "tokens per second", false);
   h += "</div>\n</section>\n";
@@ -252,18 +280,24 @@ std::string report_page_html(const json& d) {
     int n = 0;
     for (const json& rec : page::array_or_empty(page::field(run, "records")))
       if (page::text_of(page::field(rec, "kind")) == "sample") {
-        samples += "<div class=\"s\"><b>step " + page::text_of(page::field(rec, "step")) + "</b><pre>" +
-                   html_escape(page::text_of(page::field(rec, "text"))) + "</pre></div>\n";
+        samples += "<div class=\"s\"><b>step " + page::text_of(page::field(rec, "step")) +
+                   "</b><pre>" + html_escape(page::text_of(page::field(rec, "text"))) +
+                   "</pre></div>\n";
         ++n;
       }
     if (n)
-      h += "<section class=\"samples\">\n<h2>Samples over time" + (many ? ": " + html_escape(name) : std::string()) +
-           "</h2>\n<p class=\"note\">The text generated at each sampling step, in order: from noise to words to "
-           "style.</p>\n" + samples + "</section>\n";
+      h += "<section class=\"samples\">\n<h2>Samples over time" +
+           (many ? ": " + html_escape(name) : std::string()) +
+           "</h2>\n<p class=\"note\">The text generated at each sampling step, in order: from "
+           "noise to words to "
+           "style.</p>\n" +
+           samples + "</section>\n";
   }
 
-  h += "<section id=\"settings\">\n<h2>Runs</h2>\n<table class=\"tbl\"><tr><th>run</th><th>model</th><th>data</th>"
-       "<th class=\"num\">best validation loss</th><th class=\"num\">at step</th><th class=\"num\">last step</th></tr>\n";
+  h += "<section id=\"settings\">\n<h2>Runs</h2>\n<table "
+       "class=\"tbl\"><tr><th>run</th><th>model</th><th>data</th>"
+       "<th class=\"num\">best validation loss</th><th class=\"num\">at step</th><th "
+       "class=\"num\">last step</th></tr>\n";
   for (const json& run : runs) {
     const json& cfg = page::object_or_empty(page::field(run, "config"));
     const json& m = page::object_or_empty(page::field(cfg, "model"));
@@ -274,23 +308,28 @@ std::string report_page_html(const json& d) {
       const double v = num(rec, "val_loss");
       if (v < best) best = v, best_step = num(rec, "step");
     }
-    std::string model = page::text_of(page::field(m, "cell")) + " " + page::text_of(page::field(m, "layers")) + "×" +
+    std::string model = page::text_of(page::field(m, "cell")) + " " +
+                        page::text_of(page::field(m, "layers")) + "×" +
                         page::text_of(page::field(m, "hidden"));
     std::string files;
-    for (const json& f : page::array_or_empty(page::field(data, "files"))) files += (files.empty() ? "" : ", ") + page::text_of(&f);
+    for (const json& f : page::array_or_empty(page::field(data, "files")))
+      files += (files.empty() ? "" : ", ") + page::text_of(&f);
     if (files.empty()) files = page::text_of(page::field(data, "train_path"));
     const std::string tokens = page::text_of(page::field(data, "tokens"));
-    if (!tokens.empty()) files += " (" + tokens + " tokens, vocabulary " + page::text_of(page::field(cfg, "vocab_size")) + ")";
-    h += "<tr><td>" + html_escape(page::text_of(page::field(run, "name"))) + "</td><td>" + html_escape(model) +
-         "</td><td>" + html_escape(files) + "</td><td class=\"num\">" + page::number_html(best, 4) +
-         "</td><td class=\"num\">" + page::number_html(best_step, 6) + "</td><td class=\"num\">" +
-         page::number_html(last, 6) + "</td></tr>\n";
+    if (!tokens.empty())
+      files += " (" + tokens + " tokens, vocabulary " +
+               page::text_of(page::field(cfg, "vocab_size")) + ")";
+    h += "<tr><td>" + html_escape(page::text_of(page::field(run, "name"))) + "</td><td>" +
+         html_escape(model) + "</td><td>" + html_escape(files) + "</td><td class=\"num\">" +
+         page::number_html(best, 4) + "</td><td class=\"num\">" + page::number_html(best_step, 6) +
+         "</td><td class=\"num\">" + page::number_html(last, 6) + "</td></tr>\n";
   }
   h += "</table>\n";
   for (const json& run : runs)
     h += "<details><summary>settings of " + html_escape(page::text_of(page::field(run, "name"))) +
          " (config.json)</summary><pre class=\"mono\">" +
-         html_escape(page::object_or_empty(page::field(run, "config")).dump(2)) + "</pre></details>\n";
+         html_escape(page::object_or_empty(page::field(run, "config")).dump(2)) +
+         "</pre></details>\n";
   h += "</section>\n";
   h += page::document_end("unroll report", "", "");
   return h;

@@ -1,7 +1,6 @@
 #include "unroll/model/config.h"
 
 #include <cmath>
-
 #include <nlohmann/json.hpp>
 
 #include "unroll/core/error.h"
@@ -12,10 +11,14 @@ namespace unroll {
 
 std::string cell_name(CellKind k) {
   switch (k) {
-    case CellKind::RnnTanh: return "rnn";
-    case CellKind::RnnRelu: return "rnn-relu";
-    case CellKind::Lstm: return "lstm";
-    case CellKind::Gru: return "gru";
+    case CellKind::RnnTanh:
+      return "rnn";
+    case CellKind::RnnRelu:
+      return "rnn-relu";
+    case CellKind::Lstm:
+      return "lstm";
+    case CellKind::Gru:
+      return "gru";
   }
   return "?";
 }
@@ -30,10 +33,14 @@ CellKind parse_cell(const std::string& s) {
 
 std::string summary_name(Summary s) {
   switch (s) {
-    case Summary::Steps: return "steps";
-    case Summary::Last: return "last";
-    case Summary::Mean: return "mean";
-    case Summary::Max: return "max";
+    case Summary::Steps:
+      return "steps";
+    case Summary::Last:
+      return "last";
+    case Summary::Mean:
+      return "mean";
+    case Summary::Max:
+      return "max";
   }
   return "?";
 }
@@ -151,7 +158,8 @@ ParamLayout::ParamLayout(const ModelConfig& c) {
   if (c.embed) add("embedding.weight", {c.vocab, c.embed});
   if (c.categories) add("category.weight", {c.categories, int64_t(c.layers) * c.hidden});
   for (int l = 0; l < c.layers; ++l)
-    for (int d = 0; d < c.directions(); ++d) {  // PyTorch's names: the reversed stack's end in _reverse
+    for (int d = 0; d < c.directions();
+         ++d) {  // PyTorch's names: the reversed stack's end in _reverse
       const std::string s = std::to_string(l) + (d ? "_reverse" : "");
       add("rnn.weight_ih_l" + s, {GH, c.input_size(l)});
       add("rnn.weight_hh_l" + s, {GH, c.hidden});

@@ -23,10 +23,13 @@ void for_lines(const std::string& path, Fn f) {
   for_lines_of(read_text_file(path), path, f);
 }
 
-std::string sep_name(char sep) { return sep == '\t' ? "tab" : sep == ' ' ? "space" : std::string(1, sep); }
+std::string sep_name(char sep) {
+  return sep == '\t' ? "tab" : sep == ' ' ? "space" : std::string(1, sep);
+}
 
 bool is_number(const std::string& s) {
-  return !s.empty() && s.size() < 10 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  return !s.empty() && s.size() < 10 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 }  // namespace
@@ -56,8 +59,10 @@ LabelledExamples read_labelled(const std::string& path, char sep) {
     for (auto& e : fs::directory_iterator(path))
       if (e.path().extension() == ".txt" && !e.is_directory()) files.push_back(e.path());
     std::sort(files.begin(), files.end());
-    require(!files.empty(), "'" + path + "' holds no .txt files: a folder of examples has one file per class, "
-                            "named by the class (Korean.txt), one example per line");
+    require(!files.empty(),
+            "'" + path +
+                "' holds no .txt files: a folder of examples has one file per class, "
+                "named by the class (Korean.txt), one example per line");
     for (auto& f : files) {
       const std::string label = f.stem().string();
       for_lines(f.string(), [&](const std::string& line, size_t n) {
@@ -74,7 +79,10 @@ LabelledExamples read_labelled(const std::string& path, char sep) {
       const size_t cut = line.find(sep);
       require(cut != std::string::npos,
               at + ": no " + sep_name(sep) + " between label and text (expected 'label" +
-                  (sep == '\t' ? "<TAB>" : sep == ' ' ? " " : std::string(1, sep)) + "text')" +
+                  (sep == '\t'  ? "<TAB>"
+                   : sep == ' ' ? " "
+                                : std::string(1, sep)) +
+                  "text')" +
                   (sep == '\t' && line.find(' ') != std::string::npos
                        ? "; if the label ends at the first space, use --separator space"
                        : ""));
@@ -98,7 +106,8 @@ LabelledExamples read_labelled(const std::string& path, char sep) {
   return out;
 }
 
-TaggedSequences read_tagged_text(const std::string& bytes, const std::string& source, bool labelled) {
+TaggedSequences read_tagged_text(const std::string& bytes, const std::string& source,
+                                 bool labelled) {
   TaggedSequences out;
   bool open = false;
   for_lines_of(bytes, source, [&](const std::string& line, size_t n) {
@@ -109,7 +118,8 @@ TaggedSequences read_tagged_text(const std::string& bytes, const std::string& so
     const std::string at = source + ":" + std::to_string(n);
     size_t cut = line.find('\t');
     if (!labelled && cut == std::string::npos) cut = line.size();
-    require(cut != std::string::npos, at + ": no tab between token and label (expected 'token<TAB>label')");
+    require(cut != std::string::npos,
+            at + ": no tab between token and label (expected 'token<TAB>label')");
     require(!labelled || line.find('\t', cut + 1) == std::string::npos,
             at + ": more than one tab (expected 'token<TAB>label')");
     require(cut > 0, at + ": empty token");
@@ -141,7 +151,8 @@ std::vector<std::string> label_set(const std::vector<std::string>& labels) {
   return s;
 }
 
-std::vector<int> label_ids(const std::vector<std::string>& labels, const std::vector<std::string>& where,
+std::vector<int> label_ids(const std::vector<std::string>& labels,
+                           const std::vector<std::string>& where,
                            const std::vector<std::string>& classes) {
   std::map<std::string, int> index;
   for (size_t i = 0; i < classes.size(); ++i) index[classes[i]] = int(i);

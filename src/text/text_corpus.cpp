@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "unroll/core/error.h"
-#include "unroll/core/json.h"
 #include "unroll/core/hash.h"
+#include "unroll/core/json.h"
 #include "unroll/text/utf8.h"
 #include "unroll/text/words.h"
 
@@ -23,17 +23,22 @@ std::string hex64(uint64_t v) {
 void TextFormat::validate() const {
   require(level == "char" || level == "word",
           "unknown text level '" + level + "'; expected char or word");
-  require(min_count >= 1, "the minimum word count must be at least 1 (got " + std::to_string(min_count) + ")");
+  require(min_count >= 1,
+          "the minimum word count must be at least 1 (got " + std::to_string(min_count) + ")");
   require(max_vocab == 0 || max_vocab >= 2,
-          "the maximum vocabulary size must be 0 (no limit) or at least 2 (got " + std::to_string(max_vocab) + ")");
+          "the maximum vocabulary size must be 0 (no limit) or at least 2 (got " +
+              std::to_string(max_vocab) + ")");
   if (level == "char")
     require(!pretokenized && min_count == 1 && max_vocab == 0,
             "--pretokenized, --min-count and --max-vocab are for word-level models (--level word)");
 }
 
 nlohmann::json TextFormat::to_json() const {
-  return {{"level", level}, {"pretokenized", pretokenized}, {"eos", eos},
-          {"min_count", min_count}, {"max_vocab", max_vocab}};
+  return {{"level", level},
+          {"pretokenized", pretokenized},
+          {"eos", eos},
+          {"min_count", min_count},
+          {"max_vocab", max_vocab}};
 }
 
 TextFormat TextFormat::from_json(const nlohmann::json& j) {
@@ -52,11 +57,13 @@ TextFormat TextFormat::from_json(const nlohmann::json& j) {
   return f;
 }
 
-std::vector<std::string> tokenize(const std::string& utf8, const TextFormat& f, const std::string& source) {
+std::vector<std::string> tokenize(const std::string& utf8, const TextFormat& f,
+                                  const std::string& source) {
   if (f.level == "word")
     return f.pretokenized ? split_pretokenized(utf8, f.eos, source) : split_words(utf8, source);
   std::vector<std::string> out;
-  for (char32_t c : decode_utf8(utf8, source)) out.push_back(encode_utf8(std::u32string_view(&c, 1)));
+  for (char32_t c : decode_utf8(utf8, source))
+    out.push_back(encode_utf8(std::u32string_view(&c, 1)));
   return out;
 }
 
@@ -67,22 +74,23 @@ std::string detokenize(const std::vector<std::string>& tokens, const TextFormat&
 nlohmann::json TextCorpus::describe() const {
   nlohmann::json per_file = nlohmann::json::array();
   for (auto fh : file_hashes) per_file.push_back(hex64(fh));
-  nlohmann::json j = {{"files", files},       {"format", format.to_json()}, {"bytes", bytes},
-                      {"tokens", ids.size()}, {"vocab", vocab.size()},      {"hash", hex64(hash)},
+  nlohmann::json j = {{"files", files},         {"format", format.to_json()}, {"bytes", bytes},
+                      {"tokens", ids.size()},   {"vocab", vocab.size()},      {"hash", hex64(hash)},
                       {"file_hashes", per_file}};
   if (format.level == "char") j["characters"] = ids.size();
   return j;
 }
 
-TextCorpus load_corpus(const std::vector<std::string>& files, const Vocab* vocab, const TextFormat& format) {
+TextCorpus load_corpus(const std::vector<std::string>& files, const Vocab* vocab,
+                       const TextFormat& format) {
   require(!files.empty(), "no input files given");
   format.validate();
   TextCorpus c;
   c.format = format;
   // Absolute paths, so a resume finds the files from any working folder.
   for (auto& f : files) c.files.push_back(std::filesystem::absolute(f).lexically_normal().string());
-  std::u32string text;                // char level
-  std::vector<std::string> words;     // word level
+  std::u32string text;             // char level
+  std::vector<std::string> words;  // word level
   uint64_t h = fnv1a64(nullptr, 0);
   for (auto& f : files) {
     std::string bytes = read_text_file(f);
@@ -93,13 +101,15 @@ TextCorpus load_corpus(const std::vector<std::string>& files, const Vocab* vocab
       text += decode_utf8(bytes, f);
     } else {
       std::vector<std::string> t = tokenize(bytes, format, f);
-      words.insert(words.end(), std::make_move_iterator(t.begin()), std::make_move_iterator(t.end()));
+      words.insert(words.end(), std::make_move_iterator(t.begin()),
+                   std::make_move_iterator(t.end()));
     }
   }
   c.hash = h;
   if (vocab)
     require(vocab->level() == format.level, "the vocabulary is at the '" + vocab->level() +
-                                                "' level, the text is read at the '" + format.level + "' level");
+                                                "' level, the text is read at the '" +
+                                                format.level + "' level");
   if (format.level == "char") {
     c.vocab = vocab ? *vocab : Vocab::from_chars(text);
     try {

@@ -77,12 +77,15 @@ Vocab Vocab::from_tokens(std::vector<std::string> tokens, const std::string& lev
   return v;
 }
 
-Vocab Vocab::from_words(const std::vector<std::string>& tokens, int64_t min_count, int64_t max_size) {
+Vocab Vocab::from_words(const std::vector<std::string>& tokens, int64_t min_count,
+                        int64_t max_size) {
   require(!tokens.empty(), "cannot build a vocabulary from empty text; give some text");
-  require(min_count >= 1, "the minimum word count must be at least 1 (got " + std::to_string(min_count) + ")");
+  require(min_count >= 1,
+          "the minimum word count must be at least 1 (got " + std::to_string(min_count) + ")");
   require(max_size == 0 || max_size >= 2,
           "the vocabulary needs room for <unk> and at least one word: a maximum size of 2 or more, "
-          "or 0 for no limit (got " + std::to_string(max_size) + ")");
+          "or 0 for no limit (got " +
+              std::to_string(max_size) + ")");
   std::unordered_map<std::string, int64_t> counts;
   for (const std::string& t : tokens) ++counts[t];
   std::vector<std::pair<std::string, int64_t>> kept;
@@ -97,14 +100,16 @@ Vocab Vocab::from_words(const std::vector<std::string>& tokens, int64_t min_coun
   return from_tokens(std::move(list), "word");
 }
 
-std::vector<int32_t> Vocab::encode_words(const std::vector<std::string>& tokens, size_t* unknown) const {
+std::vector<int32_t> Vocab::encode_words(const std::vector<std::string>& tokens,
+                                         size_t* unknown) const {
   const int unk = find(kUnk);
   std::vector<int32_t> ids(tokens.size());
   size_t missing = 0;
   for (size_t i = 0; i < tokens.size(); ++i) {
     int id = find(tokens[i]);
     if (id < 0) {
-      require(unk >= 0, "the word '" + tokens[i] + "' is not in the vocabulary, which has no " + kUnk);
+      require(unk >= 0,
+              "the word '" + tokens[i] + "' is not in the vocabulary, which has no " + kUnk);
       id = unk;
       ++missing;
     }

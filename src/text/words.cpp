@@ -10,10 +10,17 @@ namespace {
 
 bool word_char(char32_t c) {
   switch (utf8proc_category(utf8proc_int32_t(c))) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO:
-    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
-    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO:
     case UTF8PROC_CATEGORY_PC:
       return true;
     default:
@@ -48,7 +55,8 @@ std::vector<std::string> split_words(std::string_view utf8, const std::string& s
   return out;
 }
 
-std::vector<std::string> split_pretokenized(std::string_view utf8, bool eos, const std::string& source) {
+std::vector<std::string> split_pretokenized(std::string_view utf8, bool eos,
+                                            const std::string& source) {
   decode_utf8(utf8, source);  // validates; the splitting below works on bytes
   std::vector<std::string> out;
   size_t line_start = 0;

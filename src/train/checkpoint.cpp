@@ -82,7 +82,8 @@ Checkpoint load_checkpoint(const std::string& path) {
   ck.progress = meta("progress");
   ck.data = meta("data");
   try {
-    ck.format = TextFormat::from_json(ck.data.is_object() ? ck.data.value("format", nlohmann::json()) : nlohmann::json());
+    ck.format = TextFormat::from_json(
+        ck.data.is_object() ? ck.data.value("format", nlohmann::json()) : nlohmann::json());
   } catch (const std::exception& e) {
     throw Error("'" + path + "': the text format is malformed: " + e.what());
   }
@@ -95,9 +96,11 @@ Checkpoint load_checkpoint(const std::string& path) {
   const ParamLayout layout(ck.model_config);
   for (const ParamView& v : layout.views()) {
     const TensorEntry* e = st.find(v.name);
-    require(e != nullptr, "'" + path + "': tensor '" + v.name + "' is missing (the model config needs it)");
-    require(e->shape == v.shape, "'" + path + "': tensor '" + v.name + "' has shape " + shape_str(e->shape) +
-                                     " but the model config needs " + shape_str(v.shape));
+    require(e != nullptr,
+            "'" + path + "': tensor '" + v.name + "' is missing (the model config needs it)");
+    require(e->shape == v.shape, "'" + path + "': tensor '" + v.name + "' has shape " +
+                                     shape_str(e->shape) + " but the model config needs " +
+                                     shape_str(v.shape));
   }
   ck.model = std::make_unique<Model<float>>(ck.model_config);
   Model<float>& m = *ck.model;
@@ -144,20 +147,24 @@ Checkpoint load_checkpoint(const std::string& path) {
 void require_task(const Checkpoint& ck, const std::string& path, const std::string& task) {
   if (ck.task == task) return;
   auto what = [](const std::string& t) {
-    return t == "classify"      ? std::string("a classifier (use 'unroll classify predict' or 'unroll classify eval')")
-           : t == "tag"         ? std::string("a tagger (use 'unroll tag predict' or 'unroll tag eval')")
-           : t == "conditional" ? std::string("a conditional language model (use 'unroll sample --category')")
-                                : std::string("a language model");
+    return t == "classify"
+               ? std::string(
+                     "a classifier (use 'unroll classify predict' or 'unroll classify eval')")
+           : t == "tag" ? std::string("a tagger (use 'unroll tag predict' or 'unroll tag eval')")
+           : t == "conditional"
+               ? std::string("a conditional language model (use 'unroll sample --category')")
+               : std::string("a language model");
   };
-  const std::string want = task == "classify" ? "a classifier"
-                           : task == "tag"    ? "a tagger"
+  const std::string want = task == "classify"      ? "a classifier"
+                           : task == "tag"         ? "a tagger"
                            : task == "conditional" ? "a conditional language model"
                                                    : "a language model";
-  const std::string train = task == "classify" ? "unroll classify train"
-                            : task == "tag"    ? "unroll tag train"
+  const std::string train = task == "classify"      ? "unroll classify train"
+                            : task == "tag"         ? "unroll tag train"
                             : task == "conditional" ? "unroll conditional"
                                                     : "unroll train";
-  throw Error("'" + path + "' is " + what(ck.task) + ", not " + want + " (train one with '" + train + "')");
+  throw Error("'" + path + "' is " + what(ck.task) + ", not " + want + " (train one with '" +
+              train + "')");
 }
 
 }  // namespace unroll

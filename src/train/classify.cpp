@@ -8,13 +8,13 @@
 #include <functional>
 #include <limits>
 #include <numeric>
-#include <set>
 #include <ostream>
+#include <set>
 
 #include "unroll/core/error.h"
-#include "unroll/core/json.h"
 #include "unroll/core/file.h"
 #include "unroll/core/interrupt.h"
+#include "unroll/core/json.h"
 #include "unroll/core/rng.h"
 #include "unroll/text/utf8.h"
 #include "unroll/text/words.h"
@@ -37,7 +37,8 @@ void ClassifyConfig::validate() const {
           "--class-weights must be none or balanced");
   require(max_len >= 0, "--max-len must be 0 (no limit) or more");
   require(separator == '\t' || separator == ' ', "the separator must be tab or space");
-  require(on_nan == "stop" || on_nan == "skip", "--on-nan must be 'stop' or 'skip' (got '" + on_nan + "')");
+  require(on_nan == "stop" || on_nan == "skip",
+          "--on-nan must be 'stop' or 'skip' (got '" + on_nan + "')");
 }
 
 nlohmann::json to_json(const ClassifyConfig& c) {
@@ -103,7 +104,8 @@ EncodedExamples encode_examples(const LabelledExamples& ex, const Vocab& vocab, 
     if (max_len > 0 && int(tokens.size()) > max_len) tokens.resize(max_len);
     out.seqs.push_back(vocab.encode_words(tokens));
   }
-  if (classes.empty()) out.labels.assign(ex.size(), -1);
+  if (classes.empty())
+    out.labels.assign(ex.size(), -1);
   else {
     auto ids = label_ids(ex.labels, ex.where, classes);
     out.labels.assign(ids.begin(), ids.end());
@@ -131,18 +133,21 @@ std::vector<int32_t> time_major(int T, size_t n, int32_t pad, Len len, Value val
 }
 
 // The longest of the sequences idx[0..n), less `shorter`.
-int longest(const std::vector<std::vector<int32_t>>& seqs, const size_t* idx, size_t n, int shorter = 0) {
+int longest(const std::vector<std::vector<int32_t>>& seqs, const size_t* idx, size_t n,
+            int shorter = 0) {
   int T = 0;
   for (size_t i = 0; i < n; ++i) T = std::max(T, int(seqs[idx[i]].size()) - shorter);
   return T;
 }
 
-Batch make_batch(const EncodedExamples& ex, const size_t* idx, size_t n, const std::vector<float>* class_weight) {
+Batch make_batch(const EncodedExamples& ex, const size_t* idx, size_t n,
+                 const std::vector<float>* class_weight) {
   Batch b;
   b.B = int(n);
   b.T = longest(ex.seqs, idx, n);
-  b.ids = time_major(b.T, n, 0, [&](size_t i) { return ex.seqs[idx[i]].size(); },
-                     [&](size_t i, size_t t) { return ex.seqs[idx[i]][t]; });
+  b.ids = time_major(
+      b.T, n, 0, [&](size_t i) { return ex.seqs[idx[i]].size(); },
+      [&](size_t i, size_t t) { return ex.seqs[idx[i]][t]; });
   for (size_t i = 0; i < n; ++i) {
     const size_t e = idx[i];
     b.lengths.push_back(int32_t(ex.seqs[e].size()));
@@ -156,7 +161,8 @@ Batch make_batch(const EncodedExamples& ex, const size_t* idx, size_t n, const s
 std::vector<size_t> by_length(const std::vector<std::vector<int32_t>>& seqs) {
   std::vector<size_t> idx(seqs.size());
   std::iota(idx.begin(), idx.end(), 0);
-  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return seqs[a].size() < seqs[b].size(); });
+  std::stable_sort(idx.begin(), idx.end(),
+                   [&](size_t a, size_t b) { return seqs[a].size() < seqs[b].size(); });
   return idx;
 }
 
@@ -186,17 +192,20 @@ std::vector<bool> validation_mask(size_t n, double fraction, uint64_t seed) {
 
 // The examples whose mask entry equals keep, every field of each.
 template <class Examples, class... Field>
-Examples select_fields(const Examples& ex, const std::vector<bool>& mask, bool keep, Field Examples::*... field) {
+Examples select_fields(const Examples& ex, const std::vector<bool>& mask, bool keep,
+                       Field Examples::*... field) {
   Examples out;
   for (size_t i = 0; i < ex.size(); ++i)
     if (mask[i] == keep) ((out.*field).push_back((ex.*field)[i]), ...);
   return out;
 }
 LabelledExamples select(const LabelledExamples& ex, const std::vector<bool>& mask, bool keep) {
-  return select_fields(ex, mask, keep, &LabelledExamples::texts, &LabelledExamples::labels, &LabelledExamples::where);
+  return select_fields(ex, mask, keep, &LabelledExamples::texts, &LabelledExamples::labels,
+                       &LabelledExamples::where);
 }
 TaggedSequences select(const TaggedSequences& ex, const std::vector<bool>& mask, bool keep) {
-  return select_fields(ex, mask, keep, &TaggedSequences::tokens, &TaggedSequences::labels, &TaggedSequences::where);
+  return select_fields(ex, mask, keep, &TaggedSequences::tokens, &TaggedSequences::labels,
+                       &TaggedSequences::where);
 }
 
 // The examples with repeats of an earlier (label, text) pair dropped (when on).
@@ -235,7 +244,9 @@ std::vector<bool> validation_mask(const Examples& ex, double fraction, uint64_t 
 
 int classes_of(const ModelConfig& c) { return c.head == HeadKind::Sigmoid ? 2 : c.outputs; }
 
-std::string absolute(const std::string& p) { return std::filesystem::absolute(p).lexically_normal().string(); }
+std::string absolute(const std::string& p) {
+  return std::filesystem::absolute(p).lexically_normal().string();
+}
 
 void prepare_out_dir(const std::string& out_dir) {
   namespace fs = std::filesystem;
@@ -248,7 +259,8 @@ void prepare_out_dir(const std::string& out_dir) {
 
 }  // namespace
 
-std::vector<std::vector<float>> class_probabilities(Model<float>& m, const EncodedExamples& ex, int batch) {
+std::vector<std::vector<float>> class_probabilities(Model<float>& m, const EncodedExamples& ex,
+                                                    int batch) {
   const int C = classes_of(m.config());
   std::vector<std::vector<float>> out(ex.size(), std::vector<float>(C));
   const std::vector<size_t> idx = by_length(ex.seqs);
@@ -301,7 +313,8 @@ class ReportBuilder {
     r.accuracy = double(right_) / double(r.examples);
     for (size_t c = 0; c < C; ++c) {
       int64_t predicted = 0;
-      for (size_t k = 0; k < C; ++k) r.support[c] += r.confusion[c][k], predicted += r.confusion[k][c];
+      for (size_t k = 0; k < C; ++k)
+        r.support[c] += r.confusion[c][k], predicted += r.confusion[k][c];
       const double tp = double(r.confusion[c][c]);
       r.precision[c] = predicted ? tp / double(predicted) : 0;
       r.recall[c] = r.support[c] ? tp / double(r.support[c]) : 0;
@@ -362,10 +375,10 @@ std::string ClassReport::text() const {
 }
 
 nlohmann::json ClassReport::to_json() const {
-  return {{"classes", classes},     {"examples", examples},   {"unit", unit},   {"loss", loss},
-          {"accuracy", accuracy},   {"macro_f1", macro_f1},   {"precision", precision},
-          {"recall", recall},       {"f1", f1},               {"support", support},
-          {"confusion", confusion}};
+  return {{"classes", classes},     {"examples", examples},  {"unit", unit},
+          {"loss", loss},           {"accuracy", accuracy},  {"macro_f1", macro_f1},
+          {"precision", precision}, {"recall", recall},      {"f1", f1},
+          {"support", support},     {"confusion", confusion}};
 }
 
 namespace {
@@ -377,15 +390,17 @@ Examples validation_part(const nlohmann::json& train, const nlohmann::json& data
   const std::string path = data.value("train_path", "");
   Examples all = unique_examples(read(path, c), c.dedupe);
   require(all.size() == data.value("examples", size_t(0)),
-          "'" + path + "' has changed since training (" + std::to_string(all.size()) + " examples, was " +
-              std::to_string(data.value("examples", size_t(0))) + "): its validation split cannot be rebuilt");
+          "'" + path + "' has changed since training (" + std::to_string(all.size()) +
+              " examples, was " + std::to_string(data.value("examples", size_t(0))) +
+              "): its validation split cannot be rebuilt");
   return select(all, validation_mask(all, c.val_fraction, c.seed), true);
 }
 }  // namespace
 
 LabelledExamples validation_examples(const nlohmann::json& train, const nlohmann::json& data) {
   return validation_part<LabelledExamples>(
-      train, data, [](const std::string& p, const ClassifyConfig& c) { return read_labelled(p, c.separator); });
+      train, data,
+      [](const std::string& p, const ClassifyConfig& c) { return read_labelled(p, c.separator); });
 }
 
 TaggedSequences validation_sequences(const nlohmann::json& train, const nlohmann::json& data) {
@@ -410,16 +425,17 @@ struct BatchStats {
 //   step(idx, n): forward (Mode::Train) and backward of examples idx[0..n)
 //   validate(): the report on the validation (or training) examples
 //   save(path, progress, opt): writes a checkpoint
-ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
-                         const std::vector<size_t>& lengths,
-                         const std::function<BatchStats(const size_t*, size_t)>& step,
-                         const std::function<ClassReport()>& validate, const char* val_name,
-                         const std::string& out_dir,
-                         const std::function<void(const std::string&, const nlohmann::json&, const Optimizer*)>& save,
-                         const nlohmann::json& config, std::ostream& log) {
+ClassReport train_epochs(
+    Model<float>& m, const ClassifyConfig& cfg, Rng& rng, const std::vector<size_t>& lengths,
+    const std::function<BatchStats(const size_t*, size_t)>& step,
+    const std::function<ClassReport()>& validate, const char* val_name, const std::string& out_dir,
+    const std::function<void(const std::string&, const nlohmann::json&, const Optimizer*)>& save,
+    const nlohmann::json& config, std::ostream& log) {
   namespace fs = std::filesystem;
   const auto t0 = std::chrono::steady_clock::now();
-  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
   const std::string best_path = (fs::path(out_dir) / "best.safetensors").string();
   const std::string latest_path = (fs::path(out_dir) / "latest.safetensors").string();
   // The run's record, as for language models (train/metrics.h).
@@ -465,17 +481,22 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
       const double norm = cfg.clip > 0 ? clip_by_norm(m.grads.data(), m.grads.size(), cfg.clip)
                                        : global_norm(m.grads.data(), m.grads.size());
       ++steps;
-      if (std::find(cfg.poison_steps.begin(), cfg.poison_steps.end(), steps) != cfg.poison_steps.end())
+      if (std::find(cfg.poison_steps.begin(), cfg.poison_steps.end(), steps) !=
+          cfg.poison_steps.end())
         b.loss = std::numeric_limits<double>::quiet_NaN();
       if (!std::isfinite(b.loss) || !std::isfinite(norm)) {
-        const std::string what = "at step " + std::to_string(steps) + " (epoch " + std::to_string(epoch) +
-                                 ") the loss or the gradient is not finite";
+        const std::string what = "at step " + std::to_string(steps) + " (epoch " +
+                                 std::to_string(epoch) + ") the loss or the gradient is not finite";
         require(cfg.on_nan == "skip" && skipped_in_a_row < kMaxSkippedInARow,
                 cfg.on_nan == "skip"
-                    ? what + ", after " + std::to_string(kMaxSkippedInARow) + " skipped batches in a row: stopping; " +
-                          "lower --lr or --clip; the checkpoints of the last epoch in '" + out_dir + "' are kept"
-                    : "training diverged: " + what + "; lower --lr or --clip (or --on-nan skip to drop such " +
-                          "batches); the checkpoints of the last epoch in '" + out_dir + "' are kept");
+                    ? what + ", after " + std::to_string(kMaxSkippedInARow) +
+                          " skipped batches in a row: stopping; " +
+                          "lower --lr or --clip; the checkpoints of the last epoch in '" + out_dir +
+                          "' are kept"
+                    : "training diverged: " + what +
+                          "; lower --lr or --clip (or --on-nan skip to drop such " +
+                          "batches); the checkpoints of the last epoch in '" + out_dir +
+                          "' are kept");
         ++skipped, ++skipped_in_a_row;
         log << what << ": batch skipped (" << skipped << " so far)\n" << std::flush;
         metrics.append({{"kind", "skip"}, {"step", steps}, {"skipped_batches", skipped}});
@@ -488,34 +509,50 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
         last_print = seconds();
         char buf[160];
         std::snprintf(buf, sizeof buf, "epoch %d  %3.0f%%  loss %.4f  accuracy %.2f%%\n", epoch,
-                      100.0 * double(bi + 1) / double(starts.size()), total.loss / double(total.count),
+                      100.0 * double(bi + 1) / double(starts.size()),
+                      total.loss / double(total.count),
                       100.0 * double(total.right) / double(total.count));
         log << buf;
         log.flush();
-        metrics.append({{"kind", "step"}, {"step", steps}, {"epoch", epoch - 1 + double(bi + 1) / double(starts.size())},
-                        {"elapsed", seconds()}, {"train_loss", total.loss / double(total.count)},
-                        {"train_accuracy", double(total.right) / double(total.count)}, {"lr", cfg.optim.lr},
-                        {"grad_norm", norm}, {"clipped", cfg.clip > 0 && norm > cfg.clip}});
+        metrics.append({{"kind", "step"},
+                        {"step", steps},
+                        {"epoch", epoch - 1 + double(bi + 1) / double(starts.size())},
+                        {"elapsed", seconds()},
+                        {"train_loss", total.loss / double(total.count)},
+                        {"train_accuracy", double(total.right) / double(total.count)},
+                        {"lr", cfg.optim.lr},
+                        {"grad_norm", norm},
+                        {"clipped", cfg.clip > 0 && norm > cfg.clip}});
       }
     }
     ClassReport r = validate();
     const bool better = r.loss < best_loss;
     char buf[220];
     const double n = double(std::max<int64_t>(total.count, 1));
-    std::snprintf(buf, sizeof buf, "epoch %d  train loss %.4f acc %.2f%%  %s loss %.4f acc %.2f%%%s  (%.0f s)\n",
-                  epoch, total.loss / n, 100.0 * double(total.right) / n, val_name, r.loss, 100 * r.accuracy,
-                  better ? "  best" : "", seconds());
+    std::snprintf(buf, sizeof buf,
+                  "epoch %d  train loss %.4f acc %.2f%%  %s loss %.4f acc %.2f%%%s  (%.0f s)\n",
+                  epoch, total.loss / n, 100.0 * double(total.right) / n, val_name, r.loss,
+                  100 * r.accuracy, better ? "  best" : "", seconds());
     log << buf;
     log.flush();
-    if (better) best_loss = r.loss, best_report = r, since_best = 0;
-    else ++since_best;
-    metrics.append({{"kind", "eval"}, {"step", steps}, {"epoch", epoch}, {"elapsed", seconds()},
-                    {"train_loss", total.loss / n}, {"train_accuracy", double(total.right) / n},
-                    {"val_loss", r.loss}, {"val_accuracy", r.accuracy}, {"best_val_loss", best_loss},
+    if (better)
+      best_loss = r.loss, best_report = r, since_best = 0;
+    else
+      ++since_best;
+    metrics.append({{"kind", "eval"},
+                    {"step", steps},
+                    {"epoch", epoch},
+                    {"elapsed", seconds()},
+                    {"train_loss", total.loss / n},
+                    {"train_accuracy", double(total.right) / n},
+                    {"val_loss", r.loss},
+                    {"val_accuracy", r.accuracy},
+                    {"best_val_loss", best_loss},
                     {"on", std::string(val_name) == "val" ? "validation" : "training"}});
-    nlohmann::json progress = {{"epoch", epoch}, {"step", steps}, {"val_loss", r.loss},
-                               {"val_accuracy", r.accuracy}, {"best_val", best_loss},
-                               {"best_accuracy", best_report.accuracy}, {"seconds", seconds()}};
+    nlohmann::json progress = {{"epoch", epoch},        {"step", steps},
+                               {"val_loss", r.loss},    {"val_accuracy", r.accuracy},
+                               {"best_val", best_loss}, {"best_accuracy", best_report.accuracy},
+                               {"seconds", seconds()}};
     if (better) save(best_path, progress, nullptr);
     save(latest_path, progress, &opt);
     write_run_report(out_dir, config.value("command", ""));
@@ -524,7 +561,8 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
       break;
     }
     if (interrupted) {  // Ctrl-C or SIGTERM: this epoch's part was validated and saved above
-      log << "interrupted in epoch " << epoch << " at step " << steps << ": saved " << latest_path << "\n";
+      log << "interrupted in epoch " << epoch << " at step " << steps << ": saved " << latest_path
+          << "\n";
       break;
     }
     if (cfg.patience > 0 && since_best >= cfg.patience) {
@@ -538,8 +576,8 @@ ClassReport train_epochs(Model<float>& m, const ClassifyConfig& cfg, Rng& rng,
 
 // Splits train_path (or takes --val) into training and validation examples.
 template <class Examples, class Read>
-void split_data(const ClassifyConfig& cfg, const std::string& train_path, Read read, Examples& train,
-                Examples& val) {
+void split_data(const ClassifyConfig& cfg, const std::string& train_path, Read read,
+                Examples& train, Examples& val) {
   Examples all = unique_examples(read(train_path), cfg.dedupe);
   if (!cfg.val_file.empty()) {
     train = std::move(all);
@@ -563,11 +601,13 @@ ClassReport train_classifier(const ModelConfig& model_cfg, const ClassifyConfig&
                              std::ostream& log, const std::string& command_line) {
   cfg.validate();
   LabelledExamples train_ex, val_ex;
-  split_data(cfg, train_path, [&](const std::string& p) { return read_labelled(p, cfg.separator); },
-             train_ex, val_ex);
+  split_data(
+      cfg, train_path, [&](const std::string& p) { return read_labelled(p, cfg.separator); },
+      train_ex, val_ex);
   const std::vector<std::string> classes = label_set(train_ex.labels);
-  require(classes.size() >= 2, "'" + train_path + "': the training examples have only one label ('" +
-                                   classes[0] + "'); a classifier needs at least two");
+  require(classes.size() >= 2, "'" + train_path +
+                                   "': the training examples have only one label ('" + classes[0] +
+                                   "'); a classifier needs at least two");
   const Vocab vocab = classify_vocab(train_ex, cfg.format);
   const EncodedExamples train = encode_examples(train_ex, vocab, cfg.format, classes, cfg.max_len);
   const EncodedExamples val = encode_examples(val_ex, vocab, cfg.format, classes, cfg.max_len);
@@ -584,7 +624,9 @@ ClassReport train_classifier(const ModelConfig& model_cfg, const ClassifyConfig&
   for (int y : train.labels) ++count[y];
   if (cfg.class_weights == "balanced")
     for (size_t c = 0; c < classes.size(); ++c)
-      weight[c] = count[c] ? float(double(train.size()) / (double(classes.size()) * double(count[c]))) : 0.f;
+      weight[c] = count[c]
+                      ? float(double(train.size()) / (double(classes.size()) * double(count[c])))
+                      : 0.f;
 
   prepare_out_dir(out_dir);
   Model<float> m(mc);
@@ -594,36 +636,39 @@ ClassReport train_classifier(const ModelConfig& model_cfg, const ClassifyConfig&
   if (!cfg.val_file.empty()) train_json["val_file"] = absolute(cfg.val_file);
   nlohmann::json counts = nlohmann::json::object();
   for (size_t c = 0; c < classes.size(); ++c) counts[classes[c]] = count[c];
-  const nlohmann::json data = {{"task", "classify"},
-                               {"classes", classes},
-                               {"format", cfg.format.to_json()},
-                               {"train_path", absolute(train_path)},
-                               {"examples", train_ex.size() + (cfg.val_file.empty() ? val_ex.size() : 0)},
-                               {"train_examples", train.size()},
-                               {"val_examples", val.size()},
-                               {"train_counts", counts},
-                               {"command", command_line}};
+  const nlohmann::json data = {
+      {"task", "classify"},
+      {"classes", classes},
+      {"format", cfg.format.to_json()},
+      {"train_path", absolute(train_path)},
+      {"examples", train_ex.size() + (cfg.val_file.empty() ? val_ex.size() : 0)},
+      {"train_examples", train.size()},
+      {"val_examples", val.size()},
+      {"train_counts", counts},
+      {"command", command_line}};
 
   log << "classify: " << train.size() << " training and " << val.size() << " validation examples, "
-      << classes.size() << " classes, vocabulary " << vocab.size() << " " << cfg.format.unit() << "\n"
+      << classes.size() << " classes, vocabulary " << vocab.size() << " " << cfg.format.unit()
+      << "\n"
       << "model: " << cell_name(mc.cell) << " " << mc.layers << "x" << mc.hidden
-      << (mc.bidirectional ? " bidirectional" : "") << ", summary " << summary_name(mc.summary) << ", "
-      << (mc.head == HeadKind::Sigmoid ? "sigmoid" : "softmax") << " head, " << m.layout().count()
-      << " parameters\n";
+      << (mc.bidirectional ? " bidirectional" : "") << ", summary " << summary_name(mc.summary)
+      << ", " << (mc.head == HeadKind::Sigmoid ? "sigmoid" : "softmax") << " head, "
+      << m.layout().count() << " parameters\n";
   log.flush();
 
   const std::vector<size_t> lengths = lengths_of(train.seqs);
   auto step = [&](const size_t* idx, size_t n) {
     Batch b = make_batch(train, idx, n, &weight);
-    LossSum l = m.classify(b.ids.data(), b.lengths.data(), b.labels.data(), b.weights.data(), b.T, b.B,
-                           Mode::Train, &rng);
+    LossSum l = m.classify(b.ids.data(), b.lengths.data(), b.labels.data(), b.weights.data(), b.T,
+                           b.B, Mode::Train, &rng);
     m.backward(1.0f / float(b.B));
     BatchStats s{l.sum, int64_t(n), 0};
     const float* z = m.logits();
     for (size_t i = 0; i < n; ++i) {
       const int pred = mc.head == HeadKind::Sigmoid
                            ? int(z[i] > 0)
-                           : int(std::max_element(z + i * mc.outputs, z + (i + 1) * mc.outputs) - (z + i * mc.outputs));
+                           : int(std::max_element(z + i * mc.outputs, z + (i + 1) * mc.outputs) -
+                                 (z + i * mc.outputs));
       s.right += pred == b.labels[i];
     }
     return s;
@@ -635,8 +680,11 @@ ClassReport train_classifier(const ModelConfig& model_cfg, const ClassifyConfig&
   };
   ClassifyConfig loop = cfg;
   if (!has_val) loop.patience = 0;  // no early stopping on the training loss
-  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save,
-                      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}, {"command", command_line}}, log);
+  return train_epochs(
+      m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir,
+      save,
+      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}, {"command", command_line}},
+      log);
 }
 
 // ---- tagging ----
@@ -647,7 +695,8 @@ Vocab tag_vocab(const TaggedSequences& t, int64_t min_count) {
   return Vocab::from_words(all, min_count);
 }
 
-EncodedTags encode_tagged(const TaggedSequences& t, const Vocab& vocab, const std::vector<std::string>& tagset) {
+EncodedTags encode_tagged(const TaggedSequences& t, const Vocab& vocab,
+                          const std::vector<std::string>& tagset) {
   EncodedTags out;
   out.where = t.where;
   for (size_t i = 0; i < t.size(); ++i) {
@@ -689,7 +738,8 @@ TagBatch make_tag_batch(const EncodedTags& ex, const size_t* idx, size_t n) {
 
 }  // namespace
 
-std::vector<std::vector<std::vector<float>>> tag_probabilities(Model<float>& m, const EncodedTags& ex, int batch) {
+std::vector<std::vector<std::vector<float>>> tag_probabilities(Model<float>& m,
+                                                               const EncodedTags& ex, int batch) {
   const int O = m.config().outputs;
   std::vector<std::vector<std::vector<float>>> out(ex.size());
   const std::vector<size_t> idx = by_length(ex.seqs);
@@ -715,7 +765,8 @@ std::vector<std::vector<std::vector<float>>> tag_probabilities(Model<float>& m, 
   return out;
 }
 
-ClassReport evaluate_tags(Model<float>& m, const EncodedTags& ex, const std::vector<std::string>& tags, int batch) {
+ClassReport evaluate_tags(Model<float>& m, const EncodedTags& ex,
+                          const std::vector<std::string>& tags, int batch) {
   require(int(tags.size()) == m.config().outputs, "internal: tag list and model disagree");
   ReportBuilder rb(tags);
   const auto probs = tag_probabilities(m, ex, batch);
@@ -726,16 +777,18 @@ ClassReport evaluate_tags(Model<float>& m, const EncodedTags& ex, const std::vec
   return r;
 }
 
-ClassReport train_tagger(const ModelConfig& model_cfg, const ClassifyConfig& cfg, const std::string& train_path,
-                         const std::string& out_dir, std::ostream& log, const std::string& command_line) {
+ClassReport train_tagger(const ModelConfig& model_cfg, const ClassifyConfig& cfg,
+                         const std::string& train_path, const std::string& out_dir,
+                         std::ostream& log, const std::string& command_line) {
   cfg.validate();
   TaggedSequences train_ex, val_ex;
-  split_data(cfg, train_path, [](const std::string& p) { return read_tagged(p); }, train_ex, val_ex);
+  split_data(
+      cfg, train_path, [](const std::string& p) { return read_tagged(p); }, train_ex, val_ex);
   std::vector<std::string> all_tags;
   for (auto& l : train_ex.labels) all_tags.insert(all_tags.end(), l.begin(), l.end());
   const std::vector<std::string> tags = label_set(all_tags);
-  require(tags.size() >= 2, "'" + train_path + "': the training tokens have only one tag ('" + tags[0] +
-                                "'); a tagger needs at least two");
+  require(tags.size() >= 2, "'" + train_path + "': the training tokens have only one tag ('" +
+                                tags[0] + "'); a tagger needs at least two");
   const Vocab vocab = tag_vocab(train_ex, cfg.format.min_count);
   const EncodedTags train = encode_tagged(train_ex, vocab, tags);
   const EncodedTags val = encode_tagged(val_ex, vocab, tags);
@@ -756,18 +809,20 @@ ClassReport train_tagger(const ModelConfig& model_cfg, const ClassifyConfig& cfg
   if (!cfg.val_file.empty()) train_json["val_file"] = absolute(cfg.val_file);
   size_t tokens = 0;
   for (auto& s : train.seqs) tokens += s.size();
-  const nlohmann::json data = {{"task", "tag"},
-                               {"classes", tags},
-                               {"train_path", absolute(train_path)},
-                               {"examples", train_ex.size() + (cfg.val_file.empty() ? val_ex.size() : 0)},
-                               {"train_examples", train.size()},
-                               {"val_examples", val.size()},
-                               {"train_tokens", tokens},
-                               {"command", command_line}};
-  log << "tag: " << train.size() << " training and " << val.size() << " validation sequences (" << tokens
-      << " training tokens), " << tags.size() << " tags, vocabulary " << vocab.size() << " tokens\n"
-      << "model: " << cell_name(mc.cell) << " " << mc.layers << "x" << mc.hidden << ", softmax over tags at every step, "
-      << m.layout().count() << " parameters\n";
+  const nlohmann::json data = {
+      {"task", "tag"},
+      {"classes", tags},
+      {"train_path", absolute(train_path)},
+      {"examples", train_ex.size() + (cfg.val_file.empty() ? val_ex.size() : 0)},
+      {"train_examples", train.size()},
+      {"val_examples", val.size()},
+      {"train_tokens", tokens},
+      {"command", command_line}};
+  log << "tag: " << train.size() << " training and " << val.size() << " validation sequences ("
+      << tokens << " training tokens), " << tags.size() << " tags, vocabulary " << vocab.size()
+      << " tokens\n"
+      << "model: " << cell_name(mc.cell) << " " << mc.layers << "x" << mc.hidden
+      << ", softmax over tags at every step, " << m.layout().count() << " parameters\n";
   log.flush();
 
   const std::vector<size_t> lengths = lengths_of(train.seqs);
@@ -780,8 +835,8 @@ ClassReport train_tagger(const ModelConfig& model_cfg, const ClassifyConfig& cfg
     const float* z = m.logits();
     for (size_t r = 0; r < b.targets.size(); ++r)
       if (b.targets[r] >= 0)
-        s.right += int(std::max_element(z + r * mc.outputs, z + (r + 1) * mc.outputs) - (z + r * mc.outputs)) ==
-                   b.targets[r];
+        s.right += int(std::max_element(z + r * mc.outputs, z + (r + 1) * mc.outputs) -
+                       (z + r * mc.outputs)) == b.targets[r];
     return s;
   };
   const bool has_val = val.size() > 0;
@@ -792,8 +847,11 @@ ClassReport train_tagger(const ModelConfig& model_cfg, const ClassifyConfig& cfg
   };
   ClassifyConfig loop = cfg;
   if (!has_val) loop.patience = 0;
-  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save,
-                      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}, {"command", command_line}}, log);
+  return train_epochs(
+      m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir,
+      save,
+      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}, {"command", command_line}},
+      log);
 }
 
 // ---- conditional language model ----
@@ -806,7 +864,8 @@ struct CategoryTexts {
   std::vector<int32_t> cats;
 };
 
-CategoryTexts encode_category_texts(const LabelledExamples& ex, const Vocab& vocab, const TextFormat& f,
+CategoryTexts encode_category_texts(const LabelledExamples& ex, const Vocab& vocab,
+                                    const TextFormat& f,
                                     const std::vector<std::string>& categories) {
   CategoryTexts out;
   const int32_t edge = vocab.start_id();
@@ -839,7 +898,8 @@ LmBatch make_lm_batch(const CategoryTexts& ex, const size_t* idx, size_t n) {
   b.T = longest(ex.seqs, idx, n, 1);
   auto len = [&](size_t i) { return ex.seqs[idx[i]].size() - 1; };
   b.ids = time_major(b.T, n, 0, len, [&](size_t i, size_t t) { return ex.seqs[idx[i]][t]; });
-  b.targets = time_major(b.T, n, -1, len, [&](size_t i, size_t t) { return ex.seqs[idx[i]][t + 1]; });
+  b.targets =
+      time_major(b.T, n, -1, len, [&](size_t i, size_t t) { return ex.seqs[idx[i]][t + 1]; });
   for (size_t i = 0; i < n; ++i) b.cats.push_back(ex.cats[idx[i]]);
   return b;
 }
@@ -850,18 +910,21 @@ BatchStats lm_batch_stats(Model<float>& m, const LmBatch& b, const LossSum& l) {
   const int V = m.config().outputs;
   const float* z = m.logits();
   for (size_t r = 0; r < b.targets.size(); ++r)
-    if (b.targets[r] >= 0) s.right += int(std::max_element(z + r * V, z + (r + 1) * V) - (z + r * V)) == b.targets[r];
+    if (b.targets[r] >= 0)
+      s.right += int(std::max_element(z + r * V, z + (r + 1) * V) - (z + r * V)) == b.targets[r];
   return s;
 }
 
 }  // namespace
 
-ClassReport train_conditional(const ModelConfig& model_cfg, const ClassifyConfig& cfg, const std::string& train_path,
-                              const std::string& out_dir, std::ostream& log, const std::string& command_line) {
+ClassReport train_conditional(const ModelConfig& model_cfg, const ClassifyConfig& cfg,
+                              const std::string& train_path, const std::string& out_dir,
+                              std::ostream& log, const std::string& command_line) {
   cfg.validate();
   LabelledExamples train_ex, val_ex;
-  split_data(cfg, train_path, [&](const std::string& p) { return read_labelled(p, cfg.separator); }, train_ex,
-             val_ex);
+  split_data(
+      cfg, train_path, [&](const std::string& p) { return read_labelled(p, cfg.separator); },
+      train_ex, val_ex);
   const std::vector<std::string> categories = label_set(train_ex.labels);
   Vocab vocab;
   if (cfg.format.level == "char") {
@@ -896,19 +959,20 @@ ClassReport train_conditional(const ModelConfig& model_cfg, const ClassifyConfig
   nlohmann::json train_json = to_json(cfg);
   train_json["task"] = "conditional";
   if (!cfg.val_file.empty()) train_json["val_file"] = absolute(cfg.val_file);
-  const nlohmann::json data = {{"task", "conditional"},
-                               {"categories", categories},
-                               {"format", cfg.format.to_json()},
-                               {"train_path", absolute(train_path)},
-                               {"examples", train_ex.size() + (cfg.val_file.empty() ? val_ex.size() : 0)},
-                               {"train_examples", train.seqs.size()},
-                               {"val_examples", val.seqs.size()},
-                               {"command", command_line}};
+  const nlohmann::json data = {
+      {"task", "conditional"},
+      {"categories", categories},
+      {"format", cfg.format.to_json()},
+      {"train_path", absolute(train_path)},
+      {"examples", train_ex.size() + (cfg.val_file.empty() ? val_ex.size() : 0)},
+      {"train_examples", train.seqs.size()},
+      {"val_examples", val.seqs.size()},
+      {"command", command_line}};
   log << "conditional language model: " << train.seqs.size() << " training and " << val.seqs.size()
-      << " validation texts, " << categories.size() << " categories, vocabulary " << vocab.size() << " "
-      << cfg.format.unit() << "\n"
-      << "model: " << cell_name(mc.cell) << " " << mc.layers << "x" << mc.hidden << ", " << m.layout().count()
-      << " parameters\n";
+      << " validation texts, " << categories.size() << " categories, vocabulary " << vocab.size()
+      << " " << cfg.format.unit() << "\n"
+      << "model: " << cell_name(mc.cell) << " " << mc.layers << "x" << mc.hidden << ", "
+      << m.layout().count() << " parameters\n";
   log.flush();
 
   const std::vector<size_t> lengths = lengths_of(train.seqs);
@@ -928,7 +992,8 @@ ClassReport train_conditional(const ModelConfig& model_cfg, const ClassifyConfig
     for (size_t from = 0; from < idx.size(); from += 64) {
       LmBatch b = make_lm_batch(ex, idx.data() + from, std::min<size_t>(64, idx.size() - from));
       m.start_state(b.cats.data(), b.B);
-      BatchStats s = lm_batch_stats(m, b, m.forward(b.ids.data(), b.targets.data(), b.T, b.B, Mode::Eval));
+      BatchStats s =
+          lm_batch_stats(m, b, m.forward(b.ids.data(), b.targets.data(), b.T, b.B, Mode::Eval));
       total.loss += s.loss, total.count += s.count, total.right += s.right;
     }
     ClassReport r;
@@ -943,8 +1008,11 @@ ClassReport train_conditional(const ModelConfig& model_cfg, const ClassifyConfig
   };
   ClassifyConfig loop = cfg;
   if (!has_val) loop.patience = 0;
-  return train_epochs(m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir, save,
-                      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}, {"command", command_line}}, log);
+  return train_epochs(
+      m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir,
+      save,
+      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}, {"command", command_line}},
+      log);
 }
 
 }  // namespace unroll

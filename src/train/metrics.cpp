@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "unroll/core/error.h"
-#include "unroll/core/json.h"
 #include "unroll/core/file.h"
+#include "unroll/core/json.h"
 #include "unroll/inspect/page.h"
 
 namespace unroll {
@@ -43,10 +43,11 @@ MetricsLog::~MetricsLog() {
 }
 
 void MetricsLog::append(const nlohmann::json& record) {
-  const std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  const std::string line =
+      record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   const ssize_t n = ::write(fd_, line.data(), line.size());
-  require(n == ssize_t(line.size()),
-          "cannot write metrics log '" + path_ + "': " + (n < 0 ? std::strerror(errno) : "short write"));
+  require(n == ssize_t(line.size()), "cannot write metrics log '" + path_ +
+                                         "': " + (n < 0 ? std::strerror(errno) : "short write"));
 }
 
 nlohmann::json load_run_record(const std::string& dir) {
@@ -69,7 +70,8 @@ nlohmann::json load_run_record(const std::string& dir) {
     if (in.eof()) break;  // a torn last line
     try {
       auto j = nlohmann::json::parse(line);
-      if (j.is_object()) records.push_back(std::move(j));
+      if (j.is_object())
+        records.push_back(std::move(j));
       else
         ++unreadable;
     } catch (const nlohmann::json::exception&) {
@@ -85,7 +87,8 @@ nlohmann::json load_run_record(const std::string& dir) {
     }
   }
   std::string name = fs::path(dir).lexically_normal().filename().string();
-  if (name.empty() || name == ".") name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
+  if (name.empty() || name == ".")
+    name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
   return {{"name", name},
           {"dir", dir},
           {"config", config},
@@ -94,10 +97,12 @@ nlohmann::json load_run_record(const std::string& dir) {
 }
 
 void write_run_report(const std::string& dir, const std::string& command) {
-  nlohmann::json d = {{"format", "unroll-report-1"},
-                      {"title", "Training run " + std::filesystem::path(dir).lexically_normal().filename().string()},
-                      {"command", command},
-                      {"runs", nlohmann::json::array({load_run_record(dir)})}};
+  nlohmann::json d = {
+      {"format", "unroll-report-1"},
+      {"title",
+       "Training run " + std::filesystem::path(dir).lexically_normal().filename().string()},
+      {"command", command},
+      {"runs", nlohmann::json::array({load_run_record(dir)})}};
   const std::string html = report_page_html(d);
   write_file_atomic((std::filesystem::path(dir) / "report.html").string(), {html}, "report page");
 }

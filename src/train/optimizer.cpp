@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "unroll/core/error.h"
 #include "unroll/core/json.h"
@@ -12,10 +12,14 @@ namespace unroll {
 
 std::string optim_name(OptimKind k) {
   switch (k) {
-    case OptimKind::Adam: return "adam";
-    case OptimKind::RmsProp: return "rmsprop";
-    case OptimKind::Adagrad: return "adagrad";
-    case OptimKind::Sgd: return "sgd";
+    case OptimKind::Adam:
+      return "adam";
+    case OptimKind::RmsProp:
+      return "rmsprop";
+    case OptimKind::Adagrad:
+      return "adagrad";
+    case OptimKind::Sgd:
+      return "sgd";
   }
   return "?";
 }
@@ -29,9 +33,14 @@ OptimKind parse_optim(const std::string& s) {
 }
 
 nlohmann::json to_json(const OptimConfig& c) {
-  return {{"kind", optim_name(c.kind)}, {"lr", c.lr},       {"beta1", c.beta1},
-          {"beta2", c.beta2},           {"eps", c.eps},     {"alpha", c.alpha},
-          {"momentum", c.momentum}, {"weight_decay", c.weight_decay}};
+  return {{"kind", optim_name(c.kind)},
+          {"lr", c.lr},
+          {"beta1", c.beta1},
+          {"beta2", c.beta2},
+          {"eps", c.eps},
+          {"alpha", c.alpha},
+          {"momentum", c.momentum},
+          {"weight_decay", c.weight_decay}};
 }
 
 OptimConfig optim_config_from_json(const nlohmann::json& j) {

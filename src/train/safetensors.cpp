@@ -51,7 +51,8 @@ std::string hex16(uint64_t v) {
 // The header's part of the checksum: FNV-1a 64 over each tensor's name,
 // dtype and shape in file order ("w\0F32\02,3\0"), then each metadata entry
 // but the checksum itself in key order ("k\0v\0").
-uint64_t header_digest(const std::vector<TensorEntry>& tensors, const std::map<std::string, std::string>& meta) {
+uint64_t header_digest(const std::vector<TensorEntry>& tensors,
+                       const std::map<std::string, std::string>& meta) {
   std::string s;
   for (const TensorEntry& e : tensors) {
     s += e.name + '\0' + dtype_name(e.dtype) + '\0';
@@ -324,8 +325,8 @@ void save_safetensors(const std::string& path, const SafeTensors& st) {
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(uint64_t{text.size()} >> (8 * i));
 
-  std::vector<std::string_view> parts = {
-      std::string_view(reinterpret_cast<const char*>(len), 8), text};
+  std::vector<std::string_view> parts = {std::string_view(reinterpret_cast<const char*>(len), 8),
+                                         text};
   for (const TensorEntry& e : st.tensors)
     parts.emplace_back(reinterpret_cast<const char*>(e.bytes.data()), e.bytes.size());
   write_file_atomic(path, parts, "checkpoint");
@@ -491,9 +492,10 @@ SafeTensors load_safetensors(const std::string& path) {
                 "' is corrupt: checksum mismatch (the file was truncated or modified); use "
                 "another checkpoint");
   if (has_header_sum && header_digest(st.tensors, st.metadata) != want_header)
-    throw Error("'" + path +
-                "' is corrupt: header checksum mismatch (its metadata or tensor names were modified); use "
-                "another checkpoint");
+    throw Error(
+        "'" + path +
+        "' is corrupt: header checksum mismatch (its metadata or tensor names were modified); use "
+        "another checkpoint");
   return st;
 }
 

@@ -31,9 +31,10 @@ namespace fs = std::filesystem;
 namespace unroll {
 
 void TrainConfig::validate() const {
-  require(batch >= 1 && batch <= 100000, "--batch must be in [1, 100000] (got " +
-                                             std::to_string(batch) + ")");
-  require(seq >= 1 && seq <= 100000, "--seq must be in [1, 100000] (got " + std::to_string(seq) + ")");
+  require(batch >= 1 && batch <= 100000,
+          "--batch must be in [1, 100000] (got " + std::to_string(batch) + ")");
+  require(seq >= 1 && seq <= 100000,
+          "--seq must be in [1, 100000] (got " + std::to_string(seq) + ")");
   require(clip_mode == "norm" || clip_mode == "value",
           "--clip-mode must be 'norm' or 'value' (got '" + clip_mode + "')");
   require(clip >= 0 && std::isfinite(clip), "--clip must be 0 (off) or a positive number");
@@ -66,7 +67,8 @@ void TrainConfig::validate() const {
   check_temperature(sample_temperature, "--sample-temperature");
   require(train_frac > 0 && val_frac >= 0 && train_frac + val_frac <= 1 + 1e-9,
           "--split fractions must have train > 0, val >= 0 and train + val <= 1");
-  require(on_nan == "stop" || on_nan == "skip", "--on-nan must be 'stop' or 'skip' (got '" + on_nan + "')");
+  require(on_nan == "stop" || on_nan == "skip",
+          "--on-nan must be 'stop' or 'skip' (got '" + on_nan + "')");
 }
 
 nlohmann::json to_json(const TrainConfig& c) {
@@ -188,9 +190,12 @@ namespace {
 
 std::string fmt_time(double s) {
   char b[32];
-  if (s >= 3600) std::snprintf(b, sizeof b, "%dh%02dm", int(s / 3600), int(std::fmod(s, 3600) / 60));
-  else if (s >= 60) std::snprintf(b, sizeof b, "%dm%02ds", int(s / 60), int(std::fmod(s, 60)));
-  else std::snprintf(b, sizeof b, "%.0fs", s);
+  if (s >= 3600)
+    std::snprintf(b, sizeof b, "%dh%02dm", int(s / 3600), int(std::fmod(s, 3600) / 60));
+  else if (s >= 60)
+    std::snprintf(b, sizeof b, "%dm%02ds", int(s / 60), int(std::fmod(s, 60)));
+  else
+    std::snprintf(b, sizeof b, "%.0fs", s);
   return b;
 }
 
@@ -225,7 +230,10 @@ void Trainer::prepare() {
       val_ids_ = load_corpus(cfg_.val_files, &corpus_.vocab, corpus_.format).ids;
     } catch (const Error& e) {
       const std::string m = e.what();
-      throw Error("--val: " + m + (m.find("vocabulary") != std::string::npos ? " (the vocabulary is the training text's)" : ""));
+      throw Error("--val: " + m +
+                  (m.find("vocabulary") != std::string::npos
+                       ? " (the vocabulary is the training text's)"
+                       : ""));
     }
   }
   if (!cfg_.test_files.empty()) {
@@ -233,7 +241,10 @@ void Trainer::prepare() {
       test_ids_ = load_corpus(cfg_.test_files, &corpus_.vocab, corpus_.format).ids;
     } catch (const Error& e) {
       const std::string m = e.what();
-      throw Error("--test: " + m + (m.find("vocabulary") != std::string::npos ? " (the vocabulary is the training text's)" : ""));
+      throw Error("--test: " + m +
+                  (m.find("vocabulary") != std::string::npos
+                       ? " (the vocabulary is the training text's)"
+                       : ""));
     }
     require(test_ids_.size() >= 2, "the test text needs at least two tokens");
   }
@@ -287,7 +298,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
           break;
         }
     throw Error("cannot resume: " + which + " changed since '" + path +
-         "' was written (the content hash differs)");
+                "' was written (the content hash differs)");
   }
   t->model_ = std::move(ck.model);
   t->opt_ = std::make_unique<Optimizer>(t->cfg_.optim, t->model_->params.size());
@@ -320,8 +331,9 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
     t->val_history_ = p.value("val_history", std::vector<double>{});
     for (int i = 0; i < 4; ++i) {
       const std::string w = p.at("rng").at(i).get<std::string>();
-      require(!w.empty() && w.size() <= 20 && w.find_first_not_of("0123456789") == std::string::npos,
-              "'rng' is malformed");
+      require(
+          !w.empty() && w.size() <= 20 && w.find_first_not_of("0123456789") == std::string::npos,
+          "'rng' is malformed");
       rs[i] = std::stoull(w);
     }
   } catch (const std::exception& e) {  // Error, and nlohmann's and stoull's exceptions
@@ -437,21 +449,26 @@ StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const 
   LossSum l = m.forward(in, tg, T, B, Mode::Train, &rng);
   double total[2] = {l.sum, double(l.count)};  // over all ranks
   comm.allreduce_sum(total, 2);
-  const float scale = cfg.loss_norm == "token" ? 1.0f / float(total[1]) : 1.0f / float(B * comm.size());
+  const float scale =
+      cfg.loss_norm == "token" ? 1.0f / float(total[1]) : 1.0f / float(B * comm.size());
   m.backward(scale);
   StepResult r;
   const auto reduce0 = std::chrono::steady_clock::now();
   comm.allreduce_sum(m.grads.data(), m.grads.size());  // the whole batch's gradient, on every rank
-  r.reduce_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - reduce0).count();
+  r.reduce_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - reduce0).count();
   r.loss = total[0] / total[1];
   const size_t n = m.grads.size();
   double max_abs = 0;
   r.group_norms = group_norms(m, &max_abs);
-  r.grad_norm = cfg.clip_mode == "norm" ? clip_by_norm(m.grads.data(), n, cfg.clip)
-                                        : clip_by_value(m.grads.data(), n, cfg.clip > 0 ? cfg.clip : 1e30);
-  r.clipped = cfg.clip > 0 && (cfg.clip_mode == "norm" ? r.grad_norm > cfg.clip : max_abs > cfg.clip);
+  r.grad_norm = cfg.clip_mode == "norm"
+                    ? clip_by_norm(m.grads.data(), n, cfg.clip)
+                    : clip_by_value(m.grads.data(), n, cfg.clip > 0 ? cfg.clip : 1e30);
+  r.clipped =
+      cfg.clip > 0 && (cfg.clip_mode == "norm" ? r.grad_norm > cfg.clip : max_abs > cfg.clip);
   // A non-finite loss or gradient is reported by the caller; the parameters stay untouched.
-  if (std::isfinite(r.loss) && std::isfinite(r.grad_norm)) opt.step(m.params.data(), m.grads.data(), lr);
+  if (std::isfinite(r.loss) && std::isfinite(r.grad_norm))
+    opt.step(m.params.data(), m.grads.data(), lr);
   return r;
 }
 
@@ -475,10 +492,12 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   Comm& comm = *comm_;
   const int ranks = comm.size(), rank = comm.rank();
   const bool root = comm.root();
-  require(B % ranks == 0, "--batch " + std::to_string(B) + " does not split evenly over " + std::to_string(ranks) +
-                              " ranks: give a multiple of " + std::to_string(ranks));
+  require(B % ranks == 0, "--batch " + std::to_string(B) + " does not split evenly over " +
+                              std::to_string(ranks) + " ranks: give a multiple of " +
+                              std::to_string(ranks));
   const int Bl = B / ranks;
-  std::vector<int32_t> in_l(ranks > 1 ? size_t(T) * Bl : 0), tg_l(in_l.size());  // this rank's columns
+  std::vector<int32_t> in_l(ranks > 1 ? size_t(T) * Bl : 0),
+      tg_l(in_l.size());                    // this rank's columns
   if (m.state_batch() == B && ranks > 1) {  // a checkpoint's state of all B streams: take ours
     const int L = m.config().layers, H = m.config().hidden;
     Buffer<float> h = m.state_h, c = m.state_c;
@@ -490,7 +509,8 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     }
   }
   if (m.state_batch() != Bl) m.reset_state(Bl);
-  comm.broadcast(m.params.data(), m.params.size());  // the same start on every rank, whatever happened
+  comm.broadcast(m.params.data(),
+                 m.params.size());  // the same start on every rank, whatever happened
 
   const double t0 = now() - elapsed_;  // the run's clock (elapsed_ carries across resumes)
   const double session0 = now();       // --time counts this session's training only
@@ -547,12 +567,13 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   if (root) {  // the run folder must be writable before any training time is spent
     std::error_code ec;
     fs::create_directories(dir_, ec);
-    require(!ec && fs::is_directory(dir_),
-            "cannot create the run folder '" + dir_ + "': " +
-                (ec ? ec.message() : std::string("not a folder")) + "; choose another --out");
+    require(!ec && fs::is_directory(dir_), "cannot create the run folder '" + dir_ + "': " +
+                                               (ec ? ec.message() : std::string("not a folder")) +
+                                               "; choose another --out");
     lock_run_folder();
-    remove_stale_temp_files(dir_, {"latest.safetensors", "best.safetensors", "config.json", "metrics.jsonl",
-                                   "report.html"});  // of a run killed while it wrote
+    remove_stale_temp_files(
+        dir_, {"latest.safetensors", "best.safetensors", "config.json", "metrics.jsonl",
+               "report.html"});  // of a run killed while it wrote
   }
   // The run's record: its settings (config.json) and metrics.jsonl, which a
   // resumed run continues from the step of its checkpoint.
@@ -586,13 +607,15 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
                            .dump(2) +
                        "\n"},
                       "run settings");
-    metrics_ = std::make_unique<MetricsLog>((fs::path(dir_) / "metrics.jsonl").string(), step_ > 0 ? step_ : -1);
+    metrics_ = std::make_unique<MetricsLog>((fs::path(dir_) / "metrics.jsonl").string(),
+                                            step_ > 0 ? step_ : -1);
   }
   log << "training " << cell_name(m.config().cell) << " " << m.config().layers << "x"
-      << m.config().hidden << " (" << m.layout().count() << " parameters) on "
-      << train_ids_.size() << " " << corpus_.format.unit() << ", vocabulary " << corpus_.vocab.size() << ", batch "
-      << B << " x seq " << T << ", " << per_epoch << " chunks per epoch"
-      << (ranks > 1 ? ", " + std::to_string(ranks) + " ranks of " + std::to_string(Bl) + " streams" : std::string())
+      << m.config().hidden << " (" << m.layout().count() << " parameters) on " << train_ids_.size()
+      << " " << corpus_.format.unit() << ", vocabulary " << corpus_.vocab.size() << ", batch " << B
+      << " x seq " << T << ", " << per_epoch << " chunks per epoch"
+      << (ranks > 1 ? ", " + std::to_string(ranks) + " ranks of " + std::to_string(Bl) + " streams"
+                    : std::string())
       << "\n"
       << std::flush;
   if (!has_val)
@@ -659,9 +682,11 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     const bool lstm = m.config().cell == CellKind::Lstm;
     Buffer<float> h(root ? size_t(L) * B * H : 0), c(root && lstm ? size_t(L) * B * H : 0);
     for (int l = 0; l < L; ++l) {
-      comm.gather(m.state_h.data() + size_t(l) * Bl * H, size_t(Bl) * H, root ? h.data() + size_t(l) * B * H : nullptr);
+      comm.gather(m.state_h.data() + size_t(l) * Bl * H, size_t(Bl) * H,
+                  root ? h.data() + size_t(l) * B * H : nullptr);
       if (lstm)
-        comm.gather(m.state_c.data() + size_t(l) * Bl * H, size_t(Bl) * H, root ? c.data() + size_t(l) * B * H : nullptr);
+        comm.gather(m.state_c.data() + size_t(l) * Bl * H, size_t(Bl) * H,
+                    root ? c.data() + size_t(l) * B * H : nullptr);
     }
     if (!root) return false;
     local_state = {m.state_h, m.state_c};
@@ -713,7 +738,8 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
                       best ? " (best)" : "");
       else
         std::snprintf(b, sizeof b, "eval step %lld: val loss %.4f nats, perplexity %.2f%s%s\n",
-                      (long long)step_, last_val_, std::exp(last_val_), test.c_str(), best ? " (best)" : "");
+                      (long long)step_, last_val_, std::exp(last_val_), test.c_str(),
+                      best ? " (best)" : "");
       end_progress_line(log);
       log << b << std::flush;
       if (starts) {
@@ -749,7 +775,7 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
   int nan_run = 0;  // skipped batches in a row
   // Stop conditions hold for all ranks at once (a clock may run ahead on one).
   auto done_everywhere = [&]() { return comm.allreduce_max(done() ? 1 : 0) != 0; };
-  Rng dropout_rng;  // with several ranks: each its own dropout masks
+  Rng dropout_rng;                               // with several ranks: each its own dropout masks
   double reduce_seconds = 0, train_seconds = 0;  // this session: all-reduce, and the steps
   if (done_everywhere()) {  // e.g. a resume whose --steps the run has already reached
     log << "nothing to train: the run is already at step " << step_ << ", epoch " << epoch_
@@ -766,8 +792,10 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     stream.get(int(chunk_), in.data(), tg.data());
     if (ranks > 1)  // columns [rank·Bl, (rank+1)·Bl) of the time-major [T][B] chunk
       for (int t = 0; t < T; ++t) {
-        std::copy_n(in.begin() + size_t(t) * B + size_t(rank) * Bl, Bl, in_l.begin() + size_t(t) * Bl);
-        std::copy_n(tg.begin() + size_t(t) * B + size_t(rank) * Bl, Bl, tg_l.begin() + size_t(t) * Bl);
+        std::copy_n(in.begin() + size_t(t) * B + size_t(rank) * Bl, Bl,
+                    in_l.begin() + size_t(t) * Bl);
+        std::copy_n(tg.begin() + size_t(t) * B + size_t(rank) * Bl, Bl,
+                    tg_l.begin() + size_t(t) * Bl);
       }
     // Every rank advances rng_ alike; with several, each draws its own masks.
     if (ranks > 1) dropout_rng.reseed(rng_.next() ^ (0x9E3779B97F4A7C15ull * uint64_t(rank + 1)));
@@ -778,23 +806,28 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     }
     if (std::find(poison_steps.begin(), poison_steps.end(), step_ + 1) != poison_steps.end())
       std::fill(m.state_h.begin(), m.state_h.end(), std::numeric_limits<float>::quiet_NaN());
-    StepResult r = train_step(m, *opt_, ranks > 1 ? in_l.data() : in.data(), ranks > 1 ? tg_l.data() : tg.data(), T,
-                              Bl, cfg_, lr, ranks > 1 ? dropout_rng : rng_, comm);
+    StepResult r = train_step(m, *opt_, ranks > 1 ? in_l.data() : in.data(),
+                              ranks > 1 ? tg_l.data() : tg.data(), T, Bl, cfg_, lr,
+                              ranks > 1 ? dropout_rng : rng_, comm);
     const double mean = r.loss, norm = r.grad_norm;
     if (!std::isfinite(mean) || !std::isfinite(norm)) {
       // train_step left the parameters and the optimizer as they were.
-      const std::string what = "at step " + std::to_string(step_ + 1) + " the loss (" + std::to_string(mean) +
-                               ") or the gradient norm (" + std::to_string(norm) + ") is not finite";
-      const std::string kept = fs::exists(fs::path(dir_) / "latest.safetensors")
-                                   ? "the last checkpoint in '" + dir_ + "' is kept"
-                                   : "no checkpoint was written yet (a smaller --eval-every saves sooner)";
+      const std::string what = "at step " + std::to_string(step_ + 1) + " the loss (" +
+                               std::to_string(mean) + ") or the gradient norm (" +
+                               std::to_string(norm) + ") is not finite";
+      const std::string kept =
+          fs::exists(fs::path(dir_) / "latest.safetensors")
+              ? "the last checkpoint in '" + dir_ + "' is kept"
+              : "no checkpoint was written yet (a smaller --eval-every saves sooner)";
       require(cfg_.on_nan == "skip" && nan_run < kMaxSkippedInARow,
               cfg_.on_nan == "skip"
-                  ? what + ", after " + std::to_string(kMaxSkippedInARow) + " skipped batches in a row: stopping; " +
-                        "lower --lr or --clip; " + kept
-                  : "training diverged: " + what + "; lower --lr or --clip (or --on-nan skip to drop such " +
-                        "batches); " + kept);
-      require(state_before.first.size() == m.state_h.size() && state_before.second.size() == m.state_c.size(),
+                  ? what + ", after " + std::to_string(kMaxSkippedInARow) +
+                        " skipped batches in a row: stopping; " + "lower --lr or --clip; " + kept
+                  : "training diverged: " + what +
+                        "; lower --lr or --clip (or --on-nan skip to drop such " + "batches); " +
+                        kept);
+      require(state_before.first.size() == m.state_h.size() &&
+                  state_before.second.size() == m.state_c.size(),
               "internal: the carried state changed size during a step");
       std::copy(state_before.first.begin(), state_before.first.end(), m.state_h.begin());
       std::copy(state_before.second.begin(), state_before.second.end(), m.state_c.begin());
@@ -802,74 +835,80 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
       tokens_ += int64_t(T) * B;
       end_progress_line(log);
       log << "step " << step_ << ": loss or gradient not finite, batch skipped (" << skipped_
-          << (skipped_ == 1 ? " batch" : " batches") << " so far)\n" << std::flush;
+          << (skipped_ == 1 ? " batch" : " batches") << " so far)\n"
+          << std::flush;
       record({{"kind", "skip"}, {"step", step_}, {"skipped_batches", skipped_}});
     } else {
-    nan_run = 0;
-    if (opt_->averaging()) opt_->add_to_average(m.params.data());
-    reduce_seconds += r.reduce_seconds;
-    ++step_;
-    ++chunk_;
-    tokens_ += int64_t(T) * B;
-    events.push_back({step_, mean, norm});
-    ++gw.steps, gw.clipped += r.clipped, gw.norm_sum += norm, gw.loss_sum += mean;
-    gw.norm_max = std::max(gw.norm_max, norm);
-    for (size_t g = 0; g < groups.size(); ++g) gw.group_sum[g] += r.group_norms[g];
-    window_tokens += int64_t(T) * B;
-    window_loss += mean;
-    ++window_steps;
+      nan_run = 0;
+      if (opt_->averaging()) opt_->add_to_average(m.params.data());
+      reduce_seconds += r.reduce_seconds;
+      ++step_;
+      ++chunk_;
+      tokens_ += int64_t(T) * B;
+      events.push_back({step_, mean, norm});
+      ++gw.steps, gw.clipped += r.clipped, gw.norm_sum += norm, gw.loss_sum += mean;
+      gw.norm_max = std::max(gw.norm_max, norm);
+      for (size_t g = 0; g < groups.size(); ++g) gw.group_sum[g] += r.group_norms[g];
+      window_tokens += int64_t(T) * B;
+      window_loss += mean;
+      ++window_steps;
 
-    const double tnow = now();
-    const bool print_due = cfg_.print_every > 0 ? step_ % cfg_.print_every == 0
-                                                : tnow - last_print >= (live_progress ? 0.5 : 2.0);
-    if (print_due) {
-      const double tps = window_tokens / std::max(1e-9, tnow - window_t);
-      double left = -1;
-      if (cfg_.max_steps > 0) left = double(cfg_.max_steps - step_) * T * B / tps;
-      if (cfg_.max_epochs > 0) {
-        double l2 = (cfg_.max_epochs * per_epoch - double(epoch_ - 1) * per_epoch - chunk_) * T * B / tps;
-        left = left < 0 ? l2 : std::min(left, l2);
+      const double tnow = now();
+      const bool print_due = cfg_.print_every > 0
+                                 ? step_ % cfg_.print_every == 0
+                                 : tnow - last_print >= (live_progress ? 0.5 : 2.0);
+      if (print_due) {
+        const double tps = window_tokens / std::max(1e-9, tnow - window_t);
+        double left = -1;
+        if (cfg_.max_steps > 0) left = double(cfg_.max_steps - step_) * T * B / tps;
+        if (cfg_.max_epochs > 0) {
+          double l2 =
+              (cfg_.max_epochs * per_epoch - double(epoch_ - 1) * per_epoch - chunk_) * T * B / tps;
+          left = left < 0 ? l2 : std::min(left, l2);
+        }
+        if (cfg_.max_seconds > 0) {
+          double l3 = cfg_.max_seconds - (tnow - session0);
+          left = left < 0 ? l3 : std::min(left, l3);
+        }
+        char b[240];
+        if (live_progress) {  // a terminal: one line redrawn in place
+          double done_frac = -1;
+          if (cfg_.max_steps > 0) done_frac = double(step_) / double(cfg_.max_steps);
+          if (cfg_.max_epochs > 0)
+            done_frac = std::max(
+                done_frac, (double(epoch_ - 1) + double(chunk_) / per_epoch) / cfg_.max_epochs);
+          if (cfg_.max_seconds > 0)
+            done_frac = std::max(done_frac, (tnow - session0) / cfg_.max_seconds);
+          done_frac = std::clamp(done_frac, 0.0, 1.0);
+          const int full = int(done_frac * 24 + 0.5);
+          std::snprintf(b, sizeof b,
+                        "\r[%s%s] %3.0f%% | step %lld | loss %.4f | %.0f tok/s | ETA %s\033[K",
+                        std::string(full, '#').c_str(), std::string(24 - full, '.').c_str(),
+                        100 * done_frac, (long long)step_, window_loss / window_steps, tps,
+                        left >= 0 ? fmt_time(std::max(0.0, left)).c_str() : "?");
+          bar_shown_ = true;
+        } else {
+          std::snprintf(
+              b, sizeof b,
+              "step %lld | epoch %.2f | loss %.4f | lr %.2g | grad norm %.2f | %.0f tok/s | %s%s\n",
+              (long long)step_, double(epoch_ - 1) + double(chunk_) / per_epoch,
+              window_loss / window_steps, lr, norm, tps,
+              left >= 0 ? fmt_time(std::max(0.0, left)).c_str() : "", left >= 0 ? " left" : "");
+        }
+        log << b << std::flush;
+        record({{"kind", "step"},
+                {"step", step_},
+                {"epoch", double(epoch_ - 1) + double(chunk_) / per_epoch},
+                {"tokens", tokens_},
+                {"elapsed", tnow - t0},
+                {"train_loss", window_loss / window_steps},
+                {"lr", lr},
+                {"grad_norm", norm},
+                {"clipped", r.clipped},
+                {"tokens_per_s", tps}});
+        last_print = tnow, window_t = tnow, window_tokens = 0, window_loss = 0, window_steps = 0;
       }
-      if (cfg_.max_seconds > 0) {
-        double l3 = cfg_.max_seconds - (tnow - session0);
-        left = left < 0 ? l3 : std::min(left, l3);
-      }
-      char b[240];
-      if (live_progress) {  // a terminal: one line redrawn in place
-        double done_frac = -1;
-        if (cfg_.max_steps > 0) done_frac = double(step_) / double(cfg_.max_steps);
-        if (cfg_.max_epochs > 0)
-          done_frac = std::max(done_frac, (double(epoch_ - 1) + double(chunk_) / per_epoch) / cfg_.max_epochs);
-        if (cfg_.max_seconds > 0) done_frac = std::max(done_frac, (tnow - session0) / cfg_.max_seconds);
-        done_frac = std::clamp(done_frac, 0.0, 1.0);
-        const int full = int(done_frac * 24 + 0.5);
-        std::snprintf(b, sizeof b, "\r[%s%s] %3.0f%% | step %lld | loss %.4f | %.0f tok/s | ETA %s\033[K",
-                      std::string(full, '#').c_str(), std::string(24 - full, '.').c_str(), 100 * done_frac,
-                      (long long)step_, window_loss / window_steps, tps,
-                      left >= 0 ? fmt_time(std::max(0.0, left)).c_str() : "?");
-        bar_shown_ = true;
-      } else {
-        std::snprintf(b, sizeof b,
-                      "step %lld | epoch %.2f | loss %.4f | lr %.2g | grad norm %.2f | %.0f tok/s | %s%s\n",
-                      (long long)step_, double(epoch_ - 1) + double(chunk_) / per_epoch,
-                      window_loss / window_steps, lr, norm, tps,
-                      left >= 0 ? fmt_time(std::max(0.0, left)).c_str() : "",
-                      left >= 0 ? " left" : "");
-      }
-      log << b << std::flush;
-      record({{"kind", "step"},
-                        {"step", step_},
-                        {"epoch", double(epoch_ - 1) + double(chunk_) / per_epoch},
-                        {"tokens", tokens_},
-                        {"elapsed", tnow - t0},
-                        {"train_loss", window_loss / window_steps},
-                        {"lr", lr},
-                        {"grad_norm", norm},
-                        {"clipped", r.clipped},
-                        {"tokens_per_s", tps}});
-      last_print = tnow, window_t = tnow, window_tokens = 0, window_loss = 0, window_steps = 0;
-    }
-    }  // a finite step
+    }                             // a finite step
     const double pause0 = now();  // evaluation and samples do not count against tokens/s
     train_seconds += pause0 - step0;
     if (cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0) {
@@ -914,16 +953,20 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
     end_progress_line(log);
     save("latest.safetensors");
     local_state_back();
-    record({{"kind", "interrupt"}, {"step", step_}, {"elapsed", elapsed_}, {"signal", interrupted_}});
+    record(
+        {{"kind", "interrupt"}, {"step", step_}, {"elapsed", elapsed_}, {"signal", interrupted_}});
     write_run_report(dir_, command_line);
-    log << "interrupted at step " << step_ << " (" << (interrupted_ == SIGINT ? "Ctrl-C" : "SIGTERM")
-        << "): saved " << (fs::path(dir_) / "latest.safetensors").string()
+    log << "interrupted at step " << step_ << " ("
+        << (interrupted_ == SIGINT ? "Ctrl-C" : "SIGTERM") << "): saved "
+        << (fs::path(dir_) / "latest.safetensors").string()
         << "; continue with: " << resume_command() << std::endl;
     saved();
     return events;
   }
-  if (cfg_.eval_every == 0 || step_ % cfg_.eval_every != 0) evaluate_and_save();
-  else if (root) write_run_report(dir_, command_line);  // with the sample of the last step
+  if (cfg_.eval_every == 0 || step_ % cfg_.eval_every != 0)
+    evaluate_and_save();
+  else if (root)
+    write_run_report(dir_, command_line);  // with the sample of the last step
   const double secs = now() - t0;
   end_progress_line(log);
   if (root && cosine_by_time && cfg_.lr_total == 0)
@@ -935,7 +978,9 @@ std::vector<TrainEvent> Trainer::train(std::ostream& log) {
                 (long long)step_, (long long)tokens_, fmt_time(secs).c_str(),
                 double(tokens_) / std::max(1e-9, secs),
                 has_val ? (", best val loss " + std::to_string(best_val_)).c_str() : "",
-                skipped_ > 0 ? (", " + std::to_string(skipped_) + " batches skipped (not finite)").c_str() : "");
+                skipped_ > 0
+                    ? (", " + std::to_string(skipped_) + " batches skipped (not finite)").c_str()
+                    : "");
   log << b;
   if (ranks > 1)
     log << ranks << " ranks: the gradient all-reduce took " << std::fixed << std::setprecision(1)

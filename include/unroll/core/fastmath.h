@@ -4,8 +4,8 @@
 // AVX-512 code inside `#pragma omp simd` loops (16 lanes at a time), instead
 // of one libm call per element — the gate non-linearities are most of an
 // LSTM's element-wise time. Accuracy: exp within 2 ulp on [-87, 88]; sigmoid
-// and tanh within about 1e-7 absolute (tanh also within 1e-6 relative). The double versions are the exact libm
-// functions: double is what the gradient checks use.
+// and tanh within about 1e-7 absolute (tanh also within 1e-6 relative). The double versions are the
+// exact libm functions: double is what the gradient checks use.
 #pragma once
 #include <bit>
 #include <cmath>

@@ -6,11 +6,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <type_traits>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "unroll/core/error.h"
 
@@ -39,7 +38,8 @@ T json_number(const Json& v, const std::string& field) {
       return T(i);
     }
     const double d = v.template get<double>();
-    if (!(d >= -9.2e18 && d <= 9.2e18) || d != std::trunc(d)) throw bad("is not a whole number in range");
+    if (!(d >= -9.2e18 && d <= 9.2e18) || d != std::trunc(d))
+      throw bad("is not a whole number in range");
     if (!std::in_range<T>(int64_t(d))) throw bad("is out of range");
     return T(d);
   } else {

@@ -26,14 +26,12 @@ struct Guess {
 struct Recording {
   int N = 0, L = 0, K = 0, H = 0;  // characters, layers, kinds, hidden units
   CellKind cell = CellKind::Lstm;
-  std::vector<std::string> kinds;  // [K], see activation_kinds
-  std::vector<float> values;       // [N][L][K][H] after reading character n
-  std::vector<float> loss;         // [N] nats lost predicting character n (NaN for n = 0)
+  std::vector<std::string> kinds;         // [K], see activation_kinds
+  std::vector<float> values;              // [N][L][K][H] after reading character n
+  std::vector<float> loss;                // [N] nats lost predicting character n (NaN for n = 0)
   std::vector<std::array<Guess, 5>> top;  // [N] most likely next characters after n
 
-  float at(size_t n, int l, int k, int u) const {
-    return values[((n * L + l) * K + k) * H + u];
-  }
+  float at(size_t n, int l, int k, int u) const { return values[((n * L + l) * K + k) * H + u]; }
   int kind_index(const std::string& kind) const;  // -1 if absent
 };
 
@@ -49,8 +47,9 @@ Recording record_activations(Model<float>& model, const std::vector<int32_t>& id
 // A unit is one (layer, kind, index) of a recording.
 struct UnitScore {
   int layer = 0, kind = 0, unit = 0;
-  double corr = 0;      // Pearson correlation with the probe (0 if either is constant)
-  double accuracy = -1; // binary probes: accuracy of the best single threshold on the unit, else -1
+  double corr = 0;  // Pearson correlation with the probe (0 if either is constant)
+  double accuracy =
+      -1;  // binary probes: accuracy of the best single threshold on the unit, else -1
 };
 
 // Pearson correlation of x and y (n values each; x read with stride).
@@ -64,7 +63,8 @@ double best_threshold_accuracy(const float* x, size_t stride, const float* y, si
 // Scores every unit of the given kinds (indices into rec.kinds) and layers
 // (empty: all) against the probe; sorted by |corr|, best first.
 std::vector<UnitScore> rank_units(const Recording& rec, const Probe& probe,
-                                  const std::vector<int>& kinds, const std::vector<int>& layers = {});
+                                  const std::vector<int>& kinds,
+                                  const std::vector<int>& layers = {});
 
 // Fraction of time each unit of a sigmoid gate is left-saturated (< 0.1) and
 // right-saturated (> 0.9), as in Karpathy et al. 2015 (LSTM i f o, GRU r z).

@@ -22,17 +22,18 @@
 namespace unroll {
 
 struct FlowOptions {
-  int K = 100;        // largest distance
-  int batch = 32;     // streams per measurement (loss gradient)
-  int repeats = 8;    // windows per stream (loss gradient), positions (Jacobian)
-  int warmup = 50;    // steps run before each window, so h_{T-K} is a typical state
+  int K = 100;      // largest distance
+  int batch = 32;   // streams per measurement (loss gradient)
+  int repeats = 8;  // windows per stream (loss gradient), positions (Jacobian)
+  int warmup = 50;  // steps run before each window, so h_{T-K} is a typical state
   bool jacobian = true;
   uint64_t seed = 1;  // window positions
 };
 
 struct LayerFlow {
   std::vector<double> loss_grad;  // [K+1] mean ‖∂L_T/∂h_{T-k}‖
-  std::vector<double> jacobian;   // [K+1] mean spectral norm of ∂h_T/∂h_{T-k} (empty if not measured)
+  std::vector<double>
+      jacobian;  // [K+1] mean spectral norm of ∂h_T/∂h_{T-k} (empty if not measured)
 };
 
 // Runs the model over windows of ids (each window K+1 steps after a warm-up);

@@ -19,9 +19,9 @@
 namespace unroll {
 
 struct Probe {
-  std::string name;         // e.g. "double_quote"
-  std::string description;  // e.g. "inside double quotes"
-  bool binary = true;       // values are 0/1 (else a count, e.g. a depth)
+  std::string name;           // e.g. "double_quote"
+  std::string description;    // e.g. "inside double quotes"
+  bool binary = true;         // values are 0/1 (else a count, e.g. a depth)
   std::vector<float> values;  // one per character
 };
 

@@ -1,9 +1,8 @@
 // unroll/model/config.h — what a model is: cell, depth, sizes, input and head.
 // Serialised as JSON into checkpoints.
 #pragma once
-#include <string>
-
 #include <nlohmann/json_fwd.hpp>
+#include <string>
 
 #include "unroll/nn/cell.h"
 
@@ -32,10 +31,10 @@ struct ModelConfig {
   CellKind cell = CellKind::Lstm;
   int layers = 2;
   int hidden = 128;
-  int vocab = 0;         // input tokens
-  int embed = 0;         // 0 = one-hot input (a row lookup of W_ih), else embedding size
+  int vocab = 0;  // input tokens
+  int embed = 0;  // 0 = one-hot input (a row lookup of W_ih), else embedding size
   HeadKind head = HeadKind::Softmax;
-  int outputs = 0;       // softmax classes (a language model: = vocab); sigmoid: 1
+  int outputs = 0;  // softmax classes (a language model: = vocab); sigmoid: 1
   // Regularisation, all in training only (Mode::Train):
   float dropout = 0.0f;        // on the input of layers 2..L (the states of the layer below)
   float dropout_in = -1.0f;    // on the embedding's output (layer 1's dense input); < 0: dropout
@@ -52,9 +51,11 @@ struct ModelConfig {
   float init_scale = 0.08f;  // Uniform: weights ~ U(−s, s)
   float forget_bias = 0.0f;  // LSTM forget-gate bias added at init (default_forget_bias(init))
   Summary summary = Summary::Steps;
-  bool bidirectional = false;  // Last / Mean / Max only: a second stack reads each sequence reversed
-  int categories = 0;  // > 0: a conditional language model; each category's learnt vector
-                       // (category.weight [categories, layers·hidden]) is the initial h of every layer
+  bool bidirectional =
+      false;  // Last / Mean / Max only: a second stack reads each sequence reversed
+  int categories =
+      0;  // > 0: a conditional language model; each category's learnt vector
+          // (category.weight [categories, layers·hidden]) is the initial h of every layer
 
   int directions() const { return bidirectional ? 2 : 1; }
   int state_size() const { return hidden * directions(); }  // what the next layer and the head read

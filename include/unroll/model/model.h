@@ -120,10 +120,12 @@ class Model {
     const F* table = param("category.weight");
     cats_.assign(cats, cats + B);
     for (int b = 0; b < B; ++b) {
-      require(cats[b] >= 0 && cats[b] < cfg_.categories,
-              "category " + std::to_string(cats[b]) + " is outside 0.." + std::to_string(cfg_.categories - 1));
+      require(cats[b] >= 0 && cats[b] < cfg_.categories, "category " + std::to_string(cats[b]) +
+                                                             " is outside 0.." +
+                                                             std::to_string(cfg_.categories - 1));
       for (int l = 0; l < L; ++l)
-        std::copy_n(table + (size_t(cats[b]) * L + l) * H, H, state_h.data() + (size_t(l) * B + b) * H);
+        std::copy_n(table + (size_t(cats[b]) * L + l) * H, H,
+                    state_h.data() + (size_t(l) * B + b) * H);
     }
     from_categories_ = true;
   }
@@ -134,9 +136,9 @@ class Model {
   // Mode::Train applies dropout (drawing from rng) and prepares the backward.
   LossSum forward(const int32_t* inputs, const int32_t* targets, int T, int B, Mode mode,
                   Rng* rng = nullptr) {
-    require(cfg_.summary == Summary::Steps,
-            "this model reads whole sequences (summary '" + summary_name(cfg_.summary) +
-                "'): run it with classify()");
+    require(cfg_.summary == Summary::Steps, "this model reads whole sequences (summary '" +
+                                                summary_name(cfg_.summary) +
+                                                "'): run it with classify()");
     require(T >= 1 && B >= 1, "chunk must have at least one step and one stream");
     if (state_B_ != B) reset_state(B);
     const int H = cfg_.hidden, L = cfg_.layers, O = cfg_.outputs;
@@ -205,7 +207,8 @@ class Model {
       if (chunk_from_categories_) {  // h_0 of layer l is a row of category.weight
         F* g = grad("category.weight");
         for (int b = 0; b < B; ++b)
-          for (int j = 0; j < H; ++j) g[(size_t(cats_[b]) * L + l) * H + j] += layers_[l].dh0()[size_t(b) * H + j];
+          for (int j = 0; j < H; ++j)
+            g[(size_t(cats_[b]) * L + l) * H + j] += layers_[l].dh0()[size_t(b) * H + j];
       }
       if (l > 0) layers_[l - 1].states(db, cb);  // h_{l-1}, c_{l-1}
       const bool onehot = l == 0 && !cfg_.embed;
@@ -282,8 +285,9 @@ class Model {
   void backward_sequences(F scale);
   void check_token_ids(const int32_t* ids, size_t n) const {
     for (size_t r = 0; r < n; ++r)
-      require(ids[r] >= 0 && ids[r] < cfg_.vocab,
-              "token id " + std::to_string(ids[r]) + " is outside the vocabulary of " + std::to_string(cfg_.vocab));
+      require(ids[r] >= 0 && ids[r] < cfg_.vocab, "token id " + std::to_string(ids[r]) +
+                                                      " is outside the vocabulary of " +
+                                                      std::to_string(cfg_.vocab));
   }
   RecurrentParams<F> views_of(Buffer<F>& buf, int l, int d = 0) {
     const std::string s = std::to_string(l) + (d ? "_reverse" : "");
@@ -445,9 +449,9 @@ LossSum Model<F>::classify(const int32_t* inputs, const int32_t* lengths, const 
   check_token_ids(inputs, TB);
   lengths_.assign(lengths, lengths + B);
   for (int b = 0; b < B; ++b)
-    require(lengths[b] >= 1 && lengths[b] <= T,
-            "sequence " + std::to_string(b) + " has length " + std::to_string(lengths[b]) +
-                ", outside 1.." + std::to_string(T));
+    require(lengths[b] >= 1 && lengths[b] <= T, "sequence " + std::to_string(b) + " has length " +
+                                                    std::to_string(lengths[b]) + ", outside 1.." +
+                                                    std::to_string(T));
   T_ = T, B_ = B, train_ = mode != Mode::Eval;
   start_regularisation(mode, rng);
   inputs_ = inputs;
@@ -479,7 +483,8 @@ LossSum Model<F>::classify(const int32_t* inputs, const int32_t* lengths, const 
       const int32_t* ids = x ? nullptr : inputs;
       if (d == 1 && x) {
         F* xr = ensure(s.rev_in, TB * In);
-        for (size_t r = 0; r < TB; ++r) std::memcpy(xr + r * In, x + size_t(perm_[r]) * In, sizeof(F) * In);
+        for (size_t r = 0; r < TB; ++r)
+          std::memcpy(xr + r * In, x + size_t(perm_[r]) * In, sizeof(F) * In);
         xin = xr;
       } else if (d == 1) {
         rev_ids_.resize(TB);
@@ -492,7 +497,8 @@ LossSum Model<F>::classify(const int32_t* inputs, const int32_t* lengths, const 
     for (size_t r = 0; r < TB; ++r) {
       std::memcpy(out + r * S, s.h[0].data() + r * H + size_t(B) * H, sizeof(F) * H);
       if (dirs == 2)
-        std::memcpy(out + r * S + H, s.h[1].data() + size_t(perm_[r]) * H + size_t(B) * H, sizeof(F) * H);
+        std::memcpy(out + r * S + H, s.h[1].data() + size_t(perm_[r]) * H + size_t(B) * H,
+                    sizeof(F) * H);
     }
     if (l + 1 < L) x = maybe_drop(l + 1, out, TB, S, rng);
   }
@@ -531,9 +537,10 @@ LossSum Model<F>::classify(const int32_t* inputs, const int32_t* lengths, const 
   LossSum total;
   for (int b = 0; b < B; ++b) {  // one row at a time: each has its own weight
     const F w = weights ? weights[b] : F(1);
-    LossSum l = cfg_.head == HeadKind::Softmax
-                    ? softmax_xent(z + size_t(b) * O, labels + b, 1, O, dz ? dz + size_t(b) * O : nullptr)
-                    : sigmoid_bce(z + b, labels + b, 1, dz ? dz + b : nullptr);
+    LossSum l =
+        cfg_.head == HeadKind::Softmax
+            ? softmax_xent(z + size_t(b) * O, labels + b, 1, O, dz ? dz + size_t(b) * O : nullptr)
+            : sigmoid_bce(z + b, labels + b, 1, dz ? dz + b : nullptr);
     total.sum += double(w) * l.sum;
     total.count += l.count;
     if (dz)
@@ -565,7 +572,8 @@ void Model<F>::backward_sequences(F scale) {
       if (dirs == 2)
         for (int k = H; k < S; ++k) dout[size_t(b) * S + k] += g[k];
     } else if (cfg_.summary == Summary::Max) {
-      for (int k = 0; k < S; ++k) dout[(size_t(argmax_[size_t(b) * S + k]) * B + b) * S + k] += g[k];
+      for (int k = 0; k < S; ++k)
+        dout[(size_t(argmax_[size_t(b) * S + k]) * B + b) * S + k] += g[k];
     } else {
       for (int t = 0; t < len; ++t)
         for (int k = 0; k < S; ++k) dout[(size_t(t) * B + b) * S + k] += g[k] / F(len);
@@ -580,7 +588,8 @@ void Model<F>::backward_sequences(F scale) {
     for (int d = 0; d < dirs; ++d) {
       // Row r of the reversed stack is position perm_[r] of the sequence.
       for (size_t r = 0; r < TB; ++r)
-        std::memcpy(dh + r * H, dout + (d ? size_t(perm_[r]) : r) * S + size_t(d) * H, sizeof(F) * H);
+        std::memcpy(dh + r * H, dout + (d ? size_t(perm_[r]) : r) * S + size_t(d) * H,
+                    sizeof(F) * H);
       RecurrentLayer<F>& layer = (d ? rev_layers_ : layers_)[l];
       const F* c = cfg_.cell == CellKind::Lstm ? s.c[d].data() : nullptr;
       layer.backward_steps(run_weights(l, d), dh, s.h[d].data(), c);

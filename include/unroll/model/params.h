@@ -24,8 +24,8 @@ class ParamLayout {
   explicit ParamLayout(const ModelConfig& c);
   const std::vector<ParamView>& views() const { return views_; }
   const ParamView& at(const std::string& name) const;  // throws Error if absent
-  size_t total() const { return total_; }  // buffer length, with alignment padding
-  size_t count() const {                   // the model's parameters
+  size_t total() const { return total_; }              // buffer length, with alignment padding
+  size_t count() const {                               // the model's parameters
     size_t n = 0;
     for (auto& v : views_) n += v.size;
     return n;

@@ -39,12 +39,15 @@ enum class CellKind { RnnTanh, RnnRelu, Lstm, Gru };
 
 inline int gate_count(CellKind k) {
   switch (k) {
-    case CellKind::Lstm: return 4;
-    case CellKind::Gru: return 3;
-    default: return 1;
+    case CellKind::Lstm:
+      return 4;
+    case CellKind::Gru:
+      return 3;
+    default:
+      return 1;
   }
 }
-std::string cell_name(CellKind k);       // "rnn", "rnn-relu", "lstm", "gru"
+std::string cell_name(CellKind k);        // "rnn", "rnn-relu", "lstm", "gru"
 CellKind parse_cell(const std::string&);  // throws Error listing the accepted names
 
 // Stable sigmoid for any scalar (used by the losses; the cells use act_sigmoid).
@@ -81,9 +84,13 @@ inline void rnn_backward(bool relu, int H, const T* h, T* dh) {
 
 // ---- LSTM ----------------------------------------------------------------
 template <class T>
-inline T lstm_c(T i, T f, T n, T c_prev) { return f * c_prev + i * n; }
+inline T lstm_c(T i, T f, T n, T c_prev) {
+  return f * c_prev + i * n;
+}
 template <class T>
-inline T lstm_h(T o, T c) { return o * act_tanh(c); }
+inline T lstm_h(T o, T c) {
+  return o * act_tanh(c);
+}
 
 // g: [4H] pre-activations in, activated gates out; c_prev, c, h: [H].
 template <class T>
@@ -118,17 +125,19 @@ inline void lstm_backward(int H, const T* g, const T* c_prev, const T* c, const 
     T i = gi[j], f = gf[j], n = gg[j], o = go[j];
     T tc = act_tanh(c[j]);
     T dct = dc[j] + dh[j] * o * (T(1) - tc * tc);
-    dg[j] = dct * n * i * (T(1) - i);                    // d i
-    dg[H + j] = dct * c_prev[j] * f * (T(1) - f);        // d f
-    dg[2 * H + j] = dct * i * (T(1) - n * n);            // d g
-    dg[3 * H + j] = dh[j] * tc * o * (T(1) - o);         // d o
+    dg[j] = dct * n * i * (T(1) - i);              // d i
+    dg[H + j] = dct * c_prev[j] * f * (T(1) - f);  // d f
+    dg[2 * H + j] = dct * i * (T(1) - n * n);      // d g
+    dg[3 * H + j] = dh[j] * tc * o * (T(1) - o);   // d o
     dc[j] = dct * f;
   }
 }
 
 // ---- GRU -----------------------------------------------------------------
 template <class T>
-inline T gru_h(T z, T n, T h_prev) { return (T(1) - z) * n + z * h_prev; }
+inline T gru_h(T z, T n, T h_prev) {
+  return (T(1) - z) * n + z * h_prev;
+}
 
 // gi: [3H] W_ih x + b_ih in, activated r z n out; gh: [3H] W_hh h + b_hh in;
 // ghn: [H] keeps W_hn h + b_hn for the backward; h_prev, h: [H].

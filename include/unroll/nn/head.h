@@ -24,8 +24,8 @@ void linear_forward(const T* x, const T* W, const T* b, int64_t N, int In, int O
 
 // dW += alpha dy^T x; db += alpha Σ_rows dy; dx = alpha dy W (if dx).
 template <class T>
-void linear_backward(const T* x, const T* W, const T* dy, int64_t N, int In, int O, T alpha,
-                     T* dW, T* db, T* dx) {
+void linear_backward(const T* x, const T* W, const T* dy, int64_t N, int In, int O, T alpha, T* dW,
+                     T* db, T* dx) {
   gemm(true, false, O, In, N, alpha, dy, O, x, In, T(1), dW, In);
   for (int64_t r = 0; r < N; ++r)
     for (int k = 0; k < O; ++k) db[k] += alpha * dy[r * O + k];
@@ -127,7 +127,8 @@ void dropout_backward(int64_t n, const T* mask, const T* dy, T* dx) {
 // Embedding lookup: y[N, E] = table[ids[r]]; backward: dtable[ids[r]] += dy[r].
 template <class T>
 void embedding_forward(const T* table, const int32_t* ids, int64_t N, int E, T* y) {
-  for (int64_t r = 0; r < N; ++r) std::memcpy(y + r * E, table + int64_t(ids[r]) * E, sizeof(T) * E);
+  for (int64_t r = 0; r < N; ++r)
+    std::memcpy(y + r * E, table + int64_t(ids[r]) * E, sizeof(T) * E);
 }
 template <class T>
 void embedding_backward(const int32_t* ids, const T* dy, int64_t N, int E, T* dtable) {

@@ -7,8 +7,8 @@
 //   backward: per step t (T-1 → 0): fused cell backward, dh_{t-1} = dgates_t W_hh
 //             (backward_steps), then (backward_weights)
 //             dW_hh += dgates^T [GH,TB] · h_{0..T-1} [TB,H]   one GEMM over the chunk
-//             dW_ih += dgates^T · x                           one GEMM (a column scatter for one-hot)
-//             dx     = dgates · W_ih                          one GEMM
+//             dW_ih += dgates^T · x                           one GEMM (a column scatter for
+//             one-hot) dx     = dgates · W_ih                          one GEMM
 // The gradient does not flow into the previous chunk (truncated BPTT): the
 // carried state enters as a constant h_0, c_0.
 #pragma once
@@ -25,10 +25,10 @@ namespace unroll {
 
 template <class F>
 struct RecurrentParams {  // views into the flat parameter (or gradient) buffer
-  F* W_ih;  // [G*H, In]  (W_xh)
-  F* W_hh;  // [G*H, H]
-  F* b_ih;  // [G*H]
-  F* b_hh;  // [G*H]
+  F* W_ih;                // [G*H, In]  (W_xh)
+  F* W_hh;                // [G*H, H]
+  F* b_ih;                // [G*H]
+  F* b_hh;                // [G*H]
 };
 
 // out[k] += Σ_r a[r, k] for a: [rows, cols] with row stride lda. Rows are read
@@ -135,8 +135,10 @@ class RecurrentLayer {
     Buffer<F>& wt = w_hh_t ? *w_hh_t : own;
     if (pre_t) transpose(w.W_hh, GH, H, ensure(wt, size_t(H) * GH));
     auto recurrent = [&](const F* hp, F* out) {  // out[B, GH] += h_{t-1} W_hh^T
-      if (pre_t) gemm(false, false, B, GH, H, F(1), hp, H, wt.data(), GH, F(1), out, GH);
-      else gemm(false, true, B, GH, H, F(1), hp, H, w.W_hh, H, F(1), out, GH);
+      if (pre_t)
+        gemm(false, false, B, GH, H, F(1), hp, H, wt.data(), GH, F(1), out, GH);
+      else
+        gemm(false, true, B, GH, H, F(1), hp, H, w.W_hh, H, F(1), out, GH);
     };
     for (int t = 0; t < T; ++t) {
       F* gt = g + size_t(t) * B * GH;
@@ -189,9 +191,15 @@ class RecurrentLayer {
         F* hn = h + (r + B) * H;
         switch (kind) {
           case CellKind::RnnTanh:
-          case CellKind::RnnRelu: std::memcpy(hn, g, sizeof(F) * H); break;
-          case CellKind::Lstm: lstm_state(H, g, c + r * H, c + (r + B) * H, hn); break;
-          case CellKind::Gru: gru_state(H, g, h + r * H, hn); break;
+          case CellKind::RnnRelu:
+            std::memcpy(hn, g, sizeof(F) * H);
+            break;
+          case CellKind::Lstm:
+            lstm_state(H, g, c + r * H, c + (r + B) * H, hn);
+            break;
+          case CellKind::Gru:
+            gru_state(H, g, h + r * H, hn);
+            break;
         }
       }
   }
@@ -212,7 +220,7 @@ class RecurrentLayer {
     std::fill(dhc, dhc + size_t(B) * H, F(0));
     if (dcc) std::fill(dcc, dcc + size_t(B) * H, F(0));
     const F* g = gates.data();  // read at row r just before dg overwrites that row
-    F* dgn = ghn.data();  // GRU: dL/d(W_hn h + b_hn) overwrites W_hn h + b_hn, row by row
+    F* dgn = ghn.data();        // GRU: dL/d(W_hn h + b_hn) overwrites W_hn h + b_hn, row by row
     const bool gru = kind == CellKind::Gru;
     F* rec = record_dh ? ensure(*record_dh, size_t(T) * B * H) : nullptr;
     // dgates_t W_hh: the mirror of forward's choice — where oneDNN prefers B
@@ -255,8 +263,8 @@ class RecurrentLayer {
         gemm(false, true, B, H, H, F(1), dgn + row0 * H, H, wt + 2 * H, GH, F(1), dhc, H);
       } else if (gru) {
         gemm(false, false, B, H, 2 * H, F(1), dg + row0 * GH, GH, w.W_hh, H, F(1), dhc, H);
-        gemm(false, false, B, H, H, F(1), dgn + row0 * H, H, w.W_hh + size_t(2) * H * H, H,
-             F(1), dhc, H);
+        gemm(false, false, B, H, H, F(1), dgn + row0 * H, H, w.W_hh + size_t(2) * H * H, H, F(1),
+             dhc, H);
       } else if (bt) {
         gemm(false, true, B, H, GH, F(1), dg + row0 * GH, GH, wt, GH, F(0), dhc, H);
       } else {

@@ -34,7 +34,7 @@ LabelledExamples read_labelled(const std::string& path, char sep = '\t');
 
 struct TaggedSequences {
   std::vector<std::vector<std::string>> tokens, labels;  // one entry per sequence
-  std::vector<std::string> where;                        // "file:line" of each sequence's first token
+  std::vector<std::string> where;  // "file:line" of each sequence's first token
   size_t size() const { return tokens.size(); }
 };
 
@@ -44,7 +44,8 @@ struct TaggedSequences {
 // ignored, and labels stay empty.
 TaggedSequences read_tagged(const std::string& path, bool labelled = true);
 // The same from text in memory (standard input, say); source names it in errors.
-TaggedSequences read_tagged_text(const std::string& bytes, const std::string& source, bool labelled);
+TaggedSequences read_tagged_text(const std::string& bytes, const std::string& source,
+                                 bool labelled);
 
 // The distinct labels, sorted (byte order); numeric labels ("0", "1", "10")
 // sort by value.

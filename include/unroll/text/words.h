@@ -27,7 +27,8 @@ std::vector<std::string> split_words(std::string_view utf8, const std::string& s
 
 // Tokens of a pre-tokenized text: the space-separated words of each line,
 // plus kEos after every non-empty line when eos is true.
-std::vector<std::string> split_pretokenized(std::string_view utf8, bool eos, const std::string& source);
+std::vector<std::string> split_pretokenized(std::string_view utf8, bool eos,
+                                            const std::string& source);
 
 // Joins tokens back into text: the inverse of split_words. With `spaced`,
 // the tokens of a pre-tokenized text: words joined by single spaces, kEos as

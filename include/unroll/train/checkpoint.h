@@ -8,9 +8,8 @@
 // Python's safetensors can open it: safe_open(path, "np").
 #pragma once
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "unroll/model/model.h"
 #include "unroll/text/text_corpus.h"
@@ -23,11 +22,11 @@ struct Checkpoint {
   ModelConfig model_config;
   Vocab vocab;
   nlohmann::json train, progress, data;  // null when absent
-  TextFormat format;                     // how text becomes tokens (data["format"]; char level if absent)
-  std::string task = "lm";               // train["task"]: "lm" (language model), "classify", "tag" or
-                                         // "conditional" (a language model conditioned on a category)
-  std::unique_ptr<Model<float>> model;   // parameters and carried state loaded
-  Buffer<float> opt_m, opt_v;            // empty when absent
+  TextFormat format;        // how text becomes tokens (data["format"]; char level if absent)
+  std::string task = "lm";  // train["task"]: "lm" (language model), "classify", "tag" or
+                            // "conditional" (a language model conditioned on a category)
+  std::unique_ptr<Model<float>> model;  // parameters and carried state loaded
+  Buffer<float> opt_m, opt_v;           // empty when absent
   int64_t opt_t = 0;
   Buffer<float> opt_avg;  // weight averaging (optimizer.avg), empty when absent
   int64_t opt_avg_steps = 0;

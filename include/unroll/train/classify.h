@@ -9,10 +9,9 @@
 #pragma once
 #include <cstdint>
 #include <iosfwd>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "unroll/model/model.h"
 #include "unroll/text/labelled.h"
@@ -23,21 +22,21 @@
 namespace unroll {
 
 struct ClassifyConfig {
-  TextFormat format;             // how text becomes tokens (char or word level)
-  char separator = '\t';         // between label and text in a file of examples
-  int batch = 32;                // sequences per step
-  OptimConfig optim;             // Adam, lr 2e-3 by default
-  double clip = 5.0;             // global gradient norm; 0 = no clipping
+  TextFormat format;      // how text becomes tokens (char or word level)
+  char separator = '\t';  // between label and text in a file of examples
+  int batch = 32;         // sequences per step
+  OptimConfig optim;      // Adam, lr 2e-3 by default
+  double clip = 5.0;      // global gradient norm; 0 = no clipping
   int max_epochs = 30;
-  int patience = 4;              // stop after this many epochs without a better validation loss; 0 = never
-  double max_seconds = 0;        // 0 = no limit
-  std::string val_file;          // validation examples; else val_fraction of the training file
+  int patience = 4;  // stop after this many epochs without a better validation loss; 0 = never
+  double max_seconds = 0;  // 0 = no limit
+  std::string val_file;    // validation examples; else val_fraction of the training file
   double val_fraction = 0.2;
   std::string class_weights = "none";  // "none" or "balanced" (weight of class c: N / (C · n_c))
-  int max_len = 0;               // tokens kept from each example (its start); 0 = all
-  bool dedupe = false;           // drop repeated (label, text) examples before the split
-  uint64_t seed = 1;             // initialisation, split and shuffling
-  std::string on_nan = "stop";   // a batch with a non-finite loss or gradient: "stop" or "skip" it
+  int max_len = 0;                     // tokens kept from each example (its start); 0 = all
+  bool dedupe = false;                 // drop repeated (label, text) examples before the split
+  uint64_t seed = 1;                   // initialisation, split and shuffling
+  std::string on_nan = "stop";  // a batch with a non-finite loss or gradient: "stop" or "skip" it
   std::vector<int64_t> poison_steps;  // tests: these steps' (1-based) loss reads as NaN; not saved
   void validate() const;
 };
@@ -62,13 +61,14 @@ EncodedExamples encode_examples(const LabelledExamples& ex, const Vocab& vocab, 
 
 // Class probabilities of every example, [N][classes]: softmax, or for a
 // sigmoid head {1 − p, p}. Runs in length-sorted batches of `batch`.
-std::vector<std::vector<float>> class_probabilities(Model<float>& m, const EncodedExamples& ex, int batch = 64);
+std::vector<std::vector<float>> class_probabilities(Model<float>& m, const EncodedExamples& ex,
+                                                    int batch = 64);
 
 struct ClassReport {
   std::vector<std::string> classes;
   size_t examples = 0;  // scored items: sequences (classify) or tokens (tag)
   std::string unit = "examples";
-  double loss = 0;      // mean cross-entropy, nats
+  double loss = 0;  // mean cross-entropy, nats
   double accuracy = 0;
   std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
   std::vector<double> precision, recall, f1;    // per class (0 where undefined)
@@ -105,15 +105,18 @@ struct EncodedTags {
 };
 Vocab tag_vocab(const TaggedSequences& t, int64_t min_count = 1);
 // tagset empty: the labels are ignored (all -1).
-EncodedTags encode_tagged(const TaggedSequences& t, const Vocab& vocab, const std::vector<std::string>& tagset);
+EncodedTags encode_tagged(const TaggedSequences& t, const Vocab& vocab,
+                          const std::vector<std::string>& tagset);
 // Tag probabilities of every token: [sequence][position][tag].
-std::vector<std::vector<std::vector<float>>> tag_probabilities(Model<float>& m, const EncodedTags& ex,
+std::vector<std::vector<std::vector<float>>> tag_probabilities(Model<float>& m,
+                                                               const EncodedTags& ex,
                                                                int batch = 64);
 // The report counts tokens (accuracy per token, per-tag scores, confusion).
-ClassReport evaluate_tags(Model<float>& m, const EncodedTags& ex, const std::vector<std::string>& tags,
-                          int batch = 64);
-ClassReport train_tagger(const ModelConfig& model, const ClassifyConfig& cfg, const std::string& train_path,
-                         const std::string& out_dir, std::ostream& log, const std::string& command_line = "");
+ClassReport evaluate_tags(Model<float>& m, const EncodedTags& ex,
+                          const std::vector<std::string>& tags, int batch = 64);
+ClassReport train_tagger(const ModelConfig& model, const ClassifyConfig& cfg,
+                         const std::string& train_path, const std::string& out_dir,
+                         std::ostream& log, const std::string& command_line = "");
 
 // ---- one-to-many: a language model conditioned on a category ----
 // Examples as for classification (a folder of CLASS.txt files, or
@@ -122,8 +125,9 @@ ClassReport train_tagger(const ModelConfig& model, const ClassifyConfig& cfg, co
 // (categories = number of labels) starts it from its label's vector. The
 // report: loss per token and next-token accuracy on the validation texts.
 // Checkpoints: train["task"] = "conditional", the labels in data["categories"].
-ClassReport train_conditional(const ModelConfig& model, const ClassifyConfig& cfg, const std::string& train_path,
-                              const std::string& out_dir, std::ostream& log, const std::string& command_line = "");
+ClassReport train_conditional(const ModelConfig& model, const ClassifyConfig& cfg,
+                              const std::string& train_path, const std::string& out_dir,
+                              std::ostream& log, const std::string& command_line = "");
 
 // The validation examples a classifier (or tagger) checkpoint was trained
 // with (its val_file, or the same seeded split of its training data).

@@ -9,9 +9,8 @@
 // so the file never repeats a step.
 #pragma once
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace unroll {
 

@@ -18,11 +18,11 @@ OptimKind parse_optim(const std::string& s);  // Error lists accepted names
 struct OptimConfig {
   OptimKind kind = OptimKind::Adam;
   float lr = 2e-3f;
-  float beta1 = 0.9f;    // Adam
-  float beta2 = 0.999f;  // Adam
-  float eps = 1e-8f;     // Adam, RMSprop, Adagrad
-  float alpha = 0.95f;   // RMSprop: decay of the squared-gradient average
-  float momentum = 0.0f; // SGD
+  float beta1 = 0.9f;         // Adam
+  float beta2 = 0.999f;       // Adam
+  float eps = 1e-8f;          // Adam, RMSprop, Adagrad
+  float alpha = 0.95f;        // RMSprop: decay of the squared-gradient average
+  float momentum = 0.0f;      // SGD
   float weight_decay = 0.0f;  // decoupled (AdamW-style): θ ← θ − lr·wd·θ before each update
 };
 nlohmann::json to_json(const OptimConfig& c);

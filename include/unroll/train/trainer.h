@@ -48,19 +48,21 @@ struct TrainConfig {
   // weights are averaged from then on (optimizer.h), and validation and
   // best.safetensors use the average.
   int asgd = 0;
-  std::string loss_norm = "token";  // "token": mean per token; "batch": sum over steps, mean over batch
-  int64_t max_steps = 0;            // 0 = no limit
-  double max_epochs = 0;            // 0 = no limit
-  double max_seconds = 0;           // 0 = no limit
-  int eval_every = 500;             // steps; 0 = only at the end
-  int sample_every = 1000;          // steps; 0 = never
+  std::string loss_norm =
+      "token";              // "token": mean per token; "batch": sum over steps, mean over batch
+  int64_t max_steps = 0;    // 0 = no limit
+  double max_epochs = 0;    // 0 = no limit
+  double max_seconds = 0;   // 0 = no limit
+  int eval_every = 500;     // steps; 0 = only at the end
+  int sample_every = 1000;  // steps; 0 = never
   int sample_len = 300;
   float sample_temperature = 0.8f;
-  int print_every = 0;              // steps; 0 = about every 2 seconds
+  int print_every = 0;  // steps; 0 = about every 2 seconds
   uint64_t seed = 1234;
   double train_frac = 0.9, val_frac = 0.05;
   std::vector<std::string> val_files;  // validation text from these files instead of the split
-  std::vector<std::string> test_files;  // also evaluated at every validation (reported, never used to pick)
+  std::vector<std::string>
+      test_files;  // also evaluated at every validation (reported, never used to pick)
   // A step whose loss or gradient is not finite: "stop" (an error naming the
   // step; the last checkpoint stays) or "skip" (the batch is dropped, the
   // parameters, optimizer and carried state stay as before it, and it is
@@ -86,9 +88,9 @@ struct TrainEvent {  // what the trainer reports, for logs and tests
 };
 
 struct StepResult {
-  double loss = 0;       // mean nats per token of the chunk
-  double grad_norm = 0;  // global norm before clipping
-  bool clipped = false;  // clipping changed the gradient
+  double loss = 0;                  // mean nats per token of the chunk
+  double grad_norm = 0;             // global norm before clipping
+  bool clipped = false;             // clipping changed the gradient
   std::vector<double> group_norms;  // before clipping, per grad_groups() entry
   double reduce_seconds = 0;        // spent in the gradient all-reduce (several ranks)
 };
@@ -104,13 +106,14 @@ std::vector<std::string> grad_groups(const ModelConfig& cfg);
 // gradient are summed over the ranks (one all-reduce of the flat gradient)
 // before clipping, so every rank takes the same step.
 StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const int32_t* tg, int T,
-                      int B, const TrainConfig& cfg, float lr, Rng& rng, Comm& comm = single_process());
+                      int B, const TrainConfig& cfg, float lr, Rng& rng,
+                      Comm& comm = single_process());
 
 class Trainer {
  public:
   // A fresh run. Nothing is written until train() starts.
   Trainer(const ModelConfig& model, const TrainConfig& train, TextCorpus corpus,
-           std::string out_dir);
+          std::string out_dir);
   // Continues the run saved in out_dir/latest.safetensors with the options
   // stored there; `adjust` may change what is safe to change (stop
   // conditions, print/eval/sample frequencies) before training goes on.
@@ -128,7 +131,7 @@ class Trainer {
   void set_comm(Comm& comm) { comm_ = &comm; }
 
   Model<float>& model() { return *model_; }
-  std::string command_line;  // recorded in config.json and the report page
+  std::string command_line;    // recorded in config.json and the report page
   bool live_progress = false;  // the log is a terminal: a progress bar redrawn in place
   const TrainConfig& config() const { return cfg_; }
   int64_t step() const { return step_; }
