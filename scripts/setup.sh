@@ -15,7 +15,7 @@ PKGS=(cmake ninja-build g++ pkg-config libdnnl-dev ocl-icd-opencl-dev libcli11-d
 # whose checker reads the exported ONNX files; and Node.js, if the machine has none, to
 # run them in onnxruntime (npm's onnxruntime-node, below).
 if [ "${1:-}" = "--tests" ]; then
-  PKGS+=(chromium fonts-dejavu-core libopenmpi-dev openmpi-bin python3-torch python3-onnx)
+  PKGS+=(chromium fonts-dejavu-core libopenmpi-dev openmpi-bin python3-torch python3-onnx clang-format git)
   command -v node >/dev/null && command -v npm >/dev/null || PKGS+=(nodejs npm)
 fi
 # Callers may need more (scripts/fuzz.sh: clang and libFuzzer).

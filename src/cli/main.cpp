@@ -14,6 +14,8 @@
 
 #include "commands.h"
 #include "unroll/core/error.h"
+#include "unroll/inspect/page.h"
+#include "unroll/train/metrics.h"
 
 namespace {
 // A failed command: one line on stderr. With several ranks the others may be
@@ -51,6 +53,8 @@ int main(int argc, char** argv) {
   // and is reported like a full disk, instead of SIGXFSZ killing the process.
   ::signal(SIGXFSZ, SIG_IGN);
   unroll::cli::set_command_line(argc, argv);
+  // Training draws its run's report page (inspect/) through a hook: train/ sits below inspect/.
+  unroll::set_run_report_writer(unroll::write_run_report_page);
   // Under mpirun: MPI, and only training spreads over the ranks.
   std::unique_ptr<unroll::Comm> mpi;
   try {

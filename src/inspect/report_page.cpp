@@ -4,10 +4,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include "page_parts.h"
 #include "unroll/core/error.h"
+#include "unroll/core/file.h"
 #include "unroll/inspect/page.h"
+#include "unroll/train/metrics.h"
 
 namespace unroll {
 
@@ -194,6 +197,16 @@ std::string figure(const std::string& caption, const std::vector<Line>& lines,
 }
 
 }  // namespace
+
+void write_run_report_page(const std::string& dir, const std::string& command) {
+  const json d = {{"format", "unroll-report-1"},
+                  {"title", "Training run " +
+                                std::filesystem::path(dir).lexically_normal().filename().string()},
+                  {"command", command},
+                  {"runs", json::array({load_run_record(dir)})}};
+  write_file_atomic((std::filesystem::path(dir) / "report.html").string(), {report_page_html(d)},
+                    "report page");
+}
 
 std::string report_page_html(const json& d) {
   page::require_format(d, "unroll-report-1", "report page");

@@ -14,7 +14,6 @@
 #include "unroll/core/error.h"
 #include "unroll/core/file.h"
 #include "unroll/core/json.h"
-#include "unroll/inspect/page.h"
 
 namespace unroll {
 
@@ -96,15 +95,17 @@ nlohmann::json load_run_record(const std::string& dir) {
           {"unreadable_lines", unreadable}};
 }
 
+namespace {
+ReportWriter& report_writer() {
+  static ReportWriter w;
+  return w;
+}
+}  // namespace
+
+void set_run_report_writer(ReportWriter w) { report_writer() = std::move(w); }
+
 void write_run_report(const std::string& dir, const std::string& command) {
-  nlohmann::json d = {
-      {"format", "unroll-report-1"},
-      {"title",
-       "Training run " + std::filesystem::path(dir).lexically_normal().filename().string()},
-      {"command", command},
-      {"runs", nlohmann::json::array({load_run_record(dir)})}};
-  const std::string html = report_page_html(d);
-  write_file_atomic((std::filesystem::path(dir) / "report.html").string(), {html}, "report page");
+  if (report_writer()) report_writer()(dir, command);
 }
 
 }  // namespace unroll

@@ -61,4 +61,8 @@ std::string classify_page_html(const nlohmann::json& data);
 // has data-n, its number of points.
 std::string report_page_html(const nlohmann::json& data);
 
+// RUN_DIR/report.html for one run (load_run_record, train/metrics.h), written atomically:
+// what training writes at every evaluation, through set_run_report_writer.
+void write_run_report_page(const std::string& dir, const std::string& command);
+
 }  // namespace unroll

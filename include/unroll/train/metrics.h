@@ -9,6 +9,7 @@
 // so the file never repeats a step.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -39,7 +40,12 @@ class MetricsLog {
 // metrics.jsonl.
 nlohmann::json load_run_record(const std::string& dir);
 
-// Writes RUN_DIR/report.html (inspect/page.h report_page_html) for one run.
+// The run's report page, RUN_DIR/report.html, is drawn above this layer (inspect/page.h,
+// write_run_report_page); training calls it through this hook at every evaluation and at the
+// end. The program sets it (cli/main.cpp); unset, training writes no page.
+using ReportWriter = std::function<void(const std::string& dir, const std::string& command)>;
+void set_run_report_writer(ReportWriter w);
+// Calls the hook, if any, for one run.
 void write_run_report(const std::string& dir, const std::string& command = "");
 
 }  // namespace unroll
