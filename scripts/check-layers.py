@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Fails on any include that goes up the table of folders in docs/architecture.md.
+"""Fails on any include that goes up the table of folders in docs/architecture.md, and on a
+header that the table does not name.
 
 Each folder of the library (include/unroll/X/ and src/X/) may include only its own
 headers and those of the folders listed before it in that table; the table is read
@@ -30,6 +31,10 @@ for base in (root / "include/unroll", root / "src"):
             if m and rank.get(m.group(1), len(order)) > rank[folder]:
                 bad.append(f"{path.relative_to(root)}:{n} includes unroll/{m.group(1)}/, "
                            f"which is above {folder}/ in docs/architecture.md")
+doc = (root / "docs/architecture.md").read_text()
+for h in sorted((root / "include/unroll").rglob("*.h")):
+    if f"`{h.name}`" not in doc:
+        bad.append(f"{h.relative_to(root)} is not named in docs/architecture.md's table")
 if bad:
-    sys.exit("check-layers: an include goes up the layers:\n  " + "\n  ".join(bad))
+    sys.exit("check-layers: the house and its map disagree:\n  " + "\n  ".join(bad))
 print(f"check-layers: {files} files, every include goes down the table {' < '.join(order)}")
