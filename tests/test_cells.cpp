@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "planted.h"
@@ -75,6 +76,49 @@ TEST(Cells, PlantedQuoteCellRanksFirst) {
       EXPECT_NEAR(s.left[1], 1.0 - double(quotes) / text.size(), 1e-6);
       EXPECT_NEAR(s.right[1], double(quotes) / text.size(), 1e-6);
     }
+}
+
+// The page's data is built in the library (cells_page_data): the planted cell is the double
+// quote's best unit and counts as found, probes constant over the text are absent, and
+// every series the page can show holds one value per character.
+TEST(Cells, PageDataNamesThePlantedCellAndEveryShownSeries) {
+  Model<float> m(lstm_config(1, 6, 3));
+  Rng rng(11);
+  m.init(rng);
+  plant_quote_cell(m, 2);
+  const std::u32string text = quoted_text(rng, 2000);
+  std::vector<int32_t> ids;
+  for (char32_t c : text) ids.push_back(c == U'a' ? 0 : c == U'b' ? 1 : 2);
+  const Recording rec = record_activations(m, ids, 100);
+  const Vocab vocab = Vocab::from_tokens({"a", "b", "\""}, "char");
+  CellsPageOptions opt;
+  opt.cells = {4};
+  opt.top = 2;
+  const CellsPage page = cells_page_data(m, vocab, text, rec, builtin_probes(text), opt);
+  const nlohmann::json& d = page.data;
+  EXPECT_EQ(d["format"], "unroll-cells-1");
+  EXPECT_EQ(d["chars"].size(), text.size());
+  bool quote_found = false;
+  for (const ProbeRow& r : page.rows) {
+    if (r.probe == "double_quote") {
+      EXPECT_TRUE(r.present);
+      EXPECT_TRUE(r.id == "L1.h.1" || r.id == "L1.c.1") << r.id;
+      EXPECT_GT(r.corr, 0.95);
+    }
+    if (r.probe == "bracket_depth") EXPECT_FALSE(r.present) << "no brackets in the text";
+  }
+  for (auto& f : d["summary"]["found"]) quote_found |= f["probe"] == "double_quote";
+  EXPECT_TRUE(quote_found);
+  // Shown: --cells 4 in every kind (h, c, i, f, g, o), and each present probe's top 2.
+  EXPECT_EQ(page.series, d["series"].size());
+  std::set<std::string> ids_shown;
+  for (auto& s : d["series"]) {
+    EXPECT_EQ(s["values"].size(), text.size());
+    ids_shown.insert(s["id"].get<std::string>());
+  }
+  for (const char* id : {"L1.h.4", "L1.c.4", "L1.i.4", "L1.f.4", "L1.g.4", "L1.o.4", "L1.h.1"})
+    EXPECT_TRUE(ids_shown.count(id)) << id;
+  EXPECT_EQ(d["default_series"], "L1.h.4");
 }
 
 // What cells records equals a plain forward pass run one step at a time: h,

@@ -5,11 +5,14 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <numeric>
+#include <set>
 
 #include "unroll/core/error.h"
 #include "unroll/core/file.h"
 #include "unroll/infer/evaluate.h"
+#include "unroll/text/utf8.h"
 
 namespace unroll {
 
@@ -191,6 +194,143 @@ void write_npy(const std::string& path, const std::vector<size_t>& shape, const 
       path,
       {pre, header, std::string_view(reinterpret_cast<const char*>(data), count * sizeof(float))},
       "activations");
+}
+
+// ---- the page's data (`unroll cells`) ----
+
+namespace {
+std::string kind_label(const std::string& k) {
+  static const std::map<std::string, std::string> names = {
+      {"h", "hidden state h"}, {"c", "cell state c (shown as tanh c)"},
+      {"i", "input gate i"},   {"f", "forget gate f"},
+      {"g", "candidate g"},    {"o", "output gate o"},
+      {"r", "reset gate r"},   {"z", "update gate z"},
+      {"n", "candidate n"}};
+  return names.at(k);
+}
+bool sigmoid_kind(const std::string& k) {
+  return k == "i" || k == "f" || k == "o" || k == "r" || k == "z";
+}
+std::string unit_id(const Recording& r, int l, int k, int u) {
+  return "L" + std::to_string(l + 1) + "." + r.kinds[k] + "." + std::to_string(u);
+}
+double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
+}  // namespace
+
+CellsPage cells_page_data(const Model<float>& model, const Vocab& vocab, const std::u32string& text,
+                          const Recording& rec, const std::vector<Probe>& probes,
+                          const CellsPageOptions& opt) {
+  const ModelConfig& cfg = model.config();
+  CellsPage out;
+  nlohmann::json& j = out.data;
+  j["format"] = "unroll-cells-1";
+  j["title"] = opt.title;
+  j["command"] = opt.command;
+  j["model"] = {{"cell", cell_name(cfg.cell)},
+                {"layers", cfg.layers},
+                {"hidden", cfg.hidden},
+                {"vocab", vocab.size()},
+                {"params", model.layout().count()},
+                {"checkpoint", opt.checkpoint},
+                {"text", opt.text_name}};
+  j["kinds"] = rec.kinds;
+  auto& chars = j["chars"] = nlohmann::json::array();
+  for (char32_t c : text) chars.push_back(encode_utf8(std::u32string(1, c)));
+  auto& loss = j["loss"] = nlohmann::json::array();
+  for (float v : rec.loss)
+    loss.push_back(std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(round3(v)));
+  auto& top = j["top"] = nlohmann::json::array();
+  for (const auto& guesses : rec.top) {
+    auto g = nlohmann::json::array();
+    for (const Guess& q : guesses)
+      if (q.p > 0) g.push_back({vocab.token(q.id), round3(q.p)});
+    top.push_back(std::move(g));
+  }
+
+  std::vector<int> kinds = {0};  // rank h, and c for the LSTM
+  if (rec.kind_index("c") >= 0) kinds.push_back(rec.kind_index("c"));
+  std::vector<int> layers;
+  if (opt.layer > 0) layers.push_back(opt.layer - 1);
+
+  // Series the page can show: the top cells of every probe, and --cells with all their kinds.
+  std::vector<std::array<int, 3>> series;  // layer, kind, unit
+  std::set<std::array<int, 3>> seen;
+  auto add_series = [&](int l, int k, int u) {
+    if (seen.insert({l, k, u}).second) series.push_back({l, k, u});
+  };
+  for (int c : opt.cells)
+    for (int k = 0; k < rec.K; ++k) add_series(opt.layer > 0 ? opt.layer - 1 : 0, k, c);
+
+  auto& jp = j["probes"] = nlohmann::json::array();
+  auto& found = j["summary"]["found"] = nlohmann::json::array();
+  auto& absent = j["summary"]["absent"] = nlohmann::json::array();
+  j["summary"]["threshold"] = opt.threshold;
+  double best_abs = -1;
+  std::string best_id;
+  for (const Probe& p : probes) {
+    const auto [lo, hi] = std::minmax_element(p.values.begin(), p.values.end());
+    if (*lo == *hi) {  // constant over this text: nothing to correlate with
+      absent.push_back(p.name);
+      out.rows.push_back({p.name, p.description, "", 0, -1, false});
+      continue;
+    }
+    std::vector<UnitScore> ranked = rank_units(rec, p, kinds, layers);
+    auto tops = nlohmann::json::array();
+    for (int i = 0; i < std::min<int>(opt.top, int(ranked.size())); ++i) {
+      const UnitScore& s = ranked[i];
+      add_series(s.layer, s.kind, s.unit);
+      tops.push_back({{"id", unit_id(rec, s.layer, s.kind, s.unit)},
+                      {"corr", round3(s.corr)},
+                      {"accuracy", s.accuracy < 0 ? nlohmann::json(nullptr)
+                                                  : nlohmann::json(round3(s.accuracy))}});
+    }
+    const UnitScore& b = ranked.front();
+    const std::string id = unit_id(rec, b.layer, b.kind, b.unit);
+    if (std::fabs(b.corr) >= opt.threshold)
+      found.push_back({{"probe", p.name}, {"id", id}, {"corr", round3(b.corr)}});
+    if (std::fabs(b.corr) > best_abs) best_abs = std::fabs(b.corr), best_id = id;
+    out.rows.push_back({p.name, p.description, id, b.corr, b.accuracy, true});
+    nlohmann::json vals = nlohmann::json::array();
+    for (float v : p.values) vals.push_back(v);
+    jp.push_back({{"name", p.name},
+                  {"description", p.description},
+                  {"binary", p.binary},
+                  {"values", std::move(vals)},
+                  {"top", std::move(tops)}});
+  }
+
+  auto& js = j["series"] = nlohmann::json::array();
+  for (const auto& [l, k, u] : series) {
+    const std::string& kind = rec.kinds[k];
+    nlohmann::json vals = nlohmann::json::array();
+    for (int n = 0; n < rec.N; ++n) {
+      const float v = rec.at(n, l, k, u);
+      vals.push_back(round3(kind == "c" ? std::tanh(v) : v));
+    }
+    js.push_back({{"id", unit_id(rec, l, k, u)},
+                  {"layer", l + 1},
+                  {"kind", kind},
+                  {"unit", u},
+                  {"label", "layer " + std::to_string(l + 1) + " " + kind_label(kind) + " [" +
+                                std::to_string(u) + "]"},
+                  {"range", sigmoid_kind(kind) ? nlohmann::json{0, 1} : nlohmann::json{-1, 1}},
+                  {"values", std::move(vals)}});
+  }
+  j["default_series"] =
+      !opt.cells.empty() ? unit_id(rec, opt.layer > 0 ? opt.layer - 1 : 0, 0, opt.cells[0])
+      : best_id.empty() && !series.empty() ? unit_id(rec, series[0][0], series[0][1], series[0][2])
+                                           : best_id;
+
+  auto& sat = j["saturation"] = nlohmann::json::array();
+  for (const Saturation& s : gate_saturation(rec)) {
+    nlohmann::json left = nlohmann::json::array(), right = nlohmann::json::array();
+    for (float v : s.left) left.push_back(round3(v));
+    for (float v : s.right) right.push_back(round3(v));
+    sat.push_back({{"layer", s.layer + 1}, {"gate", s.gate}, {"left", left}, {"right", right}});
+  }
+
+  out.series = series.size();
+  return out;
 }
 
 }  // namespace unroll

@@ -5,11 +5,13 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "unroll/inspect/probes.h"
 #include "unroll/model/model.h"
+#include "unroll/text/vocab.h"
 
 namespace unroll {
 
@@ -74,6 +76,30 @@ struct Saturation {
   std::vector<float> left, right;  // [H]
 };
 std::vector<Saturation> gate_saturation(const Recording& rec);
+
+// What `unroll cells` draws (inspect/page.h, cells_page_html) and writes with --json-file:
+// the data of format "unroll-cells-1" for a recording over `text` ranked against `probes`,
+// and the probe table it prints.
+struct CellsPageOptions {
+  int layer = 0;           // rank the units of this layer only (1-based); 0 = every layer
+  std::vector<int> cells;  // also show these units of `layer` (or layer 1), every kind
+  int top = 3;             // units kept per probe
+  double threshold = 0.6;  // |correlation| at which a probe counts as found
+  std::string title, command, checkpoint, text_name;  // recorded on the page
+};
+struct ProbeRow {
+  std::string probe, description, id;  // id: the best unit, "L1.h.42"
+  double corr = 0, accuracy = -1;      // accuracy: binary probes only, else -1
+  bool present = true;                 // false: the probe is constant over this text
+};
+struct CellsPage {
+  nlohmann::json data;
+  std::vector<ProbeRow> rows;  // one per probe, in the probes' order
+  size_t series = 0;           // cells shown
+};
+CellsPage cells_page_data(const Model<float>& model, const Vocab& vocab, const std::u32string& text,
+                          const Recording& rec, const std::vector<Probe>& probes,
+                          const CellsPageOptions& opt);
 
 // Writes a float32 array as a NumPy .npy file (format 1.0), atomically.
 void write_npy(const std::string& path, const std::vector<size_t>& shape, const float* data);
