@@ -170,3 +170,45 @@ TEST(GradientFlow, ScalarExample) {
   EXPECT_LT(steps.back().local, 0.1);
   EXPECT_LT(steps.back().product, std::pow(3.0, 6) / 100);
 }
+
+// The page's data, CSV and summary rows are built in the library (gradients_page_data):
+// a layer whose gradient shrinks by exactly 0.9 a step has a fitted factor of 0.9 and a
+// relative gradient of 0.9^k at k; a layer without Jacobians has none (null in the JSON,
+// NaN in the row); the CSV has a line per model, layer and k.
+TEST(GradientsPage, DataRowsAndCsvFromMeasurements) {
+  const int K = 20, k_at = 10;
+  MeasuredModel m;
+  m.label = "rnn 2×8 (run/best.safetensors)";
+  m.source = "run/best.safetensors";
+  m.cfg.cell = CellKind::RnnTanh;
+  m.cfg.layers = 2;
+  m.cfg.hidden = 8;
+  for (int l = 0; l < 2; ++l) {
+    LayerFlow f;
+    for (int k = 0; k <= K; ++k) f.loss_grad.push_back(3.0 * std::pow(0.9, k));
+    if (l == 0)
+      for (int k = 0; k <= K; ++k) f.jacobian.push_back(std::pow(1.1, k));
+    m.flow.push_back(f);
+    m.blocks.push_back({{"W_hh", 0.95, 1.25}});
+  }
+  const GradientsPage p =
+      gradients_page_data({m}, K, k_at, 64, "t.txt", "unroll gradients x", nlohmann::json());
+  ASSERT_EQ(p.rows.size(), 2u);
+  EXPECT_NEAR(p.rows[0].factor, 0.9, 1e-9);
+  EXPECT_NEAR(p.rows[0].jacobian_factor, 1.1, 1e-9);
+  EXPECT_NEAR(p.rows[0].rel_at, std::pow(0.9, k_at), 1e-12);
+  EXPECT_TRUE(std::isnan(p.rows[1].jacobian_factor));
+  EXPECT_EQ(p.rows[1].layer, 2);
+  EXPECT_EQ(p.rows[0].w_hh, "W_hh 0.95/1.25");
+  const nlohmann::json& d = p.data;
+  EXPECT_EQ(d["format"], "unroll-gradients-1");
+  EXPECT_EQ(d["K"], K);
+  EXPECT_EQ(d.count("scalar"), 0u);
+  EXPECT_NEAR(d["models"][0]["per_layer"][0]["factor"].get<double>(), 0.9, 1e-9);
+  EXPECT_TRUE(d["models"][0]["per_layer"][1]["jacobian_factor"].is_null());
+  size_t lines = 0;
+  for (char c : p.csv) lines += c == '\n';
+  EXPECT_EQ(lines, 1u + 2 * (K + 1));
+  EXPECT_EQ(p.csv.rfind("model,layer,k,loss_grad,loss_grad_rel,jacobian\n", 0), 0u);
+  EXPECT_NE(p.csv.find("\"rnn 2×8 (run/best.safetensors)\",2,20,"), std::string::npos);
+}

@@ -33,13 +33,6 @@ struct GradArgs {
   uint64_t init_seed = 1;
 };
 
-struct Measured {
-  std::string label, source;
-  ModelConfig cfg;
-  std::vector<LayerFlow> flow;
-  std::vector<std::vector<BlockStats>> blocks;
-};
-
 std::string shape(const ModelConfig& c) {
   return cell_name(c.cell) + " " + std::to_string(c.layers) + "×" + std::to_string(c.hidden);
 }
@@ -91,8 +84,8 @@ void run_gradients(const GradArgs& a, const std::string& command) {
   FlowOptions opt = a.flow;
   opt.jacobian = !a.no_jacobian;
 
-  std::vector<Measured> ms;
-  auto measure = [&](Model<float>& m, const std::vector<int32_t>& ids, Measured r) {
+  std::vector<MeasuredModel> ms;
+  auto measure = [&](Model<float>& m, const std::vector<int32_t>& ids, MeasuredModel r) {
     std::fprintf(stderr, "measuring  %s ...\n", r.label.c_str());
     r.cfg = m.config();
     r.flow = measure_flow(m, ids, opt);
@@ -151,22 +144,16 @@ void run_gradients(const GradArgs& a, const std::string& command) {
   }
 
   const int K = opt.K, k50 = std::min(50, K);
-  nlohmann::json j;
-  j["format"] = "unroll-gradients-1";
-  j["title"] = "unroll gradients — " + std::to_string(ms.size()) + " model" +
-               (ms.size() > 1 ? "s" : "") + " on " + a.text;
-  j["command"] = command;
-  j["text"] = a.text;
-  j["K"] = K;
-  j["samples"] = opt.batch * opt.repeats;
-  if (a.scalar_given) j["scalar"] = scalar_json(a);
-  auto& jm = j["models"] = nlohmann::json::array();
-  std::ostringstream csv;
-  csv << "model,layer,k,loss_grad,loss_grad_rel,jacobian\n";
+  const GradientsPage page =
+      gradients_page_data(ms, K, k50, opt.batch * opt.repeats, a.text, command,
+                          a.scalar_given ? scalar_json(a) : nlohmann::json());
+  const nlohmann::json& j = page.data;
+  const std::string& csv = page.csv;
   // The summary table: labels (a checkpoint's path, a "×") shown with their
   // control characters visible and padded by terminal columns.
   size_t width = 5;
-  for (const Measured& r : ms) width = std::max(width, display_width(escape_controls(r.label)));
+  for (const MeasuredModel& r : ms)
+    width = std::max(width, display_width(escape_controls(r.label)));
   auto padded = [&](const std::string& t) {
     const std::string shown = escape_controls(t);
     return shown + std::string(width - std::min(width, display_width(shown)), ' ');
@@ -183,65 +170,19 @@ void run_gradients(const GradArgs& a, const std::string& command) {
       std::snprintf(buf, sizeof buf, fmt, w, v);
     return std::string(buf);
   };
-  if (!a.csv)
+  if (!a.csv) {
     std::printf("%s %5s %10s %10s %12s %12s  %s\n", padded("model").c_str(), "layer", "factor",
                 "jac factor", ("rel k=" + std::to_string(k50)).c_str(),
                 ("jac k=" + std::to_string(k50)).c_str(), "W_hh spectral radius / sigma_max");
-  for (const Measured& r : ms) {
-    nlohmann::json layers = nlohmann::json::array();
-    for (size_t l = 0; l < r.flow.size(); ++l) {
-      const LayerFlow& f = r.flow[l];
-      std::vector<double> rel(f.loss_grad.size());
-      for (size_t k = 0; k < rel.size(); ++k)
-        rel[k] = f.loss_grad[0] > 0 ? f.loss_grad[k] / f.loss_grad[0] : 0.0;
-      const double factor = fitted_factor(f.loss_grad, 1, K);
-      const double jfactor = f.jacobian.empty() ? NAN : fitted_factor(f.jacobian, 1, K);
-      nlohmann::json blocks = nlohmann::json::array();
-      std::string wtext;
-      for (const BlockStats& b : r.blocks[l]) {
-        blocks.push_back({{"block", b.block},
-                          {"spectral_radius", b.spectral_radius},
-                          {"sigma_max", b.sigma_max}});
-        // Four significant digits, whatever the size: a fixed-point format
-        // cut large values short.
-        char rho[32], sigma[32];
-        std::snprintf(rho, sizeof rho, "%.4g", b.spectral_radius);
-        std::snprintf(sigma, sizeof sigma, "%.4g", b.sigma_max);
-        wtext += (wtext.empty() ? "" : ", ") + b.block + " " + rho + "/" + sigma;
-      }
-      auto num = [](double v) {
-        return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-      };
-      layers.push_back({{"layer", l + 1},
-                        {"loss_grad", f.loss_grad},
-                        {"loss_grad_rel", rel},
-                        {"jacobian", f.jacobian},
-                        {"factor", num(factor)},
-                        {"jacobian_factor", num(jfactor)},
-                        {"w_hh", blocks}});
-      for (int k = 0; k <= K; ++k) {
-        csv << '"' << r.label << "\"," << l + 1 << ',' << k << ',' << f.loss_grad[k] << ','
-            << rel[k] << ',';
-        if (!f.jacobian.empty()) csv << f.jacobian[k];  // 6 significant digits, like the others
-        csv << '\n';
-      }
-      if (!a.csv)
-        std::printf("%s %5zu %s %s %s %s  %s\n", padded(r.label).c_str(), l + 1,
-                    num_or_dash(factor, "%*.4f", 10).c_str(),
-                    num_or_dash(jfactor, "%*.4f", 10).c_str(),
-                    num_or_dash(rel[k50], "%*.3g", 12).c_str(),
-                    num_or_dash(f.jacobian.empty() ? NAN : f.jacobian[k50], "%*.3g", 12).c_str(),
-                    wtext.c_str());
-    }
-    jm.push_back({{"label", r.label},
-                  {"cell", cell_name(r.cfg.cell)},
-                  {"layers", r.cfg.layers},
-                  {"hidden", r.cfg.hidden},
-                  {"source", r.source},
-                  {"per_layer", layers}});
+    for (const GradientsRow& r : page.rows)
+      std::printf("%s %5d %s %s %s %s  %s\n", padded(r.label).c_str(), r.layer,
+                  num_or_dash(r.factor, "%*.4f", 10).c_str(),
+                  num_or_dash(r.jacobian_factor, "%*.4f", 10).c_str(),
+                  num_or_dash(r.rel_at, "%*.3g", 12).c_str(),
+                  num_or_dash(r.jacobian_at, "%*.3g", 12).c_str(), r.w_hh.c_str());
   }
-  if (a.csv) std::cout << csv.str();
-  if (!a.csv_path.empty()) write_file_atomic(a.csv_path, {csv.str()}, "CSV");
+  if (a.csv) std::cout << csv;
+  if (!a.csv_path.empty()) write_file_atomic(a.csv_path, {csv}, "CSV");
   if (!a.json.empty())
     write_file_atomic(a.json, {j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
                       "JSON");

@@ -2,7 +2,9 @@
 #include "unroll/inspect/gradients.h"
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <sstream>
 
 #include "unroll/core/error.h"
 #include "unroll/core/gemm.h"
@@ -278,6 +280,77 @@ std::vector<ScalarStep> scalar_tanh(double w, int steps, double h0, double x) {
     const double local = w * (1 - h * h);
     out.push_back({t, h, local, p *= local});
   }
+  return out;
+}
+
+GradientsPage gradients_page_data(const std::vector<MeasuredModel>& models, int K, int k_at,
+                                  int samples, const std::string& text_name,
+                                  const std::string& command, const nlohmann::json& scalar) {
+  GradientsPage out;
+  nlohmann::json& j = out.data;
+  j["format"] = "unroll-gradients-1";
+  j["title"] = "unroll gradients — " + std::to_string(models.size()) + " model" +
+               (models.size() > 1 ? "s" : "") + " on " + text_name;
+  j["command"] = command;
+  j["text"] = text_name;
+  j["K"] = K;
+  j["samples"] = samples;
+  if (!scalar.is_null()) j["scalar"] = scalar;
+  auto& jm = j["models"] = nlohmann::json::array();
+  std::ostringstream csv;
+  csv << "model,layer,k,loss_grad,loss_grad_rel,jacobian\n";
+  auto num = [](double v) {
+    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+  };
+  for (const MeasuredModel& r : models) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (size_t l = 0; l < r.flow.size(); ++l) {
+      const LayerFlow& f = r.flow[l];
+      std::vector<double> rel(f.loss_grad.size());
+      for (size_t k = 0; k < rel.size(); ++k)
+        rel[k] = f.loss_grad[0] > 0 ? f.loss_grad[k] / f.loss_grad[0] : 0.0;
+      GradientsRow row;
+      row.label = r.label;
+      row.layer = int(l) + 1;
+      row.factor = fitted_factor(f.loss_grad, 1, K);
+      row.jacobian_factor = f.jacobian.empty() ? NAN : fitted_factor(f.jacobian, 1, K);
+      row.rel_at = rel[k_at];
+      row.jacobian_at = f.jacobian.empty() ? NAN : f.jacobian[k_at];
+      nlohmann::json blocks = nlohmann::json::array();
+      for (const BlockStats& b : r.blocks[l]) {
+        blocks.push_back({{"block", b.block},
+                          {"spectral_radius", b.spectral_radius},
+                          {"sigma_max", b.sigma_max}});
+        // Four significant digits, whatever the size: a fixed-point format
+        // cut large values short.
+        char rho[32], sigma[32];
+        std::snprintf(rho, sizeof rho, "%.4g", b.spectral_radius);
+        std::snprintf(sigma, sizeof sigma, "%.4g", b.sigma_max);
+        row.w_hh += (row.w_hh.empty() ? "" : ", ") + b.block + " " + rho + "/" + sigma;
+      }
+      layers.push_back({{"layer", l + 1},
+                        {"loss_grad", f.loss_grad},
+                        {"loss_grad_rel", rel},
+                        {"jacobian", f.jacobian},
+                        {"factor", num(row.factor)},
+                        {"jacobian_factor", num(row.jacobian_factor)},
+                        {"w_hh", blocks}});
+      for (int k = 0; k <= K; ++k) {
+        csv << '"' << r.label << "\"," << l + 1 << ',' << k << ',' << f.loss_grad[k] << ','
+            << rel[k] << ',';
+        if (!f.jacobian.empty()) csv << f.jacobian[k];  // 6 significant digits, like the others
+        csv << '\n';
+      }
+      out.rows.push_back(std::move(row));
+    }
+    jm.push_back({{"label", r.label},
+                  {"cell", cell_name(r.cfg.cell)},
+                  {"layers", r.cfg.layers},
+                  {"hidden", r.cfg.hidden},
+                  {"source", r.source},
+                  {"per_layer", layers}});
+  }
+  out.csv = csv.str();
   return out;
 }
 

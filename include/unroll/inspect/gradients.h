@@ -13,6 +13,7 @@
 // the batch; every layer is measured.
 #pragma once
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -77,5 +78,31 @@ struct ScalarStep {
 };
 std::vector<double> scalar_linear(double w, int steps);
 std::vector<ScalarStep> scalar_tanh(double w, int steps, double h0, double x);
+
+// ---- what `unroll gradients` draws (inspect/page.h, gradients_page_html), writes as JSON and
+// CSV, and prints ----
+struct MeasuredModel {
+  std::string label, source;  // how the page names the model, and where it came from
+  ModelConfig cfg;
+  std::vector<LayerFlow> flow;                  // per layer, measure_flow
+  std::vector<std::vector<BlockStats>> blocks;  // per layer, recurrent_weight_stats
+};
+struct GradientsRow {       // one line of the summary table: a model's layer
+  std::string label, w_hh;  // w_hh: "i 0.91/1.2, f ..." (spectral radius / sigma_max per block)
+  int layer = 0;            // 1-based
+  double factor = 0, jacobian_factor = 0;  // fitted per-step factors over k = 1..K (NaN: none)
+  double rel_at = 0,
+         jacobian_at = 0;  // ‖∂L_T/∂h_{T−k}‖ relative to k = 0, and the Jacobian, at k = k_at
+};
+struct GradientsPage {
+  nlohmann::json data;  // format "unroll-gradients-1"
+  std::string csv;      // model,layer,k,loss_grad,loss_grad_rel,jacobian
+  std::vector<GradientsRow> rows;
+};
+// K: the largest distance measured; samples: positions averaged; scalar: the scalar
+// example's data, or null.
+GradientsPage gradients_page_data(const std::vector<MeasuredModel>& models, int K, int k_at,
+                                  int samples, const std::string& text_name,
+                                  const std::string& command, const nlohmann::json& scalar);
 
 }  // namespace unroll
