@@ -6,20 +6,13 @@
 #include "page_parts.h"
 #include "unroll/core/error.h"
 #include "unroll/inspect/page.h"
+#include "unroll_assets.h"  // src/inspect/assets/, embedded at build time
 
 namespace unroll {
 
 namespace {
 
-const char* kStyle = R"CSS(
-table.confusion { border-collapse: collapse; font-variant-numeric: tabular-nums; }
-table.confusion td { width: 3.2em; height: 2.2em; text-align: center; border: 1px solid #fff; font-size: 0.85em; }
-table.confusion th { font-weight: normal; font-size: 0.85em; padding: 0 0.4em; }
-table.confusion th.col { writing-mode: vertical-rl; transform: rotate(180deg); text-align: left; height: 7em; }
-table.confusion td.diag { outline: 2px solid #222; outline-offset: -2px; }
-.axis { font-size: 0.85em; color: #555; }
-table.scores td.num { text-align: right; font-variant-numeric: tabular-nums; }
-)CSS";
+const char* const kStyle = assets::classify_css;  // src/inspect/assets/classify.css
 
 // White to dark blue (one hue: readable for every kind of colour vision);
 // text turns white on the dark end.

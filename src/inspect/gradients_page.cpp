@@ -14,6 +14,7 @@
 
 #include "page_parts.h"
 #include "unroll/inspect/page.h"
+#include "unroll_assets.h"  // src/inspect/assets/, embedded at build time
 
 namespace unroll {
 
@@ -29,132 +30,11 @@ namespace {
 
 // ---------------------------------------------------------------- the style
 
-const char* const kStyle = R"CSS(.intro { max-width: 980px; }
-h2 sub, h3 sub, p sub, th sub { font-size: 75%; }
-figure.chart { position: relative; margin: 4px 0 0; }
-svg.plot { display: block; width: 100%; height: auto; }
-svg.plot text { font-size: 12px; }
-svg.plot text.ttl { font-size: 12.5px; fill: #3b434b; }
-svg.plot polyline.s { stroke-width: 1.8; stroke-linejoin: round; stroke-linecap: round; fill: none; }
-svg.plot.dim polyline.s { opacity: 0.16; }
-svg.plot.dim polyline.s.hot { opacity: 1; stroke-width: 2.8; }
-.tip { position: absolute; pointer-events: none; background: rgba(255, 255, 255, 0.97);
-  border: 1px solid var(--line); border-radius: 5px; padding: 4px 9px; font-size: 12px;
-  box-shadow: 0 2px 8px rgba(0, 0, 0, 0.1); white-space: nowrap; }
-.tip .v { font-variant-numeric: tabular-nums; }
-ul.legend { list-style: none; margin: 10px 0 4px; padding: 0; display: grid;
-  grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 4px 18px; font-size: 12.5px; }
-ul.legend li { display: flex; gap: 7px; align-items: flex-start; padding: 2px 5px; border-radius: 4px;
-  line-height: 1.3; }
-ul.legend li:hover { background: #eef2f6; }
-ul.legend .sw { flex: none; margin-top: 3px; }
-ul.legend .lab { overflow-wrap: break-word; word-break: break-word; }
-ul.legend .sub { display: block; color: var(--muted); font-size: 12px; }
-.clamped { margin-top: 6px; }
-.tag { display: inline-block; font-size: 11px; line-height: 16px; padding: 0 7px; border-radius: 8px;
-  margin-left: 6px; font-weight: 600; vertical-align: 1px; }
-.tag.vanishing { background: #e2ecfa; color: #1d4f9a; }
-.tag.exploding { background: #fce4e0; color: #a3281b; }
-.tag.flat { background: #e3f3e7; color: #26733a; }
-.tbl td .sw { vertical-align: -1px; margin-right: 7px; }
-.wide { overflow-x: auto; }
-.tbl td.factor { white-space: nowrap; }
-.tbl td.model { padding-left: 51px; text-indent: -43px; max-width: 380px; }
-.tbl td.model .src { display: block; text-indent: 0; color: var(--muted); font-size: 12px;
-  overflow-wrap: anywhere; }
-table.blocks { border-collapse: collapse; font-size: 12.5px; }
-table.blocks td { border: 0; padding: 0 0 0 16px; text-align: right; font-variant-numeric: tabular-nums;
-  white-space: nowrap; }
-table.blocks td:first-child { padding-left: 0; text-align: left; color: var(--muted); }
-.scalar { display: flex; flex-wrap: wrap; gap: 12px 48px; align-items: flex-start; }
-.scalar > div { max-width: 540px; }
-)CSS";
+const char* const kStyle = assets::gradients_css;  // src/inspect/assets/gradients.css
 
 // --------------------------------------------------------------- the script
 
-const char* const kScript = R"JS(
-(function () {
-  'use strict';
-  function num(x) { return typeof x === 'number' && isFinite(x); }
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text != null) e.textContent = text;
-    return e;
-  }
-  var SUP = { '-': '\u207B', '0': '\u2070', '1': '\u00B9', '2': '\u00B2', '3': '\u00B3', '4': '\u2074',
-              '5': '\u2075', '6': '\u2076', '7': '\u2077', '8': '\u2078', '9': '\u2079' };
-  function minus(s) { return s.charAt(0) === '-' ? '\u2212' + s.slice(1) : s; }
-  function fmt(v) {
-    if (!num(v)) return '\u2014';
-    if (v === 0) return '0';
-    var e = Math.floor(Math.log10(Math.abs(v)));
-    if (e >= -3 && e <= 3) return minus(String(+v.toPrecision(3)));
-    var m = +(v / Math.pow(10, e)).toPrecision(3);
-    if (Math.abs(m) >= 10) { m /= 10; e += 1; }
-    return minus(String(m)) + ' \u00D7 10' + String(e).split('').map(function (c) { return SUP[c]; }).join('');
-  }
-
-  Array.prototype.forEach.call(document.querySelectorAll('figure.chart'), function (fig) {
-    var D;
-    try { D = JSON.parse(fig.querySelector('script.chart-data').textContent); } catch (err) { return; }
-    var svg = fig.querySelector('svg.plot'), tip = fig.querySelector('.tip');
-    if (!svg || !tip || !D || !Array.isArray(D.s)) return;
-    var guide = svg.querySelector('.guide'), dot = svg.querySelector('.dot');
-    var lines = Array.prototype.slice.call(svg.querySelectorAll('polyline.s'));
-    function ok(v) { return num(v) && v >= 1e-30; }
-    function X(k) { return D.x0 + (D.x1 - D.x0) * k / D.K; }
-    function Y(v) {
-      var t = ok(v) ? (Math.log10(v) - D.lo) / (D.hi - D.lo) : 0;
-      return D.y1 - (D.y1 - D.y0) * Math.max(0, Math.min(1, t));
-    }
-    function focus(id) {
-      svg.classList.toggle('dim', id != null);
-      lines.forEach(function (l) { l.classList.toggle('hot', l.getAttribute('data-s') === String(id)); });
-    }
-    function hide() {
-      guide.setAttribute('visibility', 'hidden');
-      dot.setAttribute('visibility', 'hidden');
-      tip.hidden = true;
-      focus(null);
-    }
-    svg.addEventListener('mousemove', function (e) {
-      var r = svg.getBoundingClientRect(), sx = D.W / r.width, sy = D.H / r.height;
-      var px = (e.clientX - r.left) * sx, py = (e.clientY - r.top) * sy;
-      if (px < D.x0 - 8 || px > D.x1 + 8 || py < D.y0 - 8 || py > D.y1 + 8) { hide(); return; }
-      var k = Math.max(0, Math.min(D.K, Math.round((px - D.x0) / (D.x1 - D.x0) * D.K)));
-      var best = null, bestD = 1e9, bestY = 0;
-      D.s.forEach(function (s) {
-        if (!Array.isArray(s.v) || k >= s.v.length) return;
-        var y = Y(s.v[k]), d = Math.abs(y - py);
-        if (d < bestD) { bestD = d; best = s; bestY = y; }
-      });
-      if (!best) { hide(); return; }
-      var x = X(k), v = best.v[k];
-      guide.setAttribute('x1', x); guide.setAttribute('x2', x);
-      guide.setAttribute('visibility', 'visible');
-      dot.setAttribute('cx', x); dot.setAttribute('cy', bestY);
-      dot.setAttribute('fill', best.c);
-      dot.setAttribute('visibility', 'visible');
-      tip.textContent = '';
-      tip.appendChild(el('div', null, best.name + '  \u00B7  layer ' + best.layer));
-      tip.appendChild(el('div', 'v', 'k = ' + k + ':  ' + fmt(v) +
-                                     (ok(v) ? '' : '  (drawn at the bottom of the axis)')));
-      tip.hidden = false;
-      var left = x / sx + 14;
-      if (left + tip.offsetWidth > r.width) left = x / sx - 14 - tip.offsetWidth;
-      tip.style.left = Math.max(0, left) + 'px';
-      tip.style.top = Math.max(0, bestY / sy - tip.offsetHeight - 8) + 'px';
-      focus(best.i);
-    });
-    svg.addEventListener('mouseleave', hide);
-    Array.prototype.forEach.call(fig.querySelectorAll('ul.legend li[data-s]'), function (li) {
-      li.addEventListener('mouseenter', function () { focus(li.getAttribute('data-s')); });
-      li.addEventListener('mouseleave', function () { focus(null); });
-    });
-  });
-})();
-)JS";
+const char* const kScript = assets::gradients_js;  // src/inspect/assets/gradients.js
 
 // ------------------------------------------------------------------ the data
 

@@ -9,6 +9,7 @@
 
 #include "unroll/core/error.h"
 #include "unroll/inspect/page.h"
+#include "unroll_assets.h"  // src/inspect/assets/, embedded at build time
 
 namespace unroll {
 
@@ -111,41 +112,7 @@ std::string embedded_json(const json& data) {
                        {"\\u003c", "\\u003e", "\\u0026"});
 }
 
-const char* const kBaseStyle = R"CSS(
-:root {
-  --ink: #1d232a; --muted: #66707a; --faint: #e6e9ec; --line: #d5dade; --paper: #fff;
-  --accent: #1f5fbf; --found: #eaf5ec; --found-edge: #3c9a50;
-  --mono: ui-monospace, "SF Mono", Menlo, Consolas, "DejaVu Sans Mono", "Liberation Mono", monospace;
-  --sans: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "DejaVu Sans", Arial, sans-serif;
-}
-* { box-sizing: border-box; }
-html { background: #f4f5f7; }
-body { margin: 0; color: var(--ink); font: 14px/1.45 var(--sans); }
-main { max-width: 1240px; margin: 0 auto; padding: 20px 24px 40px; }
-section, header { background: var(--paper); border: 1px solid var(--faint); border-radius: 8px;
-  padding: 16px 20px; margin: 0 0 18px; }
-h1 { font-size: 20px; margin: 0 0 8px; font-weight: 650; overflow-wrap: anywhere; }
-h2 { font-size: 16px; margin: 0 0 10px; font-weight: 650; }
-h3 { font-size: 15px; margin: 0 0 4px; font-weight: 650; }
-p { margin: 4px 0 10px; }
-.note, .hint { color: var(--muted); font-size: 13px; }
-code, .mono { font-family: var(--mono); font-size: 12.5px; }
-.facts { display: flex; flex-wrap: wrap; gap: 6px 18px; margin: 4px 0 8px; }
-.facts span b { color: var(--muted); font-weight: 500; margin-right: 5px; }
-.paths { display: grid; grid-template-columns: max-content 1fr; gap: 2px 10px; font-size: 13px; }
-.paths .k { color: var(--muted); }
-.paths code { overflow-wrap: anywhere; }
-.cmd { margin-top: 8px; background: #f5f7f9; border: 1px solid var(--faint); border-radius: 5px;
-  padding: 6px 10px; overflow-wrap: anywhere; }
-.cmd code::before { content: "$ "; color: var(--muted); }
-table.tbl { border-collapse: collapse; font-size: 13px; }
-.tbl th { text-align: left; font-weight: 600; color: var(--muted); border-bottom: 1px solid var(--line);
-  padding: 4px 12px 4px 8px; white-space: nowrap; }
-.tbl td { padding: 3px 12px 3px 8px; border-bottom: 1px solid var(--faint); vertical-align: middle; }
-.tbl td.num, .tbl th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-svg text { font: 10.5px var(--sans); fill: #5d666f; }
-footer { color: var(--muted); font-size: 12px; text-align: center; }
-)CSS";
+const char* const kBaseStyle = assets::base_css;  // src/inspect/assets/base.css
 
 std::string document_start(const std::string& title, const char* style) {
   std::string h =

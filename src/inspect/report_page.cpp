@@ -11,6 +11,7 @@
 #include "unroll/core/file.h"
 #include "unroll/inspect/page.h"
 #include "unroll/train/metrics.h"
+#include "unroll_assets.h"  // src/inspect/assets/, embedded at build time
 
 namespace unroll {
 
@@ -18,24 +19,7 @@ namespace {
 
 using json = nlohmann::json;
 
-const char* kStyle = R"CSS(
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 14px; }
-figure { margin: 0; }
-figcaption { font-weight: 600; margin: 0 0 2px; }
-svg.chart { width: 100%; height: auto; }
-svg.chart .grid { stroke: #eceff2; }
-svg.chart .axis { stroke: #9aa3ab; }
-svg.chart .t { font-size: 11px; fill: #5d666f; }
-svg.chart .lab { font-size: 12px; fill: #3b434b; }
-ul.legend { list-style: none; padding: 0; margin: 0 0 8px; display: flex; flex-wrap: wrap; gap: 4px 16px; font-size: 13px; }
-ul.legend i { display: inline-block; width: 22px; height: 0; border-top: 3px solid; vertical-align: middle; margin-right: 6px; }
-ul.legend i.dash { border-top-style: dashed; }
-.scale { font-size: 13px; color: var(--muted); margin: 0 0 6px; }
-#logscale:checked ~ .charts .lin, #logscale:not(:checked) ~ .charts .log { display: none; }
-.samples .s { border-top: 1px solid var(--faint); padding: 6px 0; }
-.samples .s b { color: var(--muted); font-weight: 500; font-size: 12px; }
-.samples pre { margin: 2px 0 0; white-space: pre-wrap; font: 12.5px/1.4 var(--mono); max-height: 9.8em; overflow: auto; }
-)CSS";
+const char* const kStyle = assets::report_css;  // src/inspect/assets/report.css
 
 // Okabe & Ito's palette: distinguishable with every kind of colour vision.
 const char* kColours[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",

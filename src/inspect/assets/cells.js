@@ -1,0 +1,496 @@
+
+(function() {
+'use strict';
+
+// ---- helpers
+function arr(x) { return Array.isArray(x) ? x : []; }
+function num(x) { return typeof x === 'number' && isFinite(x); }
+function el(tag, cls, text) {
+  var e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text != null) e.textContent = text;
+  return e;
+}
+function minus(s) { return s.charAt(0) === '-' ? '\u2212' + s.slice(1) : s; }
+function f3(v) { return num(v) ? minus(v.toFixed(3)) : '\u2014'; }
+function signed2(v) {
+  return num(v) ? (v < 0 ? '\u2212' : '+') + Math.abs(v).toFixed(2) : '\u2014';
+}
+function pct(v) { return num(v) ? (100 * v).toFixed(1) + '%' : '\u2014'; }
+function short(v) { return num(v) ? minus(String(Math.round(v * 1000) / 1000)) : '\u2014'; }
+
+var textBox = document.getElementById('text');
+function fail(msg) {
+  if (textBox) textBox.textContent = 'This page could not be drawn: ' + msg;
+}
+
+var D;
+try {
+  D = JSON.parse(document.getElementById('unroll-data').textContent);
+} catch (err) {
+  fail('its data did not parse (' + err.message + ')');
+  return;
+}
+if (!D || typeof D !== 'object') {
+  fail('its data is empty');
+  return;
+}
+
+var chars = arr(D.chars).map(function(c) { return typeof c === 'string' ? c : String(c); });
+var N = chars.length;
+var loss = arr(D.loss), tops = arr(D.top);
+
+function rangeOf(s) {
+  var r = s.range;
+  if (Array.isArray(r) && num(r[0]) && num(r[1]) && r[1] > r[0]) return r;
+  var m = 0;
+  for (var i = 0; i < s.values.length; i++)
+    if (num(s.values[i])) m = Math.max(m, Math.abs(s.values[i]));
+  return m > 0 ? [-m, m] : [-1, 1];
+}
+var series = arr(D.series).filter(function(
+    s) { return s && typeof s.id === 'string' && Array.isArray(s.values); });
+var byId = new Map();
+series.forEach(function(s) {
+  var r = rangeOf(s);
+  s.lo = r[0];
+  s.hi = r[1];
+  if (!byId.has(s.id)) byId.set(s.id, s);
+});
+
+// ---- colours: white at 0, red towards -1, blue towards +1
+var RED = [226, 84, 72], BLUE = [62, 124, 222], PAL = [];
+for (var k = 0; k <= 200; k++) {
+  var x = k / 100 - 1, t = Math.abs(x), c = x < 0 ? RED : BLUE;
+  PAL.push(
+      'rgb(' + Math.round(255 + (c[0] - 255) * t) + ',' + Math.round(255 + (c[1] - 255) * t) + ',' +
+      Math.round(255 + (c[2] - 255) * t) + ')');
+}
+function colour(x) {
+  if (!num(x)) return '';
+  if (x < -1)
+    x = -1;
+  else if (x > 1)
+    x = 1;
+  return PAL[Math.round((x + 1) * 100)];
+}
+function seriesColour(s, v) { return num(v) ? colour((2 * v - s.lo - s.hi) / (s.hi - s.lo)) : ''; }
+
+// ---- characters as drawn in the text, and as named in the info strip
+function code(ch) { return ch.length ? ch.codePointAt(0) : -1; }
+function special(ch) {
+  var c = code(ch);
+  return c <= 32 || c === 127 || (c >= 0x80 && c <= 0xA0) || c === 0xAD ||
+      (c >= 0x2000 && c <= 0x200F) || c === 0x2028 || c === 0x2029 || c === 0x202F ||
+      c === 0x205F || c === 0x3000 || c === 0xFEFF;
+}
+function shown(ch) {  // in the text: spaces and tabs stay (coloured boxes), controls become symbols
+  if (ch === '\n') return '\u21B5';
+  if (ch === ' ' || ch === '\t') return ch;
+  var c = code(ch);
+  if (c >= 0 && c < 32) return String.fromCharCode(0x2400 + c);
+  if (c === 127) return '\u2421';
+  if (c < 0) return '\u2205';
+  return special(ch) ? '\u00B7' : ch;
+}
+function readable(ch) {  // a character on its own, where blanks would vanish
+  if (ch === ' ') return '\u2423';
+  if (ch === '\n') return '\u21B5';
+  if (ch === '\t') return '\u21E5';
+  return shown(ch);
+}
+function uplus(ch) {
+  var c = code(ch);
+  if (c < 0) return '';
+  var h = c.toString(16).toUpperCase();
+  while (h.length < 4) h = '0' + h;
+  return 'U+' + h;
+}
+
+// ---- the viewer: one span per character, built once
+var sel = document.getElementById('series');
+var info = document.getElementById('info');
+var legend = document.getElementById('legend');
+var spans = new Array(N), lineOf = new Int32Array(N), colOf = new Int32Array(N);
+(function build() {
+  var frag = document.createDocumentFragment(), line = 0, col = 0;
+  for (var i = 0; i < N; i++) {
+    var ch = chars[i], s = document.createElement('span');
+    s.ui = i;
+    lineOf[i] = line;
+    colOf[i] = col++;
+    if (ch === '\n') {
+      s.className = 'nl';
+      s.textContent = '\u21B5';
+      frag.appendChild(s);
+      frag.appendChild(document.createTextNode('\n'));
+      line++;
+      col = 0;
+    } else {
+      var d = shown(ch);
+      if (d !== ch) s.className = 'ctl';
+      s.textContent = d;
+      frag.appendChild(s);
+    }
+    spans[i] = s;
+  }
+  textBox.textContent = '';
+  if (N === 0) textBox.appendChild(el('span', 'hint', '(the text is empty)'));
+  textBox.appendChild(frag);
+})();
+
+var groups = new Map();
+series.forEach(function(s) {
+  var key = num(s.layer) ? 'layer ' + s.layer : 'other';
+  if (!groups.has(key)) {
+    var g = el('optgroup');
+    g.label = key;
+    groups.set(key, g);
+  }
+  var o = el('option', null, (s.label ? s.label + '  \u00B7  ' : '') + s.id);
+  o.value = s.id;
+  groups.get(key).appendChild(o);
+});
+groups.forEach(function(g) { sel.appendChild(g); });
+if (series.length === 0) {
+  sel.appendChild(el('option', null, '(no series)'));
+  sel.disabled = true;
+}
+
+var cur = null, pinned = -1, lastShown = -1;
+
+function showInfo(i) {
+  info.textContent = '';
+  lastShown = (num(i) && i >= 0 && i < N) ? i : -1;
+  if (lastShown < 0) {
+    info.appendChild(el(
+        'div', 'hint',
+        'Hover over a character (or tap it) to see the value of the cell, ' +
+            'the loss there and the model\u2019s five best guesses for the next character. A click pins it.'));
+    return;
+  }
+  var ch = chars[i];
+  var a = el('div', 'i-char');
+  a.appendChild(el('div', 'glyph' + (special(ch) ? ' ws' : ''), readable(ch)));
+  a.appendChild(el('div', 'cp', special(ch) || code(ch) > 126 ? uplus(ch) : '\u00A0'));
+  info.appendChild(a);
+
+  var b = el('div', 'i-meta');
+  function row(k, v, sw) {
+    var r = el('div');
+    r.appendChild(el('span', 'k', k));
+    if (sw != null) {
+      var q = el('span', 'swatch');
+      q.style.backgroundColor = sw;
+      r.appendChild(q);
+    }
+    r.appendChild(el('span', null, v));
+    b.appendChild(r);
+  }
+  row('position',
+      i + ' of ' + N + '  \u00B7  line ' + (lineOf[i] + 1) + ', column ' + (colOf[i] + 1));
+  if (cur) {
+    var v = cur.values[i];
+    row('value', f3(v) + '  \u00B7  ' + cur.id, seriesColour(cur, v) || '#fff');
+  }
+  var l = loss[i];
+  row('loss',
+      num(l) ? l.toFixed(3) + ' nats  \u00B7  p(this character) = ' + Math.exp(-l).toFixed(3) :
+               '\u2014 (nothing read before it)');
+  info.appendChild(b);
+
+  var c = el('div', 'i-top');
+  var next = i + 1 < N ? chars[i + 1] : null;
+  c.appendChild(el(
+      'div', 'h',
+      'after it, the model expects' + (next != null ? '  (next is ' + readable(next) + ')' : '')));
+  arr(tops[i]).slice(0, 5).forEach(function(g) {
+    if (!Array.isArray(g)) return;
+    var gc = typeof g[0] === 'string' ? g[0] : String(g[0]), p = num(g[1]) ? g[1] : 0;
+    var r = el('div', 'guess');
+    r.appendChild(el('span', 'g' + (gc === next ? ' hit' : ''), readable(gc)));
+    var bar = el('span', 'gbar');
+    bar.style.width = Math.max(1, Math.round(200 * Math.min(1, p))) + 'px';
+    r.appendChild(bar);
+    r.appendChild(el('span', 'gp', p.toFixed(3)));
+    c.appendChild(r);
+  });
+  info.appendChild(c);
+}
+
+function drawLegend(s) {
+  legend.textContent = '';
+  legend.appendChild(el('span', null, short(s.lo)));
+  var bar = el('span', 'bar');
+  bar.style.background =
+      'linear-gradient(to right, ' + PAL[0] + ', ' + PAL[100] + ', ' + PAL[200] + ')';
+  legend.appendChild(bar);
+  legend.appendChild(el('span', null, short(s.hi)));
+  legend.appendChild(el('span', null, '  (white at ' + short((s.lo + s.hi) / 2) + ')'));
+}
+
+function showSeries(id) {
+  var s = byId.get(id);
+  if (!s) return false;
+  cur = s;
+  if (sel.value !== s.id) sel.value = s.id;
+  var v = s.values;
+  for (var i = 0; i < N; i++) spans[i].style.backgroundColor = seriesColour(s, v[i]);
+  drawLegend(s);
+  showInfo(lastShown >= 0 ? lastShown : pinned);
+  return true;
+}
+
+sel.addEventListener('change', function() { showSeries(sel.value); });
+textBox.addEventListener('mouseover', function(e) {
+  if (typeof e.target.ui === 'number') showInfo(e.target.ui);
+});
+textBox.addEventListener('mouseleave', function() { showInfo(pinned); });
+textBox.addEventListener('click', function(e) {
+  var i = e.target.ui;
+  if (typeof i !== 'number') return;
+  if (pinned >= 0) spans[pinned].classList.remove('pin');
+  pinned = pinned === i ? -1 : i;
+  if (pinned >= 0) spans[pinned].classList.add('pin');
+  showInfo(i);
+});
+
+// Any cell id on the page selects that series in the viewer and scrolls to it.
+function pick(id, at) {
+  if (!showSeries(id)) return;
+  document.getElementById('viewer').scrollIntoView({behavior: 'smooth', block: 'start'});
+  if (num(at) && at >= 0 && at < N) textBox.scrollTop = Math.max(0, spans[at].offsetTop - 24);
+}
+document.addEventListener('click', function(e) {
+  var t = e.target;
+  if (!(t instanceof Element)) return;
+  var b = t.closest('button.cid');
+  if (b && b.dataset.id) {
+    pick(b.dataset.id, b.dataset.at ? Number(b.dataset.at) : NaN);
+    return;
+  }
+  var p = t.closest('button.plink');
+  if (p) {
+    var sec = document.getElementById('probe-' + p.dataset.probe);
+    if (sec) sec.scrollIntoView({behavior: 'smooth', block: 'start'});
+  }
+});
+
+function cidButton(id, at) {
+  var b = el('button', 'cid', id);
+  b.type = 'button';
+  b.dataset.id = id;
+  if (num(at)) b.dataset.at = String(at);
+  if (!byId.has(id)) {
+    b.disabled = true;
+    b.title = 'not among the recorded series';
+  } else
+    b.title = 'show ' + (byId.get(id).label || id) + ' in the text above';
+  return b;
+}
+
+// ---- one section per probe
+var threshold = D.summary && num(D.summary.threshold) ? D.summary.threshold : 0.6;
+var WINDOW = 600, SEG = 100;
+
+// The ~600 characters where the probe changes most often (else the start),
+// widened to whole lines.
+function excerpt(vals) {
+  if (N <= WINDOW) return [0, N];
+  var P = new Int32Array(N + 1);
+  for (var t = 0; t < N; t++) P[t + 1] = P[t] + (t > 0 && vals[t] !== vals[t - 1] ? 1 : 0);
+  var best = 0, bestScore = -1;
+  for (var s = 0; s + WINDOW <= N; s++) {
+    var score = P[s + WINDOW] - P[s + 1];
+    if (score > bestScore) {
+      bestScore = score;
+      best = s;
+    }
+  }
+  var a = best, b = best + WINDOW;
+  for (var j = a; j > 0 && a - j < 160; j--)
+    if (chars[j - 1] === '\n') {
+      a = j;
+      break;
+    }
+  for (var m = b - 1; m < N && m - b < 160; m++)
+    if (chars[m] === '\n') {
+      b = m + 1;
+      break;
+    }
+  return [a, Math.min(b, N)];
+}
+
+function probeSection(p, pi) {
+  var sec = el('section', 'probe');
+  sec.id = 'probe-' + pi;
+  var vals = p.values, maxAbs = 0;
+  for (var i = 0; i < vals.length; i++)
+    if (num(vals[i])) maxAbs = Math.max(maxAbs, Math.abs(vals[i]));
+  var ranks = arr(p.top).filter(function(t) { return t && typeof t.id === 'string'; });
+  var bestCorr = ranks.length && num(ranks[0].corr) ? ranks[0].corr : NaN;
+  var found = num(bestCorr) && Math.abs(bestCorr) >= threshold;
+
+  var h = el('h3');
+  h.appendChild(el('span', null, String(p.name)));
+  h.appendChild(el('span', 'badge', p.binary ? 'binary' : 'numeric, up to ' + short(maxAbs)));
+  if (found) h.appendChild(el('span', 'badge ok', 'a cell tracks it'));
+  sec.appendChild(h);
+  if (p.description) sec.appendChild(el('p', 'note', String(p.description)));
+
+  var w = excerpt(vals);
+  var cols = el('div', 'cols');
+  var tbl = el('table', 'tbl'), thead = el('thead'), hr = el('tr');
+  [['#', 'num'], ['cell', ''], ['what', ''], ['corr', 'num'], ['', ''], ['accuracy', 'num']]
+      .forEach(function(c) { hr.appendChild(el('th', c[1], c[0])); });
+  thead.appendChild(hr);
+  tbl.appendChild(thead);
+  var tb = el('tbody');
+  ranks.forEach(function(r, ri) {
+    var tr = el('tr', num(r.corr) && Math.abs(r.corr) >= threshold ? 'found' : null);
+    tr.appendChild(el('td', 'num', String(ri + 1)));
+    var td = el('td');
+    td.appendChild(cidButton(r.id, w[0]));
+    tr.appendChild(td);
+    var s = byId.get(r.id);
+    tr.appendChild(el('td', 'what', s && s.label ? s.label : ''));
+    tr.appendChild(el('td', 'num', signed2(r.corr)));
+    var tdb = el('td'), cb = el('span', 'cbar');
+    if (num(r.corr)) {
+      cb.style.width = Math.round(70 * Math.min(1, Math.abs(r.corr))) + 'px';
+      cb.style.backgroundColor = r.corr < 0 ? PAL[25] : PAL[175];
+    }
+    tdb.appendChild(cb);
+    tr.appendChild(tdb);
+    tr.appendChild(el('td', 'num', pct(r.accuracy)));
+    tb.appendChild(tr);
+  });
+  if (!ranks.length) {
+    var tr0 = el('tr'), td0 = el('td', 'note', 'no cell was ranked for this probe');
+    td0.colSpan = 6;
+    tr0.appendChild(td0);
+    tb.appendChild(tr0);
+  }
+  tbl.appendChild(tb);
+  cols.appendChild(tbl);
+  sec.appendChild(cols);
+
+  // Side by side: each line of the excerpt drawn as a group of rows, the probe
+  // on top and its best cells below, so the columns line up character for character.
+  var rows = [{
+    tag: 'P',
+    colour: function(i) { return maxAbs > 0 && num(vals[i]) ? colour(vals[i] / maxAbs) : ''; }
+  }];
+  var cells = ranks.filter(function(r) { return byId.has(r.id); }).slice(0, 2);
+  cells.forEach(function(r, ci) {
+    var s = byId.get(r.id);
+    rows.push({
+      tag: '#' + (ranks.indexOf(r) + 1),
+      extra: ci === 1,
+      s: s,
+      r: r,
+      colour: function(i) { return seriesColour(s, s.values[i]); }
+    });
+  });
+
+  var key = el('div', 'key');
+  var k0 = el('div');
+  k0.appendChild(el('span', 'gut', 'P'));
+  k0.appendChild(
+      el('span', null,
+         'the probe: ' +
+             (p.binary ? 'blue where it is on' :
+                         'its value scaled by its largest, ' + short(maxAbs))));
+  key.appendChild(k0);
+  rows.slice(1).forEach(function(row) {
+    var d = el('div');
+    d.appendChild(el('span', 'gut', row.tag));
+    d.appendChild(cidButton(row.s.id, w[0]));
+    d.appendChild(
+        el('span', null,
+           '  ' + (row.s.label || '') + '  \u00B7  corr ' + signed2(row.r.corr) +
+               (num(row.r.corr) && row.r.corr < 0 ? '  (red where the probe is on)' : '')));
+    if (row.extra) {
+      var lab = el('label'), cbx = el('input');
+      cbx.type = 'checkbox';
+      cbx.addEventListener('change', function() { sec.classList.toggle('show2', cbx.checked); });
+      lab.appendChild(cbx);
+      lab.appendChild(document.createTextNode(' show it'));
+      d.appendChild(lab);
+    }
+    key.appendChild(d);
+  });
+  key.appendChild(
+      el('div', 'note',
+         'characters ' + w[0] + '\u2013' + w[1] + ' of ' + N +
+             (w[0] > 0 || w[1] < N ? ' (where the probe changes most)' : '')));
+  sec.appendChild(key);
+
+  var readout = el('div', 'readout', '\u00A0');
+  sec.appendChild(readout);
+  var box = el('div', 'strips'), frag = document.createDocumentFragment();
+  function group(x, y) {
+    var g = el('div', 'grp');
+    rows.forEach(function(row) {
+      var r = el('div', row.extra ? 'srow extra' : 'srow');
+      r.appendChild(el('span', 'gut', row.tag));
+      for (var i = x; i < y; i++) {
+        var sp = el('span', chars[i] === '\n' ? 'nl' : null, shown(chars[i]));
+        sp.ui = i;
+        var bg = row.colour(i);
+        if (bg) sp.style.backgroundColor = bg;
+        r.appendChild(sp);
+      }
+      g.appendChild(r);
+    });
+    frag.appendChild(g);
+  }
+  // Lines longer than SEG characters are cut, after a space when there is one near the end.
+  var start = w[0];
+  for (var q = w[0]; q < w[1]; q++) {
+    if (chars[q] === '\n' || q === w[1] - 1) {
+      group(start, q + 1);
+      start = q + 1;
+      continue;
+    }
+    if (q + 1 - start >= SEG) {
+      var cut = q;
+      for (var z = q; z > q - 24; z--)
+        if (chars[z] === ' ') {
+          cut = z;
+          break;
+        }
+      group(start, cut + 1);
+      start = cut + 1;
+    }
+  }
+  box.appendChild(frag);
+  box.addEventListener('mouseover', function(e) {
+    var i = e.target.ui;
+    if (typeof i !== 'number') return;
+    var parts = ['position ' + i, readable(chars[i]), 'probe ' + short(vals[i])];
+    rows.slice(1).forEach(function(row) { parts.push(row.s.id + ' ' + f3(row.s.values[i])); });
+    readout.textContent = parts.join('   \u00B7   ');
+  });
+  sec.appendChild(box);
+  return sec;
+}
+
+var list = document.getElementById('probe-list');
+var nProbes = 0;
+arr(D.probes).forEach(function(p, pi) {
+  if (!p || !Array.isArray(p.values)) return;
+  list.appendChild(probeSection(p, pi));
+  nProbes++;
+});
+if (!nProbes) list.appendChild(el('p', 'note', 'No probes in this page.'));
+
+// ---- start
+var first = typeof D.default_series === 'string' && byId.has(D.default_series) ?
+    D.default_series :
+    (series.length ? series[0].id : null);
+if (first)
+  showSeries(first);
+else
+  showInfo(-1);
+})();
