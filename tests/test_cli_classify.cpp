@@ -90,6 +90,32 @@ TEST_F(CliTest, ClassifyTrainEvalPredictInfo) {
   EXPECT_TRUE(contains(r.out, "Consonantish")) << r.out;
 }
 
+// --clip-mode value works for classifiers as for language models (issue 20): recorded in
+// config.json, and clamping every gradient element to 1e-9 (below Adam's eps) stops learning
+// that the same run without clipping does.
+TEST_F(CliTest, ClassifyClipsByValue) {
+  write_names(dir_ / "names");
+  double loss[2] = {0, 0};
+  for (int clipped = 0; clipped < 2; ++clipped) {
+    const fs::path out = dir_ / ("run" + std::to_string(clipped));
+    Proc r = unroll(cat(
+        {"classify", "train", (dir_ / "names").string(), "--out", out.string(), "--val-fraction",
+         "0.25", "--seed", "3", "--clip-mode", "value", "--clip", clipped ? "1e-9" : "0"},
+        kSmall));
+    ASSERT_EQ(r.code, 0) << describe(r);
+    EXPECT_EQ(nlohmann::json::parse(read_file(out / "config.json"))["train"]["clip_mode"], "value");
+    Proc e = unroll(
+        {"classify", "eval", (out / "latest.safetensors").string(), "--validation", "--json"});
+    ASSERT_EQ(e.code, 0) << describe(e);
+    loss[clipped] = nlohmann::json::parse(e.out)["loss"];
+  }
+  EXPECT_LT(loss[0], 0.35) << "unclipped, the names are learnt";
+  EXPECT_GT(loss[1], 0.6) << "clamped to 1e-9, nothing is learnt (chance: ln 2 = 0.69)";
+  expect_clean_error(unroll({"classify", "train", (dir_ / "names").string(), "--out",
+                             (dir_ / "x").string(), "--clip-mode", "max"}),
+                     {"--clip-mode", "norm", "value"});
+}
+
 TEST_F(CliTest, ClassifyBadInputIsACleanError) {
   const std::string bad = file("bad.tsv", "pos\tgood\nneg bad\n");
   Proc r = unroll(cat({"classify", "train", bad, "--out", (dir_ / "run").string()}, kSmall));

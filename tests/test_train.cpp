@@ -102,6 +102,27 @@ TEST(Clipping, ByNormAndByValue) {
   EXPECT_EQ(k[0], 0.3f);
 }
 
+// clip_gradient, what every task's --clip and --clip-mode run: "value" says it clipped when
+// an element was beyond the bound (even with the norm below it), "norm" when the norm was.
+TEST(Clipping, OneFunctionForEveryTask) {
+  float g[3] = {0.9f, -0.2f, 0.1f};  // norm 0.93, one element beyond 0.5
+  Clipped v = clip_gradient(g, 3, 0.5, "value");
+  EXPECT_TRUE(v.clipped);
+  EXPECT_NEAR(v.norm, std::sqrt(0.86), 1e-6);
+  EXPECT_EQ(g[0], 0.5f);
+  EXPECT_EQ(g[1], -0.2f);
+  float h[3] = {0.9f, -0.2f, 0.1f};
+  Clipped n = clip_gradient(h, 3, 1.0, "norm");  // norm 0.93 < 1: untouched
+  EXPECT_FALSE(n.clipped);
+  EXPECT_EQ(h[0], 0.9f);
+  EXPECT_TRUE(clip_gradient(h, 3, 0.5, "norm").clipped);
+  EXPECT_NEAR(global_norm(h, 3), 0.5, 1e-6);
+  float k[2] = {100, -100};
+  Clipped off = clip_gradient(k, 2, 0, "value");  // 0 = off
+  EXPECT_FALSE(off.clipped);
+  EXPECT_EQ(k[0], 100.0f);
+}
+
 TEST(Schedule, DecayAfterEpochs) {
   // Zaremba et al.: lr 1 for 4 epochs, then halved every epoch.
   EXPECT_EQ(scheduled_lr(1.0f, 0.5f, 4, 1), 1.0f);

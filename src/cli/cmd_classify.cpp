@@ -110,8 +110,12 @@ void add_common_train_options(CLI::App* s, ClassifyTrainArgs& a, const char* def
       ->check(positive())
       ->capture_default_str()
       ->group("Optimisation");
-  s->add_option("--clip", cc.clip, "Global gradient-norm clipping; 0 = off")
+  s->add_option("--clip", cc.clip, "Gradient clipping threshold; 0 = off")
       ->check(non_negative())
+      ->capture_default_str()
+      ->group("Optimisation");
+  s->add_option("--clip-mode", cc.clip_mode, "norm (global L2 norm) or value (element-wise)")
+      ->check(CLI::IsMember({"norm", "value"}))
       ->capture_default_str()
       ->group("Optimisation");
   s->add_option("--on-nan", cc.on_nan,

@@ -29,6 +29,8 @@ void ClassifyConfig::validate() const {
   require(batch >= 1 && batch <= 100000, "--batch must be in 1..100000");
   require(optim.lr > 0 && std::isfinite(optim.lr), "--lr must be a positive number");
   require(clip >= 0 && std::isfinite(clip), "--clip must be 0 (off) or a positive number");
+  require(clip_mode == "norm" || clip_mode == "value",
+          "--clip-mode must be 'norm' or 'value' (got '" + clip_mode + "')");
   require(max_epochs >= 1, "--epochs must be at least 1");
   require(patience >= 0, "--patience must be 0 (never stop early) or more");
   require(max_seconds >= 0, "--time must not be negative");
@@ -48,6 +50,7 @@ nlohmann::json to_json(const ClassifyConfig& c) {
           {"batch", c.batch},
           {"optim", to_json(c.optim)},
           {"clip", c.clip},
+          {"clip_mode", c.clip_mode},
           {"max_epochs", c.max_epochs},
           {"patience", c.patience},
           {"max_seconds", c.max_seconds},
@@ -68,6 +71,7 @@ ClassifyConfig classify_config_from_json(const nlohmann::json& j) {
     c.batch = json_field(j, "batch", c.batch);
     if (j.contains("optim")) c.optim = optim_config_from_json(j["optim"]);
     c.clip = json_field(j, "clip", c.clip);
+    c.clip_mode = j.value("clip_mode", c.clip_mode);  // absent before it existed
     c.max_epochs = json_field(j, "max_epochs", c.max_epochs);
     c.patience = json_field(j, "patience", c.patience);
     c.max_seconds = json_field(j, "max_seconds", c.max_seconds);
@@ -478,8 +482,8 @@ ClassReport train_epochs(
       const size_t n = std::min(idx.size() - starts[bi], size_t(cfg.batch));
       m.zero_grad();
       BatchStats b = step(idx.data() + starts[bi], n);
-      const double norm = cfg.clip > 0 ? clip_by_norm(m.grads.data(), m.grads.size(), cfg.clip)
-                                       : global_norm(m.grads.data(), m.grads.size());
+      const Clipped clip = clip_gradient(m.grads.data(), m.grads.size(), cfg.clip, cfg.clip_mode);
+      const double norm = clip.norm;
       ++steps;
       if (std::find(cfg.poison_steps.begin(), cfg.poison_steps.end(), steps) !=
           cfg.poison_steps.end())
@@ -522,7 +526,7 @@ ClassReport train_epochs(
                         {"train_accuracy", double(total.right) / double(total.count)},
                         {"lr", cfg.optim.lr},
                         {"grad_norm", norm},
-                        {"clipped", cfg.clip > 0 && norm > cfg.clip}});
+                        {"clipped", clip.clipped}});
       }
     }
     ClassReport r = validate();

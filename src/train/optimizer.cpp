@@ -201,4 +201,19 @@ double clip_by_value(float* g, size_t n, double v) {
   return norm;
 }
 
+Clipped clip_gradient(float* g, size_t n, double clip, const std::string& mode) {
+  Clipped r;
+  if (mode == "value") {
+    float max_abs = 0;  // an element beyond the bound is what value clipping changes
+#pragma omp parallel for simd reduction(max : max_abs) schedule(static)
+    for (int64_t i = 0; i < int64_t(n); ++i) max_abs = std::max(max_abs, std::fabs(g[i]));
+    r.norm = clip > 0 ? clip_by_value(g, n, clip) : global_norm(g, n);
+    r.clipped = clip > 0 && max_abs > clip;
+  } else {
+    r.norm = clip > 0 ? clip_by_norm(g, n, clip) : global_norm(g, n);
+    r.clipped = clip > 0 && r.norm > clip;
+  }
+  return r;
+}
+
 }  // namespace unroll

@@ -461,11 +461,9 @@ StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const 
   const size_t n = m.grads.size();
   double max_abs = 0;
   r.group_norms = group_norms(m, &max_abs);
-  r.grad_norm = cfg.clip_mode == "norm"
-                    ? clip_by_norm(m.grads.data(), n, cfg.clip)
-                    : clip_by_value(m.grads.data(), n, cfg.clip > 0 ? cfg.clip : 1e30);
-  r.clipped =
-      cfg.clip > 0 && (cfg.clip_mode == "norm" ? r.grad_norm > cfg.clip : max_abs > cfg.clip);
+  const Clipped c = clip_gradient(m.grads.data(), n, cfg.clip, cfg.clip_mode);
+  r.grad_norm = c.norm;
+  r.clipped = c.clipped;
   // A non-finite loss or gradient is reported by the caller; the parameters stay untouched.
   if (std::isfinite(r.loss) && std::isfinite(r.grad_norm))
     opt.step(m.params.data(), m.grads.data(), lr);

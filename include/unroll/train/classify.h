@@ -22,11 +22,12 @@
 namespace unroll {
 
 struct ClassifyConfig {
-  TextFormat format;      // how text becomes tokens (char or word level)
-  char separator = '\t';  // between label and text in a file of examples
-  int batch = 32;         // sequences per step
-  OptimConfig optim;      // Adam, lr 2e-3 by default
-  double clip = 5.0;      // global gradient norm; 0 = no clipping
+  TextFormat format;               // how text becomes tokens (char or word level)
+  char separator = '\t';           // between label and text in a file of examples
+  int batch = 32;                  // sequences per step
+  OptimConfig optim;               // Adam, lr 2e-3 by default
+  double clip = 5.0;               // 0 = no clipping
+  std::string clip_mode = "norm";  // "norm" (global L2 norm) or "value" (element-wise), optimizer.h
   int max_epochs = 30;
   int patience = 4;  // stop after this many epochs without a better validation loss; 0 = never
   double max_seconds = 0;  // 0 = no limit

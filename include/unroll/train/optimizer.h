@@ -60,6 +60,15 @@ double clip_by_norm(float* g, size_t n, double max_norm);
 // Clamps each element to [−v, v]; returns the global norm before.
 double clip_by_value(float* g, size_t n, double v);
 
+// --clip and --clip-mode, the same for every task: mode "norm" scales g to a global norm of
+// at most `clip`, "value" clamps each element to [−clip, clip]; clip 0 = off. Returns the
+// global norm before, and whether clipping changed g.
+struct Clipped {
+  double norm = 0;
+  bool clipped = false;
+};
+Clipped clip_gradient(float* g, size_t n, double clip, const std::string& mode);
+
 // NT-ASGD's trigger (Merity et al. 2017, non-monotonically triggered ASGD):
 // the validation loss v is worse than the best of those logged more than n
 // validations ago. history: the earlier validation losses, oldest first.
