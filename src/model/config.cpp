@@ -168,6 +168,18 @@ ParamLayout::ParamLayout(const ModelConfig& c) {
     }
   if (!c.tie) add("head.weight", {c.outputs, c.state_size()});
   add("head.bias", {c.outputs});
+  // The offsets a step reads, looked up here once.
+  parts_.directions = c.directions();
+  if (c.embed) parts_.embedding = at("embedding.weight").offset;
+  if (c.categories) parts_.category = at("category.weight").offset;
+  for (int l = 0; l < c.layers; ++l)
+    for (int d = 0; d < c.directions(); ++d) {
+      const std::string s = std::to_string(l) + (d ? "_reverse" : "");
+      parts_.rnn.push_back({at("rnn.weight_ih_l" + s).offset, at("rnn.weight_hh_l" + s).offset,
+                            at("rnn.bias_ih_l" + s).offset, at("rnn.bias_hh_l" + s).offset});
+    }
+  parts_.head_weight = at(c.tie ? "embedding.weight" : "head.weight").offset;
+  parts_.head_bias = at("head.bias").offset;
 }
 
 void ParamLayout::add(std::string name, std::vector<int64_t> shape) {

@@ -117,7 +117,7 @@ class Model {
     require(cfg_.categories > 0, "this model is not conditioned on categories");
     reset_state(B);
     const int H = cfg_.hidden, L = cfg_.layers;
-    const F* table = param("category.weight");
+    const F* table = (params.data() + layout_.parts().category);
     cats_.assign(cats, cats + B);
     for (int b = 0; b < B; ++b) {
       require(cats[b] >= 0 && cats[b] < cfg_.categories, "category " + std::to_string(cats[b]) +
@@ -160,7 +160,7 @@ class Model {
     const F* x = nullptr;  // dense input of the current layer
     if (cfg_.embed) {
       F* e = ensure(embed_out_, TB * cfg_.embed);
-      embedding_forward(param("embedding.weight"), inputs, TB, cfg_.embed, e);
+      embedding_forward((params.data() + layout_.parts().embedding), inputs, TB, cfg_.embed, e);
       drop_embedding_rows(e, inputs, TB);
       x = maybe_drop(0, e, TB, cfg_.embed, rng);
     }
@@ -176,7 +176,8 @@ class Model {
     }
     head_in_ = maybe_drop(L, hbuf + size_t(B) * H, TB, H, rng);
     F* z = ensure(logits_, TB * O);
-    linear_forward(head_in_, head_weight(params), param("head.bias"), TB, H, O, z);
+    linear_forward(head_in_, head_weight(params), (params.data() + layout_.parts().head_bias), TB,
+                   H, O, z);
     if (!targets) return {};
     F* dz = train_ ? ensure(dlogits_, TB * O) : nullptr;
     return cfg_.head == HeadKind::Softmax ? softmax_xent(z, targets, TB, O, dz)
@@ -200,12 +201,12 @@ class Model {
     F* db = ensure(ybuf_, (TB + B) * std::max<size_t>(H, cfg_.embed));
     F* cb = cbuf_.data();
     linear_backward(head_in_, head_weight(params), dlogits_.data(), TB, H, O, scale,
-                    head_weight(grads), grad("head.bias"), db);
+                    head_weight(grads), (grads.data() + layout_.parts().head_bias), db);
     undrop(L, db, TB * H);
     for (int l = L - 1; l >= 0; --l) {
       layers_[l].backward_steps(run_weights(l), db, hb, cb);
       if (chunk_from_categories_) {  // h_0 of layer l is a row of category.weight
-        F* g = grad("category.weight");
+        F* g = (grads.data() + layout_.parts().category);
         for (int b = 0; b < B; ++b)
           for (int j = 0; j < H; ++j)
             g[(size_t(cats_[b]) * L + l) * H + j] += layers_[l].dh0()[size_t(b) * H + j];
@@ -224,7 +225,7 @@ class Model {
     }
     if (cfg_.embed) {
       undrop_embedding_rows(db, inputs_, TB);
-      embedding_backward(inputs_, db, TB, cfg_.embed, grad("embedding.weight"));
+      embedding_backward(inputs_, db, TB, cfg_.embed, (grads.data() + layout_.parts().embedding));
     }
   }
 
@@ -290,9 +291,8 @@ class Model {
                                                       std::to_string(cfg_.vocab));
   }
   RecurrentParams<F> views_of(Buffer<F>& buf, int l, int d = 0) {
-    const std::string s = std::to_string(l) + (d ? "_reverse" : "");
-    auto p = [&](const std::string& n) { return buf.data() + layout_.at("rnn." + n + s).offset; };
-    return {p("weight_ih_l"), p("weight_hh_l"), p("bias_ih_l"), p("bias_hh_l")};
+    const RecurrentOffsets& o = layout_.parts().layer(l, d);
+    return {buf.data() + o.w_ih, buf.data() + o.w_hh, buf.data() + o.b_ih, buf.data() + o.b_hh};
   }
   // ---- regularisation (training only; config.h says what each does) ----
   // A forward in Mode::Train draws this chunk's masks in a fixed order:
@@ -386,9 +386,7 @@ class Model {
     if (masks_[k].on) dropout_backward(n, masks_[k].mask.data(), d, d);
   }
   // The head's weight: head.weight, or with tie the embedding.
-  F* head_weight(Buffer<F>& buf) {
-    return buf.data() + layout_.at(cfg_.tie ? "embedding.weight" : "head.weight").offset;
-  }
+  F* head_weight(Buffer<F>& buf) { return buf.data() + layout_.parts().head_weight; }
 
   struct DropState {
     Buffer<F> mask, out;  // [T*B, width] of the layer input
@@ -469,7 +467,7 @@ LossSum Model<F>::classify(const int32_t* inputs, const int32_t* lengths, const 
   const F* x = nullptr;  // dense input of the current layer (nullptr: one-hot ids)
   if (cfg_.embed) {
     F* e = ensure(embed_out_, TB * cfg_.embed);
-    embedding_forward(param("embedding.weight"), inputs, TB, cfg_.embed, e);
+    embedding_forward((params.data() + layout_.parts().embedding), inputs, TB, cfg_.embed, e);
     drop_embedding_rows(e, inputs, TB);
     x = maybe_drop(0, e, TB, cfg_.embed, rng);
   }
@@ -531,7 +529,8 @@ LossSum Model<F>::classify(const int32_t* inputs, const int32_t* lengths, const 
   }
   head_in_ = maybe_drop(L, sm, B, S, rng);
   F* z = ensure(logits_, size_t(B) * O);
-  linear_forward(head_in_, head_weight(params), param("head.bias"), B, S, O, z);
+  linear_forward(head_in_, head_weight(params), (params.data() + layout_.parts().head_bias), B, S,
+                 O, z);
   if (!labels) return {};
   F* dz = train_ ? ensure(dlogits_, size_t(B) * O) : nullptr;
   LossSum total;
@@ -558,7 +557,7 @@ void Model<F>::backward_sequences(F scale) {
   F* ds = ensure(dsummary_, size_t(B) * S);
   std::fill(ds, ds + size_t(B) * S, F(0));
   linear_backward(head_in_, head_weight(params), dlogits_.data(), B, S, O, scale,
-                  head_weight(grads), grad("head.bias"), ds);
+                  head_weight(grads), (grads.data() + layout_.parts().head_bias), ds);
   undrop(L, ds, size_t(B) * S);
   // dL/d(top layer's states at every position): only the summarised ones.
   F* dout = ensure(dout_, TB * S);
@@ -606,7 +605,7 @@ void Model<F>::backward_sequences(F scale) {
     undrop(l, dx, TB * In);
     if (l == 0) {
       undrop_embedding_rows(dx, inputs_, TB);
-      embedding_backward(inputs_, dx, TB, cfg_.embed, grad("embedding.weight"));
+      embedding_backward(inputs_, dx, TB, cfg_.embed, (grads.data() + layout_.parts().embedding));
     } else
       std::memcpy(dout, dx, sizeof(F) * TB * In);
   }

@@ -18,10 +18,26 @@ struct ParamView {
   size_t size = 0;    // product of shape
 };
 
+// Where each part's parameters start in the flat buffer, computed once with the layout, so
+// that a training step finds its tensors without looking names up.
+struct RecurrentOffsets {
+  size_t w_ih = 0, w_hh = 0, b_ih = 0, b_hh = 0;
+};
+struct PartOffsets {
+  static constexpr size_t kNone = size_t(-1);
+  size_t embedding = kNone, category = kNone;
+  size_t head_weight = 0;  // with a tied head: the embedding's
+  size_t head_bias = 0;
+  std::vector<RecurrentOffsets> rnn;  // [layer · directions + direction]
+  int directions = 1;
+  const RecurrentOffsets& layer(int l, int d = 0) const { return rnn[size_t(l) * directions + d]; }
+};
+
 class ParamLayout {
  public:
   ParamLayout() = default;
   explicit ParamLayout(const ModelConfig& c);
+  const PartOffsets& parts() const { return parts_; }
   const std::vector<ParamView>& views() const { return views_; }
   const ParamView& at(const std::string& name) const;  // throws Error if absent
   size_t total() const { return total_; }              // buffer length, with alignment padding
@@ -35,6 +51,7 @@ class ParamLayout {
   void add(std::string name, std::vector<int64_t> shape);
   std::vector<ParamView> views_;
   size_t total_ = 0;
+  PartOffsets parts_;
 };
 
 }  // namespace unroll
