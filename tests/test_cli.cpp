@@ -878,9 +878,14 @@ TEST_F(CliTest, LearningRateSchedulesRunAndSayWhatTheyNeed) {
   // the full rate until then, the estimate said and kept in the checkpoint,
   // and the rate falling from there on.
   {
-    Proc t = unroll({"train", text, "--out", (dir_ / "t").string(), "--lr-schedule", "cosine",
-                     "--lr-min", "1e-5", "--time", "3s", "--eval-every", "0", "--sample-every", "0",
-                     "--print-every", "1", "--threads", "1"});
+    // A small model, so that 3 s hold many steps even in the sanitizer build on a busy machine.
+    Proc t = unroll({"train",          text,     "--out",         (dir_ / "t").string(),
+                     "--lr-schedule",  "cosine", "--lr-min",      "1e-5",
+                     "--time",         "3s",     "--eval-every",  "0",
+                     "--sample-every", "0",      "--print-every", "1",
+                     "--threads",      "1",      "--hidden",      "32",
+                     "--layers",       "1",      "--batch",       "8",
+                     "--seq",          "16"});
     ASSERT_EQ(t.code, 0) << describe(t);
     std::smatch m;
     ASSERT_TRUE(std::regex_search(t.out, m, std::regex("the --time limit ends near step (\\d+)")))
