@@ -105,7 +105,9 @@ TEST(Cells, PageDataNamesThePlantedCellAndEveryShownSeries) {
       EXPECT_TRUE(r.id == "L1.h.1" || r.id == "L1.c.1") << r.id;
       EXPECT_GT(r.corr, 0.95);
     }
-    if (r.probe == "bracket_depth") EXPECT_FALSE(r.present) << "no brackets in the text";
+    if (r.probe == "bracket_depth") {
+      EXPECT_FALSE(r.present) << "no brackets in the text";
+    }
   }
   for (auto& f : d["summary"]["found"]) quote_found |= f["probe"] == "double_quote";
   EXPECT_TRUE(quote_found);

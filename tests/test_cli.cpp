@@ -905,7 +905,9 @@ TEST_F(CliTest, LearningRateSchedulesRunAndSayWhatTheyNeed) {
     ASSERT_GT(set_at, 0) << "no schedule record";
     ASSERT_GT(rates.back().first, set_at + 1) << describe(t);
     for (auto [step, rate] : rates) {
-      if (step <= set_at) EXPECT_NEAR(rate, 2e-3, 1e-9) << "step " << step;
+      if (step <= set_at) {
+        EXPECT_NEAR(rate, 2e-3, 1e-9) << "step " << step;
+      }
     }
     EXPECT_LT(rates.back().second, 2e-3 * 0.9) << "the rate should fall after the estimate";
   }
