@@ -160,7 +160,7 @@ std::string export_onnx(const Model<float>& m, const Vocab& vocab, const TextFor
   gr.ints("slice.axes", {0});
   std::vector<std::string> hn, cn;
   for (int64_t l = 0; l < L; ++l) {
-    const std::string k = std::to_string(l), In = "rnn.";
+    const std::string k = std::to_string(l);
     const int64_t in = l == 0 ? In0 : H;
     gr.tensor("rnn.W_l" + k, {1, G * H, in}, reorder(p("rnn.weight_ih_l" + k), order, H, in));
     gr.tensor("rnn.R_l" + k, {1, G * H, H}, reorder(p("rnn.weight_hh_l" + k), order, H, H));

@@ -418,11 +418,10 @@ std::vector<std::string> grad_groups(const ModelConfig& cfg) {
 }
 
 namespace {
-// Gradient norm of each grad_groups() entry, and the largest |g| of all.
-std::vector<double> group_norms(Model<float>& m, double* max_abs) {
+// Gradient norm of each grad_groups() entry.
+std::vector<double> group_norms(Model<float>& m) {
   const ModelConfig& cfg = m.config();
   std::vector<double> sq(grad_groups(cfg).size(), 0.0);
-  *max_abs = 0;
   for (const auto& v : m.layout().views()) {
     size_t g = sq.size() - 1;  // head
     if (v.name.rfind("embedding", 0) == 0) g = 0;
@@ -430,13 +429,9 @@ std::vector<double> group_norms(Model<float>& m, double* max_abs) {
     if (v.name.rfind("rnn.", 0) == 0 && at != std::string::npos)
       g = size_t(std::stoi(v.name.substr(at + 2))) + (cfg.embed ? 1 : 0);
     const float* p = m.grads.data() + v.offset;
-    double s = 0, mx = 0;
-    for (size_t i = 0; i < v.size; ++i) {
-      s += double(p[i]) * p[i];
-      mx = std::max(mx, double(std::fabs(p[i])));
-    }
+    double s = 0;
+    for (size_t i = 0; i < v.size; ++i) s += double(p[i]) * p[i];
     sq[g] += s;
-    *max_abs = std::max(*max_abs, mx);
   }
   for (double& x : sq) x = std::sqrt(x);
   return sq;
@@ -459,8 +454,7 @@ StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const 
       std::chrono::duration<double>(std::chrono::steady_clock::now() - reduce0).count();
   r.loss = total[0] / total[1];
   const size_t n = m.grads.size();
-  double max_abs = 0;
-  r.group_norms = group_norms(m, &max_abs);
+  r.group_norms = group_norms(m);
   const Clipped c = clip_gradient(m.grads.data(), n, cfg.clip, cfg.clip_mode);
   r.grad_norm = c.norm;
   r.clipped = c.clipped;
