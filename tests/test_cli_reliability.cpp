@@ -281,8 +281,9 @@ TEST_F(Reliability, OnNanSkipDropsTheBatchAndCountsIt) {
   EXPECT_TRUE(contains(again.out, "103 batches so far")) << describe(again);
 }
 
-// classify train: Ctrl-C ends the epoch early, validates and saves what it
-// has, and exits 130; a non-finite batch is skipped with --on-nan skip.
+// classify train: Ctrl-C stops after the step, saves latest.safetensors and
+// exits 130, and --resume goes on from there; a non-finite batch is skipped
+// with --on-nan skip.
 TEST_F(Reliability, ClassifierInterruptAndSkip) {
   const std::string f = file("ex.tsv", labelled_noise(3));
   const fs::path run = dir_ / "run";
@@ -297,10 +298,19 @@ TEST_F(Reliability, ClassifierInterruptAndSkip) {
   Proc r = finish(c);
   EXPECT_FALSE(r.signaled) << describe(r);
   EXPECT_EQ(r.code, 130) << describe(r);
-  EXPECT_TRUE(std::regex_search(r.out, std::regex("interrupted in epoch \\d+ at step \\d+: saved")))
+  EXPECT_TRUE(std::regex_search(
+      r.out, std::regex("interrupted at step \\d+ in epoch \\d+ \\(Ctrl-C\\): saved")))
       << describe(r);
-  EXPECT_TRUE(fs::exists(run / "best.safetensors") && fs::exists(run / "latest.safetensors"))
-      << listing(run);
+  EXPECT_TRUE(fs::exists(run / "latest.safetensors")) << listing(run);
+  // The message names the command that continues the run; it does, for five more steps.
+  std::smatch at;
+  ASSERT_TRUE(std::regex_search(r.out, at, std::regex("interrupted at step (\\d+)"))) << r.out;
+  EXPECT_TRUE(contains(r.out, "continue with: unroll classify train --resume")) << describe(r);
+  const std::string more = std::to_string(std::stoll(at[1]) + 5);
+  Proc resumed =
+      unroll({"classify", "train", "--resume", run.string(), "--steps", more, "--threads", "1"});
+  ASSERT_EQ(resumed.code, 0) << describe(resumed);
+  EXPECT_TRUE(contains(resumed.out, "done: " + more + " steps")) << describe(resumed);
 
   const fs::path run2 = dir_ / "run2";
   Proc s = run_program(UNROLL_BIN,
@@ -308,9 +318,8 @@ TEST_F(Reliability, ClassifierInterruptAndSkip) {
                         "1", "--on-nan", "skip", "--threads", "1"},
                        dir_, io_, 120, {"UNROLL_TEST_NAN_STEPS=2,5"});
   ASSERT_EQ(s.code, 0) << describe(s);
-  EXPECT_TRUE(contains(
-      s.out,
-      "at step 5 (epoch 1) the loss or the gradient is not finite: batch skipped (2 so far)"))
+  EXPECT_TRUE(
+      contains(s.out, "step 5: loss or gradient not finite, batch skipped (2 batches so far)"))
       << describe(s);
   Proc stop = run_program(UNROLL_BIN,
                           {"classify", "train", f, "--out", (dir_ / "run3").string(), "--hidden",

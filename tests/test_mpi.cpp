@@ -122,6 +122,56 @@ TEST_F(Mpi, TwoRanksWithHalfTheStreamsEqualOneRank) {
   }
 }
 
+// Every task trains data-parallel through the one run loop: a classifier
+// (bidirectional, with an odd batch that leaves one rank a smaller share), a
+// tagger and a conditional model on 2 ranks, each with half of every batch,
+// end where one rank ends, to float rounding; a run begun on 2 ranks resumes
+// on 1.
+TEST_F(Mpi, EveryTaskOnTwoRanksEqualsOneRank) {
+  std::string labelled, tagged;
+  for (int i = 0; i < 90; ++i) {
+    const bool a = i % 2;
+    labelled += std::string(a ? "vowel\t" : "other\t");
+    for (int k = 0; k < 3 + i % 6; ++k) labelled += (a ? "aeiou" : "kxzqw")[(i * 7 + k * 3) % 5];
+    labelled += "\n";
+    for (int t = 0; t < 3 + i % 5; ++t)
+      tagged += std::string((i + t) % 3 ? "cat\tNOUN" : "the\tDET") + "\n";
+    tagged += "\n";
+  }
+  const std::string ex = file("ex.tsv", labelled), tags = file("tags.tsv", tagged);
+  const std::vector<std::vector<std::string>> tasks = {
+      {"classify", "train", ex, "--bidirectional", "--batch", "7"},
+      {"tag", "train", tags, "--batch", "8"},
+      {"conditional", ex, "--batch", "8"}};
+  for (const auto& task : tasks) {
+    SCOPED_TRACE(task[0]);
+    const std::vector<std::string> opts = {"--hidden", "12", "--epochs", "2", "--threads", "1"};
+    const fs::path one = dir_ / (task[0] + "-one"), two = dir_ / (task[0] + "-two");
+    Proc a = unroll(cat(cat(task, {"--out", one.string()}), opts));
+    ASSERT_EQ(a.code, 0) << describe(a);
+    Proc b = mpirun(2, cat(cat(task, {"--out", two.string()}), opts));
+    ASSERT_EQ(b.code, 0) << describe(b);
+    EXPECT_TRUE(contains(b.out, "2 ranks share every batch")) << describe(b);
+    EXPECT_TRUE(contains(b.out, "best checkpoint:")) << describe(b);
+    const double d =
+        max_relative_difference(one / "latest.safetensors", two / "latest.safetensors");
+    EXPECT_LT(d, 1e-4) << "parameters or optimizer state differ";
+    EXPECT_GT(d, 0.0) << "suspiciously identical: is the second run really on 2 ranks?";
+  }
+  // Two epochs on 2 ranks, a third on 1: as three on 1.
+  const std::vector<std::string> opts = {"--hidden", "12", "--threads", "1"};
+  Proc a = unroll(cat(
+      {"tag", "train", tags, "--out", (dir_ / "three").string(), "--epochs", "3", "--batch", "8"},
+      opts));
+  ASSERT_EQ(a.code, 0) << describe(a);
+  Proc r = unroll(
+      {"tag", "train", "--resume", (dir_ / "tag-two").string(), "--epochs", "3", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_LT(max_relative_difference(dir_ / "three" / "latest.safetensors",
+                                    dir_ / "tag-two" / "latest.safetensors"),
+            1e-4);
+}
+
 // A checkpoint written by 2 ranks resumes on 1, and one written by 1 resumes
 // on 2: both end where an uninterrupted single-rank run ends.
 TEST_F(Mpi, CheckpointsMoveBetweenRankCounts) {
@@ -245,7 +295,10 @@ TEST_F(Mpi, CtrlCOnMpirunSavesTheStepReached) {
 TEST_F(Mpi, OtherCommandsRefuseSeveralRanks) {
   Proc r = mpirun(2, {"info", "x.safetensors"});
   EXPECT_EQ(r.code, 2) << describe(r);
-  EXPECT_TRUE(contains(r.err, "only 'unroll train' runs on several MPI ranks")) << describe(r);
+  EXPECT_TRUE(contains(r.err,
+                       "only training (unroll train, classify train, tag train, "
+                       "conditional) runs on several MPI ranks"))
+      << describe(r);
   size_t ours = 0;  // mpirun adds its own note about the exit code
   for (auto& l : split_lines(r.err)) ours += l.rfind("unroll:", 0) == 0;
   EXPECT_EQ(ours, 1u) << describe(r);

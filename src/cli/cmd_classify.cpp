@@ -10,6 +10,7 @@
 #include "unroll/core/error.h"
 #include "unroll/core/file.h"
 #include "unroll/core/interrupt.h"
+#include "unroll/core/shell.h"
 #include "unroll/inspect/page.h"
 #include "unroll/text/utf8.h"
 #include "unroll/train/checkpoint.h"
@@ -21,7 +22,7 @@ namespace unroll::cli {
 namespace {
 
 struct ClassifyTrainArgs {
-  std::string data, out, time, separator = "tab", cell = "lstm", summary = "last";
+  std::string data, out, resume, time, separator = "tab", cell = "lstm", summary = "last";
   int layers = 1, hidden = 128, embed = 0, threads = 1;
   bool bidirectional = false;
   float dropout = 0, init_scale = 0.08f;
@@ -61,6 +62,20 @@ Classifier load_classifier(const std::string& path, const std::string& task) {
   require(int(c.classes.size()) == (m.head == HeadKind::Sigmoid ? 2 : m.outputs),
           "'" + path + "': its class list does not match its head");
   return c;
+}
+
+// The options that may come with --resume: the stop conditions, the
+// threads and the NaN policy; the rest come from the checkpoint.
+void add_resume_options(CLI::App* s, ClassifyTrainArgs& a) {
+  s->add_option("--resume", a.resume,
+                "Continue the run in this folder from its latest.safetensors, exactly as if it had "
+                "not stopped (give no data; only stop options, --threads and --on-nan may change; "
+                "default: a new run)")
+      ->group("Stopping");
+  s->add_option("--steps", a.cc.max_steps, "Stop after this many steps in all (0 = no limit)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 50))
+      ->capture_default_str()
+      ->group("Stopping");
 }
 
 // The options that classify train and tag train share: the model, the
@@ -164,6 +179,7 @@ void add_common_train_options(CLI::App* s, ClassifyTrainArgs& a, const char* def
       ->capture_default_str()
       ->group("Data");
   add_threads_option(*s, a.threads);
+  add_resume_options(s, a);
 }
 
 // The model and the settings from the parsed options.
@@ -186,16 +202,77 @@ ModelConfig model_of(ClassifyTrainArgs& a) {
   return mc;
 }
 
-// Runs a training under Ctrl-C / SIGTERM handling: the first stops after the
-// batch (the epoch so far is validated and saved), and the exit status is then
-// 128 + signal. These trainings have no --resume.
-ClassReport guarded(const std::string& dir, const std::function<ClassReport()>& train) {
+// Trains (or resumes) under Ctrl-C / SIGTERM handling: the first stops after
+// the step, saves latest.safetensors, and the exit status is then 128 +
+// signal. Data-parallel under mpirun: rank 0 prints and writes. Prints the
+// report of the best checkpoint on rank 0 when the run ended by itself.
+void train_task(CLI::App* s, ClassifyTrainArgs& a, const std::string& task, const ModelConfig& mc) {
+  Comm& comm = process_comm();
+  std::ostream quiet(nullptr);  // ranks other than 0 print nothing but errors
+  std::ostream& log = comm.root() ? std::cout : quiet;
+  const std::string name = task == "classify" ? "classify train"
+                           : task == "tag"    ? "tag train"
+                                              : "conditional";
+  const std::string dir = a.resume.empty() ? a.out : a.resume;
+  const std::string resume = "unroll " + name + " --resume " + shell_quote(dir) + " --threads " +
+                             std::to_string(a.threads);
   ClassReport r;
-  with_interrupts(dir, "", false, [&] {
-    r = train();
+  if (!a.resume.empty()) {
+    require(a.data.empty(), "--resume takes its data from the checkpoint: give no data");
+    for (const CLI::Option* o : s->get_options()) {
+      const auto names = o->get_lnames();
+      static const std::vector<std::string> may = {"resume",   "steps",   "epochs", "time",
+                                                   "patience", "threads", "on-nan"};
+      require(o->count() == 0 || names.empty() ||
+                  std::find(may.begin(), may.end(), names[0]) != may.end(),
+              "--" + (names.empty() ? std::string() : names[0]) +
+                  " cannot change on --resume: it comes from the checkpoint (only --steps, "
+                  "--epochs, --time, --patience, --on-nan and --threads can)");
+    }
+  } else {
+    require(!a.data.empty(), "no training data given (see --help), or --resume RUN");
+  }
+  const int sig = with_interrupts(dir, resume, !comm.root(), [&] {
+    if (a.resume.empty()) {
+      if (task == "classify")
+        r = train_classifier(mc, a.cc, a.data, a.out, log, command_line(), comm);
+      else if (task == "tag")
+        r = train_tagger(mc, a.cc, a.data, a.out, log, command_line(), comm);
+      else
+        r = train_conditional(mc, a.cc, a.data, a.out, log, command_line(), comm);
+    } else {
+      r = resume_sequence_run(
+          task, a.resume,
+          [&](ClassifyConfig& c) {
+            auto given = [&](const char* o) { return s->count(o) > 0; };
+            if (given("--steps") || given("--epochs") || given("--time")) {
+              c.max_steps = a.cc.max_steps;  // stop options replace all the stored ones
+              c.max_epochs = given("--epochs") ? a.cc.max_epochs : 1000000;
+              c.max_seconds = a.cc.max_seconds;
+            }
+            if (given("--patience")) c.patience = a.cc.patience;
+            if (given("--on-nan")) c.on_nan = a.cc.on_nan;
+          },
+          log, command_line(), comm, a.cc.poison_steps);
+    }
     return interrupt_requested();
   });
-  return r;
+  if (sig && comm.size() > 1) {
+    // mpirun has begun ending the job; MPI_Finalize would wait for it. The checkpoint is saved.
+    std::cout.flush();
+    std::cerr.flush();
+    std::_Exit(interrupt_exit_code(sig));
+  }
+  if (sig || !comm.root()) return;
+  if (task == "conditional") {
+    std::printf("\nbest checkpoint: %.4f nats per token, next-token accuracy %.2f%%\n", r.loss,
+                100 * r.accuracy);
+    return;
+  }
+  std::cout << "\n"
+            << (r.on_training_data ? "training " : "validation ") << r.unit
+            << ", best checkpoint:\n"
+            << r.text();
 }
 
 void add_classify_train(CLI::App& parent) {
@@ -203,8 +280,7 @@ void add_classify_train(CLI::App& parent) {
   CLI::App* s = parent.add_subcommand("train", "Train a classifier on labelled text");
   s->add_option("data", a->data,
                 "Examples: a file of 'label<TAB>text' lines, or a folder of CLASS.txt files with "
-                "one example per line")
-      ->required();
+                "one example per line");
   add_common_train_options(s, *a, "run-classify");
   auto& cc = a->cc;
   s->add_flag("--bidirectional", a->bidirectional,
@@ -242,19 +318,13 @@ void add_classify_train(CLI::App& parent) {
               "Drop repeated (label, text) examples before the split, so that no validation "
               "example is also a training one")
       ->group("Data");
-  s->callback([a]() {
+  s->callback([a, s]() {
     ModelConfig mc = model_of(*a);
     ClassifyConfig& cc = a->cc;
     cc.separator = separator_of(a->separator);
     if (cc.format.pretokenized) cc.format.level = "word";
     cc.format.eos = false;
-    ClassReport r = guarded(a->out, [&] {
-      return train_classifier(mc, cc, a->data, a->out, std::cout, command_line());
-    });
-    std::cout << "\n"
-              << (cc.val_file.empty() && cc.val_fraction == 0 ? "training" : "validation")
-              << " examples, best checkpoint:\n"
-              << r.text();
+    train_task(s, *a, "classify", mc);
   });
 }
 
@@ -263,20 +333,13 @@ void add_tag_train(CLI::App& parent) {
   CLI::App* s = parent.add_subcommand(
       "train", "Train a tagger on 'token<TAB>tag' lines (a blank line between sequences)");
   s->add_option(
-       "data", a->data,
-       "Tagged sequences: one 'token<TAB>tag' line per token, a blank line between sequences")
-      ->required();
+      "data", a->data,
+      "Tagged sequences: one 'token<TAB>tag' line per token, a blank line between sequences");
   add_common_train_options(s, *a, "run-tag");
-  s->callback([a]() {
+  s->callback([a, s]() {
     ModelConfig mc = model_of(*a);
     a->cc.format.level = "word";
-    ClassReport r = guarded(a->out, [&] {
-      return train_tagger(mc, a->cc, a->data, a->out, std::cout, command_line());
-    });
-    std::cout << "\n"
-              << (a->cc.val_file.empty() && a->cc.val_fraction == 0 ? "training" : "validation")
-              << " tokens, best checkpoint:\n"
-              << r.text();
+    train_task(s, *a, "tag", mc);
   });
 }
 
@@ -360,7 +423,7 @@ void add_classify_predict(CLI::App& parent) {
       ->capture_default_str();
   s->add_flag("--all", a->all, "Print every class's probability (class:p, most likely first)");
   add_threads_option(*s, a->threads);
-  s->callback([a]() {
+  s->callback([a, s]() {
     apply_threads(a->threads);
     Classifier c = load_classifier(a->checkpoint, "classify");
     const std::string source = a->input == "-" ? "<stdin>" : a->input;
@@ -415,7 +478,7 @@ void add_tag_predict(CLI::App& parent) {
                 "ignored); - reads standard input")
       ->capture_default_str();
   add_threads_option(*s, a->threads);
-  s->callback([a]() {
+  s->callback([a, s]() {
     apply_threads(a->threads);
     Classifier c = load_classifier(a->checkpoint, "tag");
     const std::string bytes = read_input(a->input);
@@ -444,8 +507,7 @@ void add_conditional(CLI::App& app) {
       "generate with 'unroll sample CHECKPOINT --category NAME'");
   s->add_option("data", a->data,
                 "Texts by category: a folder of CATEGORY.txt files (one text a line), or "
-                "'category<TAB>text' lines")
-      ->required();
+                "'category<TAB>text' lines");
   add_common_train_options(s, *a, "run-conditional");
   s->add_option("--separator", a->separator, "Between category and text in a file: tab or space")
       ->check(CLI::IsMember({"tab", "space"}))
@@ -458,16 +520,12 @@ void add_conditional(CLI::App& app) {
   s->add_flag("--pretokenized", a->cc.format.pretokenized,
               "Word level (implies --level word): words are separated by spaces")
       ->group("Data");
-  s->callback([a]() {
+  s->callback([a, s]() {
     ModelConfig mc = model_of(*a);
     a->cc.separator = separator_of(a->separator);
     if (a->cc.format.pretokenized) a->cc.format.level = "word";
     a->cc.format.eos = false;
-    ClassReport r = guarded(a->out, [&] {
-      return train_conditional(mc, a->cc, a->data, a->out, std::cout, command_line());
-    });
-    std::printf("\nbest checkpoint: %.4f nats per token, next-token accuracy %.2f%%\n", r.loss,
-                100 * r.accuracy);
+    train_task(s, *a, "conditional", mc);
   });
 }
 

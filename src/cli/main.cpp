@@ -65,11 +65,18 @@ int main(int argc, char** argv) {
   }
   if (mpi) unroll::cli::set_process_comm(*mpi);
   unroll::Comm& comm = unroll::cli::process_comm();
-  if (comm.size() > 1 && (argc < 2 || std::string(argv[1]) != "train")) {
+  // Training commands: train, classify train, tag train, conditional.
+  auto trains = [&]() {
+    if (argc < 2) return false;
+    const std::string c = argv[1], sub = argc > 2 ? argv[2] : "";
+    return c == "train" || c == "conditional" ||
+           ((c == "classify" || c == "tag") && sub == "train");
+  };
+  if (comm.size() > 1 && !trains()) {
     if (comm.root())
-      std::cerr
-          << "unroll: error: only 'unroll train' runs on several MPI ranks (this is rank 0 of "
-          << comm.size() << "); run other commands without mpirun\n";
+      std::cerr << "unroll: error: only training (unroll train, classify train, tag train, "
+                   "conditional) runs on several MPI ranks (this is rank 0 of "
+                << comm.size() << "); run other commands without mpirun\n";
     return 2;
   }
   CLI::App app{"unroll: train, sample and look inside recurrent neural networks", "unroll"};

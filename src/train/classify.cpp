@@ -10,12 +10,16 @@
 #include <numeric>
 #include <ostream>
 #include <set>
+#include <sstream>
 
 #include "unroll/core/error.h"
 #include "unroll/core/file.h"
+#include "unroll/core/gemm.h"
+#include "unroll/core/hash.h"
 #include "unroll/core/interrupt.h"
 #include "unroll/core/json.h"
 #include "unroll/core/rng.h"
+#include "unroll/core/shell.h"
 #include "unroll/text/utf8.h"
 #include "unroll/text/words.h"
 #include "unroll/train/checkpoint.h"
@@ -32,6 +36,7 @@ void ClassifyConfig::validate() const {
   require(clip_mode == "norm" || clip_mode == "value",
           "--clip-mode must be 'norm' or 'value' (got '" + clip_mode + "')");
   require(max_epochs >= 1, "--epochs must be at least 1");
+  require(max_steps >= 0, "--steps must be 0 (no limit) or more");
   require(patience >= 0, "--patience must be 0 (never stop early) or more");
   require(max_seconds >= 0, "--time must not be negative");
   require(val_fraction >= 0 && val_fraction < 1, "--val-fraction must be in [0, 1)");
@@ -51,6 +56,7 @@ nlohmann::json to_json(const ClassifyConfig& c) {
           {"optim", to_json(c.optim)},
           {"clip", c.clip},
           {"clip_mode", c.clip_mode},
+          {"max_steps", c.max_steps},
           {"max_epochs", c.max_epochs},
           {"patience", c.patience},
           {"max_seconds", c.max_seconds},
@@ -73,6 +79,7 @@ ClassifyConfig classify_config_from_json(const nlohmann::json& j) {
     c.clip = json_field(j, "clip", c.clip);
     c.clip_mode = j.value("clip_mode", c.clip_mode);  // absent before it existed
     c.max_epochs = json_field(j, "max_epochs", c.max_epochs);
+    c.max_steps = json_field(j, "max_steps", c.max_steps);
     c.patience = json_field(j, "patience", c.patience);
     c.max_seconds = json_field(j, "max_seconds", c.max_seconds);
     c.val_file = j.value("val_file", "");
@@ -421,161 +428,146 @@ struct BatchStats {
   int64_t count = 0, right = 0;
 };
 
-// The epoch loop that classification and tagging share: length-bucketed
-// batches in shuffled order, Adam with global-norm clipping, a validation
-// report after each epoch, best and latest checkpoints, early stopping on
-// the validation loss and a time limit.
-//   lengths: of every training example (for bucketing)
-//   step(idx, n): forward (Mode::Train) and backward of examples idx[0..n)
-//   validate(): the report on the validation (or training) examples
-//   save(path, progress, opt): writes a checkpoint
-ClassReport train_epochs(
-    Model<float>& m, const ClassifyConfig& cfg, Rng& rng, const std::vector<size_t>& lengths,
-    const std::function<BatchStats(const size_t*, size_t)>& step,
-    const std::function<ClassReport()>& validate, const char* val_name, const std::string& out_dir,
-    const std::function<void(const std::string&, const nlohmann::json&, const Optimizer*)>& save,
-    const nlohmann::json& config, std::ostream& log) {
-  namespace fs = std::filesystem;
-  const auto t0 = std::chrono::steady_clock::now();
-  auto seconds = [&] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
-  const std::string best_path = (fs::path(out_dir) / "best.safetensors").string();
-  const std::string latest_path = (fs::path(out_dir) / "latest.safetensors").string();
-  // The run's record, as for language models (train/metrics.h).
-  const FolderLock lock(out_dir, "training",
-                        config.value("command", ""));  // one writer per run folder
-  const std::string settings = config.dump(2) + "\n";
-  write_file_atomic((fs::path(out_dir) / "config.json").string(), {settings}, "run settings");
-  MetricsLog metrics((fs::path(out_dir) / "metrics.jsonl").string(), -1);
-  Optimizer opt(cfg.optim, m.params.size());
-  double best_loss = 1e300;
-  int since_best = 0;
-  bool interrupted = false;  // the first Ctrl-C / SIGTERM (core/interrupt.h)
-  int64_t steps = 0, skipped = 0;
-  ClassReport best_report;
-  for (int epoch = 1; epoch <= cfg.max_epochs; ++epoch) {
-    // Batches of similar lengths: shuffle, sort windows of 50 batches by
-    // length, cut, then shuffle the batches' order.
-    std::vector<size_t> idx(lengths.size());
-    std::iota(idx.begin(), idx.end(), 0);
-    shuffle(idx, rng);
-    const size_t window = size_t(cfg.batch) * 50;
-    for (size_t w = 0; w < idx.size(); w += window)
-      std::stable_sort(idx.begin() + w, idx.begin() + std::min(idx.size(), w + window),
-                       [&](size_t a, size_t b) { return lengths[a] < lengths[b]; });
-    std::vector<size_t> starts;
-    for (size_t s = 0; s < idx.size(); s += cfg.batch) starts.push_back(s);
-    shuffle(starts, rng);
-    BatchStats total;
-    const double epoch_start = seconds();
-    double last_print = epoch_start;
-    bool out_of_time = false;
-    int skipped_in_a_row = 0;
-    // After each batch, skipped or not: the time limit and Ctrl-C.
-    auto next = [&](size_t& bi) {
-      ++bi;
-      out_of_time = cfg.max_seconds > 0 && seconds() > cfg.max_seconds;
-      interrupted = interrupt_requested() != 0;
-    };
-    for (size_t bi = 0; bi < starts.size() && !out_of_time && !interrupted; next(bi)) {
-      const size_t n = std::min(idx.size() - starts[bi], size_t(cfg.batch));
-      m.zero_grad();
-      BatchStats b = step(idx.data() + starts[bi], n);
-      const Clipped clip = clip_gradient(m.grads.data(), m.grads.size(), cfg.clip, cfg.clip_mode);
-      const double norm = clip.norm;
-      ++steps;
-      if (std::find(cfg.poison_steps.begin(), cfg.poison_steps.end(), steps) !=
-          cfg.poison_steps.end())
-        b.loss = std::numeric_limits<double>::quiet_NaN();
-      if (!std::isfinite(b.loss) || !std::isfinite(norm)) {
-        const std::string what = "at step " + std::to_string(steps) + " (epoch " +
-                                 std::to_string(epoch) + ") the loss or the gradient is not finite";
-        require(cfg.on_nan == "skip" && skipped_in_a_row < kMaxSkippedInARow,
-                cfg.on_nan == "skip"
-                    ? what + ", after " + std::to_string(kMaxSkippedInARow) +
-                          " skipped batches in a row: stopping; " +
-                          "lower --lr or --clip; the checkpoints of the last epoch in '" + out_dir +
-                          "' are kept"
-                    : "training diverged: " + what +
-                          "; lower --lr or --clip (or --on-nan skip to drop such " +
-                          "batches); the checkpoints of the last epoch in '" + out_dir +
-                          "' are kept");
-        ++skipped, ++skipped_in_a_row;
-        log << what << ": batch skipped (" << skipped << " so far)\n" << std::flush;
-        metrics.append({{"kind", "skip"}, {"step", steps}, {"skipped_batches", skipped}});
-        continue;
-      }
-      skipped_in_a_row = 0;
-      opt.step(m.params.data(), m.grads.data(), cfg.optim.lr);
-      total.loss += b.loss, total.count += b.count, total.right += b.right;
-      if (seconds() - last_print > 5) {
-        last_print = seconds();
-        char buf[160];
-        std::snprintf(buf, sizeof buf, "epoch %d  %3.0f%%  loss %.4f  accuracy %.2f%%\n", epoch,
-                      100.0 * double(bi + 1) / double(starts.size()),
-                      total.loss / double(total.count),
-                      100.0 * double(total.right) / double(total.count));
-        log << buf;
-        log.flush();
-        metrics.append({{"kind", "step"},
-                        {"step", steps},
-                        {"epoch", epoch - 1 + double(bi + 1) / double(starts.size())},
-                        {"elapsed", seconds()},
-                        {"train_loss", total.loss / double(total.count)},
-                        {"train_accuracy", double(total.right) / double(total.count)},
-                        {"lr", cfg.optim.lr},
-                        {"grad_norm", norm},
-                        {"clipped", clip.clipped}});
-      }
-    }
-    ClassReport r = validate();
-    const bool better = r.loss < best_loss;
-    char buf[220];
-    const double n = double(std::max<int64_t>(total.count, 1));
-    std::snprintf(buf, sizeof buf,
-                  "epoch %d  train loss %.4f acc %.2f%%  %s loss %.4f acc %.2f%%%s  (%.0f s)\n",
-                  epoch, total.loss / n, 100.0 * double(total.right) / n, val_name, r.loss,
-                  100 * r.accuracy, better ? "  best" : "", seconds());
-    log << buf;
-    log.flush();
-    if (better)
-      best_loss = r.loss, best_report = r, since_best = 0;
-    else
-      ++since_best;
-    metrics.append({{"kind", "eval"},
-                    {"step", steps},
-                    {"epoch", epoch},
-                    {"elapsed", seconds()},
-                    {"train_loss", total.loss / n},
-                    {"train_accuracy", double(total.right) / n},
-                    {"val_loss", r.loss},
-                    {"val_accuracy", r.accuracy},
-                    {"best_val_loss", best_loss},
-                    {"on", std::string(val_name) == "val" ? "validation" : "training"}});
-    nlohmann::json progress = {{"epoch", epoch},        {"step", steps},
-                               {"val_loss", r.loss},    {"val_accuracy", r.accuracy},
-                               {"best_val", best_loss}, {"best_accuracy", best_report.accuracy},
-                               {"seconds", seconds()}};
-    if (better) save(best_path, progress, nullptr);
-    save(latest_path, progress, &opt);
-    write_run_report(out_dir, config.value("command", ""));
-    if (out_of_time) {
-      log << "stopping: time limit reached\n";
-      break;
-    }
-    if (interrupted) {  // Ctrl-C or SIGTERM: this epoch's part was validated and saved above
-      log << "interrupted in epoch " << epoch << " at step " << steps << ": saved " << latest_path
-          << "\n";
-      break;
-    }
-    if (cfg.patience > 0 && since_best >= cfg.patience) {
-      log << "stopping: no better " << val_name << " loss for " << cfg.patience << " epochs\n";
-      break;
-    }
+// The index of the largest of z[0..n).
+int argmax(const float* z, int n) { return int(std::max_element(z, z + n) - z); }
+
+// The run loop's settings for a supervised task: one validation per epoch
+// (early stopping counts them), every other choice the task's options.
+TrainConfig run_config(const ClassifyConfig& c, int64_t batches_per_epoch, bool has_val) {
+  TrainConfig t;
+  t.batch = c.batch;
+  t.optim = c.optim;
+  t.clip = c.clip;
+  t.clip_mode = c.clip_mode;
+  t.max_steps = c.max_steps;
+  t.max_epochs = c.max_epochs;
+  t.max_seconds = c.max_seconds;
+  t.eval_every = int(std::min<int64_t>(batches_per_epoch, std::numeric_limits<int>::max()));
+  t.sample_every = 0;
+  t.seed = c.seed;
+  t.on_nan = c.on_nan;
+  t.early_stop = has_val ? c.patience : 0;  // no early stopping on the training loss
+  t.loss_norm = "token";                    // the mean over the scored sequences or tokens
+  return t;
+}
+
+// Whole sequences, each from a zero (or its category's) state, in shuffled
+// batches of similar lengths: classification, tagging and conditional
+// language models. Each supplies its batch's forward pass and its report.
+class SequenceTask : public Task {
+ public:
+  std::string kind;  // the checkpoint's task: "classify", "tag" or "conditional"
+  ClassifyConfig cfg;
+  Vocab vocab;
+  nlohmann::json model_json, train_json, data;
+  std::unique_ptr<Model<float>> model_;
+  std::vector<size_t> lengths;  // of every training example
+  std::string intro;            // the log's first lines
+  bool has_val = false;         // else the report is on the training examples
+  double best_loss = 1e300, best_accuracy = 0, last_accuracy = 0;
+
+  // Forward (Mode::Train) over training examples idx[0..n).
+  virtual BatchStats forward_examples(const size_t* idx, size_t n, Rng& rng) = 0;
+  virtual ClassReport report() = 0;  // on the validation examples (or the training ones)
+
+  Model<float>& model() override { return *model_; }
+  int64_t batches_per_epoch() const override {
+    return int64_t((lengths.size() + cfg.batch - 1) / cfg.batch);
   }
-  log << "best checkpoint: " << best_path << "\n";
-  return best_report;
+  std::string describe(int ranks) const override {
+    return intro + (ranks > 1 ? std::to_string(ranks) + " ranks share every batch\n" : "");
+  }
+  // The epoch's batches: shuffle, sort windows of 50 batches by length, cut,
+  // then shuffle the batches' order; drawn from the seed and the epoch alone,
+  // so that a resume in the middle of an epoch goes on with the same batches.
+  void start_epoch(int epoch, int, int) override {
+    Rng rng(cfg.seed ^ (0xD1B54A32D192ED03ull * uint64_t(epoch)));
+    order.resize(lengths.size());
+    std::iota(order.begin(), order.end(), 0);
+    shuffle(order, rng);
+    const size_t window = size_t(cfg.batch) * 50;
+    for (size_t w = 0; w < order.size(); w += window)
+      std::stable_sort(order.begin() + w, order.begin() + std::min(order.size(), w + window),
+                       [&](size_t a, size_t b) { return lengths[a] < lengths[b]; });
+    starts.clear();
+    for (size_t s = 0; s < order.size(); s += cfg.batch) starts.push_back(s);
+    shuffle(starts, rng);
+  }
+  // Several ranks: rank r takes examples [r·n/N, (r+1)·n/N) of the batch's n.
+  BatchLoss forward(int64_t index, int rank, int ranks, Rng& rng) override {
+    const size_t from = starts[size_t(index)], n = std::min(order.size() - from, size_t(cfg.batch));
+    const size_t a = n * size_t(rank) / size_t(ranks), b = n * size_t(rank + 1) / size_t(ranks);
+    if (a == b) return {0, 0, 0, 0, 0, false};
+    const BatchStats s = forward_examples(order.data() + from + a, b - a, rng);
+    int64_t tokens = 0;
+    for (size_t i = a; i < b; ++i) tokens += int64_t(lengths[order[from + i]]);
+    return {s.loss, s.count, int64_t(b - a), tokens, s.right, true};
+  }
+  bool has_validation() const override { return true; }
+  Validation validate() override {
+    const ClassReport r = report();
+    if (r.loss < best_loss) best_loss = r.loss, best_accuracy = r.accuracy;
+    last_accuracy = r.accuracy;
+    char b[160];
+    std::snprintf(b, sizeof b, "%s loss %.4f nats, accuracy %.2f%%",
+                  has_val ? "val" : "loss on the training data", r.loss, 100 * r.accuracy);
+    return {r.loss, b, {{"val_accuracy", r.accuracy}, {"on", has_val ? "validation" : "training"}}};
+  }
+  void save(const std::string& path, const nlohmann::json& progress,
+            const Optimizer* opt) override {
+    nlohmann::json p = progress;
+    p["val_accuracy"] = last_accuracy;
+    p["best_accuracy"] = best_accuracy;
+    model_->clear_state();  // nothing is carried between sequences
+    save_checkpoint(path, *model_, vocab, train_json, p, data, opt);
+  }
+  nlohmann::json config_json() const override {
+    return {{"model", model_json}, {"train", train_json}, {"data", data}};
+  }
+  std::string resume_command(const std::string& dir) const override {
+    return "unroll " +
+           std::string(kind == "classify" ? "classify train"
+                       : kind == "tag"    ? "tag train"
+                                          : "conditional") +
+           " --resume " + shell_quote(dir) + " --threads " + std::to_string(get_threads());
+  }
+
+ private:
+  std::vector<size_t> order, starts;  // this epoch's examples, and where each batch starts
+};
+
+// A fresh run (ck null) or a resume of one: trains `task` through the run
+// loop, then reports on the best checkpoint (validation, or training data).
+ClassReport run_sequence_task(SequenceTask& task, const std::string& out_dir, std::ostream& log,
+                              const std::string& command_line, Comm& comm, const Checkpoint* ck,
+                              const std::vector<int64_t>& poison_steps) {
+  namespace fs = std::filesystem;
+  if (comm.root() && !ck) prepare_out_dir(out_dir);
+  RunLoop loop(task, run_config(task.cfg, task.batches_per_epoch(), task.has_val), out_dir);
+  loop.command_line = command_line;
+  if (ck) {
+    loop.restore(*ck, (fs::path(out_dir) / "latest.safetensors").string());
+    if (comm.root()) {
+      loop.lock_run_folder();  // before anything is said: a second writer is refused at once
+      log << "resuming '" << out_dir << "' at step " << loop.progress().step << "\n";
+    }
+    task.best_loss = loop.progress().best_val;
+    task.best_accuracy = json_field(ck->progress, "best_accuracy", 0.0);
+  } else {
+    task.model_->init(loop.rng());  // the run's generator goes on to dropout
+  }
+  loop.set_comm(comm);
+  loop.poison_steps = poison_steps;
+  loop.run(log);
+  if (loop.interrupted() || !comm.root()) return {};
+  const std::string best = (fs::path(out_dir) / "best.safetensors").string();
+  Checkpoint b = load_checkpoint(best);
+  std::swap(task.model_, b.model);
+  ClassReport r = task.report();
+  std::swap(task.model_, b.model);
+  r.on_training_data = !task.has_val;
+  log << "best checkpoint: " << best << "\n";
+  return r;
 }
 
 // Splits train_path (or takes --val) into training and validation examples.
@@ -598,97 +590,131 @@ void split_data(const ClassifyConfig& cfg, const std::string& train_path, Read r
   }
 }
 
-}  // namespace
+// The hash of the training examples as token ids (and their labels), so
+// that a resume recognises its data.
+std::string examples_hash(const std::vector<std::vector<int32_t>>& seqs,
+                          const std::vector<int32_t>& labels) {
+  uint64_t h = fnv1a64(labels.data(), labels.size() * sizeof(int32_t));
+  for (const auto& s : seqs) {
+    const uint64_t n = s.size();
+    h = fnv1a64(&n, sizeof n, h);
+    h = fnv1a64(s.data(), s.size() * sizeof(int32_t), h);
+  }
+  return std::to_string(h);
+}
 
-ClassReport train_classifier(const ModelConfig& model_cfg, const ClassifyConfig& cfg,
-                             const std::string& train_path, const std::string& out_dir,
-                             std::ostream& log, const std::string& command_line) {
+// The model of a fresh run (from mc), or of the checkpoint it resumes (which
+// must have been trained on these examples, with this vocabulary).
+void take_model(SequenceTask& t, const ModelConfig& mc, Checkpoint* ck, const std::string& hash,
+                const std::string& train_path) {
+  t.data["examples_hash"] = hash;
+  if (ck) {
+    bool same = ck->vocab.size() == t.vocab.size() && ck->data.value("examples_hash", "") == hash;
+    for (int i = 0; same && i < t.vocab.size(); ++i) same = ck->vocab.token(i) == t.vocab.token(i);
+    require(same, "cannot resume: the training examples in '" + train_path +
+                      "' changed since the run began (their tokens or labels differ)");
+    t.data = ck->data;  // with the command that began the run
+    t.model_ = std::move(ck->model);
+  } else {
+    t.model_ = std::make_unique<Model<float>>(mc);
+  }
+  t.model_json = to_json(t.model_->config());
+}
+
+class ClassifyTask : public SequenceTask {
+ public:
+  EncodedExamples train, val;
+  std::vector<std::string> classes;
+  std::vector<float> weight;  // per class (--class-weights)
+  Batch batch;
+  BatchStats forward_examples(const size_t* idx, size_t n, Rng& rng) override {
+    Model<float>& m = *model_;
+    Batch& b = batch = make_batch(train, idx, n, &weight);  // the backward reads it
+    LossSum l = m.classify(b.ids.data(), b.lengths.data(), b.labels.data(), b.weights.data(), b.T,
+                           b.B, Mode::Train, &rng);
+    BatchStats s{l.sum, int64_t(n), 0};
+    const float* z = m.logits();
+    const int K = m.config().outputs;
+    for (size_t i = 0; i < n; ++i)
+      s.right += (K == 1 ? int(z[i] > 0) : argmax(z + i * K, K)) == b.labels[i];
+    return s;
+  }
+  ClassReport report() override {
+    return evaluate_classes(*model_, has_val ? val : train, classes);
+  }
+};
+
+std::unique_ptr<SequenceTask> classify_task(const ModelConfig& model_cfg, const ClassifyConfig& cfg,
+                                            const std::string& train_path,
+                                            const std::string& command_line, Checkpoint* ck) {
   cfg.validate();
+  auto t = std::make_unique<ClassifyTask>();
   LabelledExamples train_ex, val_ex;
   split_data(
       cfg, train_path, [&](const std::string& p) { return read_labelled(p, cfg.separator); },
       train_ex, val_ex);
-  const std::vector<std::string> classes = label_set(train_ex.labels);
+  t->classes = label_set(train_ex.labels);
+  const auto& classes = t->classes;
   require(classes.size() >= 2, "'" + train_path +
                                    "': the training examples have only one label ('" + classes[0] +
                                    "'); a classifier needs at least two");
-  const Vocab vocab = classify_vocab(train_ex, cfg.format);
-  const EncodedExamples train = encode_examples(train_ex, vocab, cfg.format, classes, cfg.max_len);
-  const EncodedExamples val = encode_examples(val_ex, vocab, cfg.format, classes, cfg.max_len);
+  t->vocab = classify_vocab(train_ex, cfg.format);
+  t->train = encode_examples(train_ex, t->vocab, cfg.format, classes, cfg.max_len);
+  t->val = encode_examples(val_ex, t->vocab, cfg.format, classes, cfg.max_len);
 
   ModelConfig mc = model_cfg;
-  mc.vocab = vocab.size();
+  mc.vocab = t->vocab.size();
   mc.head = classes.size() == 2 ? HeadKind::Sigmoid : HeadKind::Softmax;
   mc.outputs = classes.size() == 2 ? 1 : int(classes.size());
   if (mc.summary == Summary::Steps) mc.summary = Summary::Last;
   mc.validate();
 
-  std::vector<float> weight(classes.size(), 1.0f);
+  t->weight.assign(classes.size(), 1.0f);
   std::vector<int64_t> count(classes.size(), 0);
-  for (int y : train.labels) ++count[y];
+  for (int y : t->train.labels) ++count[y];
   if (cfg.class_weights == "balanced")
     for (size_t c = 0; c < classes.size(); ++c)
-      weight[c] = count[c]
-                      ? float(double(train.size()) / (double(classes.size()) * double(count[c])))
-                      : 0.f;
-
-  prepare_out_dir(out_dir);
-  Model<float> m(mc);
-  Rng rng(cfg.seed);
-  m.init(rng);
-  nlohmann::json train_json = to_json(cfg);
-  if (!cfg.val_file.empty()) train_json["val_file"] = absolute(cfg.val_file);
+      t->weight[c] =
+          count[c] ? float(double(t->train.size()) / (double(classes.size()) * double(count[c])))
+                   : 0.f;
+  t->kind = "classify";
+  t->cfg = cfg;
+  t->train_json = to_json(cfg);
+  if (!cfg.val_file.empty()) t->train_json["val_file"] = absolute(cfg.val_file);
   nlohmann::json counts = nlohmann::json::object();
   for (size_t c = 0; c < classes.size(); ++c) counts[classes[c]] = count[c];
-  const nlohmann::json data = {
-      {"task", "classify"},
-      {"classes", classes},
-      {"format", cfg.format.to_json()},
-      {"train_path", absolute(train_path)},
-      {"examples", train_ex.size() + (cfg.val_file.empty() ? val_ex.size() : 0)},
-      {"train_examples", train.size()},
-      {"val_examples", val.size()},
-      {"train_counts", counts},
-      {"command", command_line}};
+  t->data = {{"task", "classify"},
+             {"classes", classes},
+             {"format", cfg.format.to_json()},
+             {"train_path", absolute(train_path)},
+             {"examples", train_ex.size() + (cfg.val_file.empty() ? val_ex.size() : 0)},
+             {"train_examples", t->train.size()},
+             {"val_examples", t->val.size()},
+             {"train_counts", counts},
+             {"command", command_line}};
+  take_model(*t, mc, ck, examples_hash(t->train.seqs, t->train.labels), train_path);
+  const ModelConfig& c = t->model_->config();
+  std::ostringstream intro;
+  intro << "classify: " << t->train.size() << " training and " << t->val.size()
+        << " validation examples, " << classes.size() << " classes, vocabulary " << t->vocab.size()
+        << " " << cfg.format.unit() << "\n"
+        << "model: " << cell_name(c.cell) << " " << c.layers << "x" << c.hidden
+        << (c.bidirectional ? " bidirectional" : "") << ", summary " << summary_name(c.summary)
+        << ", " << (c.head == HeadKind::Sigmoid ? "sigmoid" : "softmax") << " head, "
+        << t->model_->layout().count() << " parameters\n";
+  t->intro = intro.str();
+  t->lengths = lengths_of(t->train.seqs);
+  t->has_val = t->val.size() > 0;
+  return t;
+}
 
-  log << "classify: " << train.size() << " training and " << val.size() << " validation examples, "
-      << classes.size() << " classes, vocabulary " << vocab.size() << " " << cfg.format.unit()
-      << "\n"
-      << "model: " << cell_name(mc.cell) << " " << mc.layers << "x" << mc.hidden
-      << (mc.bidirectional ? " bidirectional" : "") << ", summary " << summary_name(mc.summary)
-      << ", " << (mc.head == HeadKind::Sigmoid ? "sigmoid" : "softmax") << " head, "
-      << m.layout().count() << " parameters\n";
-  log.flush();
+}  // namespace
 
-  const std::vector<size_t> lengths = lengths_of(train.seqs);
-  auto step = [&](const size_t* idx, size_t n) {
-    Batch b = make_batch(train, idx, n, &weight);
-    LossSum l = m.classify(b.ids.data(), b.lengths.data(), b.labels.data(), b.weights.data(), b.T,
-                           b.B, Mode::Train, &rng);
-    m.backward(1.0f / float(b.B));
-    BatchStats s{l.sum, int64_t(n), 0};
-    const float* z = m.logits();
-    for (size_t i = 0; i < n; ++i) {
-      const int pred = mc.head == HeadKind::Sigmoid
-                           ? int(z[i] > 0)
-                           : int(std::max_element(z + i * mc.outputs, z + (i + 1) * mc.outputs) -
-                                 (z + i * mc.outputs));
-      s.right += pred == b.labels[i];
-    }
-    return s;
-  };
-  const bool has_val = val.size() > 0;
-  auto validate = [&] { return evaluate_classes(m, has_val ? val : train, classes); };
-  auto save = [&](const std::string& path, const nlohmann::json& progress, const Optimizer* opt) {
-    save_checkpoint(path, m, vocab, train_json, progress, data, opt);
-  };
-  ClassifyConfig loop = cfg;
-  if (!has_val) loop.patience = 0;  // no early stopping on the training loss
-  return train_epochs(
-      m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir,
-      save,
-      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}, {"command", command_line}},
-      log);
+ClassReport train_classifier(const ModelConfig& model_cfg, const ClassifyConfig& cfg,
+                             const std::string& train_path, const std::string& out_dir,
+                             std::ostream& log, const std::string& command_line, Comm& comm) {
+  auto t = classify_task(model_cfg, cfg, train_path, command_line, nullptr);
+  return run_sequence_task(*t, out_dir, log, command_line, comm, nullptr, cfg.poison_steps);
 }
 
 // ---- tagging ----
@@ -781,81 +807,91 @@ ClassReport evaluate_tags(Model<float>& m, const EncodedTags& ex,
   return r;
 }
 
-ClassReport train_tagger(const ModelConfig& model_cfg, const ClassifyConfig& cfg,
-                         const std::string& train_path, const std::string& out_dir,
-                         std::ostream& log, const std::string& command_line) {
+namespace {
+
+class TagTask : public SequenceTask {
+ public:
+  EncodedTags train, val;
+  std::vector<std::string> tags;
+  TagBatch batch;
+  BatchStats forward_examples(const size_t* idx, size_t n, Rng& rng) override {
+    Model<float>& m = *model_;
+    TagBatch& b = batch = make_tag_batch(train, idx, n);  // the backward reads it
+    m.reset_state(b.B);
+    LossSum l = m.forward(b.ids.data(), b.targets.data(), b.T, b.B, Mode::Train, &rng);
+    BatchStats s{l.sum, l.count, 0};
+    const int K = m.config().outputs;
+    const float* z = m.logits();
+    for (size_t r = 0; r < b.targets.size(); ++r)
+      if (b.targets[r] >= 0) s.right += argmax(z + r * K, K) == b.targets[r];
+    return s;
+  }
+  ClassReport report() override { return evaluate_tags(*model_, has_val ? val : train, tags); }
+};
+
+std::unique_ptr<SequenceTask> tag_task(const ModelConfig& model_cfg, const ClassifyConfig& cfg,
+                                       const std::string& train_path,
+                                       const std::string& command_line, Checkpoint* ck) {
   cfg.validate();
+  auto t = std::make_unique<TagTask>();
   TaggedSequences train_ex, val_ex;
   split_data(
       cfg, train_path, [](const std::string& p) { return read_tagged(p); }, train_ex, val_ex);
   std::vector<std::string> all_tags;
   for (auto& l : train_ex.labels) all_tags.insert(all_tags.end(), l.begin(), l.end());
-  const std::vector<std::string> tags = label_set(all_tags);
+  t->tags = label_set(all_tags);
+  const auto& tags = t->tags;
   require(tags.size() >= 2, "'" + train_path + "': the training tokens have only one tag ('" +
                                 tags[0] + "'); a tagger needs at least two");
-  const Vocab vocab = tag_vocab(train_ex, cfg.format.min_count);
-  const EncodedTags train = encode_tagged(train_ex, vocab, tags);
-  const EncodedTags val = encode_tagged(val_ex, vocab, tags);
+  t->vocab = tag_vocab(train_ex, cfg.format.min_count);
+  t->train = encode_tagged(train_ex, t->vocab, tags);
+  t->val = encode_tagged(val_ex, t->vocab, tags);
 
   ModelConfig mc = model_cfg;
-  mc.vocab = vocab.size();
+  mc.vocab = t->vocab.size();
   mc.head = HeadKind::Softmax;
   mc.outputs = int(tags.size());
   mc.summary = Summary::Steps;
   mc.bidirectional = false;
   mc.validate();
-  prepare_out_dir(out_dir);
-  Model<float> m(mc);
-  Rng rng(cfg.seed);
-  m.init(rng);
-  nlohmann::json train_json = to_json(cfg);
-  train_json["task"] = "tag";
-  if (!cfg.val_file.empty()) train_json["val_file"] = absolute(cfg.val_file);
+  t->kind = "tag";
+  t->cfg = cfg;
+  t->train_json = to_json(cfg);
+  t->train_json["task"] = "tag";
+  if (!cfg.val_file.empty()) t->train_json["val_file"] = absolute(cfg.val_file);
   size_t tokens = 0;
-  for (auto& s : train.seqs) tokens += s.size();
-  const nlohmann::json data = {
-      {"task", "tag"},
-      {"classes", tags},
-      {"train_path", absolute(train_path)},
-      {"examples", train_ex.size() + (cfg.val_file.empty() ? val_ex.size() : 0)},
-      {"train_examples", train.size()},
-      {"val_examples", val.size()},
-      {"train_tokens", tokens},
-      {"command", command_line}};
-  log << "tag: " << train.size() << " training and " << val.size() << " validation sequences ("
-      << tokens << " training tokens), " << tags.size() << " tags, vocabulary " << vocab.size()
-      << " tokens\n"
-      << "model: " << cell_name(mc.cell) << " " << mc.layers << "x" << mc.hidden
-      << ", softmax over tags at every step, " << m.layout().count() << " parameters\n";
-  log.flush();
+  std::vector<int32_t> flat_tags;
+  for (auto& s : t->train.seqs) tokens += s.size();
+  for (auto& g : t->train.tags) flat_tags.insert(flat_tags.end(), g.begin(), g.end());
+  t->data = {{"task", "tag"},
+             {"classes", tags},
+             {"train_path", absolute(train_path)},
+             {"examples", train_ex.size() + (cfg.val_file.empty() ? val_ex.size() : 0)},
+             {"train_examples", t->train.size()},
+             {"val_examples", t->val.size()},
+             {"train_tokens", tokens},
+             {"command", command_line}};
+  take_model(*t, mc, ck, examples_hash(t->train.seqs, flat_tags), train_path);
+  const ModelConfig& c = t->model_->config();
+  std::ostringstream intro;
+  intro << "tag: " << t->train.size() << " training and " << t->val.size()
+        << " validation sequences (" << tokens << " training tokens), " << tags.size()
+        << " tags, vocabulary " << t->vocab.size() << " tokens\n"
+        << "model: " << cell_name(c.cell) << " " << c.layers << "x" << c.hidden
+        << ", softmax over tags at every step, " << t->model_->layout().count() << " parameters\n";
+  t->intro = intro.str();
+  t->lengths = lengths_of(t->train.seqs);
+  t->has_val = t->val.size() > 0;
+  return t;
+}
 
-  const std::vector<size_t> lengths = lengths_of(train.seqs);
-  auto step = [&](const size_t* idx, size_t n) {
-    TagBatch b = make_tag_batch(train, idx, n);
-    m.reset_state(b.B);
-    LossSum l = m.forward(b.ids.data(), b.targets.data(), b.T, b.B, Mode::Train, &rng);
-    m.backward(1.0f / float(std::max<int64_t>(l.count, 1)));  // mean per token
-    BatchStats s{l.sum, l.count, 0};
-    const float* z = m.logits();
-    for (size_t r = 0; r < b.targets.size(); ++r)
-      if (b.targets[r] >= 0)
-        s.right += int(std::max_element(z + r * mc.outputs, z + (r + 1) * mc.outputs) -
-                       (z + r * mc.outputs)) == b.targets[r];
-    return s;
-  };
-  const bool has_val = val.size() > 0;
-  auto validate = [&] { return evaluate_tags(m, has_val ? val : train, tags); };
-  auto save = [&](const std::string& path, const nlohmann::json& progress, const Optimizer* opt) {
-    m.clear_state();  // a tagger carries no state between sequences
-    save_checkpoint(path, m, vocab, train_json, progress, data, opt);
-  };
-  ClassifyConfig loop = cfg;
-  if (!has_val) loop.patience = 0;
-  return train_epochs(
-      m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir,
-      save,
-      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}, {"command", command_line}},
-      log);
+}  // namespace
+
+ClassReport train_tagger(const ModelConfig& model_cfg, const ClassifyConfig& cfg,
+                         const std::string& train_path, const std::string& out_dir,
+                         std::ostream& log, const std::string& command_line, Comm& comm) {
+  auto t = tag_task(model_cfg, cfg, train_path, command_line, nullptr);
+  return run_sequence_task(*t, out_dir, log, command_line, comm, nullptr, cfg.poison_steps);
 }
 
 // ---- conditional language model ----
@@ -921,74 +957,22 @@ BatchStats lm_batch_stats(Model<float>& m, const LmBatch& b, const LossSum& l) {
 
 }  // namespace
 
-ClassReport train_conditional(const ModelConfig& model_cfg, const ClassifyConfig& cfg,
-                              const std::string& train_path, const std::string& out_dir,
-                              std::ostream& log, const std::string& command_line) {
-  cfg.validate();
-  LabelledExamples train_ex, val_ex;
-  split_data(
-      cfg, train_path, [&](const std::string& p) { return read_labelled(p, cfg.separator); },
-      train_ex, val_ex);
-  const std::vector<std::string> categories = label_set(train_ex.labels);
-  Vocab vocab;
-  if (cfg.format.level == "char") {
-    // Characters of the validation texts too: a character vocabulary has no
-    // <unk>, and a name with a rare accent should not stop the run.
-    std::u32string all = U"\n";
-    for (const LabelledExamples* ex : {&train_ex, &val_ex})
-      for (size_t i = 0; i < ex->size(); ++i) all += decode_utf8(ex->texts[i], ex->where[i]);
-    vocab = Vocab::from_chars(all);
-  } else {
-    std::vector<std::string> all = {kEos};
-    for (size_t i = 0; i < train_ex.size(); ++i) {
-      auto t = tokenize(train_ex.texts[i], cfg.format, train_ex.where[i]);
-      all.insert(all.end(), t.begin(), t.end());
-    }
-    vocab = Vocab::from_words(all, cfg.format.min_count, cfg.format.max_vocab);
-  }
-  const CategoryTexts train = encode_category_texts(train_ex, vocab, cfg.format, categories);
-  const CategoryTexts val = encode_category_texts(val_ex, vocab, cfg.format, categories);
+namespace {
 
-  ModelConfig mc = model_cfg;
-  mc.vocab = mc.outputs = vocab.size();
-  mc.head = HeadKind::Softmax;
-  mc.summary = Summary::Steps;
-  mc.bidirectional = false;
-  mc.categories = int(categories.size());
-  mc.validate();
-  prepare_out_dir(out_dir);
-  Model<float> m(mc);
-  Rng rng(cfg.seed);
-  m.init(rng);
-  nlohmann::json train_json = to_json(cfg);
-  train_json["task"] = "conditional";
-  if (!cfg.val_file.empty()) train_json["val_file"] = absolute(cfg.val_file);
-  const nlohmann::json data = {
-      {"task", "conditional"},
-      {"categories", categories},
-      {"format", cfg.format.to_json()},
-      {"train_path", absolute(train_path)},
-      {"examples", train_ex.size() + (cfg.val_file.empty() ? val_ex.size() : 0)},
-      {"train_examples", train.seqs.size()},
-      {"val_examples", val.seqs.size()},
-      {"command", command_line}};
-  log << "conditional language model: " << train.seqs.size() << " training and " << val.seqs.size()
-      << " validation texts, " << categories.size() << " categories, vocabulary " << vocab.size()
-      << " " << cfg.format.unit() << "\n"
-      << "model: " << cell_name(mc.cell) << " " << mc.layers << "x" << mc.hidden << ", "
-      << m.layout().count() << " parameters\n";
-  log.flush();
-
-  const std::vector<size_t> lengths = lengths_of(train.seqs);
-  auto step = [&](const size_t* idx, size_t n) {
-    LmBatch b = make_lm_batch(train, idx, n);
+class ConditionalTask : public SequenceTask {
+ public:
+  CategoryTexts train, val;
+  LmBatch batch;
+  BatchStats forward_examples(const size_t* idx, size_t n, Rng& rng) override {
+    Model<float>& m = *model_;
+    LmBatch& b = batch = make_lm_batch(train, idx, n);  // the backward reads it
     m.start_state(b.cats.data(), b.B);
-    LossSum l = m.forward(b.ids.data(), b.targets.data(), b.T, b.B, Mode::Train, &rng);
-    m.backward(1.0f / float(std::max<int64_t>(l.count, 1)));
-    return lm_batch_stats(m, b, l);
-  };
-  const bool has_val = !val.seqs.empty();
-  auto validate = [&] {
+    return lm_batch_stats(m, b,
+                          m.forward(b.ids.data(), b.targets.data(), b.T, b.B, Mode::Train, &rng));
+  }
+  // Loss per token and next-token accuracy.
+  ClassReport report() override {
+    Model<float>& m = *model_;
     const CategoryTexts& ex = has_val ? val : train;
     std::vector<size_t> idx(ex.seqs.size());
     std::iota(idx.begin(), idx.end(), 0);
@@ -1005,18 +989,95 @@ ClassReport train_conditional(const ModelConfig& model_cfg, const ClassifyConfig
     r.loss = total.loss / double(std::max<int64_t>(total.count, 1));
     r.accuracy = double(total.right) / double(std::max<int64_t>(total.count, 1));
     return r;
-  };
-  auto save = [&](const std::string& path, const nlohmann::json& progress, const Optimizer* opt) {
-    m.clear_state();
-    save_checkpoint(path, m, vocab, train_json, progress, data, opt);
-  };
-  ClassifyConfig loop = cfg;
-  if (!has_val) loop.patience = 0;
-  return train_epochs(
-      m, loop, rng, lengths, step, validate, has_val ? "val" : "eval on training data:", out_dir,
-      save,
-      {{"model", to_json(mc)}, {"train", train_json}, {"data", data}, {"command", command_line}},
-      log);
+  }
+};
+
+std::unique_ptr<SequenceTask> conditional_task(const ModelConfig& model_cfg,
+                                               const ClassifyConfig& cfg,
+                                               const std::string& train_path,
+                                               const std::string& command_line, Checkpoint* ck) {
+  cfg.validate();
+  auto t = std::make_unique<ConditionalTask>();
+  LabelledExamples train_ex, val_ex;
+  split_data(
+      cfg, train_path, [&](const std::string& p) { return read_labelled(p, cfg.separator); },
+      train_ex, val_ex);
+  const std::vector<std::string> categories = label_set(train_ex.labels);
+  if (cfg.format.level == "char") {
+    // Characters of the validation texts too: a character vocabulary has no
+    // <unk>, and a name with a rare accent should not stop the run.
+    std::u32string all = U"\n";
+    for (const LabelledExamples* ex : {&train_ex, &val_ex})
+      for (size_t i = 0; i < ex->size(); ++i) all += decode_utf8(ex->texts[i], ex->where[i]);
+    t->vocab = Vocab::from_chars(all);
+  } else {
+    std::vector<std::string> all = {kEos};
+    for (size_t i = 0; i < train_ex.size(); ++i) {
+      auto w = tokenize(train_ex.texts[i], cfg.format, train_ex.where[i]);
+      all.insert(all.end(), w.begin(), w.end());
+    }
+    t->vocab = Vocab::from_words(all, cfg.format.min_count, cfg.format.max_vocab);
+  }
+  t->train = encode_category_texts(train_ex, t->vocab, cfg.format, categories);
+  t->val = encode_category_texts(val_ex, t->vocab, cfg.format, categories);
+
+  ModelConfig mc = model_cfg;
+  mc.vocab = mc.outputs = t->vocab.size();
+  mc.head = HeadKind::Softmax;
+  mc.summary = Summary::Steps;
+  mc.bidirectional = false;
+  mc.categories = int(categories.size());
+  mc.validate();
+  t->kind = "conditional";
+  t->cfg = cfg;
+  t->train_json = to_json(cfg);
+  t->train_json["task"] = "conditional";
+  if (!cfg.val_file.empty()) t->train_json["val_file"] = absolute(cfg.val_file);
+  t->data = {{"task", "conditional"},
+             {"categories", categories},
+             {"format", cfg.format.to_json()},
+             {"train_path", absolute(train_path)},
+             {"examples", train_ex.size() + (cfg.val_file.empty() ? val_ex.size() : 0)},
+             {"train_examples", t->train.seqs.size()},
+             {"val_examples", t->val.seqs.size()},
+             {"command", command_line}};
+  take_model(*t, mc, ck, examples_hash(t->train.seqs, t->train.cats), train_path);
+  const ModelConfig& c = t->model_->config();
+  std::ostringstream intro;
+  intro << "conditional language model: " << t->train.seqs.size() << " training and "
+        << t->val.seqs.size() << " validation texts, " << categories.size()
+        << " categories, vocabulary " << t->vocab.size() << " " << cfg.format.unit() << "\n"
+        << "model: " << cell_name(c.cell) << " " << c.layers << "x" << c.hidden << ", "
+        << t->model_->layout().count() << " parameters\n";
+  t->intro = intro.str();
+  t->lengths = lengths_of(t->train.seqs);
+  t->has_val = !t->val.seqs.empty();
+  return t;
+}
+
+}  // namespace
+
+ClassReport train_conditional(const ModelConfig& model_cfg, const ClassifyConfig& cfg,
+                              const std::string& train_path, const std::string& out_dir,
+                              std::ostream& log, const std::string& command_line, Comm& comm) {
+  auto t = conditional_task(model_cfg, cfg, train_path, command_line, nullptr);
+  return run_sequence_task(*t, out_dir, log, command_line, comm, nullptr, cfg.poison_steps);
+}
+
+ClassReport resume_sequence_run(const std::string& task, const std::string& out_dir,
+                                const std::function<void(ClassifyConfig&)>& adjust,
+                                std::ostream& log, const std::string& command_line, Comm& comm,
+                                const std::vector<int64_t>& poison_steps) {
+  Checkpoint ck = load_run_checkpoint(out_dir, task);
+  ClassifyConfig cfg = classify_config_from_json(ck.train);
+  if (adjust) adjust(cfg);
+  cfg.validate();
+  const std::string train_path = ck.data.value("train_path", "");
+  std::unique_ptr<SequenceTask> t =
+      ck.task == "classify" ? classify_task(ck.model_config, cfg, train_path, command_line, &ck)
+      : ck.task == "tag"    ? tag_task(ck.model_config, cfg, train_path, command_line, &ck)
+                            : conditional_task(ck.model_config, cfg, train_path, command_line, &ck);
+  return run_sequence_task(*t, out_dir, log, command_line, comm, &ck, poison_steps);
 }
 
 }  // namespace unroll

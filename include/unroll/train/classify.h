@@ -8,11 +8,13 @@
 // train["task"] = "classify" and the class names in data["classes"].
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "unroll/core/comm.h"
 #include "unroll/model/model.h"
 #include "unroll/text/labelled.h"
 #include "unroll/text/text_corpus.h"
@@ -29,6 +31,7 @@ struct ClassifyConfig {
   double clip = 5.0;               // 0 = no clipping
   std::string clip_mode = "norm";  // "norm" (global L2 norm) or "value" (element-wise), optimizer.h
   int max_epochs = 30;
+  int64_t max_steps = 0;  // 0 = no limit
   int patience = 4;  // stop after this many epochs without a better validation loss; 0 = never
   double max_seconds = 0;  // 0 = no limit
   std::string val_file;    // validation examples; else val_fraction of the training file
@@ -69,6 +72,7 @@ struct ClassReport {
   std::vector<std::string> classes;
   size_t examples = 0;  // scored items: sequences (classify) or tokens (tag)
   std::string unit = "examples";
+  bool on_training_data = false;  // a training run without validation data reports on these
   double loss = 0;  // mean cross-entropy, nats
   double accuracy = 0;
   std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
@@ -92,7 +96,8 @@ std::string class_report_page(const ClassReport& r, const std::string& title,
 // (or, without validation data, the training report).
 ClassReport train_classifier(const ModelConfig& model, const ClassifyConfig& cfg,
                              const std::string& train_path, const std::string& out_dir,
-                             std::ostream& log, const std::string& command_line = "");
+                             std::ostream& log, const std::string& command_line = "",
+                             Comm& comm = single_process());
 
 // ---- many-to-many (synced): a label for every token ----
 // The model is a language-model-shaped Model<float> (summary Steps) whose
@@ -117,7 +122,8 @@ ClassReport evaluate_tags(Model<float>& m, const EncodedTags& ex,
                           const std::vector<std::string>& tags, int batch = 64);
 ClassReport train_tagger(const ModelConfig& model, const ClassifyConfig& cfg,
                          const std::string& train_path, const std::string& out_dir,
-                         std::ostream& log, const std::string& command_line = "");
+                         std::ostream& log, const std::string& command_line = "",
+                         Comm& comm = single_process());
 
 // ---- one-to-many: a language model conditioned on a category ----
 // Examples as for classification (a folder of CLASS.txt files, or
@@ -128,7 +134,18 @@ ClassReport train_tagger(const ModelConfig& model, const ClassifyConfig& cfg,
 // Checkpoints: train["task"] = "conditional", the labels in data["categories"].
 ClassReport train_conditional(const ModelConfig& model, const ClassifyConfig& cfg,
                               const std::string& train_path, const std::string& out_dir,
-                              std::ostream& log, const std::string& command_line = "");
+                              std::ostream& log, const std::string& command_line = "",
+                              Comm& comm = single_process());
+
+// Continues the run of `task` ("classify", "tag" or "conditional") saved in
+// out_dir/latest.safetensors, on the same data, bit for bit as if it had not
+// stopped; `adjust` may change the stop conditions. Every task trains through
+// the run loop (train/run.h): data-parallel over `comm`, rank 0 writing.
+ClassReport resume_sequence_run(const std::string& task, const std::string& out_dir,
+                                const std::function<void(ClassifyConfig&)>& adjust,
+                                std::ostream& log, const std::string& command_line = "",
+                                Comm& comm = single_process(),
+                                const std::vector<int64_t>& poison_steps = {});
 
 // The validation examples a classifier (or tagger) checkpoint was trained
 // with (its val_file, or the same seeded split of its training data).
