@@ -32,7 +32,7 @@ struct ClassifyConfig {
   std::string clip_mode = "norm";  // "norm" (global L2 norm) or "value" (element-wise), optimizer.h
   int max_epochs = 30;
   int64_t max_steps = 0;  // 0 = no limit
-  int patience = 4;  // stop after this many epochs without a better validation loss; 0 = never
+  int patience = 4;       // stop after this many epochs without a better validation loss; 0 = never
   double max_seconds = 0;  // 0 = no limit
   std::string val_file;    // validation examples; else val_fraction of the training file
   double val_fraction = 0.2;
@@ -73,7 +73,7 @@ struct ClassReport {
   size_t examples = 0;  // scored items: sequences (classify) or tokens (tag)
   std::string unit = "examples";
   bool on_training_data = false;  // a training run without validation data reports on these
-  double loss = 0;  // mean cross-entropy, nats
+  double loss = 0;                // mean cross-entropy, nats
   double accuracy = 0;
   std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
   std::vector<double> precision, recall, f1;    // per class (0 where undefined)
