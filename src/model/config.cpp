@@ -155,19 +155,20 @@ ModelConfig model_config_from_json(const nlohmann::json& j) {
 
 ParamLayout::ParamLayout(const ModelConfig& c) {
   const int64_t GH = int64_t(gate_count(c.cell)) * c.hidden;
-  if (c.embed) add("embedding.weight", {c.vocab, c.embed});
-  if (c.categories) add("category.weight", {c.categories, int64_t(c.layers) * c.hidden});
+  if (c.embed) add("embedding.weight", {c.vocab, c.embed}, Part::Embedding);
+  if (c.categories)
+    add("category.weight", {c.categories, int64_t(c.layers) * c.hidden}, Part::Category);
   for (int l = 0; l < c.layers; ++l)
     for (int d = 0; d < c.directions();
          ++d) {  // PyTorch's names: the reversed stack's end in _reverse
       const std::string s = std::to_string(l) + (d ? "_reverse" : "");
-      add("rnn.weight_ih_l" + s, {GH, c.input_size(l)});
-      add("rnn.weight_hh_l" + s, {GH, c.hidden});
-      add("rnn.bias_ih_l" + s, {GH});
-      add("rnn.bias_hh_l" + s, {GH});
+      add("rnn.weight_ih_l" + s, {GH, c.input_size(l)}, Part::Recurrent, l);
+      add("rnn.weight_hh_l" + s, {GH, c.hidden}, Part::Recurrent, l);
+      add("rnn.bias_ih_l" + s, {GH}, Part::Recurrent, l);
+      add("rnn.bias_hh_l" + s, {GH}, Part::Recurrent, l);
     }
-  if (!c.tie) add("head.weight", {c.outputs, c.state_size()});
-  add("head.bias", {c.outputs});
+  if (!c.tie) add("head.weight", {c.outputs, c.state_size()}, Part::Head);
+  add("head.bias", {c.outputs}, Part::Head);
   // The offsets a step reads, looked up here once.
   parts_.directions = c.directions();
   if (c.embed) parts_.embedding = at("embedding.weight").offset;
@@ -182,8 +183,10 @@ ParamLayout::ParamLayout(const ModelConfig& c) {
   parts_.head_bias = at("head.bias").offset;
 }
 
-void ParamLayout::add(std::string name, std::vector<int64_t> shape) {
+void ParamLayout::add(std::string name, std::vector<int64_t> shape, Part part, int layer) {
   ParamView v;
+  v.part = part;
+  v.layer = layer;
   v.name = std::move(name);
   v.shape = std::move(shape);
   v.size = 1;

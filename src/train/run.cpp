@@ -222,11 +222,9 @@ std::vector<double> group_norms(Model<float>& m) {
   const ModelConfig& cfg = m.config();
   std::vector<double> sq(grad_groups(cfg).size(), 0.0);
   for (const auto& v : m.layout().views()) {
-    size_t g = sq.size() - 1;  // head
-    if (v.name.rfind("embedding", 0) == 0) g = 0;
-    const size_t at = v.name.rfind("_l");
-    if (v.name.rfind("rnn.", 0) == 0 && at != std::string::npos)
-      g = size_t(std::stoi(v.name.substr(at + 2))) + (cfg.embed ? 1 : 0);
+    size_t g = sq.size() - 1;  // the head (and a conditional model's category vectors)
+    if (v.part == Part::Embedding) g = 0;
+    if (v.part == Part::Recurrent) g = size_t(v.layer) + (cfg.embed ? 1 : 0);
     const float* p = m.grads.data() + v.offset;
     double s = 0;
     for (size_t i = 0; i < v.size; ++i) s += double(p[i]) * p[i];

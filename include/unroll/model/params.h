@@ -11,11 +11,15 @@
 
 namespace unroll {
 
+enum class Part { Embedding, Category, Recurrent, Head };
+
 struct ParamView {
   std::string name;
   std::vector<int64_t> shape;
   size_t offset = 0;  // in elements, into the flat buffer
   size_t size = 0;    // product of shape
+  Part part = Part::Head;
+  int layer = -1;  // Part::Recurrent: the layer (either direction)
 };
 
 // Where each part's parameters start in the flat buffer, computed once with the layout, so
@@ -48,7 +52,7 @@ class ParamLayout {
   }
 
  private:
-  void add(std::string name, std::vector<int64_t> shape);
+  void add(std::string name, std::vector<int64_t> shape, Part part, int layer = -1);
   std::vector<ParamView> views_;
   size_t total_ = 0;
   PartOffsets parts_;
