@@ -84,7 +84,9 @@ struct Fd {
 };
 
 [[noreturn]] void not_st(const std::string& path, const std::string& why) {
-  throw Error("'" + path + "' is not a safetensors checkpoint: " + why);
+  throw Error("'" + path + "' is not a safetensors checkpoint: " + why +
+              " (expected a .safetensors file, as unroll train writes and "
+              "safetensors.torch.save_file saves)");
 }
 
 // Reads exactly n bytes at offset off; Error if the file ends early or read fails.
