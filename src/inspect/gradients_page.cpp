@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "page_parts.h"
+#include "svg.h"
 #include "unroll/inspect/page.h"
 #include "unroll_assets.h"  // src/inspect/assets/, embedded at build time
 
@@ -34,7 +35,8 @@ const char* const kStyle = assets::gradients_css;  // src/inspect/assets/gradien
 
 // --------------------------------------------------------------- the script
 
-const char* const kScript = assets::gradients_js;  // src/inspect/assets/gradients.js
+const std::string kScript =
+    std::string(assets::common_js) + assets::gradients_js;  // src/inspect/assets/gradients.js
 
 // ------------------------------------------------------------------ the data
 
@@ -109,57 +111,20 @@ std::vector<Series> series_of(const json& data) {
 
 // ------------------------------------------------------------------- the axes
 
-// A log axis from 10^lo to 10^hi, labelled every `step` decades.
-struct LogAxis {
-  int lo = -1, hi = 0, step = 1;
-};
-
-int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
-LogAxis log_axis(const std::vector<const std::vector<double>*>& curves, int max_labels) {
+// A log axis in whole decades around every drawable value of the curves
+// (svg.h); -1..0 when there is none.
+svg::Decades log_axis(const std::vector<const std::vector<double>*>& curves, int max_labels) {
   double lo = INFINITY, hi = -INFINITY;
   for (const auto* c : curves)
     for (double v : *c)
       if (drawable(v)) lo = std::min(lo, v), hi = std::max(hi, v);
-  LogAxis a;
-  if (!(lo <= hi)) return a;  // nothing to draw
-  a.lo = int(std::floor(std::log10(lo) + 1e-9));
-  a.hi = int(std::ceil(std::log10(hi) - 1e-9));
-  if (a.hi <= a.lo) a.lo = a.hi - 1;
-  for (int step : {1, 2, 3, 5, 10, 20, 50, 100}) {
-    a.step = step;
-    if ((a.hi - a.lo + step - 1) / step <= max_labels) break;
-  }
-  a.lo = floor_div(a.lo, a.step) * a.step;
-  a.hi = -floor_div(-a.hi, a.step) * a.step;
-  return a;
+  if (!(lo <= hi)) return {};  // nothing to draw
+  return svg::decades(lo, hi, max_labels);
 }
 
-// A tick step of 1, 2 or 5 × 10^n giving about `target` ticks over [0, span] (at least 1).
-int linear_step(int span, int target) {
-  const double raw = double(span) / target;
-  const double p = std::pow(10.0, std::floor(std::log10(std::max(raw, 1e-9))));
-  for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (m * p >= raw) return std::max(1, int(std::lround(m * p)));
-  return std::max(1, int(std::lround(10 * p)));
-}
-
-// "10⁻⁶" in SVG text: the exponent as a raised tspan.
-std::string decade_label(int d) {
-  const std::string e = d < 0 ? "\u2212" + std::to_string(-d) : std::to_string(d);
-  return "10<tspan dy=\"-6\" font-size=\"9\">" + e + "</tspan>";
-}
-
-std::string line(double x1, double y1, double x2, double y2, const std::string& attrs) {
-  return "<line x1=\"" + fixed(x1, 1) + "\" y1=\"" + fixed(y1, 1) + "\" x2=\"" + fixed(x2, 1) +
-         "\" y2=\"" + fixed(y2, 1) + "\" " + attrs + "/>";
-}
-
-std::string text(double x, double y, const char* anchor, const std::string& body_html,
-                 const std::string& attrs = "") {
-  return "<text x=\"" + fixed(x, 1) + "\" y=\"" + fixed(y, 1) + "\" text-anchor=\"" + anchor +
-         "\"" + (attrs.empty() ? "" : " " + attrs) + ">" + body_html + "</text>";
-}
+using svg::decade_label;
+using svg::line;
+using svg::text;
 
 // A short sample of a series' line, for legends and the table.
 std::string swatch(const Series& s) {
@@ -185,7 +150,7 @@ struct Chart {
 struct Frame {
   double W = 1140, H, L = 74, R = 18, T = 14, B = 48;
   int K;
-  LogAxis a;
+  svg::Decades a;
   double x(double k) const { return L + (W - L - R) * k / K; }
   double y(double v) const {
     const double t = drawable(v) ? (std::log10(v) - a.lo) / (a.hi - a.lo) : 0;
@@ -223,7 +188,7 @@ std::string axes_svg(const Frame& f, const Chart& c) {
       }
   }
   // Vertical lines at the k ticks.
-  const int step = linear_step(f.K, 12);
+  const int step = std::max(1, int(std::lround(svg::nice_step(f.K, 12))));
   for (int k = 0; k <= f.K; k += step) {
     const double x = f.x(k);
     if (k > 0 && k < f.K) h += line(x, y0, x, y1, "stroke=\"#f0f2f4\"");
@@ -500,7 +465,7 @@ std::string gradients_page_html(const json& data) {
 
   h += table_html(series, K);
   h += scalar_html(data);
-  return h + page::document_end("unroll gradients", kScript);
+  return h + page::document_end("unroll gradients", kScript.c_str());
 }
 
 }  // namespace unroll

@@ -34,7 +34,8 @@ const char* const kStyle = assets::cells_css;  // src/inspect/assets/cells.css
 
 // --------------------------------------------------------------- the script
 
-const char* const kScript = assets::cells_js;  // src/inspect/assets/cells.js
+const std::string kScript =
+    std::string(assets::common_js) + assets::cells_js;  // src/inspect/assets/cells.js
 
 // ------------------------------------------------------------ static parts
 
@@ -236,7 +237,7 @@ std::string cells_page_html(const json& data) {
        "in "
        "the same columns.</p>\n<div id=\"probe-list\"></div>\n</section>\n";
   h += saturation_html(data);
-  h += page::document_end("unroll cells", kScript,
+  h += page::document_end("unroll cells", kScript.c_str(),
                           "<script type=\"application/json\" id=\"unroll-data\">" +
                               embedded_json(data) + "</script>\n");
   return h;

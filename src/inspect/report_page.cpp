@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <tuple>
 
 #include "page_parts.h"
+#include "svg.h"
 #include "unroll/core/error.h"
 #include "unroll/core/file.h"
 #include "unroll/inspect/page.h"
@@ -32,35 +34,6 @@ struct Line {
   std::vector<bool> marked;  // per point: drawn with a ring (clipping fired)
 };
 
-// A number for a tick label: 3 significant digits, k/M for large ones.
-std::string tick(double v) {
-  char b[32];
-  const double a = std::fabs(v);
-  if (a >= 1e6)
-    std::snprintf(b, sizeof b, "%gM", std::round(v / 1e5) / 10);
-  else if (a >= 1e4)
-    std::snprintf(b, sizeof b, "%gk", std::round(v / 100) / 10);
-  else
-    std::snprintf(b, sizeof b, "%.3g", v);
-  return b;
-}
-
-// Nice ticks between lo and hi (about n of them).
-std::vector<double> ticks(double lo, double hi, int n) {
-  std::vector<double> t;
-  if (!(hi > lo)) return {lo};
-  const double raw = (hi - lo) / n, mag = std::pow(10, std::floor(std::log10(raw)));
-  double step = mag;
-  for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (m * mag >= raw) {
-      step = m * mag;
-      break;
-    }
-  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
-    t.push_back(std::fabs(v) < step * 1e-9 ? 0 : v);
-  return t;
-}
-
 // One chart: lines on shared axes; log_y draws log10(y) (values ≤ 0 left out).
 // Every polyline carries data-n (its number of points) for tests.
 std::string chart(const std::vector<Line>& lines, const std::string& xlabel,
@@ -79,51 +52,23 @@ std::string chart(const std::vector<Line>& lines, const std::string& xlabel,
            "<text x=\"280\" y=\"130\" text-anchor=\"middle\" class=\"lab\">no data "
            "yet</text></svg>";
   if (x1 == x0) x1 = x0 + 1;
-  if (y1 == y0) {  // a constant series: an axis around its value, at its own scale (lr 0.002:
-                   // 0.001..0.003)
-    const double half = !log_y && y0 != 0 ? std::fabs(y0) / 2 : 0.5;
-    y0 -= half, y1 += half;
-  }
-  const double pad = (y1 - y0) * 0.04;
-  y0 -= pad, y1 += pad;
+  std::tie(y0, y1) = svg::axis_range(y0, y1, log_y);
   auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
   auto py = [&](double y) { return T + (1 - (Y(y) - y0) / (y1 - y0)) * (H - T - B); };
+  // y ticks in axis units (log: 1, 2, 5 steps of decades are fine as labels)
+  for (double v : svg::ticks(y0, y1, 5)) {
+    const double y = T + (1 - (v - y0) / (y1 - y0)) * (H - T - B);
+    h += svg::line(L, y, W - R, y, "class=\"grid\"") +
+         svg::text(L - 5, y + 3.5, "end", html_escape(svg::tick_label(log_y ? std::pow(10, v) : v)),
+                   "class=\"t\"");
+  }
+  for (double v : svg::ticks(x0, x1, 6))
+    h += svg::line(px(v), T, px(v), H - B, "class=\"grid\"") +
+         svg::text(px(v), H - B + 14, "middle", html_escape(svg::tick_label(v)), "class=\"t\"");
+  h += svg::line(L, H - B, W - R, H - B, "class=\"axis\"") +
+       svg::line(L, T, L, H - B, "class=\"axis\"") +
+       svg::text((L + W - R) / 2, H - 6, "middle", html_escape(xlabel), "class=\"lab\"");
   char b[256];
-  auto tick_y = [&](double v_axis) {  // in axis units
-    const double y = T + (1 - (v_axis - y0) / (y1 - y0)) * (H - T - B);
-    std::snprintf(b, sizeof b, "<line class=\"grid\" x1=\"%g\" x2=\"%g\" y1=\"%.1f\" y2=\"%.1f\"/>",
-                  L, W - R, y, y);
-    h += b;
-    const double v = log_y ? std::pow(10, v_axis) : v_axis;
-    std::snprintf(b, sizeof b, "<text class=\"t\" x=\"%g\" y=\"%.1f\" text-anchor=\"end\">", L - 5,
-                  y + 3.5);
-    h += b + html_escape(tick(v)) + "</text>";
-  };
-  if (log_y) {
-    std::vector<double> t =
-        ticks(y0, y1, 5);  // in log units: 1, 2, 5 steps of decades are fine as labels
-    for (double v : t) tick_y(v);
-  } else {
-    for (double v : ticks(y0, y1, 5)) tick_y(v);
-  }
-  for (double v : ticks(x0, x1, 6)) {
-    const double x = px(v);
-    std::snprintf(b, sizeof b,
-                  "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%g\" y2=\"%g\"/><text "
-                  "class=\"t\" x=\"%.1f\" "
-                  "y=\"%g\" text-anchor=\"middle\">",
-                  x, x, T, H - B, x, H - B + 14);
-    h += b + html_escape(tick(v)) + "</text>";
-  }
-  std::snprintf(b, sizeof b,
-                "<line class=\"axis\" x1=\"%g\" x2=\"%g\" y1=\"%g\" y2=\"%g\"/><line "
-                "class=\"axis\" x1=\"%g\" x2=\"%g\" "
-                "y1=\"%g\" y2=\"%g\"/>",
-                L, W - R, H - B, H - B, L, L, T, H - B);
-  h += b;
-  std::snprintf(b, sizeof b, "<text class=\"lab\" x=\"%g\" y=\"%g\" text-anchor=\"middle\">",
-                (L + W - R) / 2, H - 6);
-  h += b + html_escape(xlabel) + "</text>";
   std::snprintf(
       b, sizeof b,
       "<text class=\"lab\" transform=\"translate(13,%g) rotate(-90)\" text-anchor=\"middle\">",

@@ -4,14 +4,6 @@
 
 // ---- helpers
 function arr(x) { return Array.isArray(x) ? x : []; }
-function num(x) { return typeof x === 'number' && isFinite(x); }
-function el(tag, cls, text) {
-  var e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
-  return e;
-}
-function minus(s) { return s.charAt(0) === '-' ? '\u2212' + s.slice(1) : s; }
 function f3(v) { return num(v) ? minus(v.toFixed(3)) : '\u2014'; }
 function signed2(v) {
   return num(v) ? (v < 0 ? '\u2212' : '+') + Math.abs(v).toFixed(2) : '\u2014';

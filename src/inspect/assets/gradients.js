@@ -1,13 +1,6 @@
 
 (function() {
 'use strict';
-function num(x) { return typeof x === 'number' && isFinite(x); }
-function el(tag, cls, text) {
-  var e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
-  return e;
-}
 var SUP = {
   '-': '\u207B',
   '0': '\u2070',
@@ -21,7 +14,6 @@ var SUP = {
   '8': '\u2078',
   '9': '\u2079'
 };
-function minus(s) { return s.charAt(0) === '-' ? '\u2212' + s.slice(1) : s; }
 function fmt(v) {
   if (!num(v)) return '\u2014';
   if (v === 0) return '0';

@@ -1,0 +1,44 @@
+// src/inspect/svg.h (internal) — the chart parts that every page of
+// inspect/page.h draws its SVG with: where ticks go and what they say, the
+// range an axis shows, axes in whole decades, and the elements themselves.
+// One place for the axis arithmetic, so that every chart reads the same way.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace unroll::svg {
+
+// A step of 1, 2 or 5 × 10^n: the first of those at least span / n, so that
+// [0, span] gets about n ticks.
+double nice_step(double span, int n);
+
+// Ticks at multiples of nice_step(hi − lo, n) from lo to hi ({lo} when the
+// range is empty); a tick within rounding of 0 is 0.
+std::vector<double> ticks(double lo, double hi, int n);
+
+// A tick label: 3 significant digits, k and M for large numbers.
+std::string tick_label(double v);
+
+// The range a linear axis shows for values in [lo, hi]: 4% of room at each
+// end; a constant series gets an axis around its value at its own scale (a
+// learning rate of 0.002 is drawn on 0.001..0.003, not 0 on ±0.5); on a log
+// axis (lo, hi in log10 units) a constant gets ±0.5 decades.
+std::pair<double, double> axis_range(double lo, double hi, bool log);
+
+// A log axis from 10^lo to 10^hi, labelled every `step` decades.
+struct Decades {
+  int lo = -1, hi = 0, step = 1;
+};
+// The whole decades around the values in [lo, hi] (positive, lo <= hi),
+// labelled at most `max_labels` times (steps of 1, 2, 3, 5, 10, ...).
+Decades decades(double lo, double hi, int max_labels);
+// "10⁻⁶" as SVG text: the exponent in a raised tspan.
+std::string decade_label(int d);
+
+// Elements. `attrs` and `body_html` are markup already.
+std::string line(double x1, double y1, double x2, double y2, const std::string& attrs);
+std::string text(double x, double y, const char* anchor, const std::string& body_html,
+                 const std::string& attrs = "");
+
+}  // namespace unroll::svg
