@@ -252,7 +252,9 @@ TEST_F(CliTest, EveryTaskResumesBitForBit) {
     Proc c = unroll(cat(resume, {"--resume", parts.string(), "--epochs", "3", "--threads", "1"}));
     ASSERT_EQ(c.code, 0) << describe(c);
     EXPECT_TRUE(contains(c.out, "resuming '" + parts.string() + "' at step 7")) << describe(c);
-    for (const char* name : {"latest.safetensors", "best.safetensors"}) {
+    // latest.safetensors is bit for bit the same. (best.safetensors may not be: the first part
+    // validated where it stopped, at step 7, which the uninterrupted run never did.)
+    for (const char* name : {"latest.safetensors"}) {
       SCOPED_TRACE(name);
       const unroll::Checkpoint x = unroll::load_checkpoint((whole / name).string());
       const unroll::Checkpoint y = unroll::load_checkpoint((parts / name).string());
@@ -276,11 +278,38 @@ TEST_F(CliTest, EveryTaskResumesBitForBit) {
     // What cannot change is refused, naming the option; so is a run of another task.
     Proc bad = unroll(cat(resume, {"--resume", parts.string(), "--hidden", "9"}));
     expect_clean_error(bad, {"--hidden", "cannot change on --resume"});
+    // A new run into the folder is refused too: it holds a run.
+    Proc fresh = unroll(cat(cat(task, {"--out", parts.string()}), opts));
+    expect_clean_error(fresh, {"already holds a run", "--resume"});
     Proc other = unroll(task[0] == "tag"
                             ? std::vector<std::string>{"conditional", "--resume", parts.string()}
                             : std::vector<std::string>{"tag", "train", "--resume", parts.string()});
     expect_clean_error(other, {"latest.safetensors", "not a"});
   }
+}
+
+// A resume refuses data that changed: the training examples (tokens or
+// labels) and the validation file, whose losses would not compare with the
+// stored best. Given a checkpoint file instead of the folder, it says so.
+TEST_F(CliTest, ClassifyResumeRefusesChangedData) {
+  const std::string train = file("train.tsv", "a\taaa\nb\tbbb\na\taab\nb\tbba\n");
+  const std::string val = file("val.tsv", "a\taa\nb\tbb\n");
+  const fs::path run = dir_ / "run";
+  Proc r = unroll({"classify", "train", train, "--val", val, "--out", run.string(), "--hidden", "4",
+                   "--steps", "2", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  write_file(val, "a\taa\n");
+  Proc v = unroll({"classify", "train", "--resume", run.string(), "--steps", "4"});
+  expect_clean_error(v, {"validation examples", "val.tsv", "changed"});
+  write_file(val, "a\taa\nb\tbb\n");
+  write_file(train, "a\taaa\nb\tbbb\na\taab\nb\tbbb\n");
+  Proc t = unroll({"classify", "train", "--resume", run.string(), "--steps", "4"});
+  expect_clean_error(t, {"training examples", "changed"});
+  fs::remove(train);
+  Proc gone = unroll({"classify", "train", "--resume", run.string(), "--steps", "4"});
+  expect_clean_error(gone, {"cannot resume", "its data", "train.tsv"});
+  Proc file = unroll({"classify", "train", "--resume", (run / "latest.safetensors").string()});
+  expect_clean_error(file, {"the run folder, not a checkpoint", "--resume"});
 }
 
 TEST_F(CliTest, ClassifyAndTagHelpListOptions) {

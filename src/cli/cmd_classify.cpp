@@ -69,7 +69,9 @@ Classifier load_classifier(const std::string& path, const std::string& task) {
 void add_resume_options(CLI::App* s, ClassifyTrainArgs& a) {
   s->add_option("--resume", a.resume,
                 "Continue the run in this folder from its latest.safetensors, exactly as if it had "
-                "not stopped (give no data; only stop options, --threads and --on-nan may change; "
+                "not stopped (give no data; only --steps, --epochs, --time, --patience, --on-nan "
+                "and --threads may be given, and stop options given replace all the stored ones, "
+                "so --steps alone lifts the stored --epochs; --time counts this session; "
                 "default: a new run)")
       ->group("Stopping");
   s->add_option("--steps", a.cc.max_steps, "Stop after this many steps in all (0 = no limit)")

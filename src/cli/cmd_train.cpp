@@ -524,13 +524,7 @@ void add_train(CLI::App& app) {
                   "' has one-hot input");
       tc.init_from = std::filesystem::absolute(a->init_from).lexically_normal().string();
     }
-    require(!a->out.empty(), "--out must name a folder");
-    require(path_kind(a->out, "--out") != PathKind::Other,
-            "--out '" + a->out + "' exists and is not a folder: choose another --out");
-    require(path_kind((std::filesystem::path(a->out) / "latest.safetensors").string(), "--out") ==
-                PathKind::None,
-            "'" + a->out + "' already holds a run: continue it with --resume " +
-                shell_quote(a->out) + ", or choose another --out");
+    require_new_run_folder(a->out);
     // Absolute paths, so that a resume from another folder finds them (as the training files).
     for (auto* list : {&tc.val_files, &tc.test_files})
       for (auto& f : *list) f = std::filesystem::absolute(f).lexically_normal().string();

@@ -286,9 +286,13 @@ void add_info(CLI::App& app) {
         std::printf("skipped     %lld batches (not finite; --on-nan skip)\n",
                     (long long)skipped->get<int64_t>());
       double best = ck.progress.value("best_val", 1e300);
-      if (best < 1e299)
-        std::printf("best val    %.4f nats/%s (%.4f bits)\n", best,
-                    task == "classify" ? "example" : "token", best / std::log(2.0));
+      const bool supervised = task == "classify" || task == "tag" || task == "conditional";
+      if (best < 1e299 && supervised)
+        std::printf("best %s %.4f nats/%s\n",
+                    ck.data.value("val_examples", 1) == 0 ? "loss" : "val ", best,
+                    task == "classify" ? "example" : "token");
+      else if (best < 1e299)
+        std::printf("best val    %.4f nats/token (%.4f bits)\n", best, best / std::log(2.0));
     }
     if (task == "classify" || task == "tag" || task == "conditional") {
       std::string classes;
@@ -310,9 +314,15 @@ void add_info(CLI::App& app) {
       std::printf("training    batch %d, %s lr %g, %lld examples\n", ck.train.value("batch", 0),
                   ck.train["optim"].value("kind", "?").c_str(), ck.train["optim"].value("lr", 0.0),
                   (long long)ck.data.value("train_examples", 0LL));
-      if (ck.progress.is_object())
-        std::printf("validation  accuracy %.2f%% (best), after epoch %d\n",
-                    100 * ck.progress.value("best_accuracy", 0.0), ck.progress.value("epoch", 0));
+      // The best validation so far (on the training data when the run had none).
+      const bool on_training = ck.data.value("val_examples", 1) == 0;
+      if (ck.progress.is_object() && ck.progress.value("best_val", 1e300) < 1e299)
+        std::printf("%s accuracy %.2f%% at the best %s loss\n",
+                    on_training ? "training   " : "validation ",
+                    100 * ck.progress.value("best_accuracy", 0.0),
+                    on_training ? "training-data" : "validation");
+      else if (ck.progress.is_object())
+        std::printf("validation  none yet (the first comes at the end of the first epoch)\n");
       return;
     }
     if (ck.train.is_object() && ck.train.contains("imported_from")) {

@@ -161,7 +161,8 @@ std::unique_ptr<SequenceTask> conditional_task(const ModelConfig& model_cfg,
              {"train_examples", t->train.seqs.size()},
              {"val_examples", t->val.seqs.size()},
              {"command", command_line}};
-  take_model(*t, mc, ck, examples_hash(t->train.seqs, t->train.cats), train_path);
+  take_model(*t, mc, ck, examples_hash(t->train.seqs, t->train.cats),
+             examples_hash(t->val.seqs, t->val.cats), train_path);
   const ModelConfig& c = t->model_->config();
   std::ostringstream intro;
   intro << "conditional language model: " << t->train.seqs.size() << " training and "

@@ -266,8 +266,23 @@ StepResult finish_step(Model<float>& m, Optimizer& opt, BatchLoss& local, const 
   return r;
 }
 
+void require_new_run_folder(const std::string& dir) {
+  require(!dir.empty(), "--out must name a folder");
+  require(path_kind(dir, "--out") != PathKind::Other,
+          "--out '" + dir + "' exists and is not a folder: choose another --out");
+  require(path_kind((fs::path(dir) / "latest.safetensors").string(), "--out") == PathKind::None,
+          "'" + dir + "' already holds a run: continue it with --resume " + shell_quote(dir) +
+              ", or choose another --out");
+}
+
 Checkpoint load_run_checkpoint(const std::string& dir, const std::string& task) {
   const std::string path = (fs::path(dir) / "latest.safetensors").string();
+  require(
+      !(path_kind(dir, "--resume") == PathKind::Other &&
+        fs::path(dir).extension() == ".safetensors"),
+      "--resume takes the run folder, not a checkpoint: --resume " +
+          shell_quote(fs::path(dir).parent_path().empty() ? "."
+                                                          : fs::path(dir).parent_path().string()));
   require(path_kind(dir, "--resume") == PathKind::Folder,
           "cannot resume: the run folder '" + dir + "' does not exist or is not a folder");
   require(path_kind(path, "--resume") != PathKind::None,
@@ -496,7 +511,8 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
 
   const int64_t session_step0 = p_.step;
   auto epochs_done = [&]() { return double(p_.epoch - 1) + double(p_.chunk) / per_epoch; };
-  bool stop_early = false;  // early stopping: no better validation for cfg_.early_stop of them
+  std::string val_name = "val";  // what the validation ran on
+  bool stop_early = false;       // early stopping: no better validation for cfg_.early_stop of them
   auto done = [&]() {
     if (stop_early) return true;
     if (cfg_.max_steps > 0 && p_.step >= cfg_.max_steps) return true;
@@ -554,6 +570,7 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
       const bool averaged = opt_->averaging();
       if (averaged) std::swap(m.params, opt_->avg);
       const Validation v = task_.validate();
+      val_name = v.on;
       p_.last_val = v.loss;
       const bool best = p_.last_val < p_.best_val;
       if (best) p_.best_val = p_.last_val;
@@ -817,7 +834,9 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
   std::snprintf(b, sizeof b, "done: %lld steps, %lld tokens in %s (%.0f tok/s overall)%s%s\n",
                 (long long)p_.step, (long long)p_.tokens, fmt_time(secs).c_str(),
                 double(p_.tokens) / std::max(1e-9, secs),
-                has_val ? (", best val loss " + std::to_string(p_.best_val)).c_str() : "",
+                has_val && p_.best_val < 1e299
+                    ? (", best " + val_name + " loss " + std::to_string(p_.best_val)).c_str()
+                    : "",
                 p_.skipped > 0
                     ? (", " + std::to_string(p_.skipped) + " batches skipped (not finite)").c_str()
                     : "");

@@ -309,7 +309,10 @@ ClassReport run_sequence_task(SequenceTask& task, const std::string& out_dir, st
                               const std::string& command_line, Comm& comm, const Checkpoint* ck,
                               const std::vector<int64_t>& poison_steps) {
   namespace fs = std::filesystem;
-  if (comm.root() && !ck) prepare_out_dir(out_dir);
+  if (comm.root() && !ck) {
+    require_new_run_folder(out_dir);
+    prepare_out_dir(out_dir);
+  }
   RunLoop loop(task, run_config(task.cfg, task.batches_per_epoch(), task.has_val), out_dir);
   loop.command_line = command_line;
   if (ck) {
@@ -353,13 +356,19 @@ std::string examples_hash(const std::vector<std::vector<int32_t>>& seqs,
 // The model of a fresh run (from mc), or of the checkpoint it resumes (which
 // must have been trained on these examples, with this vocabulary).
 void take_model(SequenceTask& t, const ModelConfig& mc, Checkpoint* ck, const std::string& hash,
-                const std::string& train_path) {
+                const std::string& val_hash, const std::string& train_path) {
   t.data["examples_hash"] = hash;
+  t.data["val_hash"] = val_hash;
   if (ck) {
     bool same = ck->vocab.size() == t.vocab.size() && ck->data.value("examples_hash", "") == hash;
     for (int i = 0; same && i < t.vocab.size(); ++i) same = ck->vocab.token(i) == t.vocab.token(i);
     require(same, "cannot resume: the training examples in '" + train_path +
                       "' changed since the run began (their tokens or labels differ)");
+    require(ck->data.value("val_hash", val_hash) == val_hash,
+            "cannot resume: the validation examples (" +
+                (t.cfg.val_file.empty() ? "the split of '" + train_path + "'"
+                                        : "'" + t.cfg.val_file + "'") +
+                ") changed since the run began: their losses would not compare with the best");
     t.data = ck->data;  // with the command that began the run
     t.model_ = std::move(ck->model);
   } else {
@@ -377,10 +386,17 @@ ClassReport resume_sequence_run(const std::string& task, const std::string& out_
   if (adjust) adjust(cfg);
   cfg.validate();
   const std::string train_path = ck.data.value("train_path", "");
-  std::unique_ptr<SequenceTask> t =
-      ck.task == "classify" ? classify_task(ck.model_config, cfg, train_path, command_line, &ck)
-      : ck.task == "tag"    ? tag_task(ck.model_config, cfg, train_path, command_line, &ck)
-                            : conditional_task(ck.model_config, cfg, train_path, command_line, &ck);
+  std::unique_ptr<SequenceTask> t;
+  try {
+    t = ck.task == "classify" ? classify_task(ck.model_config, cfg, train_path, command_line, &ck)
+        : ck.task == "tag"    ? tag_task(ck.model_config, cfg, train_path, command_line, &ck)
+                           : conditional_task(ck.model_config, cfg, train_path, command_line, &ck);
+  } catch (const Error& e) {  // say that it is the run's data that cannot be read
+    const std::string m = e.what();
+    if (m.rfind("cannot resume", 0) == 0) throw;
+    throw Error("cannot resume '" + out_dir + "': its data (" + train_path +
+                (cfg.val_file.empty() ? "" : ", --val " + cfg.val_file) + "): " + m);
+  }
   return run_sequence_task(*t, out_dir, log, command_line, comm, &ck, poison_steps);
 }
 

@@ -166,8 +166,13 @@ class SequenceTask : public Task {
     last_accuracy = r.accuracy;
     char b[160];
     std::snprintf(b, sizeof b, "%s loss %.4f nats, accuracy %.2f%%",
-                  has_val ? "val" : "loss on the training data", r.loss, 100 * r.accuracy);
-    return {r.loss, b, {{"val_accuracy", r.accuracy}, {"on", has_val ? "validation" : "training"}}};
+                  has_val ? "val" : "training-data", r.loss, 100 * r.accuracy);
+    Validation v;
+    v.loss = r.loss;
+    v.text = b;
+    v.record = {{"val_accuracy", r.accuracy}, {"on", has_val ? "validation" : "training"}};
+    v.on = has_val ? "val" : "training-data";
+    return v;
   }
   void save(const std::string& path, const nlohmann::json& progress,
             const Optimizer* opt) override {
@@ -206,7 +211,7 @@ std::string examples_hash(const std::vector<std::vector<int32_t>>& seqs,
 // The model of a fresh run (from mc), or of the checkpoint it resumes (which
 // must have been trained on these examples, with this vocabulary).
 void take_model(SequenceTask& t, const ModelConfig& mc, Checkpoint* ck, const std::string& hash,
-                const std::string& train_path);
+                const std::string& val_hash, const std::string& train_path);
 
 // The three tasks' set-ups: the data read and split, the vocabulary, the
 // model (fresh, or the checkpoint's when ck is given).

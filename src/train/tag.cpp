@@ -167,7 +167,10 @@ std::unique_ptr<SequenceTask> tag_task(const ModelConfig& model_cfg, const Class
              {"val_examples", t->val.size()},
              {"train_tokens", tokens},
              {"command", command_line}};
-  take_model(*t, mc, ck, examples_hash(t->train.seqs, flat_tags), train_path);
+  std::vector<int32_t> val_tags;
+  for (auto& g : t->val.tags) val_tags.insert(val_tags.end(), g.begin(), g.end());
+  take_model(*t, mc, ck, examples_hash(t->train.seqs, flat_tags),
+             examples_hash(t->val.seqs, val_tags), train_path);
   const ModelConfig& c = t->model_->config();
   std::ostringstream intro;
   intro << "tag: " << t->train.size() << " training and " << t->val.size()

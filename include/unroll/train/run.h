@@ -140,9 +140,10 @@ StepResult finish_step(Model<float>& m, Optimizer& opt, BatchLoss& local, const 
 
 // A validation: the loss picks best.safetensors.
 struct Validation {
-  double loss = 0;        // mean nats per scored item
-  std::string text;       // for the log, after "eval step N: " (the loop adds " (best)")
-  nlohmann::json record;  // fields added to metrics.jsonl's eval record
+  double loss = 0;         // mean nats per scored item
+  std::string text;        // for the log, after "eval step N: " (the loop adds " (best)")
+  std::string on = "val";  // what it ran on, for the last line: "val" or "training-data"
+  nlohmann::json record;   // fields added to metrics.jsonl's eval record
 };
 
 class Task {
@@ -200,6 +201,10 @@ struct RunProgress {
   std::vector<double> val_history;  // every validation loss (NT-ASGD's trigger)
   std::array<uint64_t, 4> rng{};
 };
+
+// A new run's folder: Error if it is a file, or holds a run already (its
+// latest.safetensors), saying how to continue that one instead.
+void require_new_run_folder(const std::string& dir);
 
 // RUN/latest.safetensors of a run of `task`, to resume: errors say what is
 // wrong (a missing folder, a damaged file: how to go on from best instead).
