@@ -221,9 +221,10 @@ TEST(ClassifyTraining, ARareClassStaysInTraining) {
     cc.max_epochs = 1;
     cc.seed = seed;
     std::ostringstream log;
-    train_classifier(mc, cc, path, (t.dir / "run").string(), log);
+    const fs::path run = t.dir / ("run" + std::to_string(seed));  // a run folder holds one run
+    train_classifier(mc, cc, path, run.string(), log);
     EXPECT_NE(log.str().find("3 classes"), std::string::npos) << log.str();
-    Checkpoint ck = load_checkpoint((t.dir / "run" / "latest.safetensors").string());
+    Checkpoint ck = load_checkpoint((run / "latest.safetensors").string());
     for (auto& l : validation_examples(ck.train, ck.data).labels)
       EXPECT_NE(l, "rare") << "seed " << seed;
   }

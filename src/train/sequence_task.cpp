@@ -309,12 +309,14 @@ ClassReport run_sequence_task(SequenceTask& task, const std::string& out_dir, st
                               const std::string& command_line, Comm& comm, const Checkpoint* ck,
                               const std::vector<int64_t>& poison_steps) {
   namespace fs = std::filesystem;
+  RunLoop loop(task, run_config(task.cfg, task.batches_per_epoch(), task.has_val), out_dir);
+  loop.command_line = command_line;
   if (comm.root() && !ck) {
+    // A folder another process writes says so first (naming it); then one that holds a run.
+    if (path_kind(out_dir, "--out") == PathKind::Folder) loop.lock_run_folder();
     require_new_run_folder(out_dir);
     prepare_out_dir(out_dir);
   }
-  RunLoop loop(task, run_config(task.cfg, task.batches_per_epoch(), task.has_val), out_dir);
-  loop.command_line = command_line;
   if (ck) {
     loop.restore(*ck, (fs::path(out_dir) / "latest.safetensors").string());
     if (comm.root()) {
