@@ -284,7 +284,9 @@ TEST_F(CliTest, EveryTaskResumesBitForBit) {
     Proc other = unroll(task[0] == "tag"
                             ? std::vector<std::string>{"conditional", "--resume", parts.string()}
                             : std::vector<std::string>{"tag", "train", "--resume", parts.string()});
-    expect_clean_error(other, {"latest.safetensors", "not a"});
+    const std::string verb_of_run = task[0] == "conditional" ? "conditional" : task[0] + " train";
+    expect_clean_error(other, {"cannot resume", "continue it with unroll " + verb_of_run +
+                                                    " --resume " + parts.string()});
   }
 }
 

@@ -170,6 +170,11 @@ TEST_F(Mpi, EveryTaskOnTwoRanksEqualsOneRank) {
   EXPECT_LT(max_relative_difference(dir_ / "three" / "latest.safetensors",
                                     dir_ / "tag-two" / "latest.safetensors"),
             1e-4);
+  // config.json records the ranks of the start and of each resume.
+  const auto cfg = nlohmann::json::parse(read_file(dir_ / "tag-two" / "config.json"));
+  EXPECT_EQ(cfg["ranks"], 2) << cfg.dump(2);
+  ASSERT_EQ(cfg["resumes"].size(), 1u) << cfg.dump(2);
+  EXPECT_EQ(cfg["resumes"][0]["ranks"], 1) << cfg.dump(2);
 }
 
 // A checkpoint written by 2 ranks resumes on 1, and one written by 1 resumes
@@ -283,6 +288,8 @@ TEST_F(Mpi, CtrlCOnMpirunSavesTheStepReached) {
   size_t said = 0;
   for (auto& l : split_lines(r.out)) said += contains(l, "interrupted at step");
   EXPECT_EQ(said, 1u) << describe(r);
+  // The command that continues it runs it on the same ranks.
+  EXPECT_TRUE(contains(r.out, "continue with: mpirun -np 2 unroll train --resume")) << describe(r);
   Proc info = unroll({"info", "--json", (run / "latest.safetensors").string()});
   ASSERT_EQ(info.code, 0) << describe(info);
   EXPECT_EQ(nlohmann::json::parse(info.out)["progress"]["step"], std::stoll(m[1]));

@@ -298,6 +298,20 @@ Checkpoint load_run_checkpoint(const std::string& dir, const std::string& task) 
                                             shell_quote(best.string()) + " " + shell_quote(path)
                                       : std::string()));
   }
+  if (ck.task != task &&
+      (ck.task == "lm" || ck.task == "classify" || ck.task == "tag" || ck.task == "conditional")) {
+    auto what = [](const std::string& t) {
+      return t == "lm" ? std::pair<std::string, std::string>{"a language model", "train"}
+             : t == "classify"
+                 ? std::pair<std::string, std::string>{"a classifier", "classify train"}
+             : t == "tag" ? std::pair<std::string, std::string>{"a tagger", "tag train"}
+                          : std::pair<std::string, std::string>{"a conditional language model",
+                                                                "conditional"};
+    };
+    throw Error("cannot resume: '" + dir + "' holds the run of " + what(ck.task).first + ", not " +
+                what(task).first + ": continue it with unroll " + what(ck.task).second +
+                " --resume " + shell_quote(dir));
+  }
   require_task(ck, path, task);
   require(!ck.train.is_null() && !ck.progress.is_null() && !ck.data.is_null(),
           "cannot resume from '" + path + "': it holds no training state");
@@ -397,7 +411,8 @@ void RunLoop::lock_run_folder() {
 // the run and adds its own, with the step it continued from, to "resumes".
 void RunLoop::write_config(int ranks) {
   const std::string config_path = (fs::path(dir_) / "config.json").string();
-  nlohmann::json first_command = command_line, resumes = nlohmann::json::array();
+  nlohmann::json first_command = command_line, resumes = nlohmann::json::array(),
+                 first_ranks = ranks;
   if (p_.step > 0) {
     nlohmann::json before;
     std::ifstream in(config_path);
@@ -408,14 +423,16 @@ void RunLoop::write_config(int ranks) {
     if (before.is_object() && before.contains("command") && before["command"].is_string()) {
       first_command = before["command"];
       if (before.contains("resumes") && before["resumes"].is_array()) resumes = before["resumes"];
+      if (before.contains("ranks") && before["ranks"].is_number_integer())
+        first_ranks = before["ranks"];
     }
-    resumes.push_back({{"command", command_line}, {"step", p_.step}});
+    resumes.push_back({{"command", command_line}, {"step", p_.step}, {"ranks", ranks}});
   }
   nlohmann::json j = task_.config_json();
   j["command"] = first_command;
   j["resumes"] = resumes;
   j["parameters"] = task_.model().layout().count();
-  j["ranks"] = ranks;
+  j["ranks"] = first_ranks;  // of the session that began the run; "resumes" holds the others
   write_file_atomic(config_path, {j.dump(2) + "\n"}, "run settings");
 }
 
@@ -813,8 +830,9 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
     write_run_report(dir_, command_line);
     log << "interrupted at step " << p_.step << " in epoch " << p_.epoch << " ("
         << (interrupted_ == SIGINT ? "Ctrl-C" : "SIGTERM") << "): saved "
-        << (fs::path(dir_) / "latest.safetensors").string()
-        << "; continue with: " << task_.resume_command(dir_) << std::endl;
+        << (fs::path(dir_) / "latest.safetensors").string() << "; continue with: "
+        << (ranks > 1 ? "mpirun -np " + std::to_string(ranks) + " " : std::string())
+        << task_.resume_command(dir_) << std::endl;
     saved();
     return events;
   }

@@ -51,6 +51,10 @@ struct BatchLoss {
 // --on-nan skip: this many skipped batches in a row stop the training anyway.
 inline constexpr int kMaxSkippedInARow = 100;
 
+// A run's settings. The loop reads the optimisation, schedule, stop, cadence
+// and NaN fields; batch, seq, the sample and split fields and the files are
+// the language model's (a supervised task builds its TrainConfig from its
+// ClassifyConfig, run_config in src/train/sequence_task.cpp).
 struct TrainConfig {
   int batch = 50, seq = 50;
   OptimConfig optim;
