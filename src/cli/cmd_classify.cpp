@@ -212,12 +212,8 @@ void train_task(CLI::App* s, ClassifyTrainArgs& a, const std::string& task, cons
   Comm& comm = process_comm();
   std::ostream quiet(nullptr);  // ranks other than 0 print nothing but errors
   std::ostream& log = comm.root() ? std::cout : quiet;
-  const std::string name = task == "classify" ? "classify train"
-                           : task == "tag"    ? "tag train"
-                                              : "conditional";
   const std::string dir = a.resume.empty() ? a.out : a.resume;
-  const std::string resume = "unroll " + name + " --resume " + shell_quote(dir) + " --threads " +
-                             std::to_string(a.threads);
+  const std::string resume = resume_command(task, dir);
   ClassReport r;
   if (!a.resume.empty()) {
     require(a.data.empty(), "--resume takes its data from the checkpoint: give no data");

@@ -144,6 +144,20 @@ Checkpoint load_checkpoint(const std::string& path) {
   return ck;
 }
 
+std::string task_name(const std::string& task) {
+  return task == "classify"      ? "a classifier"
+         : task == "tag"         ? "a tagger"
+         : task == "conditional" ? "a conditional language model"
+                                 : "a language model";
+}
+
+std::string train_command(const std::string& task) {
+  return task == "classify"      ? "unroll classify train"
+         : task == "tag"         ? "unroll tag train"
+         : task == "conditional" ? "unroll conditional"
+                                 : "unroll train";
+}
+
 void require_task(const Checkpoint& ck, const std::string& path, const std::string& task) {
   if (ck.task == task) return;
   auto what = [](const std::string& t) {
@@ -155,16 +169,8 @@ void require_task(const Checkpoint& ck, const std::string& path, const std::stri
                ? std::string("a conditional language model (use 'unroll sample --category')")
                : std::string("a language model");
   };
-  const std::string want = task == "classify"      ? "a classifier"
-                           : task == "tag"         ? "a tagger"
-                           : task == "conditional" ? "a conditional language model"
-                                                   : "a language model";
-  const std::string train = task == "classify"      ? "unroll classify train"
-                            : task == "tag"         ? "unroll tag train"
-                            : task == "conditional" ? "unroll conditional"
-                                                    : "unroll train";
-  throw Error("'" + path + "' is " + what(ck.task) + ", not " + want + " (train one with '" +
-              train + "')");
+  throw Error("'" + path + "' is " + what(ck.task) + ", not " + task_name(task) +
+              " (train one with '" + train_command(task) + "')");
 }
 
 }  // namespace unroll

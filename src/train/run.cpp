@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "unroll/core/error.h"
+#include "unroll/core/gemm.h"
 #include "unroll/core/interrupt.h"
 #include "unroll/core/json.h"
 #include "unroll/core/shell.h"
@@ -266,6 +267,11 @@ StepResult finish_step(Model<float>& m, Optimizer& opt, BatchLoss& local, const 
   return r;
 }
 
+std::string resume_command(const std::string& task, const std::string& dir) {
+  return train_command(task) + " --resume " + shell_quote(dir) + " --threads " +
+         std::to_string(get_threads());
+}
+
 void require_new_run_folder(const std::string& dir) {
   require(!dir.empty(), "--out must name a folder");
   require(path_kind(dir, "--out") != PathKind::Other,
@@ -300,17 +306,9 @@ Checkpoint load_run_checkpoint(const std::string& dir, const std::string& task) 
   }
   if (ck.task != task &&
       (ck.task == "lm" || ck.task == "classify" || ck.task == "tag" || ck.task == "conditional")) {
-    auto what = [](const std::string& t) {
-      return t == "lm" ? std::pair<std::string, std::string>{"a language model", "train"}
-             : t == "classify"
-                 ? std::pair<std::string, std::string>{"a classifier", "classify train"}
-             : t == "tag" ? std::pair<std::string, std::string>{"a tagger", "tag train"}
-                          : std::pair<std::string, std::string>{"a conditional language model",
-                                                                "conditional"};
-    };
-    throw Error("cannot resume: '" + dir + "' holds the run of " + what(ck.task).first + ", not " +
-                what(task).first + ": continue it with unroll " + what(ck.task).second +
-                " --resume " + shell_quote(dir));
+    throw Error("cannot resume: '" + dir + "' holds the run of " + task_name(ck.task) + ", not " +
+                task_name(task) + ": continue it with " + train_command(ck.task) + " --resume " +
+                shell_quote(dir));
   }
   require_task(ck, path, task);
   require(!ck.train.is_null() && !ck.progress.is_null() && !ck.data.is_null(),

@@ -186,11 +186,7 @@ class SequenceTask : public Task {
     return {{"model", model_json}, {"train", train_json}, {"data", data}};
   }
   std::string resume_command(const std::string& dir) const override {
-    return "unroll " +
-           std::string(kind == "classify" ? "classify train"
-                       : kind == "tag"    ? "tag train"
-                                          : "conditional") +
-           " --resume " + shell_quote(dir) + " --threads " + std::to_string(get_threads());
+    return unroll::resume_command(kind, dir);
   }
 
  private:

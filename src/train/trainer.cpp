@@ -140,8 +140,7 @@ class LmTask : public Task {
   }
 
   std::string resume_command(const std::string& dir) const override {
-    return "unroll train --resume " + shell_quote(dir) + " --threads " +
-           std::to_string(get_threads());
+    return unroll::resume_command("lm", dir);
   }
 
   // --on-nan skip: the carried state before each step, put back if it is skipped.

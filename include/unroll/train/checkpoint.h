@@ -40,6 +40,11 @@ void save_checkpoint(const std::string& path, const Model<float>& model, const V
 // Reads and validates a checkpoint; every error names the file.
 Checkpoint load_checkpoint(const std::string& path);
 
+// A task in words ("a classifier") and the command that trains one
+// ("unroll classify train"), for "lm", "classify", "tag" and "conditional".
+std::string task_name(const std::string& task);
+std::string train_command(const std::string& task);
+
 // Throws Error unless the checkpoint is of this task ("lm", "classify",
 // "tag", "conditional"), naming what it is and the command that uses it.
 void require_task(const Checkpoint& ck, const std::string& path, const std::string& task);

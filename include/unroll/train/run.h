@@ -206,6 +206,10 @@ struct RunProgress {
   std::array<uint64_t, 4> rng{};
 };
 
+// The command that continues a run of `task` in `dir` exactly: --resume, and
+// the thread count (which the order of float sums depends on).
+std::string resume_command(const std::string& task, const std::string& dir);
+
 // A new run's folder: Error if it is a file, or holds a run already (its
 // latest.safetensors), saying how to continue that one instead.
 void require_new_run_folder(const std::string& dir);
