@@ -14,7 +14,7 @@ using namespace unroll;
 namespace {
 
 struct Setup {
-  Model<float> m;
+  LanguageModel<float> m;
   std::vector<int32_t> in, tg;
   Setup(CellKind cell, int layers, int hidden, int B, int T, int V = 65)
       : m([&] {

@@ -19,7 +19,7 @@ struct Result {
 // fourth-order central differences of scale · loss() at step h, for every
 // parameter: truncation error O(h^4).
 template <class LossFn>
-Result compare(unroll::Model<double>& m, double scale, double h, LossFn loss) {
+Result compare(unroll::Stack<double>& m, double scale, double h, LossFn loss) {
   Result r;
   for (auto& v : m.layout().views()) {
     double diff2 = 0, norm2 = 0;
@@ -44,7 +44,7 @@ Result compare(unroll::Model<double>& m, double scale, double h, LossFn loss) {
 }
 
 // Non-zero biases, so that every gradient path is exercised.
-inline void randomise_biases(unroll::Model<double>& m, unroll::Rng& rng) {
+inline void randomise_biases(unroll::Stack<double>& m, unroll::Rng& rng) {
   for (auto& v : m.layout().views())
     if (v.name.find("bias") != std::string::npos)
       for (size_t i = 0; i < v.size; ++i) m.params[v.offset + i] = rng.uniform(-0.5, 0.5);

@@ -23,7 +23,7 @@ inline ModelConfig lstm_config(int layers, int hidden, int vocab) {
 // between −1 and +1 at every double quote: the input gate opens and the
 // forget gate closes only on '"', and the candidate is −sign(h_{t-1}) (plus a
 // bias so that it starts at +1). So c_1 is +1 inside quotes and −1 outside.
-inline void plant_quote_cell(Model<float>& m, int quote_id) {
+inline void plant_quote_cell(LanguageModel<float>& m, int quote_id) {
   const int H = m.config().hidden, u = 1;
   float* Wih = m.param("rnn.weight_ih_l0");  // [4H, V]
   float* Whh = m.param("rnn.weight_hh_l0");  // [4H, H]

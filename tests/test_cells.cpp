@@ -48,7 +48,7 @@ TEST(BestThreshold, MatchesBruteForce) {
 }
 
 TEST(Cells, PlantedQuoteCellRanksFirst) {
-  Model<float> m(lstm_config(1, 6, 3));
+  LanguageModel<float> m(lstm_config(1, 6, 3));
   Rng rng(11);
   m.init(rng);
   plant_quote_cell(m, 2);  // ids: a = 0, b = 1, " = 2
@@ -82,7 +82,7 @@ TEST(Cells, PlantedQuoteCellRanksFirst) {
 // quote's best unit and counts as found, probes constant over the text are absent, and
 // every series the page can show holds one value per character.
 TEST(Cells, PageDataNamesThePlantedCellAndEveryShownSeries) {
-  Model<float> m(lstm_config(1, 6, 3));
+  LanguageModel<float> m(lstm_config(1, 6, 3));
   Rng rng(11);
   m.init(rng);
   plant_quote_cell(m, 2);
@@ -126,7 +126,7 @@ TEST(Cells, PageDataNamesThePlantedCellAndEveryShownSeries) {
 // What cells records equals a plain forward pass run one step at a time: h,
 // c and gates of every layer, and the loss of every prediction.
 TEST(Cells, RecordingEqualsStepByStepForward) {
-  Model<float> m(lstm_config(2, 8, 5));
+  LanguageModel<float> m(lstm_config(2, 8, 5));
   Rng rng(4);
   m.init(rng);
   std::vector<int32_t> ids(300);
@@ -158,7 +158,7 @@ TEST(Cells, RecordingEqualsStepByStepForward) {
 }
 
 TEST(Cells, RecordingLeavesTheCarriedStateAlone) {
-  Model<float> m(lstm_config(1, 4, 3));
+  LanguageModel<float> m(lstm_config(1, 4, 3));
   Rng rng(2);
   m.init(rng);
   m.reset_state(2);

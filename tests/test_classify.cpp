@@ -108,7 +108,7 @@ TEST(ClassReport, CountsPrecisionRecallAndF1) {
   c.cell = CellKind::Gru;
   c.layers = 1, c.hidden = 2, c.vocab = 3, c.outputs = 3;
   c.summary = Summary::Last;
-  Model<float> m(c);
+  SequenceModel<float> m(c);
   m.param("head.bias")[1] = 5;  // always predicts class 1
   EncodedExamples ex;
   for (int y : {0, 1, 1, 2}) ex.seqs.push_back({1, 2}), ex.labels.push_back(y);
@@ -180,7 +180,7 @@ TEST(ClassifyTraining, LstmLearnsAMemoryTask) {
   EXPECT_EQ(ck.data["classes"], nlohmann::json({"differ", "same"}));
   EXPECT_EQ(ck.model_config.head, HeadKind::Sigmoid);
   auto enc = encode_examples(read_labelled(val), ck.vocab, ck.format, {"differ", "same"});
-  ClassReport again = evaluate_classes(*ck.model, enc, {"differ", "same"});
+  ClassReport again = evaluate_classes(sequence_model(*ck.model), enc, {"differ", "same"});
   EXPECT_NEAR(again.accuracy, r.accuracy, 1e-12);
   EXPECT_NEAR(again.loss, r.loss, 1e-6);
 }
@@ -298,8 +298,8 @@ TEST(TagTraining, LstmLearnsPerTokenLabels) {
   TaggedSequences one = read_tagged(t.file("one.txt", "gold\nred\ncyan\n"), false);
   TaggedSequences many = read_tagged(
       t.file("many.txt", "blue\nblue\nblue\nblue\nblue\nred\n\ngold\nred\ncyan\n"), false);
-  auto p1 = tag_probabilities(*ck.model, encode_tagged(one, ck.vocab, {}));
-  auto p2 = tag_probabilities(*ck.model, encode_tagged(many, ck.vocab, {}));
+  auto p1 = tag_probabilities(language_model(*ck.model), encode_tagged(one, ck.vocab, {}));
+  auto p2 = tag_probabilities(language_model(*ck.model), encode_tagged(many, ck.vocab, {}));
   ASSERT_EQ(p2[1].size(), 3u);
   for (size_t k = 0; k < p1[0].size(); ++k)
     for (size_t j = 0; j < p1[0][k].size(); ++j) EXPECT_NEAR(p1[0][k][j], p2[1][k][j], 1e-5);

@@ -1,4 +1,4 @@
-// Many-to-one models (Model::classify): finite-difference gradient checks with
+// Many-to-one models (SequenceModel::classify): finite-difference gradient checks with
 // masking (sequences of different lengths in one batch), both summaries, the
 // bidirectional encoder, both heads and per-sequence weights; and padding
 // invariance in float.
@@ -63,7 +63,7 @@ class ClassifyGradCheck : public testing::TestWithParam<Case> {};
 
 TEST_P(ClassifyGradCheck, MatchesFiniteDifferences) {
   const Case c = GetParam();
-  Model<double> m(config_of(c));
+  SequenceModel<double> m(config_of(c));
   Rng rng(42);
   m.init(rng);
   gradcheck::randomise_biases(m, rng);
@@ -115,7 +115,7 @@ TEST(ClassifyPadding, AloneAndInABatchAgree) {
         ModelConfig cfg = config_of(c);
         cfg.hidden = 16;
         cfg.vocab = 11;
-        Model<float> m(cfg);
+        SequenceModel<float> m(cfg);
         Rng rng(5);
         m.init(rng);
         const int len = 4, T = 9, B = 5;
@@ -140,18 +140,28 @@ TEST(ClassifyPadding, AloneAndInABatchAgree) {
       }
 }
 
-TEST(ClassifyModel, RefusesTheWrongEntryPointAndBadLengths) {
+// A configuration makes one kind of model: a head at every step (summary Steps)
+// or one result per sequence. The other kind is refused by name, whether built
+// directly or reached through make_model.
+TEST(ClassifyModel, RefusesTheWrongKindAndBadLengths) {
   ModelConfig cfg = config_of({CellKind::Gru, 1, 0, HeadKind::Softmax, Summary::Last, false});
-  Model<float> m(cfg);
+  EXPECT_THROW(LanguageModel<float>{cfg}, Error);
+  std::unique_ptr<Stack<float>> any = make_model<float>(cfg);
+  EXPECT_THROW(language_model(*any), Error);
+  SequenceModel<float>& m = sequence_model(*any);
   std::vector<int32_t> in(6, 0);
-  EXPECT_THROW(m.forward(in.data(), nullptr, 3, 2, Mode::Eval), Error);
   const int32_t bad[2] = {3, 4};
   EXPECT_THROW(m.classify(in.data(), bad, nullptr, nullptr, 3, 2, Mode::Eval), Error);
+  const int32_t zero[2] = {0, 3};
+  EXPECT_THROW(m.classify(in.data(), zero, nullptr, nullptr, 3, 2, Mode::Eval), Error);
+  const int32_t ok[2] = {3, 3};
+  EXPECT_NO_THROW(m.classify(in.data(), ok, nullptr, nullptr, 3, 2, Mode::Eval));
   ModelConfig lm = cfg;
   lm.summary = Summary::Steps;
-  Model<float> m2(lm);
-  const int32_t ok[2] = {3, 3};
-  EXPECT_THROW(m2.classify(in.data(), ok, nullptr, nullptr, 3, 2, Mode::Eval), Error);
+  EXPECT_THROW(SequenceModel<float>{lm}, Error);
+  std::unique_ptr<Stack<float>> steps = make_model<float>(lm);
+  EXPECT_THROW(sequence_model(*steps), Error);
+  EXPECT_NO_THROW(language_model(*steps).forward(in.data(), nullptr, 3, 2, Mode::Eval));
   lm.bidirectional = true;
   EXPECT_THROW(lm.validate(), Error);
 }
@@ -170,7 +180,7 @@ TEST(ConditionalModel, GradientsMatchFiniteDifferences) {
     cfg.categories = 3;
     cfg.init = InitKind::Uniform;  // init_scale is its scale
     cfg.init_scale = 0.5f;
-    Model<double> m(cfg);
+    LanguageModel<double> m(cfg);
     Rng rng(3);
     m.init(rng);
     const int T = 4, B = 3;

@@ -35,7 +35,7 @@ TEST(GradientFlow, LossGradientMatchesFiniteDifferences) {
   for (auto [cell, layers] : std::vector<std::pair<CellKind, int>>{
            {CellKind::RnnTanh, 1}, {CellKind::Lstm, 1}, {CellKind::Gru, 1}, {CellKind::Lstm, 2}}) {
     const int H = 4, V = 5, K = 6, warm = 3, W = K + 1;
-    Model<double> m(cfg(cell, layers, H, V));
+    LanguageModel<double> m(cfg(cell, layers, H, V));
     Rng rng(7);
     m.init(rng);
     // A text of exactly the span a window needs: the window starts at 0.
@@ -76,7 +76,7 @@ TEST(GradientFlow, LossGradientMatchesFiniteDifferences) {
 TEST(GradientFlow, LinearRnnWithScaledIdentityShrinksByExactlyA) {
   for (double a : {0.9, 1.1}) {
     const int H = 3, V = 4, K = 12;
-    Model<double> m(cfg(CellKind::RnnRelu, 1, H, V));
+    LanguageModel<double> m(cfg(CellKind::RnnRelu, 1, H, V));
     Rng rng(3);
     m.init(rng);
     RecurrentParams<double> w = m.weights(0);
@@ -133,7 +133,7 @@ TEST(GradientFlow, SpectralRadiusAndSigmaMax) {
 TEST(GradientFlow, OrthogonalInitIsScaledOrthogonal) {
   for (CellKind cell : {CellKind::RnnTanh, CellKind::Lstm}) {
     const int H = 16;
-    Model<float> m(cfg(cell, 2, H, 7));
+    LanguageModel<float> m(cfg(cell, 2, H, 7));
     Rng rng(5);
     init_orthogonal(m, rng, 0.5);
     auto stats = recurrent_weight_stats(m);

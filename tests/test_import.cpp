@@ -63,7 +63,7 @@ Vocab vocab_of(int n) {
 }
 
 // Every tensor of `st` is in the model under the unroll name `to(name)`, value for value.
-void expect_copied(const SafeTensors& st, Model<float>& m,
+void expect_copied(const SafeTensors& st, Stack<float>& m,
                    const std::map<std::string, std::string>& names) {
   for (auto& [from, to] : names) {
     const std::vector<float> want = floats_of(st.at(from));

@@ -118,7 +118,7 @@ std::vector<int32_t> some_ids(size_t n, int V) {
 // each stream's own span with one stream (the last span longer by the rest).
 TEST(Evaluate, ScoresEveryTokenButTheFirst) {
   const int V = 7;
-  Model<float> m(small_lstm(V));
+  LanguageModel<float> m(small_lstm(V));
   Rng rng(3);
   m.init(rng);
   for (size_t n : {103u, 100u, 129u}) {

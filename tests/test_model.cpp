@@ -29,7 +29,7 @@ ModelConfig small(CellKind cell, int layers, int hidden, int vocab) {
 TEST(VanillaRnn, ConcatenationIdentity) {
   ModelConfig c = small(CellKind::RnnTanh, 1, 2, 3);
   c.embed = 0;
-  Model<double> m(c);
+  LanguageModel<double> m(c);
   Rng rng(3);
   m.init(rng);
   double* Wxh = m.param("rnn.weight_ih_l0");  // [2, 3]
@@ -70,7 +70,7 @@ TEST(VanillaRnn, ConcatenationIdentity) {
 TEST(ParameterSharing, WhhGradientIsSumOfPerStepContributions) {
   for (CellKind cell : {CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru}) {
     ModelConfig c = small(cell, 1, 4, 5);
-    Model<double> m(c);
+    LanguageModel<double> m(c);
     Rng rng(5);
     m.init(rng);
     const int T = 6, B = 2;
@@ -115,8 +115,8 @@ TEST(Precision, FloatAndDoubleForwardAgree) {
     ModelConfig c = small(cell, 2, 32, 11);
     c.init = InitKind::Uniform;  // init_scale is its scale
     c.init_scale = 0.2f;
-    Model<double> md(c);
-    Model<float> mf(c);
+    LanguageModel<double> md(c);
+    LanguageModel<float> mf(c);
     Rng rng(9);
     md.init(rng);
     for (size_t i = 0; i < md.params.size(); ++i) mf.params[i] = float(md.params[i]);
@@ -142,7 +142,7 @@ TEST(Precision, FloatAndDoubleForwardAgree) {
 TEST(CarriedState, TwoChunksEqualOne) {
   for (CellKind cell : {CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru}) {
     ModelConfig c = small(cell, 2, 8, 6);
-    Model<double> m(c);
+    LanguageModel<double> m(c);
     Rng rng(11);
     m.init(rng);
     std::vector<int32_t> in(10);
@@ -168,7 +168,7 @@ TEST(Learning, OneLayerLstmMemorisesAShortText) {
   ModelConfig c = small(CellKind::Lstm, 1, 64, int(chars.size()));
   c.init = InitKind::Uniform;  // init_scale is its scale
   c.init_scale = 0.08f;
-  Model<float> m(c);
+  LanguageModel<float> m(c);
   Rng rng(1);
   m.init(rng);
   OptimConfig oc;
@@ -193,7 +193,7 @@ TEST(Learning, OneLayerLstmMemorisesAShortText) {
 TEST(Dropout, TrainModeDropsAndEvalModeDoesNot) {
   ModelConfig c = small(CellKind::Lstm, 2, 16, 5);
   c.dropout = 0.5f;
-  Model<float> m(c);
+  LanguageModel<float> m(c);
   Rng rng(2);
   m.init(rng);
   std::vector<int32_t> in = {1, 2, 3, 4, 0, 1}, tg = {2, 3, 4, 0, 1, 2};
@@ -235,8 +235,8 @@ TEST(Precision, OptimisedFloatPathMatchesReferenceGradients) {
           c.embed = embed;
           c.init = InitKind::Uniform;  // init_scale is its scale
           c.init_scale = 0.3f;
-          Model<double> md(c);
-          Model<float> mf(c);
+          LanguageModel<double> md(c);
+          LanguageModel<float> mf(c);
           Rng rng(21);
           md.init(rng);
           for (size_t i = 0; i < md.params.size(); ++i) mf.params[i] = float(md.params[i]);
@@ -276,7 +276,7 @@ TEST(Precision, OptimisedFloatPathMatchesReferenceGradients) {
 TEST(LayerStates, RecomputedStatesEqualStepByStepForward) {
   for (CellKind cell : {CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru}) {
     ModelConfig c = small(cell, 3, 6, 7);
-    Model<double> m(c);
+    LanguageModel<double> m(c);
     Rng rng(9);
     m.init(rng);
     const int T = 8, B = 2, H = 6;
@@ -304,7 +304,7 @@ TEST(LayerStates, RecomputedStatesEqualStepByStepForward) {
 }
 
 TEST(LayerStates, RefusedAfterBackward) {
-  Model<double> m(small(CellKind::Lstm, 1, 4, 5));
+  LanguageModel<double> m(small(CellKind::Lstm, 1, 4, 5));
   Rng rng(1);
   m.init(rng);
   std::vector<int32_t> in = {1, 2, 3}, tg = {2, 3, 4};
@@ -341,7 +341,7 @@ TEST(Init, PyTorchConventionsPerParameterKind) {
   c.vocab = c.outputs = 50;
   c.init = unroll::InitKind::PyTorch;
   c.forget_bias = 0;
-  unroll::Model<float> m(c);
+  unroll::LanguageModel<float> m(c);
   unroll::Rng rng(5);
   m.init(rng);
   auto stats = [&](const std::string& name, double* lo, double* hi, double* mean, double* sd) {
@@ -372,7 +372,7 @@ TEST(Init, PyTorchConventionsPerParameterKind) {
   // The forget gate's bias: drawn like the others, plus forget_bias.
   unroll::ModelConfig c1 = c;
   c1.forget_bias = 1;
-  unroll::Model<float> m1(c1);
+  unroll::LanguageModel<float> m1(c1);
   unroll::Rng rng1(5);
   m1.init(rng1);
   const float* b0 = m.params.data() + m.layout().at("rnn.bias_ih_l1").offset;
@@ -392,7 +392,7 @@ TEST(Init, PyTorchIsTheDefaultAndUniformIsCharRnns) {
   EXPECT_EQ(unroll::default_forget_bias(c.init), 0.0f);
   c.init = unroll::InitKind::Uniform;
   c.forget_bias = unroll::default_forget_bias(c.init);
-  unroll::Model<float> m(c);
+  unroll::LanguageModel<float> m(c);
   unroll::Rng rng(5);
   m.init(rng);
   for (const auto& v : m.layout().views()) {
@@ -441,7 +441,7 @@ TEST(Regularisation, EmbeddingDropoutDropsWholeRows) {
   unroll::ModelConfig c = small(unroll::CellKind::Lstm, 1, 6, 8);
   c.embed = 5;
   c.embed_dropout = 0.5f;
-  unroll::Model<float> m(c);
+  unroll::LanguageModel<float> m(c);
   unroll::Rng rng(11);
   m.init(rng);
   const int T = 16, B = 3;
@@ -467,9 +467,9 @@ TEST(Regularisation, EmbeddingDropoutDropsWholeRows) {
 // dropped a weight (about p of them); evaluation uses the whole matrix.
 TEST(Regularisation, WeightDropMasksWhhInTrainingOnly) {
   unroll::ModelConfig c = small(unroll::CellKind::Gru, 1, 12, 6);
-  unroll::Model<float> plain(c);
+  unroll::LanguageModel<float> plain(c);
   c.weight_drop = 0.5f;
-  unroll::Model<float> m(c);
+  unroll::LanguageModel<float> m(c);
   unroll::Rng rng(8);
   m.init(rng);
   std::copy(m.params.begin(), m.params.end(), plain.params.begin());
@@ -486,7 +486,7 @@ TEST(Regularisation, WeightDropMasksWhhInTrainingOnly) {
     model->forward(in.data(), tg.data(), T, B, unroll::Mode::Train, &d);
     model->backward(1.0f);
   }
-  auto zeros = [](unroll::Model<float>& x) {
+  auto zeros = [](unroll::LanguageModel<float>& x) {
     const auto& v = x.layout().at("rnn.weight_hh_l0");
     int n = 0;
     for (size_t i = 0; i < v.size; ++i) n += x.grads[v.offset + i] == 0.0f;
@@ -503,9 +503,9 @@ TEST(Regularisation, WeightDropMasksWhhInTrainingOnly) {
 TEST(Regularisation, TiedHeadIsTheEmbedding) {
   unroll::ModelConfig c = small(unroll::CellKind::Lstm, 2, 6, 9);
   c.embed = 6;
-  unroll::Model<float> untied(c);
+  unroll::LanguageModel<float> untied(c);
   c.tie = true;
-  unroll::Model<float> m(c);
+  unroll::LanguageModel<float> m(c);
   EXPECT_THROW(m.layout().at("head.weight"), unroll::Error);
   EXPECT_EQ(untied.layout().count() - m.layout().count(), 9u * 6u);
   unroll::Rng rng(2);
@@ -524,7 +524,7 @@ TEST(Regularisation, TiedHeadIsTheEmbedding) {
       else
         EXPECT_EQ(m.logits()[r * 9 + v], before[r * 9 + v]);
   c.embed = 5;
-  EXPECT_THROW(unroll::Model<float>{c}, unroll::Error);  // the head reads 6-wide states
+  EXPECT_THROW(unroll::LanguageModel<float>{c}, unroll::Error);  // the head reads 6-wide states
 }
 
 }  // namespace
@@ -536,7 +536,7 @@ namespace {
 // is zero at every step, so its column of head.weight's gradient is all zero;
 // dropping the embedding's output zeroes columns of W_ih's gradient instead.
 TEST(Regularisation, DropoutInAndOutDropTheirOwnPlacesWithLockedMasks) {
-  auto zero_columns = [](unroll::Model<float>& m, const std::string& name) {
+  auto zero_columns = [](unroll::LanguageModel<float>& m, const std::string& name) {
     const auto& v = m.layout().at(name);
     const int64_t rows = v.shape[0], cols = v.shape[1];
     int zero = 0;
@@ -554,7 +554,7 @@ TEST(Regularisation, DropoutInAndOutDropTheirOwnPlacesWithLockedMasks) {
     (out ? c.dropout_out : c.dropout_in) = 0.5f;
     (out ? c.dropout_in : c.dropout_out) = 0.0f;
     c.locked = true;
-    unroll::Model<float> m(c);
+    unroll::LanguageModel<float> m(c);
     unroll::Rng rng(4);
     m.init(rng);
     std::vector<int32_t> in(12), tg(12);

@@ -57,7 +57,7 @@ TEST_P(GradCheck, MatchesFiniteDifferences) {
     cfg.weight_drop = 0.4f;
   }
   cfg.tie = c.tie;
-  Model<double> m(cfg);
+  LanguageModel<double> m(cfg);
   Rng rng(42);
   m.init(rng);
   gradcheck::randomise_biases(m, rng);

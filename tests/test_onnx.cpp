@@ -42,7 +42,7 @@ class Onnx : public clitest::CliTest {
   // onnxruntime check the logits and final states. Returns parity.mjs's JSON.
   nlohmann::json check(const ModelConfig& cfg, int T, int B, uint64_t seed,
                        const std::string& name) {
-    Model<float> m(cfg);
+    LanguageModel<float> m(cfg);
     Rng rng(seed);
     m.init(rng);
     const int L = cfg.layers, H = cfg.hidden, V = cfg.outputs;

@@ -43,7 +43,7 @@ class ChromiumPage : public CliTest {
     const std::u32string text =
         quoted_text(rng, 1500) + U"\n" + decode_utf8(pagetest::kHostile, "t") + U"\n";
     const Vocab vocab = Vocab::from_chars(text);
-    Model<float> m(lstm_config(1, 6, vocab.size()));
+    LanguageModel<float> m(lstm_config(1, 6, vocab.size()));
     m.init(rng);
     plant_quote_cell(m, vocab.find(U'"'));
     ck_ = (dir_ / "planted.safetensors").string();

@@ -234,7 +234,7 @@ TEST(Checkpoint, RoundTripKeepsEverything) {
   mc.embed = 5;
   mc.vocab = corpus.vocab.size();
   mc.outputs = mc.vocab;
-  Model<float> m(mc);
+  LanguageModel<float> m(mc);
   Rng rng(1);
   m.init(rng);
   m.reset_state(3);
@@ -254,7 +254,8 @@ TEST(Checkpoint, RoundTripKeepsEverything) {
   EXPECT_EQ(ck.vocab.to_json(), corpus.vocab.to_json());
   ASSERT_EQ(ck.model->params.size(), m.params.size());
   EXPECT_TRUE(std::equal(m.params.begin(), m.params.end(), ck.model->params.begin()));
-  EXPECT_TRUE(std::equal(m.state_h.begin(), m.state_h.end(), ck.model->state_h.begin()));
+  EXPECT_TRUE(
+      std::equal(m.state_h.begin(), m.state_h.end(), language_model(*ck.model).state_h.begin()));
   EXPECT_TRUE(std::equal(opt.m.begin(), opt.m.end(), ck.opt_m.begin()));
   EXPECT_TRUE(std::equal(opt.v.begin(), opt.v.end(), ck.opt_v.begin()));
   EXPECT_EQ(ck.opt_t, 17);
@@ -285,7 +286,7 @@ TEST(Checkpoint, MetadataIsCheckedBeforeItIsUsed) {
   ModelConfig mc;
   mc.hidden = 8;
   mc.vocab = mc.outputs = corpus.vocab.size();
-  Model<float> m(mc);
+  LanguageModel<float> m(mc);
   const std::string good = (d / "good.safetensors").string();
   save_checkpoint(good, m, corpus.vocab, {{"batch", 3}}, {{"step", 1}}, corpus.describe(), nullptr);
   ASSERT_NO_THROW(load_checkpoint(good));
@@ -338,7 +339,7 @@ TEST(Checkpoint, EveryTruncationAndEveryBitFlipIsAnError) {
   mc.cell = CellKind::Gru;
   mc.hidden = 2;
   mc.vocab = mc.outputs = corpus.vocab.size();
-  Model<float> m(mc);
+  LanguageModel<float> m(mc);
   Rng rng(1);
   m.init(rng);
   const std::string good = (d / "good.safetensors").string(),
@@ -522,7 +523,7 @@ TEST(Resume, AveragedSgdStartsWhenValidationStallsAndCarriesOver) {
     }
   }
   const std::vector<int32_t> val = split_contiguous(load_corpus({f.string()}).ids, 0.9, 0.05).val;
-  Model<float>& lm = *latest.model;
+  LanguageModel<float>& lm = language_model(*latest.model);
   const Buffer<float> trained = lm.params;
   lm.params = latest.opt_avg;
   EXPECT_EQ(evaluate(lm, val, tc.batch, tc.seq).loss, last_val);

@@ -94,7 +94,7 @@ void add_bench(CLI::App& app) {
     c.layers = a->layers;
     c.hidden = a->hidden;
     c.vocab = c.outputs = a->vocab;
-    Model<float> m(c);
+    LanguageModel<float> m(c);
     Rng rng(1234);
     m.init(rng);
     TrainConfig tc;  // Adam 2e-3, clip by norm 5, mean loss per token

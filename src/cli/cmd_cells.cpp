@@ -46,7 +46,7 @@ void run_cells(const CellsArgs& a, const std::string& command) {
   if (!a.npy.empty()) check_output_path(a.npy, "activations (.npy)", {a.checkpoint, a.text});
   Checkpoint ck = load_checkpoint(a.checkpoint);
   require_task(ck, a.checkpoint, "lm");
-  Model<float>& model = *ck.model;
+  LanguageModel<float>& model = language_model(*ck.model);
   const ModelConfig& cfg = model.config();
   require(ck.vocab.level() == "char",
           "cells reads characters; this checkpoint's vocabulary is at the '" + ck.vocab.level() +

@@ -379,11 +379,12 @@ void add_eval_sub(CLI::App& parent, const std::string& task) {
     if (tag) {
       TaggedSequences ex =
           a->validation ? validation_sequences(c.ck.train, c.ck.data) : read_tagged(a->data);
-      r = evaluate_tags(*c.ck.model, encode_tagged(ex, c.ck.vocab, c.classes), c.classes);
+      r = evaluate_tags(language_model(*c.ck.model), encode_tagged(ex, c.ck.vocab, c.classes),
+                        c.classes);
     } else {
       LabelledExamples ex = a->validation ? validation_examples(c.ck.train, c.ck.data)
                                           : read_labelled(a->data, c.cfg.separator);
-      r = evaluate_classes(*c.ck.model,
+      r = evaluate_classes(sequence_model(*c.ck.model),
                            encode_examples(ex, c.ck.vocab, c.ck.format, c.classes, c.cfg.max_len),
                            c.classes);
     }
@@ -439,7 +440,7 @@ void add_classify_predict(CLI::App& parent) {
     }
     if (ex.size() == 0) return;
     EncodedExamples enc = encode_examples(ex, c.ck.vocab, c.ck.format, {}, c.cfg.max_len);
-    auto probs = class_probabilities(*c.ck.model, enc);
+    auto probs = class_probabilities(sequence_model(*c.ck.model), enc);
     size_t i = 0;
     for (bool b : is_blank) {
       if (b) {
@@ -482,7 +483,7 @@ void add_tag_predict(CLI::App& parent) {
     const std::string bytes = read_input(a->input);
     if (bytes.find_first_not_of(" \t\r\n") == std::string::npos) return;  // nothing to tag
     TaggedSequences ex = read_tagged_text(bytes, a->input == "-" ? "<stdin>" : a->input, false);
-    auto probs = tag_probabilities(*c.ck.model, encode_tagged(ex, c.ck.vocab, {}));
+    auto probs = tag_probabilities(language_model(*c.ck.model), encode_tagged(ex, c.ck.vocab, {}));
     for (size_t i = 0; i < ex.size(); ++i) {
       if (i) std::printf("\n");
       for (size_t t = 0; t < probs[i].size(); ++t) {

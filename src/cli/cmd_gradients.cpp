@@ -85,7 +85,7 @@ void run_gradients(const GradArgs& a, const std::string& command) {
   opt.jacobian = !a.no_jacobian;
 
   std::vector<MeasuredModel> ms;
-  auto measure = [&](Model<float>& m, const std::vector<int32_t>& ids, MeasuredModel r) {
+  auto measure = [&](LanguageModel<float>& m, const std::vector<int32_t>& ids, MeasuredModel r) {
     std::fprintf(stderr, "measuring  %s ...\n", r.label.c_str());
     r.cfg = m.config();
     r.flow = measure_flow(m, ids, opt);
@@ -119,7 +119,7 @@ void run_gradients(const GradArgs& a, const std::string& command) {
     const std::string shown = p.has_parent_path() && p.parent_path().has_filename()
                                   ? (p.parent_path().filename() / p.filename()).string()
                                   : p.filename().string();
-    measure(*l.ck.model, l.ids,
+    measure(language_model(*l.ck.model), l.ids,
             {shape(l.ck.model_config) + " (" + shown + ")", l.path, {}, {}, {}});
   }
   if (!a.fresh.empty()) {
@@ -128,7 +128,7 @@ void run_gradients(const GradArgs& a, const std::string& command) {
     for (const std::string& spec : a.fresh) {
       double scale = 1;
       ModelConfig c = parse_fresh(spec, vocab.size(), &scale);
-      Model<float> m(c);
+      LanguageModel<float> m(c);
       Rng rng(a.init_seed);
       init_orthogonal(m, rng, scale);
       char sc[32];

@@ -47,7 +47,7 @@ void add_hello(CLI::App& app) {
     c.vocab = c.outputs = 4;
     c.init = InitKind::Uniform;  // its figures (docs/results.md) are for this start
     c.init_scale = 0.5f;
-    Model<float> m(c);
+    LanguageModel<float> m(c);
     Rng rng(a->seed);
     m.init(rng);
     const std::string text = "hello";

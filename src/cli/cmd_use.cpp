@@ -75,6 +75,7 @@ void add_sample(CLI::App& app) {
     require(a->prime.empty() || a->prime_file.empty(), "give --prime or --prime-file, not both");
     Checkpoint ck = load_checkpoint(a->checkpoint);
     if (ck.task != "conditional") require_task(ck, a->checkpoint, "lm");
+    LanguageModel<float>& lm = language_model(*ck.model);
     std::string prime = a->prime_file.empty() ? a->prime : read_text_file(a->prime_file);
     // On a terminal, control characters the model learned are shown, not
     // obeyed (an ESC sequence could recolour or clear the screen); into a
@@ -115,7 +116,7 @@ void add_sample(CLI::App& app) {
       for (int k = 0; k < a->samples; ++k) {
         if (a->beam > 0) {
           bool first = true;
-          for (int32_t id : beam_search(*ck.model, ids, end, a->length, a->beam, cat)) {
+          for (int32_t id : beam_search(lm, ids, end, a->length, a->beam, cat)) {
             if (id == end) break;
             if (format.pretokenized && !first) std::cout << ' ';
             first = false;
@@ -125,7 +126,7 @@ void add_sample(CLI::App& app) {
           std::cout << shown(prime);
           bool first = prime.empty();
           generate(
-              *ck.model, ids, end, a->length, a->opts, rng,
+              lm, ids, end, a->length, a->opts, rng,
               [&](int32_t id) {  // pre-tokenized words are spaced
                 if (format.pretokenized && !first) std::cout << ' ';
                 first = false;
@@ -160,12 +161,11 @@ void add_sample(CLI::App& app) {
       std::cout << shown(t);
     };
     if (a->beam > 0) {
-      for (int32_t id : beam_search(*ck.model, ids, ck.vocab.start_id(), a->length, a->beam))
-        print(id);
+      for (int32_t id : beam_search(lm, ids, ck.vocab.start_id(), a->length, a->beam)) print(id);
       std::cout << "\n";
       return;
     }
-    generate(*ck.model, ids, ck.vocab.start_id(), a->length, a->opts, rng, [&](int32_t id) {
+    generate(lm, ids, ck.vocab.start_id(), a->length, a->opts, rng, [&](int32_t id) {
       print(id);
       std::cout << std::flush;
       if (!std::cout)
@@ -206,12 +206,13 @@ void add_eval(CLI::App& app) {
     require(!a->data.empty(), "no text to evaluate on: unroll eval CHECKPOINT FILE...");
     Checkpoint ck = load_checkpoint(a->checkpoint);
     require_task(ck, a->checkpoint, "lm");
+    LanguageModel<float>& lm = language_model(*ck.model);
     TextCorpus c = load_corpus(a->data, &ck.vocab, ck.format);
     if (c.unknown > 0)
       std::cerr << "unroll: note: " << c.unknown << " of " << c.ids.size()
                 << " tokens are not in the vocabulary and are read as " << kUnk << "\n";
     require(c.ids.size() >= 2, "the evaluation text needs at least two characters");
-    EvalResult r = evaluate(*ck.model, c.ids, a->batch, a->seq);
+    EvalResult r = evaluate(lm, c.ids, a->batch, a->seq);
     if (a->json) {
       std::cout << nlohmann::json{{"tokens", r.tokens},
                                   {"loss", r.loss},

@@ -6,7 +6,7 @@
 
 namespace unroll {
 
-EvalResult evaluate(Model<float>& model, const std::vector<int32_t>& ids, int B, int T) {
+EvalResult evaluate(LanguageModel<float>& model, const std::vector<int32_t>& ids, int B, int T) {
   require(ids.size() >= 2, "evaluation needs at least two tokens");
   require(B >= 1 && T >= 1, "evaluation batch and sequence must be positive");
   StateGuard<float> guard(model);

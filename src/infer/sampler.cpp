@@ -74,8 +74,8 @@ int32_t pick_token(const float* logits, int V, const SampleOptions& o, Rng& rng,
 namespace {
 // Feeds the prime (or the start token) to a fresh state of B streams; leaves
 // the logits of the last position in model.logits().
-void feed_prime(Model<float>& model, const std::vector<int32_t>& prime, int32_t start, int B,
-                int32_t category) {
+void feed_prime(LanguageModel<float>& model, const std::vector<int32_t>& prime, int32_t start,
+                int B, int32_t category) {
   std::vector<int32_t> p = prime.empty() ? std::vector<int32_t>{start} : prime;
   if (category >= 0) {
     const std::vector<int32_t> cats(B, category);
@@ -97,7 +97,7 @@ void feed_prime(Model<float>& model, const std::vector<int32_t>& prime, int32_t 
 }
 }  // namespace
 
-void generate(Model<float>& model, const std::vector<int32_t>& prime, int32_t start, int n,
+void generate(LanguageModel<float>& model, const std::vector<int32_t>& prime, int32_t start, int n,
               const SampleOptions& o, Rng& rng, const std::function<void(int32_t)>& emit,
               int32_t category, int32_t stop) {
   o.validate();
@@ -115,7 +115,7 @@ void generate(Model<float>& model, const std::vector<int32_t>& prime, int32_t st
   }
 }
 
-std::vector<int32_t> beam_search(Model<float>& model, const std::vector<int32_t>& prime,
+std::vector<int32_t> beam_search(LanguageModel<float>& model, const std::vector<int32_t>& prime,
                                  int32_t start, int n, int W, int32_t category) {
   require(W >= 1, "--beam width must be at least 1");
   const int V = model.config().outputs, H = model.config().hidden, L = model.config().layers;

@@ -36,8 +36,8 @@ size_t recording_bytes(const ModelConfig& cfg, size_t n) {
   return n * cfg.layers * activation_kinds(cfg.cell).size() * cfg.hidden * sizeof(float);
 }
 
-Recording record_activations(Model<float>& model, const std::vector<int32_t>& ids, int chunk,
-                             const std::function<void(size_t)>& progress) {
+Recording record_activations(LanguageModel<float>& model, const std::vector<int32_t>& ids,
+                             int chunk, const std::function<void(size_t)>& progress) {
   const ModelConfig& cfg = model.config();
   require(cfg.head == HeadKind::Softmax, "cells needs a language model (a softmax head)");
   require(!ids.empty(), "the text is empty");
@@ -217,9 +217,9 @@ std::string unit_id(const Recording& r, int l, int k, int u) {
 double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
 }  // namespace
 
-CellsPage cells_page_data(const Model<float>& model, const Vocab& vocab, const std::u32string& text,
-                          const Recording& rec, const std::vector<Probe>& probes,
-                          const CellsPageOptions& opt) {
+CellsPage cells_page_data(const LanguageModel<float>& model, const Vocab& vocab,
+                          const std::u32string& text, const Recording& rec,
+                          const std::vector<Probe>& probes, const CellsPageOptions& opt) {
   const ModelConfig& cfg = model.config();
   CellsPage out;
   nlohmann::json& j = out.data;

@@ -67,7 +67,7 @@ Window make_window(const std::vector<int32_t>& ids, const std::vector<size_t>& s
 }  // namespace
 
 template <class F>
-std::vector<LayerFlow> measure_flow(Model<F>& m, const std::vector<int32_t>& ids,
+std::vector<LayerFlow> measure_flow(LanguageModel<F>& m, const std::vector<int32_t>& ids,
                                     const FlowOptions& opt) {
   const ModelConfig& cfg = m.config();
   const int L = cfg.layers, H = cfg.hidden, K = opt.K, W = K + 1;
@@ -149,9 +149,9 @@ std::vector<LayerFlow> measure_flow(Model<F>& m, const std::vector<int32_t>& ids
   return out;
 }
 
-template std::vector<LayerFlow> measure_flow(Model<float>&, const std::vector<int32_t>&,
+template std::vector<LayerFlow> measure_flow(LanguageModel<float>&, const std::vector<int32_t>&,
                                              const FlowOptions&);
-template std::vector<LayerFlow> measure_flow(Model<double>&, const std::vector<int32_t>&,
+template std::vector<LayerFlow> measure_flow(LanguageModel<double>&, const std::vector<int32_t>&,
                                              const FlowOptions&);
 
 double fitted_factor(const std::vector<double>& v, int k0, int k1) {
@@ -200,7 +200,7 @@ double spectral_radius(const float* a, int n, int squarings) {
   return std::min(rho, sigma_max(a, n, n));  // ρ(A) ≤ σ_max(A) always
 }
 
-std::vector<std::vector<BlockStats>> recurrent_weight_stats(Model<float>& m) {
+std::vector<std::vector<BlockStats>> recurrent_weight_stats(LanguageModel<float>& m) {
   const ModelConfig& cfg = m.config();
   const int H = cfg.hidden, G = gate_count(cfg.cell);
   const char* lstm[] = {"i", "f", "g", "o"};
@@ -221,7 +221,7 @@ std::vector<std::vector<BlockStats>> recurrent_weight_stats(Model<float>& m) {
 }
 
 template <class F>
-void init_orthogonal(Model<F>& m, Rng& rng, double scale) {
+void init_orthogonal(LanguageModel<F>& m, Rng& rng, double scale) {
   const ModelConfig& cfg = m.config();
   Rng r0 = rng;
   m.init(r0);  // embedding and the LSTM forget bias as usual; the rest is replaced
@@ -262,8 +262,8 @@ void init_orthogonal(Model<F>& m, Rng& rng, double scale) {
   std::fill_n(m.param("head.bias"), cfg.outputs, F(0));
 }
 
-template void init_orthogonal(Model<float>&, Rng&, double);
-template void init_orthogonal(Model<double>&, Rng&, double);
+template void init_orthogonal(LanguageModel<float>&, Rng&, double);
+template void init_orthogonal(LanguageModel<double>&, Rng&, double);
 
 std::vector<double> scalar_linear(double w, int steps) {
   std::vector<double> out;

@@ -13,7 +13,7 @@ const char* kFormat = "unroll-checkpoint-1";
 std::string dump(const nlohmann::json& j) { return j.is_null() ? "null" : j.dump(); }
 }  // namespace
 
-void save_checkpoint(const std::string& path, const Model<float>& model, const Vocab& vocab,
+void save_checkpoint(const std::string& path, const Stack<float>& model, const Vocab& vocab,
                      const nlohmann::json& train, const nlohmann::json& progress,
                      const nlohmann::json& data, const Optimizer* opt) {
   SafeTensors st;
@@ -36,10 +36,11 @@ void save_checkpoint(const std::string& path, const Model<float>& model, const V
     }
   }
   const auto& c = model.config();
-  if (model.state_batch() > 0) {
-    std::vector<int64_t> shape = {c.layers, model.state_batch(), c.hidden};
-    st.add_f32("state.h", shape, model.state_h.data());
-    if (c.cell == CellKind::Lstm) st.add_f32("state.c", shape, model.state_c.data());
+  const auto* lm = dynamic_cast<const LanguageModel<float>*>(&model);
+  if (lm && lm->state_batch() > 0) {  // the carried state: resume goes on from it
+    std::vector<int64_t> shape = {c.layers, lm->state_batch(), c.hidden};
+    st.add_f32("state.h", shape, lm->state_h.data());
+    if (c.cell == CellKind::Lstm) st.add_f32("state.c", shape, lm->state_c.data());
   }
   save_safetensors(path, st);
 }
@@ -102,8 +103,8 @@ Checkpoint load_checkpoint(const std::string& path) {
                                      shape_str(e->shape) + " but the model config needs " +
                                      shape_str(v.shape));
   }
-  ck.model = std::make_unique<Model<float>>(ck.model_config);
-  Model<float>& m = *ck.model;
+  ck.model = make_model<float>(ck.model_config);
+  Stack<float>& m = *ck.model;
   for (auto& v : m.layout().views()) {
     std::vector<float> x = st.get_f32(v.name, v.shape);
     std::copy(x.begin(), x.end(), m.params.begin() + v.offset);
@@ -132,13 +133,15 @@ Checkpoint load_checkpoint(const std::string& path) {
     require(h->shape.size() == 3 && h->shape[0] == m.config().layers &&
                 h->shape[2] == m.config().hidden && h->shape[1] >= 1 && h->shape[1] <= (1 << 20),
             "'" + path + "': tensor state.h has the wrong shape");
-    const int B = int(h->shape[1]);
-    m.reset_state(B);
+    require(m.config().summary == Summary::Steps,
+            "'" + path + "': a model of whole sequences has no carried state, but state.h is here");
+    LanguageModel<float>& lm = language_model(m);
+    lm.reset_state(int(h->shape[1]));
     std::vector<float> x = st.get_f32("state.h", h->shape);
-    std::copy(x.begin(), x.end(), m.state_h.begin());
+    std::copy(x.begin(), x.end(), lm.state_h.begin());
     if (st.find("state.c")) {
       x = st.get_f32("state.c", h->shape);
-      std::copy(x.begin(), x.end(), m.state_c.begin());
+      std::copy(x.begin(), x.end(), lm.state_c.begin());
     }
   }
   return ck;

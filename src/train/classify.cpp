@@ -74,8 +74,8 @@ int classes_of(const ModelConfig& c) { return c.head == HeadKind::Sigmoid ? 2 : 
 
 }  // namespace
 
-std::vector<std::vector<float>> class_probabilities(Model<float>& m, const EncodedExamples& ex,
-                                                    int batch) {
+std::vector<std::vector<float>> class_probabilities(SequenceModel<float>& m,
+                                                    const EncodedExamples& ex, int batch) {
   const int C = classes_of(m.config());
   std::vector<std::vector<float>> out(ex.size(), std::vector<float>(C));
   const std::vector<size_t> idx = by_length(ex.seqs);
@@ -101,7 +101,7 @@ std::vector<std::vector<float>> class_probabilities(Model<float>& m, const Encod
   return out;
 }
 
-ClassReport evaluate_classes(Model<float>& m, const EncodedExamples& ex,
+ClassReport evaluate_classes(SequenceModel<float>& m, const EncodedExamples& ex,
                              const std::vector<std::string>& classes, int batch) {
   require(int(classes.size()) == classes_of(m.config()), "internal: class list and model disagree");
   ReportBuilder rb(classes);
@@ -119,7 +119,7 @@ class ClassifyTask : public SequenceTask {
   std::vector<float> weight;  // per class (--class-weights)
   Batch batch;
   BatchStats forward_examples(const size_t* idx, size_t n, Rng& rng) override {
-    Model<float>& m = *model_;
+    SequenceModel<float>& m = sequence_model(*model_);
     Batch& b = batch = make_batch(train, idx, n, &weight);  // the backward reads it
     LossSum l = m.classify(b.ids.data(), b.lengths.data(), b.labels.data(), b.weights.data(), b.T,
                            b.B, Mode::Train, &rng);
@@ -131,7 +131,7 @@ class ClassifyTask : public SequenceTask {
     return s;
   }
   ClassReport report() override {
-    return evaluate_classes(*model_, has_val ? val : train, classes);
+    return evaluate_classes(sequence_model(*model_), has_val ? val : train, classes);
   }
 };
 

@@ -65,7 +65,7 @@ LmBatch make_lm_batch(const CategoryTexts& ex, const size_t* idx, size_t n) {
 }
 
 // Loss and next-token accuracy of one batch (forward only, or with backward).
-BatchStats lm_batch_stats(Model<float>& m, const LmBatch& b, const LossSum& l) {
+BatchStats lm_batch_stats(LanguageModel<float>& m, const LmBatch& b, const LossSum& l) {
   BatchStats s{l.sum, l.count, 0};
   const int V = m.config().outputs;
   const float* z = m.logits();
@@ -84,7 +84,7 @@ class ConditionalTask : public SequenceTask {
   CategoryTexts train, val;
   LmBatch batch;
   BatchStats forward_examples(const size_t* idx, size_t n, Rng& rng) override {
-    Model<float>& m = *model_;
+    LanguageModel<float>& m = language_model(*model_);
     LmBatch& b = batch = make_lm_batch(train, idx, n);  // the backward reads it
     m.start_state(b.cats.data(), b.B);
     return lm_batch_stats(m, b,
@@ -92,7 +92,7 @@ class ConditionalTask : public SequenceTask {
   }
   // Loss per token and next-token accuracy.
   ClassReport report() override {
-    Model<float>& m = *model_;
+    LanguageModel<float>& m = language_model(*model_);
     const CategoryTexts& ex = has_val ? val : train;
     std::vector<size_t> idx(ex.seqs.size());
     std::iota(idx.begin(), idx.end(), 0);

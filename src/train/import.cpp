@@ -314,8 +314,8 @@ Imported import_torch_lm(const SafeTensors& st, const Vocab& vocab, const Import
   c.tie = tie;
   c.head = HeadKind::Softmax;
   c.validate();
-  out.model = std::make_unique<Model<float>>(c);
-  Model<float>& m = *out.model;
+  out.model = make_model<float>(c);
+  Stack<float>& m = *out.model;
   std::set<std::string> converted;
   auto copy = [&](const TensorEntry& e, const std::string& to) {
     std::vector<float> x = floats_of(e);

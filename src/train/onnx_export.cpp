@@ -96,7 +96,7 @@ std::vector<float> reorder(const float* src, const std::vector<int>& order, int6
 
 }  // namespace
 
-std::string export_onnx(const Model<float>& m, const Vocab& vocab, const TextFormat& format,
+std::string export_onnx(const Stack<float>& m, const Vocab& vocab, const TextFormat& format,
                         const std::string& doc) {
   const ModelConfig& c = m.config();
   require(c.head == HeadKind::Softmax && c.summary == Summary::Steps && !c.bidirectional &&

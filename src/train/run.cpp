@@ -219,7 +219,7 @@ std::vector<std::string> grad_groups(const ModelConfig& cfg) {
 
 namespace {
 // Gradient norm of each grad_groups() entry.
-std::vector<double> group_norms(Model<float>& m) {
+std::vector<double> group_norms(Stack<float>& m) {
   const ModelConfig& cfg = m.config();
   std::vector<double> sq(grad_groups(cfg).size(), 0.0);
   for (const auto& v : m.layout().views()) {
@@ -236,7 +236,7 @@ std::vector<double> group_norms(Model<float>& m) {
 }
 }  // namespace
 
-StepResult finish_step(Model<float>& m, Optimizer& opt, BatchLoss& local, const TrainConfig& cfg,
+StepResult finish_step(Stack<float>& m, Optimizer& opt, BatchLoss& local, const TrainConfig& cfg,
                        float lr, Comm& comm) {
   // The batch's totals, over all ranks: loss, count, examples, tokens, right.
   double total[5] = {local.loss, double(local.count), double(local.examples), double(local.tokens),
@@ -323,7 +323,7 @@ RunLoop::RunLoop(Task& task, TrainConfig cfg, std::string dir)
 }
 
 void RunLoop::restore(const Checkpoint& ck, const std::string& path) {
-  Model<float>& m = task_.model();
+  Stack<float>& m = task_.model();
   opt_ = std::make_unique<Optimizer>(cfg_.optim, m.params.size());
   if (!opt_->m.empty()) opt_->m = ck.opt_m;
   if (!opt_->v.empty()) opt_->v = ck.opt_v;
@@ -440,7 +440,7 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
     std::unique_ptr<FolderLock>& lock;
     ~Unlock() { lock.reset(); }
   } unlock{lock_};
-  Model<float>& m = task_.model();
+  Stack<float>& m = task_.model();
   const int64_t per_epoch = task_.batches_per_epoch();
   std::vector<TrainEvent> events;
   Comm& comm = *comm_;

@@ -374,7 +374,7 @@ void take_model(SequenceTask& t, const ModelConfig& mc, Checkpoint* ck, const st
     t.data = ck->data;  // with the command that began the run
     t.model_ = std::move(ck->model);
   } else {
-    t.model_ = std::make_unique<Model<float>>(mc);
+    t.model_ = make_model<float>(mc);
   }
   t.model_json = to_json(t.model_->config());
 }

@@ -116,7 +116,7 @@ class SequenceTask : public Task {
   ClassifyConfig cfg;
   Vocab vocab;
   nlohmann::json model_json, train_json, data;
-  std::unique_ptr<Model<float>> model_;
+  std::unique_ptr<Stack<float>> model_;
   std::vector<size_t> lengths;  // of every training example
   std::string intro;            // the log's first lines
   bool has_val = false;         // else the report is on the training examples
@@ -126,7 +126,7 @@ class SequenceTask : public Task {
   virtual BatchStats forward_examples(const size_t* idx, size_t n, Rng& rng) = 0;
   virtual ClassReport report() = 0;  // on the validation examples (or the training ones)
 
-  Model<float>& model() override { return *model_; }
+  Stack<float>& model() override { return *model_; }
   int64_t batches_per_epoch() const override {
     return int64_t((lengths.size() + cfg.batch - 1) / cfg.batch);
   }
@@ -179,7 +179,8 @@ class SequenceTask : public Task {
     nlohmann::json p = progress;
     p["val_accuracy"] = last_accuracy;
     p["best_accuracy"] = best_accuracy;
-    model_->clear_state();  // nothing is carried between sequences
+    if (auto* lm = dynamic_cast<LanguageModel<float>*>(model_.get()))
+      lm->clear_state();  // tagger, conditional: nothing is carried between sequences
     save_checkpoint(path, *model_, vocab, train_json, p, data, opt);
   }
   nlohmann::json config_json() const override {

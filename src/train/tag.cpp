@@ -63,7 +63,7 @@ TagBatch make_tag_batch(const EncodedTags& ex, const size_t* idx, size_t n) {
 
 }  // namespace
 
-std::vector<std::vector<std::vector<float>>> tag_probabilities(Model<float>& m,
+std::vector<std::vector<std::vector<float>>> tag_probabilities(LanguageModel<float>& m,
                                                                const EncodedTags& ex, int batch) {
   const int O = m.config().outputs;
   std::vector<std::vector<std::vector<float>>> out(ex.size());
@@ -90,7 +90,7 @@ std::vector<std::vector<std::vector<float>>> tag_probabilities(Model<float>& m,
   return out;
 }
 
-ClassReport evaluate_tags(Model<float>& m, const EncodedTags& ex,
+ClassReport evaluate_tags(LanguageModel<float>& m, const EncodedTags& ex,
                           const std::vector<std::string>& tags, int batch) {
   require(int(tags.size()) == m.config().outputs, "internal: tag list and model disagree");
   ReportBuilder rb(tags);
@@ -110,7 +110,7 @@ class TagTask : public SequenceTask {
   std::vector<std::string> tags;
   TagBatch batch;
   BatchStats forward_examples(const size_t* idx, size_t n, Rng& rng) override {
-    Model<float>& m = *model_;
+    LanguageModel<float>& m = language_model(*model_);
     TagBatch& b = batch = make_tag_batch(train, idx, n);  // the backward reads it
     m.reset_state(b.B);
     LossSum l = m.forward(b.ids.data(), b.targets.data(), b.T, b.B, Mode::Train, &rng);
@@ -121,7 +121,9 @@ class TagTask : public SequenceTask {
       if (b.targets[r] >= 0) s.right += argmax(z + r * K, K) == b.targets[r];
     return s;
   }
-  ClassReport report() override { return evaluate_tags(*model_, has_val ? val : train, tags); }
+  ClassReport report() override {
+    return evaluate_tags(language_model(*model_), has_val ? val : train, tags);
+  }
 };
 
 }  // namespace

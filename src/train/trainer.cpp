@@ -20,8 +20,8 @@ namespace fs = std::filesystem;
 
 namespace unroll {
 
-StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const int32_t* tg, int T,
-                      int B, const TrainConfig& cfg, float lr, Rng& rng, Comm& comm) {
+StepResult train_step(LanguageModel<float>& m, Optimizer& opt, const int32_t* in, const int32_t* tg,
+                      int T, int B, const TrainConfig& cfg, float lr, Rng& rng, Comm& comm) {
   m.zero_grad();
   const LossSum l = m.forward(in, tg, T, B, Mode::Train, &rng);
   BatchLoss b{l.sum, l.count, B, int64_t(T) * B};
@@ -36,11 +36,11 @@ class LmTask : public Task {
   TextCorpus corpus;
   std::vector<int32_t> train_ids, val_ids, test_ids;
   std::unique_ptr<BatchStream> stream;  // chunks of the training part, built once
-  std::unique_ptr<Model<float>> model_;
+  std::unique_ptr<LanguageModel<float>> model_;
   int Bl = 0;  // this rank's streams
 
   void prepare();
-  Model<float>& model() override { return *model_; }
+  LanguageModel<float>& model() override { return *model_; }
   int64_t batches_per_epoch() const override { return stream->chunks(); }
 
   std::string describe(int ranks) const override {
@@ -63,7 +63,7 @@ class LmTask : public Task {
                                 std::to_string(ranks) + " ranks: give a multiple of " +
                                 std::to_string(ranks));
     Bl = B / ranks;
-    Model<float>& m = *model_;
+    LanguageModel<float>& m = *model_;
     in.resize(size_t(cfg->seq) * B), tg.resize(in.size());
     if (m.state_batch() == B && ranks > 1) {  // a checkpoint's state of all B streams: take ours
       const int L = m.config().layers, H = m.config().hidden;
@@ -149,7 +149,7 @@ class LmTask : public Task {
     state_before.second.assign(model_->state_c.begin(), model_->state_c.end());
   }
   void restore_state() override {
-    Model<float>& m = *model_;
+    LanguageModel<float>& m = *model_;
     require(state_before.first.size() == m.state_h.size() &&
                 state_before.second.size() == m.state_c.size(),
             "internal: the carried state changed size during a step");
@@ -168,7 +168,7 @@ class LmTask : public Task {
     const int ranks = comm.size(), B = cfg->batch;
     if (ranks == 1) return true;
     const bool root = comm.root();
-    Model<float>& m = *model_;
+    LanguageModel<float>& m = *model_;
     const int L = m.config().layers, H = m.config().hidden;
     const bool lstm = m.config().cell == CellKind::Lstm;
     Buffer<float> h(root ? size_t(L) * B * H : 0), c(root && lstm ? size_t(L) * B * H : 0);
@@ -188,7 +188,7 @@ class LmTask : public Task {
   }
   void local_state_back(Comm& comm) override {
     if (comm.size() == 1) return;
-    Model<float>& m = *model_;
+    LanguageModel<float>& m = *model_;
     m.reset_state(Bl);
     std::copy(local_state.first.begin(), local_state.first.end(), m.state_h.begin());
     std::copy(local_state.second.begin(), local_state.second.end(), m.state_c.begin());
@@ -269,14 +269,14 @@ Trainer::Trainer(const ModelConfig& model, const TrainConfig& train, TextCorpus 
   ModelConfig mc = model;
   mc.vocab = task_->corpus.vocab.size();
   if (mc.head == HeadKind::Softmax) mc.outputs = mc.vocab;
-  task_->model_ = std::make_unique<Model<float>>(mc);
+  task_->model_ = std::make_unique<LanguageModel<float>>(mc);
   loop_ = std::make_unique<RunLoop>(*task_, train, std::move(out_dir));
   task_->model_->init(loop_->rng());  // the run's generator goes on to dropout
   task_->cfg = &loop_->config();
   task_->prepare();
 }
 
-Model<float>& Trainer::model() { return task_->model(); }
+LanguageModel<float>& Trainer::model() { return task_->model(); }
 
 std::string Trainer::resume_command() const { return task_->resume_command(loop_->dir()); }
 
@@ -310,7 +310,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir,
     throw Error("cannot resume: " + which + " changed since '" + path +
                 "' was written (the content hash differs)");
   }
-  t->task_->model_ = std::move(ck.model);
+  t->task_->model_ = take_language_model(std::move(ck.model));
   t->loop_ = std::make_unique<RunLoop>(*t->task_, cfg, dir);
   t->loop_->restore(ck, path);
   t->task_->cfg = &t->loop_->config();

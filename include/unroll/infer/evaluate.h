@@ -22,14 +22,15 @@ struct EvalResult {
 // alone. Every token but the first is predicted once: tokens = n - 1. Each
 // stream starts from a zero state. Leaves the model's carried state as it
 // found it.
-EvalResult evaluate(Model<float>& model, const std::vector<int32_t>& ids, int B, int T);
+EvalResult evaluate(LanguageModel<float>& model, const std::vector<int32_t>& ids, int B, int T);
 
 // Saves the carried state on construction and puts it back on destruction,
 // so evaluation or sampling in the middle of training changes nothing.
 template <class F>
 class StateGuard {
  public:
-  explicit StateGuard(Model<F>& m) : m_(m), B_(m.state_batch()), h_(m.state_h), c_(m.state_c) {}
+  explicit StateGuard(LanguageModel<F>& m)
+      : m_(m), B_(m.state_batch()), h_(m.state_h), c_(m.state_c) {}
   ~StateGuard() {
     if (B_ < 1) {  // the model had no state yet
       m_.clear_state();
@@ -41,7 +42,7 @@ class StateGuard {
   }
 
  private:
-  Model<F>& m_;
+  LanguageModel<F>& m_;
   int B_;
   Buffer<F> h_, c_;
 };

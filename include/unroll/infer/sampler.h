@@ -36,14 +36,14 @@ int32_t pick_token(const float* logits, int V, const SampleOptions& o, Rng& rng,
 // starts from start_token. A conditional model (categories > 0) starts from
 // its category's state (category ≥ 0 required). Generation ends early when
 // the stop token is chosen (not emitted); -1: never.
-void generate(Model<float>& model, const std::vector<int32_t>& prime, int32_t start_token, int n,
-              const SampleOptions& o, Rng& rng, const std::function<void(int32_t)>& emit,
+void generate(LanguageModel<float>& model, const std::vector<int32_t>& prime, int32_t start_token,
+              int n, const SampleOptions& o, Rng& rng, const std::function<void(int32_t)>& emit,
               int32_t category = -1, int32_t stop = -1);
 
 // Beam search of the given width: the n-token continuation of the prime with
 // the highest total log-probability found. Returns the continuation only.
 // Throws Error if the model's outputs are not finite.
-std::vector<int32_t> beam_search(Model<float>& model, const std::vector<int32_t>& prime,
+std::vector<int32_t> beam_search(LanguageModel<float>& model, const std::vector<int32_t>& prime,
                                  int32_t start_token, int n, int width, int32_t category = -1);
 
 }  // namespace unroll

@@ -43,8 +43,8 @@ size_t recording_bytes(const ModelConfig& cfg, size_t n);
 // Runs the model over ids from a zero state (batch 1, chunks of `chunk`
 // steps) and records everything. progress(done) is called after each chunk.
 // Leaves the model's carried state as it found it.
-Recording record_activations(Model<float>& model, const std::vector<int32_t>& ids, int chunk = 256,
-                             const std::function<void(size_t)>& progress = {});
+Recording record_activations(LanguageModel<float>& model, const std::vector<int32_t>& ids,
+                             int chunk = 256, const std::function<void(size_t)>& progress = {});
 
 // A unit is one (layer, kind, index) of a recording.
 struct UnitScore {
@@ -97,9 +97,9 @@ struct CellsPage {
   std::vector<ProbeRow> rows;  // one per probe, in the probes' order
   size_t series = 0;           // cells shown
 };
-CellsPage cells_page_data(const Model<float>& model, const Vocab& vocab, const std::u32string& text,
-                          const Recording& rec, const std::vector<Probe>& probes,
-                          const CellsPageOptions& opt);
+CellsPage cells_page_data(const LanguageModel<float>& model, const Vocab& vocab,
+                          const std::u32string& text, const Recording& rec,
+                          const std::vector<Probe>& probes, const CellsPageOptions& opt);
 
 // Writes a float32 array as a NumPy .npy file (format 1.0), atomically.
 void write_npy(const std::string& path, const std::vector<size_t>& shape, const float* data);

@@ -41,7 +41,7 @@ struct LayerFlow {
 // needs ids.size() > K + warmup + 1. Leaves the model's carried state as it
 // found it. Gradients of the deterministic network: dropout is not applied.
 template <class F>
-std::vector<LayerFlow> measure_flow(Model<F>& model, const std::vector<int32_t>& ids,
+std::vector<LayerFlow> measure_flow(LanguageModel<F>& model, const std::vector<int32_t>& ids,
                                     const FlowOptions& opt);
 
 // Per-step factor of a curve: exp of the least-squares slope of log(v_k)
@@ -62,13 +62,13 @@ struct BlockStats {
   std::string block;  // "W_hh" (RNN), i f g o (LSTM), r z n (GRU)
   double spectral_radius = 0, sigma_max = 0;
 };
-std::vector<std::vector<BlockStats>> recurrent_weight_stats(Model<float>& model);
+std::vector<std::vector<BlockStats>> recurrent_weight_stats(LanguageModel<float>& model);
 
 // Initialisation for studying gradient flow: W_hh gate blocks = scale ×
 // a random orthogonal matrix (QR of a Gaussian one), W_ih and the head
 // Xavier-uniform, biases 0 (LSTM forget bias as configured).
 template <class F>
-void init_orthogonal(Model<F>& model, Rng& rng, double scale);
+void init_orthogonal(LanguageModel<F>& model, Rng& rng, double scale);
 
 // The lecture's scalar example, h_t = f(w·h_{t-1} + x): ∂h_t/∂h_0 after
 // t = 1..steps. Linear f: w^t. tanh: each step multiplies by w·(1 − h_t²).

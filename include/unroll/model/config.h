@@ -17,7 +17,7 @@ enum class HeadKind { Softmax, Sigmoid };
 // padding after a sequence's end never enters any of them.
 enum class Summary { Steps, Last, Mean, Max };
 
-// How the weights start (Model::init).
+// How the weights start (Stack::init).
 //   Uniform (char-rnn): every weight U(−init_scale, init_scale), biases 0.
 //   PyTorch (the default; torch.nn's defaults, chosen by measurement: docs/results.md): the
 //   embedding N(0, 1); every recurrent

@@ -25,7 +25,7 @@ struct Checkpoint {
   TextFormat format;        // how text becomes tokens (data["format"]; char level if absent)
   std::string task = "lm";  // train["task"]: "lm" (language model), "classify", "tag" or
                             // "conditional" (a language model conditioned on a category)
-  std::unique_ptr<Model<float>> model;  // parameters and carried state loaded
+  std::unique_ptr<Stack<float>> model;  // parameters and carried state loaded
   Buffer<float> opt_m, opt_v;           // empty when absent
   int64_t opt_t = 0;
   Buffer<float> opt_avg;  // weight averaging (optimizer.avg), empty when absent
@@ -33,7 +33,7 @@ struct Checkpoint {
 };
 
 // Writes atomically (temp file, fsync, rename); opt may be null.
-void save_checkpoint(const std::string& path, const Model<float>& model, const Vocab& vocab,
+void save_checkpoint(const std::string& path, const Stack<float>& model, const Vocab& vocab,
                      const nlohmann::json& train, const nlohmann::json& progress,
                      const nlohmann::json& data, const Optimizer* opt);
 

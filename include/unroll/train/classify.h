@@ -3,7 +3,7 @@
 // stopping on the validation loss, evaluation (accuracy, per-class precision,
 // recall and F1, confusion matrix) and prediction.
 //
-// The model is a Model<float> with summary Last or Mean (model/model.h,
+// The model is a SequenceModel<float> with summary Last, Mean or Max (model/sequence_model.h,
 // classify()); checkpoints are the language models' format with
 // train["task"] = "classify" and the class names in data["classes"].
 #pragma once
@@ -65,8 +65,8 @@ EncodedExamples encode_examples(const LabelledExamples& ex, const Vocab& vocab, 
 
 // Class probabilities of every example, [N][classes]: softmax, or for a
 // sigmoid head {1 − p, p}. Runs in length-sorted batches of `batch`.
-std::vector<std::vector<float>> class_probabilities(Model<float>& m, const EncodedExamples& ex,
-                                                    int batch = 64);
+std::vector<std::vector<float>> class_probabilities(SequenceModel<float>& m,
+                                                    const EncodedExamples& ex, int batch = 64);
 
 struct ClassReport {
   std::vector<std::string> classes;
@@ -82,7 +82,7 @@ struct ClassReport {
   std::string text() const;  // accuracy line, per-class table and confusion matrix
   nlohmann::json to_json() const;
 };
-ClassReport evaluate_classes(Model<float>& m, const EncodedExamples& ex,
+ClassReport evaluate_classes(SequenceModel<float>& m, const EncodedExamples& ex,
                              const std::vector<std::string>& classes, int batch = 64);
 
 // A self-contained HTML page: the scores, the per-class table and the
@@ -100,7 +100,7 @@ ClassReport train_classifier(const ModelConfig& model, const ClassifyConfig& cfg
                              Comm& comm = single_process());
 
 // ---- many-to-many (synced): a label for every token ----
-// The model is a language-model-shaped Model<float> (summary Steps) whose
+// The model is a LanguageModel<float> (summary Steps) whose
 // softmax head has one output per tag; every sequence starts from a zero
 // state, and padding after a sequence's end carries no loss. Checkpoints:
 // train["task"] = "tag", the tags in data["classes"].
@@ -114,11 +114,11 @@ Vocab tag_vocab(const TaggedSequences& t, int64_t min_count = 1);
 EncodedTags encode_tagged(const TaggedSequences& t, const Vocab& vocab,
                           const std::vector<std::string>& tagset);
 // Tag probabilities of every token: [sequence][position][tag].
-std::vector<std::vector<std::vector<float>>> tag_probabilities(Model<float>& m,
+std::vector<std::vector<std::vector<float>>> tag_probabilities(LanguageModel<float>& m,
                                                                const EncodedTags& ex,
                                                                int batch = 64);
 // The report counts tokens (accuracy per token, per-tag scores, confusion).
-ClassReport evaluate_tags(Model<float>& m, const EncodedTags& ex,
+ClassReport evaluate_tags(LanguageModel<float>& m, const EncodedTags& ex,
                           const std::vector<std::string>& tags, int batch = 64);
 ClassReport train_tagger(const ModelConfig& model, const ClassifyConfig& cfg,
                          const std::string& train_path, const std::string& out_dir,

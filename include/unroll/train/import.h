@@ -39,7 +39,7 @@ struct ImportOptions {
 };
 
 struct Imported {
-  std::unique_ptr<Model<float>> model;
+  std::unique_ptr<Stack<float>> model;
   std::map<std::string, std::string> parts;  // role → the tensor names it was read from
   std::vector<std::string> notes;  // what the user should know (tanh assumed, F16 converted)
 };

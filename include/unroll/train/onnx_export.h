@@ -29,7 +29,7 @@ inline constexpr int kOnnxOpset = 14;
 
 // The serialized ModelProto. Error for a model that is not a language model (a sigmoid head,
 // a sequence summary, bidirectional layers or categories) or that the checker refuses.
-std::string export_onnx(const Model<float>& model, const Vocab& vocab, const TextFormat& format,
+std::string export_onnx(const Stack<float>& model, const Vocab& vocab, const TextFormat& format,
                         const std::string& doc);
 
 }  // namespace unroll

@@ -139,7 +139,7 @@ std::vector<std::string> grad_groups(const ModelConfig& cfg);
 // lr — unless the loss or the gradient is not finite, when the parameters
 // stay untouched. `local` is this rank's forward; its `ran` false means an
 // empty share (no backward, a zero gradient). Returns the totals in `local`.
-StepResult finish_step(Model<float>& m, Optimizer& opt, BatchLoss& local, const TrainConfig& cfg,
+StepResult finish_step(Stack<float>& m, Optimizer& opt, BatchLoss& local, const TrainConfig& cfg,
                        float lr, Comm& comm);
 
 // A validation: the loss picks best.safetensors.
@@ -153,7 +153,7 @@ struct Validation {
 class Task {
  public:
   virtual ~Task() = default;
-  virtual Model<float>& model() = 0;
+  virtual Stack<float>& model() = 0;
   virtual int64_t batches_per_epoch() const = 0;
   // The lines that open the log: what is trained on what.
   virtual std::string describe(int ranks) const = 0;

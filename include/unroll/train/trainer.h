@@ -26,8 +26,8 @@ namespace unroll {
 
 // One optimisation step on one chunk: forward, then finish_step (run.h).
 // Data-parallel: each rank passes its B of the streams.
-StepResult train_step(Model<float>& m, Optimizer& opt, const int32_t* in, const int32_t* tg, int T,
-                      int B, const TrainConfig& cfg, float lr, Rng& rng,
+StepResult train_step(LanguageModel<float>& m, Optimizer& opt, const int32_t* in, const int32_t* tg,
+                      int T, int B, const TrainConfig& cfg, float lr, Rng& rng,
                       Comm& comm = single_process());
 
 class LmTask;
@@ -54,7 +54,7 @@ class Trainer {
   // validates, samples and writes the run folder. Call before train().
   void set_comm(Comm& comm) { loop_->set_comm(comm); }
 
-  Model<float>& model();
+  LanguageModel<float>& model();
   std::string command_line;    // recorded in config.json and the report page
   bool live_progress = false;  // the log is a terminal: a progress bar redrawn in place
   const TrainConfig& config() const { return loop_->config(); }
