@@ -342,6 +342,20 @@ TEST(ReportPage, ClassifierAccuracyAgainstStepsAndWallTime) {
     EXPECT_NE(fig.find(">0.002</text>"), std::string::npos) << fig.substr(0, 3000);
     EXPECT_EQ(fig.find(">-0."), std::string::npos) << fig.substr(0, 3000);
   }
+  // The loss is in nats per example for a classifier, per token for a language model
+  // (no task recorded), and both named when the runs overlaid differ.
+  auto loss_caption = [](const json& page) {
+    const std::string html = report_page_html(page);
+    const size_t at = html.find("<figcaption>Loss against steps");
+    return at == std::string::npos ? std::string() : html.substr(at, html.find(';', at) - at);
+  };
+  EXPECT_EQ(loss_caption(d), "<figcaption>Loss against steps (nats per token");
+  d["runs"][0]["config"] = {{"train", {{"task", "classify"}}}};
+  EXPECT_EQ(loss_caption(d), "<figcaption>Loss against steps (nats per example");
+  json two = d;
+  two["runs"].push_back(d["runs"][0]);
+  two["runs"][1]["config"]["train"]["task"] = "tag";
+  EXPECT_EQ(loss_caption(two), "<figcaption>Loss against steps (nats per token or example");
   // A language model's records hold no accuracy: no accuracy charts.
   for (auto& r : d["runs"][0]["records"])
     r.erase(r["kind"] == "step" ? "train_accuracy" : "val_accuracy");

@@ -146,31 +146,29 @@ struct Chart {
   int max_labels;  // labelled decades at most
 };
 
-// x of distance k and y of value v for one chart.
-struct Frame {
-  double W = 1140, H, L = 74, R = 18, T = 14, B = 48;
-  int K;
-  svg::Decades a;
-  double x(double k) const { return L + (W - L - R) * k / K; }
-  double y(double v) const {
-    const double t = drawable(v) ? (std::log10(v) - a.lo) / (a.hi - a.lo) : 0;
-    return T + (H - T - B) * (1 - std::clamp(t, 0.0, 1.0));
-  }
-  double bottom() const { return H - B; }
-};
+// One chart's frame: distance k = 0..K across, the decades of `a` up (a
+// value too small to draw sits on the bottom edge).
+svg::Frame frame_of(const Chart& c, int K, const svg::Decades& a) {
+  svg::Frame f;
+  f.W = 1140, f.H = c.height, f.left = 74, f.right = 18, f.top = 14, f.bottom = 48;
+  f.x0 = 0, f.x1 = K, f.y0 = a.lo, f.y1 = a.hi;
+  f.log = true;
+  return f;
+}
+double y_of(const svg::Frame& f, double v) { return drawable(v) ? f.py(v) : f.box_bottom(); }
 
-std::string axes_svg(const Frame& f, const Chart& c) {
-  const double x0 = f.L, x1 = f.W - f.R, y0 = f.T, y1 = f.bottom();
+std::string axes_svg(const svg::Frame& f, const svg::Decades& a, const Chart& c) {
+  const double x0 = f.left, x1 = f.box_right(), y0 = f.top, y1 = f.box_bottom();
   std::string h = "<rect x=\"" + fixed(x0, 1) + "\" y=\"" + fixed(y0, 1) + "\" width=\"" +
                   fixed(x1 - x0, 1) + "\" height=\"" + fixed(y1 - y0, 1) +
                   "\" fill=\"#fcfcfd\" stroke=\"#c9cfd5\"/>\n";
   // Horizontal lines: every decade (all but the labelled ones left out over more than 60
   // decades; 2…9 × 10^d added over 6 or fewer); labels every step.
-  const int span = f.a.hi - f.a.lo;
-  for (int d = f.a.lo; d <= f.a.hi; ++d) {
-    const double y = f.y(std::pow(10.0, d));
-    const bool labelled = (d - f.a.lo) % f.a.step == 0;
-    if (d > f.a.lo && d < f.a.hi && (labelled || span <= 60))
+  const int span = a.hi - a.lo;
+  for (int d = a.lo; d <= a.hi; ++d) {
+    const double y = f.py_axis(d);
+    const bool labelled = (d - a.lo) % a.step == 0;
+    if (d > a.lo && d < a.hi && (labelled || span <= 60))
       h += line(x0, y, x1, y,
                 d == 0     ? "stroke=\"#aeb6be\""
                 : labelled ? "stroke=\"#e1e5e9\""
@@ -180,25 +178,24 @@ std::string axes_svg(const Frame& f, const Chart& c) {
       h += "<g class=\"tick-y\" data-decade=\"" + std::to_string(d) + "\">" +
            line(x0 - 5, y, x0, y, "stroke=\"#8d969e\"") +
            text(x0 - 8, y + 4, "end", decade_label(d)) + "</g>\n";
-    if (span <= 6 && d < f.a.hi)
+    if (span <= 6 && d < a.hi)
       for (int m = 2; m <= 9; ++m) {
-        const double ym = f.y(m * std::pow(10.0, d));
+        const double ym = f.py(m * std::pow(10.0, d));
         h += line(x0, ym, x1, ym, "stroke=\"#f3f4f6\"") +
              line(x0 - 3, ym, x0, ym, "stroke=\"#b5bcc3\"");
       }
   }
   // Vertical lines at the k ticks.
-  const int step = std::max(1, int(std::lround(svg::nice_step(f.K, 12))));
-  for (int k = 0; k <= f.K; k += step) {
-    const double x = f.x(k);
-    if (k > 0 && k < f.K) h += line(x, y0, x, y1, "stroke=\"#f0f2f4\"");
+  const int K = int(f.x1);
+  const int step = std::max(1, int(std::lround(svg::nice_step(K, 12))));
+  for (int k = 0; k <= K; k += step) {
+    const double x = f.px(k);
+    if (k > 0 && k < K) h += line(x, y0, x, y1, "stroke=\"#f0f2f4\"");
     h += line(x, y1, x, y1 + 5, "stroke=\"#8d969e\"") +
          text(x, y1 + 18, "middle", std::to_string(k)) + "\n";
   }
-  h += text((x0 + x1) / 2, f.H - 8, "middle", "distance k (steps back from T)", "class=\"ttl\"") +
-       "\n";
-  h += "<text class=\"ttl\" transform=\"translate(16 " + fixed((y0 + y1) / 2, 1) +
-       ") rotate(-90)\" text-anchor=\"middle\">" + c.y_title + "</text>\n";
+  h += svg::x_title(f, "distance k (steps back from T)", "class=\"ttl\"") + "\n" +
+       svg::y_title(f, c.y_title, "class=\"ttl\"") + "\n";
   return h;
 }
 
@@ -217,18 +214,23 @@ std::string chart_html(const std::vector<Series>& all, const Chart& c, int K) {
     if (!(s.*c.values).empty()) shown.push_back(&s), curves.push_back(&(s.*c.values));
   if (shown.empty()) return "";
 
-  Frame f;
-  f.H = c.height;
-  f.K = K;
-  f.a = log_axis(curves, c.max_labels);
+  const svg::Decades a = log_axis(curves, c.max_labels);
+  const svg::Frame f = frame_of(c, K, a);
   const std::string W = fixed(f.W, 0), H = fixed(f.H, 0);
   std::string h = "<figure class=\"chart\" id=\"" + std::string(c.id) + "\">\n";
   h += "<svg class=\"plot\" width=\"" + W + "\" height=\"" + H + "\" viewBox=\"0 0 " + W + " " + H +
        "\" role=\"img\">\n";
-  h += axes_svg(f, c);
+  h += axes_svg(f, a, c);
 
-  json hover = {{"W", f.W},  {"H", f.H},         {"K", K},       {"x0", f.L},   {"x1", f.W - f.R},
-                {"y0", f.T}, {"y1", f.bottom()}, {"lo", f.a.lo}, {"hi", f.a.hi}};
+  json hover = {{"W", f.W},
+                {"H", f.H},
+                {"K", K},
+                {"x0", f.left},
+                {"x1", f.box_right()},
+                {"y0", f.top},
+                {"y1", f.box_bottom()},
+                {"lo", a.lo},
+                {"hi", a.hi}};
   json& hs = hover["s"] = json::array();
   std::vector<std::pair<const Series*, int>> clamped;
   for (const Series* s : shown) {
@@ -240,7 +242,7 @@ std::string chart_html(const std::vector<Series>& all, const Chart& c, int K) {
     for (size_t k = 0; k < n; ++k) {
       if (!drawable(v[k])) ++low;
       if (k) pts += ' ';
-      pts += fixed(f.x(double(k)), 1) + "," + fixed(f.y(v[k]), 1);
+      pts += fixed(f.px(double(k)), 1) + "," + fixed(y_of(f, v[k]), 1);
       hv.push_back(rounded(v[k]));
     }
     if (low) clamped.emplace_back(s, low);
@@ -250,7 +252,7 @@ std::string chart_html(const std::vector<Series>& all, const Chart& c, int K) {
     hs.push_back(
         {{"i", s->id}, {"name", s->label}, {"layer", s->layer}, {"c", s->colour}, {"v", hv}});
   }
-  h += line(f.x(0), f.T, f.x(0), f.bottom(),
+  h += line(f.px(0), f.top, f.px(0), f.box_bottom(),
             "class=\"guide\" stroke=\"#6b747c\" stroke-dasharray=\"3 3\" visibility=\"hidden\"") +
        "\n<circle class=\"dot\" cx=\"0\" cy=\"0\" r=\"4.5\" stroke=\"#fff\" stroke-width=\"1.5\" "
        "visibility=\"hidden\"/>\n</svg>\n<div class=\"tip\" hidden></div>\n";

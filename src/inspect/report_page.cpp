@@ -38,48 +38,44 @@ struct Line {
 // Every polyline carries data-n (its number of points) for tests.
 std::string chart(const std::vector<Line>& lines, const std::string& xlabel,
                   const std::string& ylabel, bool log_y) {
-  const double W = 560, H = 260, L = 58, R = 14, T = 10, B = 40;
+  svg::Frame f;
+  f.log = log_y;
+  auto shown = [&](double y) { return std::isfinite(y) && !(log_y && y <= 0); };
   double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
-  auto Y = [&](double y) { return log_y ? std::log10(y) : y; };
   for (auto& l : lines)
     for (auto& [x, y] : l.xy) {
-      if (!std::isfinite(y) || (log_y && y <= 0)) continue;
-      x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, Y(y)), y1 = std::max(y1, Y(y));
+      if (!shown(y)) continue;
+      const double u = log_y ? std::log10(y) : y;
+      x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, u), y1 = std::max(y1, u);
     }
   std::string h = "<svg class=\"chart\" viewBox=\"0 0 560 260\" role=\"img\">";
   if (x0 > x1)
     return h +
            "<text x=\"280\" y=\"130\" text-anchor=\"middle\" class=\"lab\">no data "
            "yet</text></svg>";
-  if (x1 == x0) x1 = x0 + 1;
-  std::tie(y0, y1) = svg::axis_range(y0, y1, log_y);
-  auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
-  auto py = [&](double y) { return T + (1 - (Y(y) - y0) / (y1 - y0)) * (H - T - B); };
+  f.x0 = x0, f.x1 = x1 == x0 ? x0 + 1 : x1;
+  std::tie(f.y0, f.y1) = svg::axis_range(y0, y1, log_y);
+  const double L = f.left, R = f.box_right(), T = f.top, B = f.box_bottom();
   // y ticks in axis units (log: 1, 2, 5 steps of decades are fine as labels)
-  for (double v : svg::ticks(y0, y1, 5)) {
-    const double y = T + (1 - (v - y0) / (y1 - y0)) * (H - T - B);
-    h += svg::line(L, y, W - R, y, "class=\"grid\"") +
+  for (double v : svg::ticks(f.y0, f.y1, 5)) {
+    const double y = f.py_axis(v);
+    h += svg::line(L, y, R, y, "class=\"grid\"") +
          svg::text(L - 5, y + 3.5, "end", html_escape(svg::tick_label(log_y ? std::pow(10, v) : v)),
                    "class=\"t\"");
   }
-  for (double v : svg::ticks(x0, x1, 6))
-    h += svg::line(px(v), T, px(v), H - B, "class=\"grid\"") +
-         svg::text(px(v), H - B + 14, "middle", html_escape(svg::tick_label(v)), "class=\"t\"");
-  h += svg::line(L, H - B, W - R, H - B, "class=\"axis\"") +
-       svg::line(L, T, L, H - B, "class=\"axis\"") +
-       svg::text((L + W - R) / 2, H - 6, "middle", html_escape(xlabel), "class=\"lab\"");
+  for (double v : svg::ticks(f.x0, f.x1, 6))
+    h += svg::line(f.px(v), T, f.px(v), B, "class=\"grid\"") +
+         svg::text(f.px(v), B + 14, "middle", html_escape(svg::tick_label(v)), "class=\"t\"");
+  h += svg::line(L, B, R, B, "class=\"axis\"") + svg::line(L, T, L, B, "class=\"axis\"") +
+       svg::x_title(f, html_escape(xlabel), "class=\"lab\"") +
+       svg::y_title(f, html_escape(ylabel + (log_y ? " (log scale)" : "")), "class=\"lab\"");
   char b[256];
-  std::snprintf(
-      b, sizeof b,
-      "<text class=\"lab\" transform=\"translate(13,%g) rotate(-90)\" text-anchor=\"middle\">",
-      (T + H - B) / 2);
-  h += b + html_escape(ylabel + (log_y ? " (log scale)" : "")) + "</text>";
   for (auto& l : lines) {
     std::string pts;
     int n = 0;
     for (auto& [x, y] : l.xy) {
-      if (!std::isfinite(y) || (log_y && y <= 0)) continue;
-      std::snprintf(b, sizeof b, "%.1f,%.1f ", px(x), py(y));
+      if (!shown(y)) continue;
+      std::snprintf(b, sizeof b, "%.1f,%.1f ", f.px(x), f.py(y));
       pts += b;
       ++n;
     }
@@ -88,12 +84,12 @@ std::string chart(const std::vector<Line>& lines, const std::string& xlabel,
          "\" data-n=\"" + std::to_string(n) + "\" points=\"" + pts + "\"/>";
     for (size_t i = 0; i < l.xy.size(); ++i) {
       const auto [x, y] = l.xy[i];
-      if (!std::isfinite(y) || (log_y && y <= 0)) continue;
+      if (!shown(y)) continue;
       const bool ring = i < l.marked.size() && l.marked[i];
       if (!l.dots && !ring) continue;
       std::snprintf(b, sizeof b,
-                    "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\" stroke=\"%s\"/>", px(x),
-                    py(y), ring ? "3.5" : "2.6", ring ? "none" : l.colour.c_str(),
+                    "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\" stroke=\"%s\"/>", f.px(x),
+                    f.py(y), ring ? "3.5" : "2.6", ring ? "none" : l.colour.c_str(),
                     ring ? "#222" : "none");
       h += b;
     }
@@ -191,6 +187,17 @@ std::string report_page_html(const json& d) {
     if (!vacc.xy.empty()) acc.push_back(vacc), acc_time.push_back(vacct);
   }
 
+  // What one nat of loss is per: a classifier's loss is per example, every
+  // other task's per token (a tagger's: per tagged token).
+  std::string unit;
+  for (const json& run : runs) {
+    const json* config = page::field(run, "config");
+    const json* train = config ? page::field(*config, "train") : nullptr;
+    const std::string task =
+        train && train->is_object() ? page::text_of(page::field(*train, "task")) : "";
+    const std::string u = task == "classify" ? "example" : "token";
+    unit = unit.empty() || unit == u ? u : "token or example";
+  }
   const std::string title = page::text_of(page::field(d, "title"));
   std::string h = page::document_start(title, kStyle);
   std::vector<page::Item> paths;
@@ -203,7 +210,7 @@ std::string report_page_html(const json& d) {
   h += "<section id=\"curves\">\n<h2>Curves</h2>\n<input type=\"checkbox\" id=\"logscale\"><label "
        "class=\"scale\" "
        "for=\"logscale\"> logarithmic loss axes</label>\n<div class=\"charts\">\n";
-  h += figure("Loss against steps (nats per token; dashed with dots: validation)", loss_step,
+  h += figure("Loss against steps (nats per " + unit + "; dashed with dots: validation)", loss_step,
               "step", "loss", true);
   h += figure("Loss against wall time", loss_time, "seconds of training", "loss", true);
   if (!acc.empty()) {

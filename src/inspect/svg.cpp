@@ -70,6 +70,27 @@ std::string decade_label(int d) {
   return "10<tspan dy=\"-6\" font-size=\"9\">" + e + "</tspan>";
 }
 
+double Frame::px(double x) const {
+  return left + (x1 > x0 ? (x - x0) / (x1 - x0) : 0) * (W - left - right);
+}
+double Frame::py_axis(double u) const {
+  const double t = std::isfinite(u) && y1 > y0 ? (u - y0) / (y1 - y0) : 0;
+  return top + (1 - std::clamp(t, 0.0, 1.0)) * (H - top - bottom);
+}
+double Frame::py(double v) const {
+  if (log) return py_axis(v > 0 ? std::log10(v) : NAN);
+  return py_axis(v);
+}
+
+std::string x_title(const Frame& f, const std::string& body_html, const std::string& attrs) {
+  return text((f.left + f.box_right()) / 2, f.H - 7, "middle", body_html, attrs);
+}
+std::string y_title(const Frame& f, const std::string& body_html, const std::string& attrs) {
+  return "<text " + attrs + " transform=\"translate(15 " +
+         page::fixed((f.top + f.box_bottom()) / 2, 1) + ") rotate(-90)\" text-anchor=\"middle\">" +
+         body_html + "</text>";
+}
+
 std::string line(double x1, double y1, double x2, double y2, const std::string& attrs) {
   using page::fixed;
   return "<line x1=\"" + fixed(x1, 1) + "\" y1=\"" + fixed(y1, 1) + "\" x2=\"" + fixed(x2, 1) +

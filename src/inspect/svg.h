@@ -36,6 +36,24 @@ Decades decades(double lo, double hi, int max_labels);
 // "10⁻⁶" as SVG text: the exponent in a raised tspan.
 std::string decade_label(int d);
 
+// Where a chart draws: an SVG of W × H whose plot box is inset by left,
+// right, top and bottom; data x in [x0, x1] and y in [y0, y1] (log10 units
+// on a log axis) map onto the box, y upwards. A value the axis cannot show
+// (not finite; ≤ 0 on a log axis) or outside it is drawn at the box's edge.
+struct Frame {
+  double W = 560, H = 260, left = 58, right = 14, top = 10, bottom = 40;
+  double x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+  bool log = false;
+  double px(double x) const;
+  double py(double v) const;       // v a value: its log10 is taken on a log axis
+  double py_axis(double u) const;  // u in axis units (log10 already taken)
+  double box_right() const { return W - right; }
+  double box_bottom() const { return H - bottom; }
+};
+// The axis titles: under the box, and rotated along its left side.
+std::string x_title(const Frame& f, const std::string& body_html, const std::string& attrs);
+std::string y_title(const Frame& f, const std::string& body_html, const std::string& attrs);
+
 // Elements. `attrs` and `body_html` are markup already.
 std::string line(double x1, double y1, double x2, double y2, const std::string& attrs);
 std::string text(double x, double y, const char* anchor, const std::string& body_html,
