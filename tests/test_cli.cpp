@@ -234,11 +234,20 @@ TEST_F(CliTest, TrainWritesLatestAndBestCheckpoints) {
                 n == ".lock")  // .lock: the run folder's one-writer lock (core/file.h)
         << "stray file " << n;
   }
-  for (int step : {10, 20, 30})
-    EXPECT_TRUE(std::regex_search(
-        r.out, std::regex("eval step " + std::to_string(step) + ": val loss [0-9.]+ nats")))
+  // Each eval line ends with the epoch it was reached in, which grows with the step.
+  double last_epoch = 0;
+  for (int step : {10, 20, 30}) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(
+        r.out, m,
+        std::regex("eval step " + std::to_string(step) +
+                   ": val loss [0-9.]+ nats[^\n]*, epoch ([0-9.]+)( \\(best\\))?\n")))
         << "no eval line for step " << step << "\n"
         << describe(r);
+    const double epoch = std::stod(m[1]);
+    EXPECT_GT(epoch, last_epoch) << describe(r);
+    last_epoch = epoch;
+  }
   EXPECT_TRUE(r.err.empty()) << describe(r);
 }
 

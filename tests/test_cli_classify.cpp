@@ -117,6 +117,31 @@ TEST_F(CliTest, ClassifyClipsByValue) {
                      {"--clip-mode", "norm", "value"});
 }
 
+// `classify eval --validation` evaluates the examples the run validated on; a --val file
+// edited since is refused (its numbers would not compare), and evaluating it by name works.
+TEST_F(CliTest, EvalValidationRefusesAChangedValFile) {
+  std::string train, val;
+  for (int i = 0; i < 40; ++i) {
+    train += std::string(i % 2 ? "v\t" : "c\t") +
+             std::string(i % 2 ? "aeiou" : "kxzqw").substr(i % 3, 3) + "\n";
+    if (i < 10)
+      val += std::string(i % 2 ? "v\t" : "c\t") +
+             std::string(i % 2 ? "uoiea" : "wqzxk").substr(i % 3, 2) + "\n";
+  }
+  const std::string tr = file("train.tsv", train), va = file("val.tsv", val);
+  const fs::path out = dir_ / "run";
+  Proc r = unroll(cat({"classify", "train", tr, "--val", va, "--out", out.string()}, kSmall));
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const std::string best = (out / "best.safetensors").string();
+  r = unroll({"classify", "eval", best, "--validation"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  write_file(va, val + "v\tae\n");
+  expect_clean_error(unroll({"classify", "eval", best, "--validation"}),
+                     {"val.tsv", "changed since the run trained"});
+  r = unroll({"classify", "eval", best, va});
+  EXPECT_EQ(r.code, 0) << describe(r);
+}
+
 TEST_F(CliTest, ClassifyBadInputIsACleanError) {
   const std::string bad = file("bad.tsv", "pos\tgood\nneg bad\n");
   Proc r = unroll(cat({"classify", "train", bad, "--out", (dir_ / "run").string()}, kSmall));

@@ -180,6 +180,11 @@ TEST_F(Mpi, EveryTaskOnTwoRanksEqualsOneRank) {
   EXPECT_EQ(cfg["ranks"], 2) << cfg.dump(2);
   ASSERT_EQ(cfg["resumes"].size(), 1u) << cfg.dump(2);
   EXPECT_EQ(cfg["resumes"][0]["ranks"], 1) << cfg.dump(2);
+  // A batch smaller than the ranks that share it is refused before any step.
+  Proc small = mpirun(2, {"classify", "train", ex, "--out", (dir_ / "small").string(), "--batch",
+                          "1", "--hidden", "4", "--threads", "1"});
+  EXPECT_NE(small.code, 0) << describe(small);
+  EXPECT_TRUE(contains(small.err, "--batch 1 is smaller than the 2 ranks")) << describe(small);
 }
 
 // A checkpoint written by 2 ranks resumes on 1, and one written by 1 resumes

@@ -379,14 +379,16 @@ void add_eval_sub(CLI::App& parent, const std::string& task) {
     if (tag) {
       TaggedSequences ex =
           a->validation ? validation_sequences(c.ck.train, c.ck.data) : read_tagged(a->data);
-      r = evaluate_tags(language_model(*c.ck.model), encode_tagged(ex, c.ck.vocab, c.classes),
-                        c.classes);
+      const EncodedTags enc = encode_tagged(ex, c.ck.vocab, c.classes);
+      if (a->validation) require_recorded_validation(enc, c.ck.train, c.ck.data);
+      r = evaluate_tags(language_model(*c.ck.model), enc, c.classes);
     } else {
       LabelledExamples ex = a->validation ? validation_examples(c.ck.train, c.ck.data)
                                           : read_labelled(a->data, c.cfg.separator);
-      r = evaluate_classes(sequence_model(*c.ck.model),
-                           encode_examples(ex, c.ck.vocab, c.ck.format, c.classes, c.cfg.max_len),
-                           c.classes);
+      const EncodedExamples enc =
+          encode_examples(ex, c.ck.vocab, c.ck.format, c.classes, c.cfg.max_len);
+      if (a->validation) require_recorded_validation(enc, c.ck.train, c.ck.data);
+      r = evaluate_classes(sequence_model(*c.ck.model), enc, c.classes);
     }
     const std::string what =
         a->validation ? (tag ? "validation sequences" : "validation examples") : a->data;

@@ -599,7 +599,9 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
       }
       p_.val_history.push_back(p_.last_val);
       end_progress_line(log);
-      log << "eval step " << p_.step << ": " << v.text << (best ? " (best)" : "") << "\n"
+      char epoch[32];
+      std::snprintf(epoch, sizeof epoch, ", epoch %.2f", epochs_done());
+      log << "eval step " << p_.step << ": " << v.text << epoch << (best ? " (best)" : "") << "\n"
           << std::flush;
       if (starts) {
         log << "NT-ASGD: validation is worse than the best of those more than " << cfg_.asgd

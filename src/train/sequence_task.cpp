@@ -303,6 +303,31 @@ TaggedSequences validation_sequences(const nlohmann::json& train, const nlohmann
       train, data, [](const std::string& p, const ClassifyConfig&) { return read_tagged(p); });
 }
 
+namespace {
+void require_recorded_validation(const std::string& hash, const nlohmann::json& train,
+                                 const nlohmann::json& data) {
+  if (!data.is_object() || !data.contains("val_hash")) return;
+  const ClassifyConfig c = classify_config_from_json(train);
+  require(data.value("val_hash", hash) == hash,
+          "the validation examples (" +
+              (c.val_file.empty() ? "the split of '" + data.value("train_path", "") + "'"
+                                  : "'" + c.val_file + "'") +
+              ") changed since the run trained: its numbers would not compare with the run's; "
+              "evaluate the file as it is now by naming it instead of --validation");
+}
+}  // namespace
+
+void require_recorded_validation(const EncodedExamples& ex, const nlohmann::json& train,
+                                 const nlohmann::json& data) {
+  require_recorded_validation(examples_hash(ex.seqs, ex.labels), train, data);
+}
+void require_recorded_validation(const EncodedTags& ex, const nlohmann::json& train,
+                                 const nlohmann::json& data) {
+  std::vector<int32_t> flat;
+  for (auto& g : ex.tags) flat.insert(flat.end(), g.begin(), g.end());
+  require_recorded_validation(examples_hash(ex.seqs, flat), train, data);
+}
+
 // A fresh run (ck null) or a resume of one: trains `task` through the run
 // loop, then reports on the best checkpoint (validation, or training data).
 ClassReport run_sequence_task(SequenceTask& task, const std::string& out_dir, std::ostream& log,

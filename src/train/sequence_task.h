@@ -133,6 +133,16 @@ class SequenceTask : public Task {
   std::string describe(int ranks) const override {
     return intro + (ranks > 1 ? std::to_string(ranks) + " ranks share every batch\n" : "");
   }
+  // Every rank takes a share of every batch: a batch smaller than the ranks
+  // would leave some of them idle at every step.
+  void start_run(int epoch, int rank, int ranks) override {
+    require(cfg.batch >= ranks, "--batch " + std::to_string(cfg.batch) + " is smaller than the " +
+                                    std::to_string(ranks) +
+                                    " ranks, which share every batch: some would idle at every "
+                                    "step; give --batch " +
+                                    std::to_string(ranks) + " or more, or run fewer ranks");
+    start_epoch(epoch, rank, ranks);
+  }
   // The epoch's batches: shuffle, sort windows of 50 batches by length, cut,
   // then shuffle the batches' order; drawn from the seed and the epoch alone,
   // so that a resume in the middle of an epoch goes on with the same batches.

@@ -151,5 +151,12 @@ ClassReport resume_sequence_run(const std::string& task, const std::string& out_
 // with (its val_file, or the same seeded split of its training data).
 LabelledExamples validation_examples(const nlohmann::json& train, const nlohmann::json& data);
 TaggedSequences validation_sequences(const nlohmann::json& train, const nlohmann::json& data);
+// Throws unless the validation part, encoded, is the one the run validated on
+// (data["val_hash"]; a run that recorded none passes): a --val file edited
+// since would give numbers that do not compare with the run's.
+void require_recorded_validation(const EncodedExamples& ex, const nlohmann::json& train,
+                                 const nlohmann::json& data);
+void require_recorded_validation(const EncodedTags& ex, const nlohmann::json& train,
+                                 const nlohmann::json& data);
 
 }  // namespace unroll
