@@ -90,16 +90,16 @@ class LanguageModel : public Stack<F> {
     }
     this->head_forward(hbuf + size_t(B) * H, TB, H, rng);
     if (!targets) return {};
-    F* z = logits_.data();
-    F* dz = train_ ? ensure(dlogits_, TB * O) : nullptr;
+    F* z = this->logits_.data();
+    F* dz = train_ ? ensure(this->dlogits_, TB * O) : nullptr;
     return cfg_.head == HeadKind::Softmax ? softmax_xent(z, targets, TB, O, dz)
                                           : sigmoid_bce(z, targets, TB, dz);
   }
 
   void backward(F scale) override {
     require(train_ && targets_, "backward needs a training forward with targets");
-    const int B = B_, H = cfg_.hidden, L = cfg_.layers;
-    const size_t TB = size_t(T_) * B;
+    const int B = this->B_, H = cfg_.hidden, L = cfg_.layers;
+    const size_t TB = size_t(this->T_) * B;
     // Three shared [(T+1)·B, ·] buffers take turns (per layer only the gates
     // are kept): for layer l, hb holds h_l, db holds dL/dh_l from above, and
     // cbuf_ holds c_l. Once the per-step backward has read db and c_l, the
@@ -123,7 +123,7 @@ class LanguageModel : public Stack<F> {
       const F* x = l > 0 ? (this->dropped(l) ? this->layer_input(l) : db + size_t(B) * H)
                          : (cfg_.embed ? this->layer_input(0) : nullptr);
       layers_[l].backward_weights(this->run_weights(l), this->run_grads(l), hb, x,
-                                  onehot ? inputs_ : nullptr, onehot ? nullptr : hb);
+                                  onehot ? this->inputs_ : nullptr, onehot ? nullptr : hb);
       this->fold_dropped_weight_grads(l);
       if (l == 0) {
         if (cfg_.embed) this->input_backward(hb);
@@ -139,7 +139,7 @@ class LanguageModel : public Stack<F> {
   // a forward and before backward (which turns the gates into gradients).
   void layer_states(int l, Buffer<F>& h, Buffer<F>& c) const {
     require(l >= 0 && l < cfg_.layers, "no layer " + std::to_string(l));
-    const size_t n = (size_t(T_) + 1) * B_ * cfg_.hidden;
+    const size_t n = (size_t(this->T_) + 1) * this->B_ * cfg_.hidden;
     layers_[l].states(ensure(h, n), cfg_.cell == CellKind::Lstm ? ensure(c, n) : nullptr);
   }
 
@@ -166,15 +166,12 @@ class LanguageModel : public Stack<F> {
   }
 
  private:
+  // The Stack's members read here unqualified (a template's base needs naming;
+  // the rest are reached through this->).
   using Stack<F>::cfg_;
   using Stack<F>::layout_;
   using Stack<F>::layers_;
-  using Stack<F>::logits_;
-  using Stack<F>::dlogits_;
-  using Stack<F>::inputs_;
   using Stack<F>::targets_;
-  using Stack<F>::T_;
-  using Stack<F>::B_;
   using Stack<F>::train_;
 
   // Shared workspace, [(T+1)·B, max(H, E)] each: forward writes every layer's

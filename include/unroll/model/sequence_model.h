@@ -37,23 +37,17 @@ class SequenceModel : public Stack<F> {
   void backward(F scale) override;
 
  private:
-  using Stack<F>::cfg_;
-  using Stack<F>::layers_;
-  using Stack<F>::rev_layers_;
-  using Stack<F>::logits_;
-  using Stack<F>::dlogits_;
-  using Stack<F>::inputs_;
-  using Stack<F>::targets_;
-  using Stack<F>::T_;
-  using Stack<F>::B_;
-  using Stack<F>::train_;
-
   struct SeqLayer {
     Buffer<F> h[2], c[2];  // [(T+1)·B, H] per direction
     Buffer<F> rev_in;      // [T*B, In] the layer's dense input, reversed per sequence
     Buffer<F> out;         // [T*B, dirs·H] both directions' states at each position
   };
   std::vector<SeqLayer> seq_;
+  using Stack<F>::cfg_;  // as in LanguageModel
+  using Stack<F>::layers_;
+  using Stack<F>::rev_layers_;
+  using Stack<F>::targets_;
+  using Stack<F>::train_;
   std::vector<int32_t> lengths_, perm_, rev_ids_, labels_, argmax_;
   Buffer<F> zeros_, summary_, dsummary_, dout_, dh_, dx_, dxr_;
 };
@@ -145,8 +139,8 @@ LossSum SequenceModel<F>::classify(const int32_t* inputs, const int32_t* lengths
   }
   this->head_forward(sm, B, S, rng);
   if (!labels) return {};
-  const F* z = logits_.data();
-  F* dz = train_ ? ensure(dlogits_, size_t(B) * O) : nullptr;
+  const F* z = this->logits_.data();
+  F* dz = train_ ? ensure(this->dlogits_, size_t(B) * O) : nullptr;
   LossSum total;
   for (int b = 0; b < B; ++b) {  // one row at a time: each has its own weight
     const F w = weights ? weights[b] : F(1);
@@ -165,7 +159,7 @@ LossSum SequenceModel<F>::classify(const int32_t* inputs, const int32_t* lengths
 template <class F>
 void SequenceModel<F>::backward(F scale) {
   require(train_ && targets_, "backward needs a training classify() with labels");
-  const int T = T_, B = B_, H = cfg_.hidden, L = cfg_.layers;
+  const int T = this->T_, B = this->B_, H = cfg_.hidden, L = cfg_.layers;
   const int S = cfg_.state_size(), dirs = cfg_.directions();
   const size_t TB = size_t(T) * B;
   F* ds = ensure(dsummary_, size_t(B) * S);
@@ -205,7 +199,7 @@ void SequenceModel<F>::backward(F scale) {
       const F* c = cfg_.cell == CellKind::Lstm ? s.c[d].data() : nullptr;
       layer.backward_steps(this->run_weights(l, d), dh, s.h[d].data(), c);
       const F* xin = d && x ? s.rev_in.data() : x;
-      const int32_t* ids = x ? nullptr : d ? rev_ids_.data() : inputs_;
+      const int32_t* ids = x ? nullptr : d ? rev_ids_.data() : this->inputs_;
       F* dxd = d && dx ? ensure(dxr_, TB * In) : dx;
       layer.backward_weights(this->run_weights(l, d), this->run_grads(l, d), s.h[d].data(), xin,
                              ids, dxd);
