@@ -157,7 +157,7 @@ svg::Frame frame_of(const Chart& c, int K, const svg::Decades& a) {
 }
 double y_of(const svg::Frame& f, double v) { return drawable(v) ? f.py(v) : f.box_bottom(); }
 
-std::string axes_svg(const svg::Frame& f, const svg::Decades& a, const Chart& c) {
+std::string axes_svg(const svg::Frame& f, const svg::Decades& a, int K, const Chart& c) {
   const double x0 = f.left, x1 = f.box_right(), y0 = f.top, y1 = f.box_bottom();
   std::string h = "<rect x=\"" + fixed(x0, 1) + "\" y=\"" + fixed(y0, 1) + "\" width=\"" +
                   fixed(x1 - x0, 1) + "\" height=\"" + fixed(y1 - y0, 1) +
@@ -186,7 +186,6 @@ std::string axes_svg(const svg::Frame& f, const svg::Decades& a, const Chart& c)
       }
   }
   // Vertical lines at the k ticks.
-  const int K = int(f.x1);
   const int step = std::max(1, int(std::lround(svg::nice_step(K, 12))));
   for (int k = 0; k <= K; k += step) {
     const double x = f.px(k);
@@ -220,7 +219,7 @@ std::string chart_html(const std::vector<Series>& all, const Chart& c, int K) {
   std::string h = "<figure class=\"chart\" id=\"" + std::string(c.id) + "\">\n";
   h += "<svg class=\"plot\" width=\"" + W + "\" height=\"" + H + "\" viewBox=\"0 0 " + W + " " + H +
        "\" role=\"img\">\n";
-  h += axes_svg(f, a, c);
+  h += axes_svg(f, a, K, c);
 
   json hover = {{"W", f.W},
                 {"H", f.H},

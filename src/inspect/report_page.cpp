@@ -48,25 +48,25 @@ std::string chart(const std::vector<Line>& lines, const std::string& xlabel,
       const double u = log_y ? std::log10(y) : y;
       x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, u), y1 = std::max(y1, u);
     }
-  std::string h = "<svg class=\"chart\" viewBox=\"0 0 560 260\" role=\"img\">";
+  std::string h = "<svg class=\"chart\" viewBox=\"0 0 " + page::fixed(f.W, 0) + " " +
+                  page::fixed(f.H, 0) + "\" role=\"img\">";
   if (x0 > x1)
-    return h +
-           "<text x=\"280\" y=\"130\" text-anchor=\"middle\" class=\"lab\">no data "
-           "yet</text></svg>";
+    return h + svg::text(f.W / 2, f.H / 2, "middle", "no data yet", "class=\"lab\"") + "</svg>";
   f.x0 = x0, f.x1 = x1 == x0 ? x0 + 1 : x1;
   std::tie(f.y0, f.y1) = svg::axis_range(y0, y1, log_y);
-  const double L = f.left, R = f.box_right(), T = f.top, B = f.box_bottom();
+  const double left = f.left, right = f.box_right(), top = f.top, bottom = f.box_bottom();
   // y ticks in axis units (log: 1, 2, 5 steps of decades are fine as labels)
   for (double v : svg::ticks(f.y0, f.y1, 5)) {
     const double y = f.py_axis(v);
-    h += svg::line(L, y, R, y, "class=\"grid\"") +
-         svg::text(L - 5, y + 3.5, "end", html_escape(svg::tick_label(log_y ? std::pow(10, v) : v)),
-                   "class=\"t\"");
+    h += svg::line(left, y, right, y, "class=\"grid\"") +
+         svg::text(left - 5, y + 3.5, "end",
+                   html_escape(svg::tick_label(log_y ? std::pow(10, v) : v)), "class=\"t\"");
   }
   for (double v : svg::ticks(f.x0, f.x1, 6))
-    h += svg::line(f.px(v), T, f.px(v), B, "class=\"grid\"") +
-         svg::text(f.px(v), B + 14, "middle", html_escape(svg::tick_label(v)), "class=\"t\"");
-  h += svg::line(L, B, R, B, "class=\"axis\"") + svg::line(L, T, L, B, "class=\"axis\"") +
+    h += svg::line(f.px(v), top, f.px(v), bottom, "class=\"grid\"") +
+         svg::text(f.px(v), bottom + 14, "middle", html_escape(svg::tick_label(v)), "class=\"t\"");
+  h += svg::line(left, bottom, right, bottom, "class=\"axis\"") +
+       svg::line(left, top, left, bottom, "class=\"axis\"") +
        svg::x_title(f, html_escape(xlabel), "class=\"lab\"") +
        svg::y_title(f, html_escape(ylabel + (log_y ? " (log scale)" : "")), "class=\"lab\"");
   char b[256];

@@ -133,9 +133,10 @@ Checkpoint load_checkpoint(const std::string& path) {
     require(h->shape.size() == 3 && h->shape[0] == m.config().layers &&
                 h->shape[2] == m.config().hidden && h->shape[1] >= 1 && h->shape[1] <= (1 << 20),
             "'" + path + "': tensor state.h has the wrong shape");
-    require(m.config().summary == Summary::Steps,
+    auto* carried = dynamic_cast<LanguageModel<float>*>(&m);
+    require(carried,
             "'" + path + "': a model of whole sequences has no carried state, but state.h is here");
-    LanguageModel<float>& lm = language_model(m);
+    LanguageModel<float>& lm = *carried;
     lm.reset_state(int(h->shape[1]));
     std::vector<float> x = st.get_f32("state.h", h->shape);
     std::copy(x.begin(), x.end(), lm.state_h.begin());

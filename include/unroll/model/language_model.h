@@ -4,8 +4,9 @@
 // The carried state (h, c of every layer for B streams) persists across
 // chunks; forward starts from it and leaves the final state in it, which is
 // truncated BPTT's "detach".
-// Memory: three shared [(T+1)·B, max(H, E)] buffers that the layers take in
-// turn (see backward) plus each layer's gates, so depth costs only gates.
+// Memory: two shared [(T+1)·B, max(H, E)] buffers that take turns holding h
+// and dL/dh, one [(T+1)·B, H] for c (see backward), plus each layer's gates:
+// depth costs only gates.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -18,9 +19,9 @@ template <class F>
 class LanguageModel : public Stack<F> {
  public:
   explicit LanguageModel(const ModelConfig& cfg) : Stack<F>(cfg) {
-    require(cfg.summary == Summary::Steps, "this model reads whole sequences (summary '" +
-                                               summary_name(cfg.summary) +
-                                               "'): it is a SequenceModel");
+    require(cfg.summary == Summary::Steps,
+            "this model reads whole sequences (summary '" + summary_name(cfg.summary) +
+                "'), with no head at every step: make_model builds it");
   }
 
   // ---- carried state: h[L][B][H], c[L][B][H] (c only for LSTM) ----
@@ -134,6 +135,13 @@ class LanguageModel : public Stack<F> {
     }
   }
 
+  // The last chunk's length; layer l, and its weights and gradients as views
+  // into the flat buffers.
+  int chunk_steps() const { return this->T_; }
+  const RecurrentLayer<F>& layer(int l) const { return layers_[l]; }
+  RecurrentParams<F> weights(int l) { return this->views_of(this->params, l); }
+  RecurrentParams<F> grad_views(int l) { return this->views_of(this->grads, l); }
+
   // h and c of layer l at every step of the last forward, [(T+1)·B, H] each,
   // rows 0..B-1 holding the initial state (c only for the LSTM). Valid after
   // a forward and before backward (which turns the gates into gradients).
@@ -166,8 +174,9 @@ class LanguageModel : public Stack<F> {
   }
 
  private:
-  // The Stack's members read here unqualified (a template's base needs naming;
-  // the rest are reached through this->).
+  // The Stack's members read here unqualified: a class template's base
+  // members must be named (C++'s dependent-base rule); the rest are reached
+  // through this->.
   using Stack<F>::cfg_;
   using Stack<F>::layout_;
   using Stack<F>::layers_;

@@ -20,24 +20,27 @@ std::unique_ptr<Stack<F>> make_model(const ModelConfig& cfg) {
 // The model as the kind its configuration makes, or an error that says what it is.
 template <class F>
 LanguageModel<F>& language_model(Stack<F>& m) {
-  require(m.config().summary == Summary::Steps,
-          "this model classifies whole sequences (summary '" + summary_name(m.config().summary) +
-              "'): it has no head at every step to predict or tag tokens with");
-  return static_cast<LanguageModel<F>&>(m);
+  auto* lm = dynamic_cast<LanguageModel<F>*>(&m);
+  require(lm, "this model classifies whole sequences (summary '" +
+                  summary_name(m.config().summary) +
+                  "'): it has no head at every step to predict or tag tokens with");
+  return *lm;
 }
 template <class F>
 SequenceModel<F>& sequence_model(Stack<F>& m) {
-  require(m.config().summary != Summary::Steps,
+  auto* sm = dynamic_cast<SequenceModel<F>*>(&m);
+  require(sm,
           "this model has a head at every step (a language model or tagger): it does not "
           "classify whole sequences");
-  return static_cast<SequenceModel<F>&>(m);
+  return *sm;
 }
 
 // Ownership of a model known (and checked) to be a LanguageModel.
 template <class F>
 std::unique_ptr<LanguageModel<F>> take_language_model(std::unique_ptr<Stack<F>> m) {
-  language_model(*m);
-  return std::unique_ptr<LanguageModel<F>>(static_cast<LanguageModel<F>*>(m.release()));
+  LanguageModel<F>* lm = &language_model(*m);
+  m.release();
+  return std::unique_ptr<LanguageModel<F>>(lm);
 }
 
 }  // namespace unroll

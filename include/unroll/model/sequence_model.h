@@ -19,7 +19,8 @@ class SequenceModel : public Stack<F> {
  public:
   explicit SequenceModel(const ModelConfig& cfg) : Stack<F>(cfg) {
     require(cfg.summary != Summary::Steps,
-            "this model has a head at every step: a SequenceModel needs summary last, mean or max");
+            "this model has a head at every step (summary 'steps'): one result per sequence "
+            "needs summary last, mean or max");
   }
 
   // inputs: [T*B] token ids, time-major and right-padded: sequence b holds

@@ -5,8 +5,8 @@
 // the layers, the head, the starting weights and the training-time
 // regularisation. How the states of a batch are kept is each model's own:
 //   LanguageModel (model/language_model.h): chunks of a stream, a carried
-//     state, three shared rotating buffers — memory O((T+1)·B·max(H, E)) for
-//     any depth, plus the gates.
+//     state, shared buffers that the layers take in turn — memory
+//     O((T+1)·B·max(H, E)) for any depth, plus each layer's gates.
 //   SequenceModel (model/sequence_model.h): whole sequences, one result each,
 //     optionally bidirectional — every layer's states kept, O(L·dirs·T·B·H).
 #pragma once
@@ -37,13 +37,13 @@ class Stack {
     params.assign(layout_.total(), F(0));
     grads.assign(layout_.total(), F(0));
     for (int d = 0; d < cfg.directions(); ++d) {
-      auto& stack = d ? rev_layers_ : layers_;
-      stack.resize(cfg.layers);
+      auto& direction = d ? rev_layers_ : layers_;
+      direction.resize(cfg.layers);
       for (int l = 0; l < cfg.layers; ++l) {
-        stack[l].kind = cfg.cell;
-        stack[l].In = cfg.input_size(l);
-        stack[l].H = cfg.hidden;
-        stack[l].w_hh_t = &wt_;
+        direction[l].kind = cfg.cell;
+        direction[l].In = cfg.input_size(l);
+        direction[l].H = cfg.hidden;
+        direction[l].w_hh_t = &wt_;
       }
     }
     masks_.resize(cfg.layers + 1);
@@ -97,18 +97,14 @@ class Stack {
   }
   void zero_grad() { std::fill(grads.begin(), grads.end(), F(0)); }
 
-  // Backward of the last training forward (with targets): accumulates
+  // Backward of the last training forward (LanguageModel::forward or
+  // SequenceModel::classify, with targets): accumulates
   // scale · d(summed loss)/dθ into grads. scale sets the normalisation, e.g.
   // 1/count for the mean per token, 1/B for "summed over steps, mean over batch".
   virtual void backward(F scale) = 0;
 
   // Logits of the last forward: [rows, outputs] (a row per position, or per sequence).
   const F* logits() const { return logits_.data(); }
-  int chunk_steps() const { return T_; }
-  const RecurrentLayer<F>& layer(int l) const { return layers_[l]; }
-
-  RecurrentParams<F> weights(int l) { return views_of(params, l); }
-  RecurrentParams<F> grad_views(int l) { return views_of(grads, l); }
 
  protected:
   // ---- the shared ends of every forward and backward ----
@@ -252,7 +248,9 @@ class Stack {
 
   ModelConfig cfg_;
   ParamLayout layout_;
-  std::vector<RecurrentLayer<F>> layers_, rev_layers_;  // rev: the bidirectional second stack
+  // The layers, bottom up; rev_layers_: the bidirectional encoder's second
+  // direction (SequenceModel), which reads each sequence reversed.
+  std::vector<RecurrentLayer<F>> layers_, rev_layers_;
   Buffer<F> logits_, dlogits_;
   const int32_t* inputs_ = nullptr;   // the last forward's ids, [T*B]
   const int32_t* targets_ = nullptr;  // its targets (nullptr: logits only)

@@ -104,7 +104,7 @@ inline void lstm_forward(int H, T* g, const T* c_prev, T* c, T* h) {
     h[j] = lstm_h(o, c[j]);
   }
 }
-// The state update alone, from activated gates g: [4H] (Model recomputes h
+// The state update alone, from activated gates g: [4H] (LanguageModel recomputes h
 // and c from the stored gates with it instead of keeping them per layer).
 template <class T>
 inline void lstm_state(int H, const T* g, const T* c_prev, T* c, T* h) {
