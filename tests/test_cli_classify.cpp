@@ -154,7 +154,11 @@ TEST_F(CliTest, ClassifyBadInputIsACleanError) {
   const std::string text = file("t.txt", english_text(20));
   train_ok(text, dir_ / "lm");
   r = unroll({"classify", "predict", (dir_ / "lm" / "latest.safetensors").string(), text});
-  expect_clean_error(r, {"is a language model", "not a classifier", "unroll classify train"});
+  expect_clean_error(r, {"is a language model", "'unroll sample' or 'unroll eval'",
+                         "not a classifier", "unroll classify train"});
+  // Neither data nor --validation: says what to give.
+  r = unroll({"classify", "eval", (dir_ / "lm" / "latest.safetensors").string()});
+  expect_clean_error(r, {"nothing to evaluate", "--validation"});
   // Usage errors point to the subcommand's own help.
   r = unroll({"classify", "train", bad, "--no-such-option"});
   expect_clean_error(r, {"unroll classify train --help"});

@@ -261,7 +261,9 @@ TEST(Import, RefusesWhatItCannotReadWithOneLineThatSaysWhat) {
   EXPECT_TRUE(contains(error_of([&] { import_of(t, role); }), "unknown part 'decoder'"));
   SafeTensors ours = t.build();
   ours.metadata["format"] = "unroll-checkpoint-1";
-  refused(ours, t.V, {"already an unroll checkpoint"});
+  refused(ours, t.V, {"already an unroll checkpoint", "a language model", "'unroll sample'"});
+  ours.metadata["train"] = R"({"task": "classify"})";
+  refused(ours, t.V, {"already an unroll checkpoint", "a classifier", "'unroll classify predict'"});
   // A broken model: NaN weights.
   SafeTensors nan = t.build();
   reinterpret_cast<float*>(nan.tensors[3].bytes.data())[1] = NAN;

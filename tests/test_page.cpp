@@ -289,6 +289,61 @@ TEST(CellsPage, LongTextStaysAReasonableSize) {
   EXPECT_LT(html.size(), data_bytes + 200000) << html.size() << " vs data " << data_bytes;
 }
 
+// A supervised run evaluates once an epoch and may write no step record at all
+// (they come every --print-every seconds): its training curves then come from
+// the eval records, which hold the mean since the last evaluation. Steps past
+// 1000 are labelled 1000, 1500, not 1e+03; a chart of one point shows a dot.
+TEST(ReportPage, TrainingCurvesFromEvalRecordsWhenStepRecordsAreFew) {
+  json records = json::array();
+  for (int e = 1; e <= 4; ++e)
+    records.push_back({{"kind", "eval"},
+                       {"step", 500 * e},
+                       {"elapsed", 2.0 * e},
+                       {"train_loss", 1.0 / e},
+                       {"grad_norm_mean", 0.5},
+                       {"clip_fraction", e == 2 ? 0.5 : 0.0},
+                       {"lr", 0.002},
+                       {"train_accuracy", 0.5 + 0.1 * e},
+                       {"val_loss", 1.1 / e},
+                       {"val_accuracy", 0.5 + 0.1 * e}});
+  records.push_back({{"kind", "step"},
+                     {"step", 1234},
+                     {"elapsed", 5.0},
+                     {"train_loss", 0.4},
+                     {"lr", 0.002},
+                     {"grad_norm", 0.5},
+                     {"clipped", false},
+                     {"tokens_per_s", 900.0}});
+  const json d = {
+      {"format", "unroll-report-1"},
+      {"title", "t"},
+      {"command", "c"},
+      {"runs",
+       json::array(
+           {{{"name", "run"}, {"dir", "run"}, {"config", json::object()}, {"records", records}}})}};
+  const std::string h = report_page_html(d);
+  auto figure_of = [&](const std::string& caption) {
+    const size_t at = h.find("<figcaption>" + caption);
+    return at == std::string::npos ? std::string() : h.substr(at, h.find("</figure>", at) - at);
+  };
+  // Four eval records against one step record: the eval records draw.
+  EXPECT_EQ(count(figure_of("Loss against steps"), "data-series=\"training\" data-n=\"4\""), 2u);
+  EXPECT_EQ(count(figure_of("Accuracy (%)"), "data-series=\"training\" data-n=\"4\""), 1u);
+  const std::string grad = figure_of("Gradient norm");
+  EXPECT_NE(grad.find("data-n=\"4\""), std::string::npos) << grad.substr(0, 2000);
+  EXPECT_EQ(count(grad, "stroke=\"#222\""), 1u) << "one evaluation window clipped: one ring";
+  EXPECT_NE(figure_of("Learning rate").find("data-n=\"4\""), std::string::npos);
+  const std::string loss = figure_of("Loss against steps");
+  EXPECT_NE(loss.find(">1000</text>"), std::string::npos) << loss.substr(0, 3000);
+  EXPECT_NE(loss.find(">1500</text>"), std::string::npos) << loss.substr(0, 3000);
+  EXPECT_EQ(loss.find("e+03"), std::string::npos) << loss.substr(0, 3000);
+  // The speed chart has one point (the one step record): a dot at step 1234, its only tick.
+  const std::string speed = figure_of("Speed");
+  EXPECT_NE(speed.find("data-n=\"1\""), std::string::npos) << speed;
+  EXPECT_EQ(count(speed, "<circle"), 1u) << speed;
+  EXPECT_NE(speed.find(">1234</text>"), std::string::npos) << speed;
+}
+
 // The report page (issue 8) of a classifier run: accuracy against steps and
 // against wall time, each with a training and a validation line of the
 // records' point counts.

@@ -371,7 +371,9 @@ void add_eval_sub(CLI::App& parent, const std::string& task) {
   s->callback([a, task, tag, html_opt]() {
     apply_threads(a->threads);
     require(a->data.empty() != !a->validation,
-            "give labelled examples to evaluate, or --validation (not both)");
+            a->validation ? "give labelled examples to evaluate, or --validation, not both"
+                          : "nothing to evaluate: give labelled examples, or --validation for the "
+                            "ones the checkpoint was validated on");
     require(!html_opt->count() || !a->html.empty(), "--html needs a file name");
     if (!a->html.empty()) check_output_path(a->html, "page", {a->checkpoint, a->data});
     Classifier c = load_classifier(a->checkpoint, task);

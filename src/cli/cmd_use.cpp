@@ -289,8 +289,8 @@ void add_info(CLI::App& app) {
       double best = ck.progress.value("best_val", 1e300);
       const bool supervised = task == "classify" || task == "tag" || task == "conditional";
       if (best < 1e299 && supervised)
-        std::printf("best %s %.4f nats/%s\n",
-                    ck.data.value("val_examples", 1) == 0 ? "loss" : "val ", best,
+        std::printf("%-12s%.4f nats/%s\n",
+                    ck.data.value("val_examples", 1) == 0 ? "best loss" : "best val", best,
                     task == "classify" ? "example" : "token");
       else if (best < 1e299)
         std::printf("best val    %.4f nats/token (%.4f bits)\n", best, best / std::log(2.0));

@@ -52,7 +52,9 @@ std::string chart(const std::vector<Line>& lines, const std::string& xlabel,
                   page::fixed(f.H, 0) + "\" role=\"img\">";
   if (x0 > x1)
     return h + svg::text(f.W / 2, f.H / 2, "middle", "no data yet", "class=\"lab\"") + "</svg>";
-  f.x0 = x0, f.x1 = x1 == x0 ? x0 + 1 : x1;
+  // One x (a single record): the point in the middle, its own value the only tick.
+  const bool one_x = x1 == x0;
+  f.x0 = one_x ? x0 - 1 : x0, f.x1 = one_x ? x0 + 1 : x1;
   std::tie(f.y0, f.y1) = svg::axis_range(y0, y1, log_y);
   const double left = f.left, right = f.box_right(), top = f.top, bottom = f.box_bottom();
   // y ticks in axis units (log: 1, 2, 5 steps of decades are fine as labels)
@@ -62,7 +64,7 @@ std::string chart(const std::vector<Line>& lines, const std::string& xlabel,
          svg::text(left - 5, y + 3.5, "end",
                    html_escape(svg::tick_label(log_y ? std::pow(10, v) : v)), "class=\"t\"");
   }
-  for (double v : svg::ticks(f.x0, f.x1, 6))
+  for (double v : one_x ? std::vector<double>{x0} : svg::ticks(f.x0, f.x1, 6))
     h += svg::line(f.px(v), top, f.px(v), bottom, "class=\"grid\"") +
          svg::text(f.px(v), bottom + 14, "middle", html_escape(svg::tick_label(v)), "class=\"t\"");
   h += svg::line(left, bottom, right, bottom, "class=\"axis\"") +
@@ -86,7 +88,7 @@ std::string chart(const std::vector<Line>& lines, const std::string& xlabel,
       const auto [x, y] = l.xy[i];
       if (!shown(y)) continue;
       const bool ring = i < l.marked.size() && l.marked[i];
-      if (!l.dots && !ring) continue;
+      if (!l.dots && !ring && n > 1) continue;  // a lone point is drawn as a dot
       std::snprintf(b, sizeof b,
                     "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\" stroke=\"%s\"/>", f.px(x),
                     f.py(y), ring ? "3.5" : "2.6", ring ? "none" : l.colour.c_str(),
@@ -150,27 +152,45 @@ std::string report_page_html(const json& d) {
       x.name = n, x.colour = c, x.dashed = x.dots = evaluation;
       return x;
     };
-    Line tr = line(label("training"), false), va = line(label("validation"), true),
-         trt = line(label("training"), false), vat = line(label("validation"), true),
-         l = line(many ? name : "learning rate", false),
-         g = line(many ? name : "gradient norm", false), s = line(many ? name : "tokens/s", false),
-         ta = line(label("training"), false), vacc = line(label("validation"), true), tat = ta,
+    Line va = line(label("validation"), true), vat = line(label("validation"), true),
+         s = line(many ? name : "tokens/s", false), vacc = line(label("validation"), true),
          vacct = vacc;
+    // The training curves from the step records (every --print-every) and from
+    // the eval records (the mean since the last evaluation): each chart draws
+    // whichever has more points, so that a short run, or a supervised run that
+    // evaluates once an epoch, still shows its training side.
+    struct Training {
+      Line loss, loss_t, lr, grad, acc, acc_t;
+    };
+    auto training = [&]() {
+      return Training{line(label("training"), false),
+                      line(label("training"), false),
+                      line(many ? name : "learning rate", false),
+                      line(many ? name : "gradient norm", false),
+                      line(label("training"), false),
+                      line(label("training"), false)};
+    };
+    Training by_step = training(), by_eval = training();
     for (const json& rec : page::array_or_empty(page::field(run, "records"))) {
       const std::string kind = page::text_of(page::field(rec, "kind"));
       const double step = num(rec, "step"), t = num(rec, "elapsed");
-      if (kind == "step") {
-        tr.xy.push_back({step, num(rec, "train_loss")});
-        trt.xy.push_back({t, num(rec, "train_loss")});
-        l.xy.push_back({step, num(rec, "lr")});
-        g.xy.push_back({step, num(rec, "grad_norm")});
-        g.marked.push_back(rec.value("clipped", false));
-        if (rec.contains("tokens_per_s")) s.xy.push_back({step, num(rec, "tokens_per_s")});
-        if (rec.contains("train_accuracy")) {
-          ta.xy.push_back({step, 100 * num(rec, "train_accuracy")});
-          tat.xy.push_back({t, 100 * num(rec, "train_accuracy")});
-        }
-      } else if (kind == "eval" && rec.contains("val_loss")) {
+      if (kind != "step" && kind != "eval") continue;
+      const bool is_step = kind == "step";
+      Training& w = is_step ? by_step : by_eval;
+      if (rec.contains("train_loss")) {
+        w.loss.xy.push_back({step, num(rec, "train_loss")});
+        w.loss_t.xy.push_back({t, num(rec, "train_loss")});
+        w.lr.xy.push_back({step, num(rec, "lr")});
+        w.grad.xy.push_back({step, num(rec, is_step ? "grad_norm" : "grad_norm_mean")});
+        w.grad.marked.push_back(is_step ? rec.value("clipped", false)
+                                        : num(rec, "clip_fraction") > 0);
+      }
+      if (rec.contains("train_accuracy")) {
+        w.acc.xy.push_back({step, 100 * num(rec, "train_accuracy")});
+        w.acc_t.xy.push_back({t, 100 * num(rec, "train_accuracy")});
+      }
+      if (is_step && rec.contains("tokens_per_s")) s.xy.push_back({step, num(rec, "tokens_per_s")});
+      if (!is_step && rec.contains("val_loss")) {
         va.xy.push_back({step, num(rec, "val_loss")});
         vat.xy.push_back({t, num(rec, "val_loss")});
         if (rec.contains("val_accuracy")) {
@@ -179,6 +199,10 @@ std::string report_page_html(const json& d) {
         }
       }
     }
+    auto more = [](const Line& a, const Line& b) { return a.xy.size() >= b.xy.size() ? a : b; };
+    const Line tr = more(by_step.loss, by_eval.loss), trt = more(by_step.loss_t, by_eval.loss_t),
+               l = more(by_step.lr, by_eval.lr), g = more(by_step.grad, by_eval.grad),
+               ta = more(by_step.acc, by_eval.acc), tat = more(by_step.acc_t, by_eval.acc_t);
     loss_step.push_back(tr), loss_step.push_back(va), loss_time.push_back(trt),
         loss_time.push_back(vat);
     lr.push_back(l), grad.push_back(g);

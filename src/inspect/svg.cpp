@@ -33,6 +33,8 @@ std::string tick_label(double v) {
     std::snprintf(b, sizeof b, "%gM", std::round(v / 1e5) / 10);
   else if (a >= 1e4)
     std::snprintf(b, sizeof b, "%gk", std::round(v / 100) / 10);
+  else if (a >= 1000)  // 1000, 1500, 2500: whole, not 1e+03
+    std::snprintf(b, sizeof b, "%.6g", v);
   else
     std::snprintf(b, sizeof b, "%.3g", v);
   return b;

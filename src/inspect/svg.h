@@ -17,7 +17,8 @@ double nice_step(double span, int n);
 // range is empty); a tick within rounding of 0 is 0.
 std::vector<double> ticks(double lo, double hi, int n);
 
-// A tick label: 3 significant digits, k and M for large numbers.
+// A tick label: 3 significant digits below 1000, every digit from 1000 to 9999
+// (1500, not 1.5e+03), k and M above.
 std::string tick_label(double v);
 
 // The range a linear axis shows for values in [lo, hi]: 4% of room at each

@@ -162,19 +162,17 @@ std::string train_command(const std::string& task) {
                                  : "unroll train";
 }
 
+std::string use_commands(const std::string& task) {
+  return task == "classify"      ? "'unroll classify predict' or 'unroll classify eval'"
+         : task == "tag"         ? "'unroll tag predict' or 'unroll tag eval'"
+         : task == "conditional" ? "'unroll sample --category'"
+                                 : "'unroll sample' or 'unroll eval'";
+}
+
 void require_task(const Checkpoint& ck, const std::string& path, const std::string& task) {
   if (ck.task == task) return;
-  auto what = [](const std::string& t) {
-    return t == "classify"
-               ? std::string(
-                     "a classifier (use 'unroll classify predict' or 'unroll classify eval')")
-           : t == "tag" ? std::string("a tagger (use 'unroll tag predict' or 'unroll tag eval')")
-           : t == "conditional"
-               ? std::string("a conditional language model (use 'unroll sample --category')")
-               : std::string("a language model");
-  };
-  throw Error("'" + path + "' is " + what(ck.task) + ", not " + task_name(task) +
-              " (train one with '" + train_command(task) + "')");
+  throw Error("'" + path + "' is " + task_name(ck.task) + " (use " + use_commands(ck.task) +
+              "), not " + task_name(task) + " (train one with '" + train_command(task) + "')");
 }
 
 }  // namespace unroll

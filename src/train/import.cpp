@@ -10,6 +10,7 @@
 
 #include "unroll/core/error.h"
 #include "unroll/text/utf8.h"
+#include "unroll/train/checkpoint.h"
 
 namespace unroll {
 
@@ -106,9 +107,15 @@ Imported import_torch_lm(const SafeTensors& st, const Vocab& vocab, const Import
                 "'; the parts are rnn, embedding and head");
   // An unroll checkpoint is already what import makes.
   if (auto f = st.metadata.find("format");
-      f != st.metadata.end() && f->second.rfind("unroll-checkpoint", 0) == 0)
-    throw Error(r.where() +
-                " is already an unroll checkpoint: use it as it is (unroll info, eval, sample)");
+      f != st.metadata.end() && f->second.rfind("unroll-checkpoint", 0) == 0) {
+    std::string task = "lm";
+    if (auto t = st.metadata.find("train"); t != st.metadata.end()) {
+      const nlohmann::json train = nlohmann::json::parse(t->second, nullptr, false);
+      if (train.is_object()) task = train.value("task", task);
+    }
+    throw Error(r.where() + " is already an unroll checkpoint, " + task_name(task) +
+                ": use it as it is ('unroll info', or " + use_commands(task) + ")");
+  }
   require(!st.tensors.empty(), r.where() + " holds no tensors");
 
   // The recurrent layers: PREFIX.weight_ih_l0.

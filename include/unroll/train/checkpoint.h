@@ -44,6 +44,8 @@ Checkpoint load_checkpoint(const std::string& path);
 // ("unroll classify train"), for "lm", "classify", "tag" and "conditional".
 std::string task_name(const std::string& task);
 std::string train_command(const std::string& task);
+// The commands that use a checkpoint of the task: "'unroll sample' or 'unroll eval'", ...
+std::string use_commands(const std::string& task);
 
 // Throws Error unless the checkpoint is of this task ("lm", "classify",
 // "tag", "conditional"), naming what it is and the command that uses it.
