@@ -9,6 +9,31 @@
 
 namespace gradcheck {
 
+// A small language-model-shaped configuration with uniform starting weights
+// at a known scale (init_scale), as the model tests use.
+inline unroll::ModelConfig uniform_config(unroll::CellKind cell, int layers, int hidden, int vocab,
+                                          float scale) {
+  unroll::ModelConfig c;
+  c.cell = cell;
+  c.layers = layers;
+  c.hidden = hidden;
+  c.vocab = c.outputs = vocab;
+  c.init = unroll::InitKind::Uniform;  // init_scale is its scale
+  c.init_scale = scale;
+  return c;
+}
+
+// AWD-LSTM's regularisers together, at rates a gradient check exercises:
+// locked dropout (in and out), embedding dropout (with an embedding),
+// DropConnect on W_hh.
+inline void regularise(unroll::ModelConfig& c) {
+  c.locked = true;
+  c.dropout_in = 0.2f;
+  c.dropout_out = 0.4f;
+  c.embed_dropout = c.embed ? 0.3f : 0.0f;
+  c.weight_drop = 0.4f;
+}
+
 struct Result {
   double worst_rel = 0;    // largest per-tensor relative error
   double worst_abs = 0;    // largest per-element absolute error

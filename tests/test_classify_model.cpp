@@ -37,25 +37,14 @@ std::string case_name(const testing::TestParamInfo<Case>& i) {
 }
 
 ModelConfig config_of(const Case& c) {
-  ModelConfig cfg;
-  cfg.cell = c.cell;
-  cfg.layers = c.layers;
-  cfg.hidden = 4;
-  cfg.vocab = 6;
+  ModelConfig cfg = gradcheck::uniform_config(c.cell, c.layers, 4, 6, 0.5f);
   cfg.embed = c.embed;
   cfg.head = c.head;
   cfg.outputs = c.head == HeadKind::Softmax ? 3 : 1;
-  cfg.init = InitKind::Uniform;  // init_scale is its scale
-  cfg.init_scale = 0.5f;
   cfg.dropout = c.dropout;
   cfg.summary = c.summary;
   cfg.bidirectional = c.bidirectional;
-  if (c.regularised) {
-    cfg.locked = true;
-    cfg.dropout_out = 0.4f;
-    cfg.embed_dropout = c.embed ? 0.3f : 0.0f;
-    cfg.weight_drop = 0.4f;
-  }
+  if (c.regularised) gradcheck::regularise(cfg);
   return cfg;
 }
 

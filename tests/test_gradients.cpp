@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "grad_check.h"
 #include "unroll/inspect/gradients.h"
 
 using namespace unroll;
@@ -11,14 +12,7 @@ using namespace unroll;
 namespace {
 
 ModelConfig cfg(CellKind cell, int layers, int hidden, int vocab) {
-  ModelConfig c;
-  c.cell = cell;
-  c.layers = layers;
-  c.hidden = hidden;
-  c.vocab = c.outputs = vocab;
-  c.init = InitKind::Uniform;  // init_scale is its scale
-  c.init_scale = 0.6f;
-  return c;
+  return gradcheck::uniform_config(cell, layers, hidden, vocab, 0.6f);
 }
 
 std::vector<int32_t> random_ids(Rng& rng, size_t n, int vocab) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "grad_check.h"
 #include "unroll/model/model.h"
 #include "unroll/train/optimizer.h"
 
@@ -14,14 +15,7 @@ using namespace unroll;
 namespace {
 
 ModelConfig small(CellKind cell, int layers, int hidden, int vocab) {
-  ModelConfig c;
-  c.cell = cell;
-  c.layers = layers;
-  c.hidden = hidden;
-  c.vocab = c.outputs = vocab;
-  c.init = InitKind::Uniform;  // init_scale is its scale
-  c.init_scale = 0.5f;
-  return c;
+  return gradcheck::uniform_config(cell, layers, hidden, vocab, 0.5f);
 }
 
 // h_t = tanh(W [h_{t-1}; x_t] + b) with W = [W_hh | W_xh] of shape 2×5 gives the

@@ -38,24 +38,12 @@ class GradCheck : public testing::TestWithParam<Case> {};
 
 TEST_P(GradCheck, MatchesFiniteDifferences) {
   const Case c = GetParam();
-  ModelConfig cfg;
-  cfg.cell = c.cell;
-  cfg.layers = c.layers;
-  cfg.hidden = 5;
-  cfg.vocab = 7;
+  ModelConfig cfg = gradcheck::uniform_config(c.cell, c.layers, 5, 7, 0.5f);
   cfg.embed = c.embed;
   cfg.head = c.head;
   cfg.outputs = c.head == HeadKind::Softmax ? 7 : 1;
-  cfg.init = InitKind::Uniform;  // init_scale is its scale
-  cfg.init_scale = 0.5f;
   cfg.dropout = c.dropout;
-  if (c.regularised) {
-    cfg.locked = true;
-    cfg.dropout_in = 0.2f;
-    cfg.dropout_out = 0.4f;
-    cfg.embed_dropout = c.embed ? 0.3f : 0.0f;
-    cfg.weight_drop = 0.4f;
-  }
+  if (c.regularised) gradcheck::regularise(cfg);
   cfg.tie = c.tie;
   LanguageModel<double> m(cfg);
   Rng rng(42);
