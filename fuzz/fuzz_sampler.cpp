@@ -28,14 +28,14 @@ struct Bytes {
   }
 };
 
-unroll::Model<float>& tiny_model() {
-  static unroll::Model<float>* m = [] {
+unroll::LanguageModel<float>& tiny_model() {
+  static unroll::LanguageModel<float>* m = [] {
     unroll::ModelConfig c;
     c.cell = unroll::CellKind::Lstm;
     c.layers = 1;
     c.hidden = 4;
     c.vocab = c.outputs = 5;
-    auto* model = new unroll::Model<float>(c);
+    auto* model = new unroll::LanguageModel<float>(c);
     unroll::Rng rng(1);
     model->init(rng);
     return model;
@@ -86,7 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   // A model: weights × a fuzzed factor (large ones overflow the outputs).
-  unroll::Model<float>& m = tiny_model();
+  unroll::LanguageModel<float>& m = tiny_model();
   std::vector<float> saved(m.params.data(), m.params.data() + m.params.size());
   const float factor = in.take<float>();
   for (size_t i = 0; i < saved.size(); ++i) m.params.data()[i] = saved[i] * factor;

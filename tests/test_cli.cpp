@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
+#include "unroll/train/checkpoint.h"
 
 using namespace clitest;
 
@@ -249,6 +250,50 @@ TEST_F(CliTest, TrainWritesLatestAndBestCheckpoints) {
     last_epoch = epoch;
   }
   EXPECT_TRUE(r.err.empty()) << describe(r);
+}
+
+// --snapshot-every (issue 21): the weights at step 0 and on the schedule, without optimizer
+// moments, named so that they sort by step; a resume keeps the schedule; a bad schedule is
+// one line that shows the forms.
+TEST_F(CliTest, TrainKeepsSnapshotsOnTheSchedule) {
+  const std::string text = file("en.txt", english_text(300));
+  const fs::path out = dir_ / "run";
+  std::vector<std::string> args = cat({"train", text, "--out", out.string()}, kTiny);
+  args.insert(args.end(), {"--snapshot-every", "5x2"});
+  std::replace(args.begin(), args.end(), std::string("30"), std::string("12"));  // --steps 12
+  Proc r = unroll(args);
+  ASSERT_EQ(r.code, 0) << describe(r);
+  auto steps_kept = [&]() {
+    std::vector<std::string> names;
+    for (auto& e : fs::directory_iterator(out / "snapshots"))
+      names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  EXPECT_EQ(steps_kept(),
+            (std::vector<std::string>{"step-000000000.safetensors", "step-000000005.safetensors",
+                                      "step-000000010.safetensors"}));
+  const unroll::Checkpoint first =
+      unroll::load_checkpoint((out / "snapshots" / "step-000000000.safetensors").string());
+  const unroll::Checkpoint last =
+      unroll::load_checkpoint((out / "snapshots" / "step-000000010.safetensors").string());
+  EXPECT_EQ(first.progress["step"], 0);
+  EXPECT_EQ(last.progress["step"], 10);
+  EXPECT_EQ(last.progress["snapshot"], true);
+  EXPECT_TRUE(last.opt_m.empty() && last.opt_v.empty()) << "a snapshot holds no optimizer moments";
+  EXPECT_FALSE(std::equal(first.model->params.begin(), first.model->params.end(),
+                          last.model->params.begin()))
+      << "step 0 is the initialisation, step 10 after ten updates";
+  // The resume goes on with the stored schedule: 20 is the next step on it.
+  r = unroll({"train", "--resume", out.string(), "--steps", "25", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_EQ(steps_kept().size(), 4u);
+  EXPECT_TRUE(fs::exists(out / "snapshots" / "step-000000020.safetensors"));
+  for (const char* bad : {"0", "5x1", "x2", "10,abc", "ten"})
+    expect_clean_error(
+        unroll(
+            cat({"train", text, "--out", (dir_ / "bad").string(), "--snapshot-every", bad}, kTiny)),
+        {"--snapshot-every", "100x2"}, dir_ / "bad");
 }
 
 TEST_F(CliTest, InfoDescribesTheCheckpoint) {

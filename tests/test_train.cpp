@@ -17,6 +17,7 @@
 #include "unroll/text/utf8.h"
 #include "unroll/train/checkpoint.h"
 #include "unroll/train/safetensors.h"
+#include "unroll/train/snapshots.h"
 #include "unroll/train/trainer.h"
 
 using namespace unroll;
@@ -634,3 +635,25 @@ TEST(Trainer, GradientStatisticsPerEvaluation) {
 }
 
 }  // namespace
+
+// --snapshot-every's schedules: step 0 always; every N; N, N*F, N*F^2 rounded
+// (dense early); or the steps listed.
+TEST(Snapshots, ScheduleForms) {
+  auto kept = [](const std::string& spec, int64_t upto) {
+    const SnapshotSchedule s = parse_snapshot_schedule(spec);
+    std::vector<int64_t> v;
+    for (int64_t t = 0; t <= upto; ++t)
+      if (s.due(t)) v.push_back(t);
+    return v;
+  };
+  EXPECT_TRUE(kept("", 100).empty());
+  EXPECT_EQ(kept("25", 100), (std::vector<int64_t>{0, 25, 50, 75, 100}));
+  EXPECT_EQ(kept("100x2", 2000), (std::vector<int64_t>{0, 100, 200, 400, 800, 1600}));
+  EXPECT_EQ(kept("1x1.5", 12), (std::vector<int64_t>{0, 1, 2, 3, 5, 8, 12}));
+  EXPECT_EQ(kept("300,10,50,10", 1000), (std::vector<int64_t>{0, 10, 50, 300}));
+  for (const char* bad : {"0", "-5", "5x", "5x1", "5x0.5", "x2", "1,,2", "a", "5xx2"})
+    EXPECT_THROW(parse_snapshot_schedule(bad), Error) << bad;
+  EXPECT_EQ(
+      snapshot_path("runs/a", 1234),
+      (std::filesystem::path("runs/a") / "snapshots" / "step-000001234.safetensors").string());
+}

@@ -19,6 +19,7 @@
 #include "unroll/core/json.h"
 #include "unroll/core/shell.h"
 #include "unroll/infer/sampler.h"
+#include "unroll/train/snapshots.h"
 
 namespace fs = std::filesystem;
 
@@ -64,6 +65,7 @@ void TrainConfig::validate() const {
   require(early_stop >= 0, "early stopping needs 0 (never) or a number of validations");
   require(on_nan == "stop" || on_nan == "skip",
           "--on-nan must be 'stop' or 'skip' (got '" + on_nan + "')");
+  parse_snapshot_schedule(snapshot_every);  // an error that shows the forms
 }
 
 nlohmann::json to_json(const TrainConfig& c) {
@@ -96,6 +98,7 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"test_files", c.test_files},
           {"on_nan", c.on_nan},
           {"early_stop", c.early_stop},
+          {"snapshot_every", c.snapshot_every},
           {"init_from", c.init_from}};
 }
 
@@ -131,6 +134,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
     c.test_files = j.value("test_files", std::vector<std::string>{});
     c.on_nan = j.value("on_nan", std::string("stop"));  // absent before it existed
     c.early_stop = json_field(j, "early_stop", 0);
+    c.snapshot_every = j.value("snapshot_every", std::string());  // absent before snapshots
     c.init_from = j.value("init_from", std::string());
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("training options in the checkpoint are malformed: ") + e.what());
@@ -636,6 +640,21 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
     write_run_report(dir_, command_line);  // the curves so far, RUN_DIR/report.html
   };
 
+  // --snapshot-every: the weights alone (no optimizer moments), at step 0 and
+  // on the schedule; every rank takes part in gathering a carried state.
+  const SnapshotSchedule snapshots = parse_snapshot_schedule(cfg_.snapshot_every);
+  auto snapshot = [&]() {
+    if (!snapshots.due(p_.step) || !task_.gather_state(comm)) return;
+    std::error_code ec;
+    fs::create_directories(fs::path(dir_) / "snapshots", ec);
+    require(!ec,
+            "cannot create '" + (fs::path(dir_) / "snapshots").string() + "': " + ec.message());
+    nlohmann::json progress = progress_json();
+    progress["snapshot"] = true;
+    task_.save(snapshot_path(dir_, p_.step), progress, nullptr);
+    task_.local_state_back(comm);
+  };
+
   int nan_run = 0;  // skipped batches in a row
   // Stop conditions hold for all ranks at once (a clock may run ahead on one).
   auto done_everywhere = [&]() { return comm.allreduce_max(done() ? 1 : 0) != 0; };
@@ -646,6 +665,7 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
         << "; give a larger --steps or --epochs, or a --time" << std::endl;
     return events;
   }
+  if (p_.step == 0) snapshot();  // the initialisation
   while (!done_everywhere()) {
     const double step0 = now();
     if (p_.chunk >= per_epoch) {  // a new epoch
@@ -779,6 +799,7 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
       // that all step with the same rate.
       if (ranks > 1) p_.plateau.cuts = comm.allreduce_max(p_.plateau.cuts);
     }
+    snapshot();
     if (cosine_by_time && cfg_.lr_total == 0) {  // rank 0's clock decides, for every rank
       const double spent = now() - session0;
       int total = 0;

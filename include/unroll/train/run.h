@@ -98,6 +98,9 @@ struct TrainConfig {
   // parameters, optimizer and carried state stay as before it, and it is
   // counted; 100 in a row still stop).
   std::string on_nan = "stop";
+  // Snapshots of the weights along the way (train/snapshots.h): "" = none,
+  // "500", "100x2" or "10,50,300"; step 0 is always kept. A resume keeps it.
+  std::string snapshot_every;
   // Stop after this many validations in a row without a better validation
   // loss (0 = never stop early).
   int early_stop = 0;
