@@ -284,6 +284,12 @@ TEST_F(CliTest, TrainKeepsSnapshotsOnTheSchedule) {
   EXPECT_FALSE(std::equal(first.model->params.begin(), first.model->params.end(),
                           last.model->params.begin()))
       << "step 0 is the initialisation, step 10 after ten updates";
+  // info says what a snapshot is; a run's checkpoint does not.
+  Proc info = unroll({"info", (out / "snapshots" / "step-000000010.safetensors").string()});
+  ASSERT_EQ(info.code, 0) << describe(info);
+  EXPECT_TRUE(contains(info.out, "snapshot    the weights only")) << info.out;
+  info = unroll({"info", (out / "latest.safetensors").string()});
+  EXPECT_FALSE(contains(info.out, "snapshot")) << info.out;
   // The resume goes on with the stored schedule: 20 is the next step on it.
   r = unroll({"train", "--resume", out.string(), "--steps", "25", "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);

@@ -281,6 +281,8 @@ void add_info(CLI::App& app) {
       else  // checkpoints written before epochs_done: the 1-based epoch in progress
         std::printf("step        %lld (in epoch %d)\n", (long long)ck.progress.value("step", 0LL),
                     ck.progress.value("epoch", 0));
+      if (ck.progress.value("snapshot", false))
+        std::printf("snapshot    the weights only (--snapshot-every), no optimizer state\n");
       const auto skipped = ck.progress.find("skipped_batches");
       if (skipped != ck.progress.end() && skipped->is_number_integer() &&
           skipped->get<int64_t>() > 0)
