@@ -210,6 +210,23 @@ TEST_F(CliTest, TagTrainEvalPredict) {
   expect_clean_error(r, {"a tagger", "tag predict", "not a language model"});
 }
 
+// --snapshot-every works for every task through the one run loop: a conditional language
+// model's snapshots are checkpoints that `unroll sample --category` reads.
+TEST_F(CliTest, ConditionalKeepsSnapshots) {
+  write_names(dir_ / "names");
+  const fs::path out = dir_ / "run";
+  Proc r = unroll(cat({"conditional", (dir_ / "names").string(), "--out", out.string(), "--steps",
+                       "4", "--snapshot-every", "2"},
+                      kSmall));
+  ASSERT_EQ(r.code, 0) << describe(r);
+  for (const char* name : {"step-000000000", "step-000000002", "step-000000004"})
+    EXPECT_TRUE(fs::exists(out / "snapshots" / (std::string(name) + ".safetensors"))) << name;
+  EXPECT_FALSE(fs::exists(out / "snapshots" / "step-000000001.safetensors"));
+  r = unroll({"sample", (out / "snapshots" / "step-000000004.safetensors").string(), "--category",
+              "Vowelish", "--length", "5"});
+  EXPECT_EQ(r.code, 0) << describe(r);
+}
+
 TEST_F(CliTest, ConditionalTrainAndSampleByCategory) {
   write_names(dir_ / "names");
   const fs::path out = dir_ / "run";

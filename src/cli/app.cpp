@@ -32,6 +32,14 @@ void add_threads_option(CLI::App& sub, int& threads) {
 
 void apply_threads(int threads) { set_threads(threads); }
 
+void add_snapshot_option(CLI::App& sub, std::string& spec) {
+  sub.add_option("--snapshot-every", spec,
+                 "Keep the weights along the way in RUN/snapshots/ (step 0 always): N (every N "
+                 "steps), NxF (at N, N*F, N*F^2, ...: 100x2, dense early) or a list (10,50,300); "
+                 "default none")
+      ->group("Reporting");
+}
+
 bool read_decimal(const std::string& in, double* v) {
   if (in.empty() || in.find_first_not_of("0123456789.eE+-") != std::string::npos ||
       in.find_first_of("0123456789") == std::string::npos)

@@ -373,11 +373,7 @@ void add_train(CLI::App& app) {
       ->check(non_negative())
       ->capture_default_str()
       ->group("Reporting");
-  s->add_option("--snapshot-every", tc.snapshot_every,
-                "Keep the weights along the way in RUN/snapshots/ (step 0 always): N (every N "
-                "steps), NxF (at N, N*F, N*F^2, ...: 100x2, dense early) or a list (10,50,300); "
-                "default none")
-      ->group("Reporting");
+  add_snapshot_option(*s, tc.snapshot_every);
   s->add_option("--on-nan", tc.on_nan,
                 "A step whose loss or gradient is not finite: stop (the last checkpoint stays), or "
                 "skip the batch and count it")

@@ -58,6 +58,9 @@ ModelConfig parse_fresh(const std::string& spec, int vocab, double* scale);
 const std::string& command_line();
 void set_command_line(int argc, char** argv);
 
+// --snapshot-every SPEC on a training subcommand (train/snapshots.h).
+void add_snapshot_option(CLI::App& sub, std::string& spec);
+
 // --threads N on a subcommand; applied before it runs.
 void add_threads_option(CLI::App& sub, int& threads);
 void apply_threads(int threads);

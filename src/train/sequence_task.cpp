@@ -16,6 +16,7 @@
 #include "unroll/text/utf8.h"
 #include "unroll/train/checkpoint.h"
 #include "unroll/train/classify.h"
+#include "unroll/train/snapshots.h"
 
 namespace unroll {
 
@@ -37,6 +38,7 @@ void ClassifyConfig::validate() const {
   require(separator == '\t' || separator == ' ', "the separator must be tab or space");
   require(on_nan == "stop" || on_nan == "skip",
           "--on-nan must be 'stop' or 'skip' (got '" + on_nan + "')");
+  parse_snapshot_schedule(snapshot_every);  // an error that shows the forms
 }
 
 nlohmann::json to_json(const ClassifyConfig& c) {
@@ -57,7 +59,8 @@ nlohmann::json to_json(const ClassifyConfig& c) {
           {"max_len", c.max_len},
           {"dedupe", c.dedupe},
           {"seed", c.seed},
-          {"on_nan", c.on_nan}};
+          {"on_nan", c.on_nan},
+          {"snapshot_every", c.snapshot_every}};
 }
 
 ClassifyConfig classify_config_from_json(const nlohmann::json& j) {
@@ -80,6 +83,7 @@ ClassifyConfig classify_config_from_json(const nlohmann::json& j) {
     c.dedupe = j.value("dedupe", false);
     c.seed = json_field(j, "seed", c.seed);
     c.on_nan = j.value("on_nan", c.on_nan);
+    c.snapshot_every = j.value("snapshot_every", c.snapshot_every);  // absent before snapshots
     c.validate();
     return c;
   } catch (const nlohmann::json::exception& e) {
@@ -197,6 +201,7 @@ TrainConfig run_config(const ClassifyConfig& c, int64_t batches_per_epoch, bool 
   t.sample_every = 0;
   t.seed = c.seed;
   t.on_nan = c.on_nan;
+  t.snapshot_every = c.snapshot_every;
   t.early_stop = has_val ? c.patience : 0;  // no early stopping on the training loss
   t.loss_norm = "token";                    // the mean over the scored sequences or tokens
   return t;

@@ -41,6 +41,7 @@ struct ClassifyConfig {
   bool dedupe = false;                 // drop repeated (label, text) examples before the split
   uint64_t seed = 1;                   // initialisation, split and shuffling
   std::string on_nan = "stop";  // a batch with a non-finite loss or gradient: "stop" or "skip" it
+  std::string snapshot_every;   // the weights along the way (train/snapshots.h); "" = none
   std::vector<int64_t> poison_steps;  // tests: these steps' (1-based) loss reads as NaN; not saved
   void validate() const;
 };
