@@ -183,8 +183,7 @@ std::unique_ptr<SequenceTask> classify_task(const ModelConfig& model_cfg, const 
              {"val_examples", t->val.size()},
              {"train_counts", counts},
              {"command", command_line}};
-  take_model(*t, mc, ck, examples_hash(t->train.seqs, t->train.labels),
-             examples_hash(t->val.seqs, t->val.labels), train_path);
+  take_model(*t, mc, ck, examples_hash(t->train), examples_hash(t->val), train_path);
   const ModelConfig& c = t->model_->config();
   std::ostringstream intro;
   intro << "classify: " << t->train.size() << " training and " << t->val.size()

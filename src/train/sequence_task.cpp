@@ -314,9 +314,7 @@ void require_recorded_validation(const std::string& hash, const nlohmann::json& 
   if (!data.is_object() || !data.contains("val_hash")) return;
   const ClassifyConfig c = classify_config_from_json(train);
   require(data.value("val_hash", hash) == hash,
-          "the validation examples (" +
-              (c.val_file.empty() ? "the split of '" + data.value("train_path", "") + "'"
-                                  : "'" + c.val_file + "'") +
+          "the validation examples (" + validation_source(c, data.value("train_path", "")) +
               ") changed since the run trained: its numbers would not compare with the run's; "
               "evaluate the file as it is now by naming it instead of --validation");
 }
@@ -324,13 +322,11 @@ void require_recorded_validation(const std::string& hash, const nlohmann::json& 
 
 void require_recorded_validation(const EncodedExamples& ex, const nlohmann::json& train,
                                  const nlohmann::json& data) {
-  require_recorded_validation(examples_hash(ex.seqs, ex.labels), train, data);
+  require_recorded_validation(examples_hash(ex), train, data);
 }
 void require_recorded_validation(const EncodedTags& ex, const nlohmann::json& train,
                                  const nlohmann::json& data) {
-  std::vector<int32_t> flat;
-  for (auto& g : ex.tags) flat.insert(flat.end(), g.begin(), g.end());
-  require_recorded_validation(examples_hash(ex.seqs, flat), train, data);
+  require_recorded_validation(examples_hash(ex), train, data);
 }
 
 // A fresh run (ck null) or a resume of one: trains `task` through the run
@@ -384,6 +380,16 @@ std::string examples_hash(const std::vector<std::vector<int32_t>>& seqs,
   }
   return std::to_string(h);
 }
+std::string examples_hash(const EncodedExamples& ex) { return examples_hash(ex.seqs, ex.labels); }
+std::string examples_hash(const EncodedTags& ex) {
+  std::vector<int32_t> flat;
+  for (auto& g : ex.tags) flat.insert(flat.end(), g.begin(), g.end());
+  return examples_hash(ex.seqs, flat);
+}
+
+std::string validation_source(const ClassifyConfig& c, const std::string& train_path) {
+  return c.val_file.empty() ? "the split of '" + train_path + "'" : "'" + c.val_file + "'";
+}
 
 // The model of a fresh run (from mc), or of the checkpoint it resumes (which
 // must have been trained on these examples, with this vocabulary).
@@ -397,9 +403,7 @@ void take_model(SequenceTask& t, const ModelConfig& mc, Checkpoint* ck, const st
     require(same, "cannot resume: the training examples in '" + train_path +
                       "' changed since the run began (their tokens or labels differ)");
     require(ck->data.value("val_hash", val_hash) == val_hash,
-            "cannot resume: the validation examples (" +
-                (t.cfg.val_file.empty() ? "the split of '" + train_path + "'"
-                                        : "'" + t.cfg.val_file + "'") +
+            "cannot resume: the validation examples (" + validation_source(t.cfg, train_path) +
                 ") changed since the run began: their losses would not compare with the best");
     t.data = ck->data;  // with the command that began the run
     t.model_ = std::move(ck->model);

@@ -214,6 +214,12 @@ ClassReport run_sequence_task(SequenceTask& task, const std::string& out_dir, st
 // that a resume recognises its data.
 std::string examples_hash(const std::vector<std::vector<int32_t>>& seqs,
                           const std::vector<int32_t>& labels);
+std::string examples_hash(const EncodedExamples& ex);
+std::string examples_hash(const EncodedTags& ex);  // the tags of every sequence, in order
+
+// Where a run's validation examples come from, for messages: "'val.tsv'", or
+// "the split of 'train.tsv'".
+std::string validation_source(const ClassifyConfig& c, const std::string& train_path);
 
 // The model of a fresh run (from mc), or of the checkpoint it resumes (which
 // must have been trained on these examples, with this vocabulary).

@@ -158,9 +158,7 @@ std::unique_ptr<SequenceTask> tag_task(const ModelConfig& model_cfg, const Class
   t->train_json["task"] = "tag";
   if (!cfg.val_file.empty()) t->train_json["val_file"] = absolute(cfg.val_file);
   size_t tokens = 0;
-  std::vector<int32_t> flat_tags;
   for (auto& s : t->train.seqs) tokens += s.size();
-  for (auto& g : t->train.tags) flat_tags.insert(flat_tags.end(), g.begin(), g.end());
   t->data = {{"task", "tag"},
              {"classes", tags},
              {"train_path", absolute(train_path)},
@@ -169,10 +167,7 @@ std::unique_ptr<SequenceTask> tag_task(const ModelConfig& model_cfg, const Class
              {"val_examples", t->val.size()},
              {"train_tokens", tokens},
              {"command", command_line}};
-  std::vector<int32_t> val_tags;
-  for (auto& g : t->val.tags) val_tags.insert(val_tags.end(), g.begin(), g.end());
-  take_model(*t, mc, ck, examples_hash(t->train.seqs, flat_tags),
-             examples_hash(t->val.seqs, val_tags), train_path);
+  take_model(*t, mc, ck, examples_hash(t->train), examples_hash(t->val), train_path);
   const ModelConfig& c = t->model_->config();
   std::ostringstream intro;
   intro << "tag: " << t->train.size() << " training and " << t->val.size()
