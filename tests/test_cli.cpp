@@ -10,6 +10,7 @@
 
 #include "cli_util.h"
 #include "unroll/train/checkpoint.h"
+#include "unroll/train/snapshots.h"
 
 using namespace clitest;
 
@@ -300,6 +301,51 @@ TEST_F(CliTest, TrainKeepsSnapshotsOnTheSchedule) {
         unroll(
             cat({"train", text, "--out", (dir_ / "bad").string(), "--snapshot-every", bad}, kTiny)),
         {"--snapshot-every", "100x2"}, dir_ / "bad");
+}
+
+// --snapshot-budget: past it the older snapshots are thinned, the first and
+// the last stay; a resume keeps the budget and clears a killed write's temporary file.
+TEST_F(CliTest, SnapshotBudgetThinsAndAResumeKeepsIt) {
+  const std::string text = file("en.txt", english_text(300));
+  auto steps_in = [&](const fs::path& run) {
+    std::vector<int64_t> steps;
+    for (const unroll::SnapshotFile& f : unroll::list_snapshots(run.string()))
+      steps.push_back(f.step);
+    return steps;
+  };
+  auto train = [&](const fs::path& out, std::vector<std::string> extra) {
+    std::vector<std::string> args = cat({"train", text, "--out", out.string()}, kTiny);
+    std::replace(args.begin(), args.end(), std::string("30"), std::string("12"));  // --steps 12
+    args.insert(args.end(), extra.begin(), extra.end());
+    return unroll(args);
+  };
+  Proc r = train(dir_ / "all", {"--snapshot-every", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  ASSERT_EQ(steps_in(dir_ / "all").size(), 13u);
+  const auto size = fs::file_size(unroll::snapshot_path((dir_ / "all").string(), 12));
+  // Room for four and a half: four stay, 0 and 12 among them.
+  const fs::path out = dir_ / "run";
+  r = train(out, {"--snapshot-every", "1", "--snapshot-budget", std::to_string(size * 9 / 2)});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  std::vector<int64_t> kept = steps_in(out);
+  ASSERT_EQ(kept.size(), 4u) << describe(r);
+  EXPECT_EQ(kept.front(), 0);
+  EXPECT_EQ(kept.back(), 12);
+  EXPECT_TRUE(contains(r.out + r.err, "over --snapshot-budget")) << describe(r);
+  // A killed write left a temporary file; the resume removes it and keeps the budget.
+  const fs::path stale = out / "snapshots" / "step-000000013.safetensors.tmp.999999999";
+  std::ofstream(stale) << "partial";
+  r = unroll({"train", "--resume", out.string(), "--steps", "20", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_FALSE(fs::exists(stale));
+  kept = steps_in(out);
+  EXPECT_EQ(kept.size(), 4u);
+  EXPECT_EQ(kept.front(), 0);
+  EXPECT_EQ(kept.back(), 20);
+  expect_clean_error(train(dir_ / "bad", {"--snapshot-every", "1", "--snapshot-budget", "5MB"}),
+                     {"--snapshot-budget", "500M"}, dir_ / "bad");
+  expect_clean_error(train(dir_ / "bad", {"--snapshot-budget", "5M"}),
+                     {"--snapshot-budget", "--snapshot-every"}, dir_ / "bad");
 }
 
 TEST_F(CliTest, InfoDescribesTheCheckpoint) {

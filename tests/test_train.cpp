@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unistd.h>
 
 #include "unroll/core/error.h"
 #include "unroll/infer/evaluate.h"
@@ -656,4 +657,52 @@ TEST(Snapshots, ScheduleForms) {
   EXPECT_EQ(
       snapshot_path("runs/a", 1234),
       (std::filesystem::path("runs/a") / "snapshots" / "step-000001234.safetensors").string());
+}
+
+TEST(Snapshots, BudgetThinsTheOldestAndKeepsTheEnds) {
+  EXPECT_EQ(parse_snapshot_budget(""), 0);
+  EXPECT_EQ(parse_snapshot_budget("1000"), 1000);
+  EXPECT_EQ(parse_snapshot_budget("300k"), 300 * 1024);
+  EXPECT_EQ(parse_snapshot_budget("1.5M"), 3 * 512 * 1024);
+  EXPECT_EQ(parse_snapshot_budget("2GiB"), int64_t(2) << 30);
+  for (const char* bad : {"M", "5X", "-1M", "0", "1.2.3M", "5 M", "5MB", "nan"})
+    EXPECT_THROW(parse_snapshot_budget(bad), Error) << bad;
+
+  auto files = [](std::vector<int64_t> steps) {
+    std::vector<SnapshotFile> f;
+    for (int64_t s : steps) f.push_back({s, "step-" + std::to_string(s), 10});
+    return f;
+  };
+  auto removed = [](const std::vector<SnapshotFile>& f, int64_t budget) {
+    std::vector<int64_t> steps;
+    for (size_t i : snapshots_to_thin(f, budget)) steps.push_back(f[i].step);
+    return steps;
+  };
+  // Evenly spaced: every other one goes, the oldest first.
+  const auto even = files({0, 100, 200, 300, 400, 500, 600});
+  EXPECT_TRUE(removed(even, 70).empty());
+  EXPECT_EQ(removed(even, 60), (std::vector<int64_t>{100}));
+  EXPECT_EQ(removed(even, 40), (std::vector<int64_t>{100, 300, 500}));
+  // Dense early (100x2): the early ones go first; the first and the last always stay.
+  const auto geometric = files({0, 100, 200, 400, 800, 1600});
+  EXPECT_EQ(removed(geometric, 40), (std::vector<int64_t>{100, 200}));
+  EXPECT_EQ(removed(geometric, 1), (std::vector<int64_t>{100, 200, 400, 800}));
+  EXPECT_TRUE(removed(files({0, 5}), 1).empty());
+  EXPECT_TRUE(removed(even, 0).empty()) << "0: no budget";
+
+  // list_snapshots reads only the names snapshot_path writes, in step order.
+  const fs::path dir = fs::temp_directory_path() / ("unroll_snapshots_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "snapshots");
+  for (int64_t s : {300, 0, 20}) std::ofstream(snapshot_path(dir.string(), s)) << std::string(size_t(s) + 1, 'x');
+  for (const char* other : {"step-12.safetensors", "step-000000020.safetensors.tmp.99", "notes.txt"})
+    std::ofstream(dir / "snapshots" / other) << "x";
+  const std::vector<SnapshotFile> listed = list_snapshots(dir.string());
+  ASSERT_EQ(listed.size(), 3u);
+  EXPECT_EQ(listed[0].step, 0);
+  EXPECT_EQ(listed[1].step, 20);
+  EXPECT_EQ(listed[2].step, 300);
+  EXPECT_EQ(listed[2].bytes, 301);
+  EXPECT_TRUE(list_snapshots((dir / "none").string()).empty());
+  fs::remove_all(dir);
 }

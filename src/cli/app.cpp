@@ -32,11 +32,15 @@ void add_threads_option(CLI::App& sub, int& threads) {
 
 void apply_threads(int threads) { set_threads(threads); }
 
-void add_snapshot_option(CLI::App& sub, std::string& spec) {
+void add_snapshot_options(CLI::App& sub, std::string& spec, std::string& budget) {
   sub.add_option("--snapshot-every", spec,
                  "Keep the weights along the way in RUN/snapshots/ (step 0 always): N (every N "
                  "steps), NxF (at N, N*F, N*F^2, ...: 100x2, dense early) or a list (10,50,300); "
                  "default none")
+      ->group("Reporting");
+  sub.add_option("--snapshot-budget", budget,
+                 "At most this much in RUN/snapshots/ (500M, 2G, 300k): past it the older "
+                 "snapshots are thinned, never the first or the last; default no limit")
       ->group("Reporting");
 }
 

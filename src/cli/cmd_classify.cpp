@@ -135,7 +135,7 @@ void add_common_train_options(CLI::App* s, ClassifyTrainArgs& a, const char* def
       ->check(CLI::IsMember({"norm", "value"}))
       ->capture_default_str()
       ->group("Optimisation");
-  add_snapshot_option(*s, cc.snapshot_every);
+  add_snapshot_options(*s, cc.snapshot_every, cc.snapshot_budget);
   s->add_option("--on-nan", cc.on_nan,
                 "A batch whose loss or gradient is not finite: stop (the checkpoints stay), or "
                 "skip it and count it")

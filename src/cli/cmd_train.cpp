@@ -373,7 +373,7 @@ void add_train(CLI::App& app) {
       ->check(non_negative())
       ->capture_default_str()
       ->group("Reporting");
-  add_snapshot_option(*s, tc.snapshot_every);
+  add_snapshot_options(*s, tc.snapshot_every, tc.snapshot_budget);
   s->add_option("--on-nan", tc.on_nan,
                 "A step whose loss or gradient is not finite: stop (the last checkpoint stays), or "
                 "skip the batch and count it")

@@ -58,8 +58,8 @@ ModelConfig parse_fresh(const std::string& spec, int vocab, double* scale);
 const std::string& command_line();
 void set_command_line(int argc, char** argv);
 
-// --snapshot-every SPEC on a training subcommand (train/snapshots.h).
-void add_snapshot_option(CLI::App& sub, std::string& spec);
+// --snapshot-every SPEC and --snapshot-budget SIZE on a training subcommand (train/snapshots.h).
+void add_snapshot_options(CLI::App& sub, std::string& spec, std::string& budget);
 
 // --threads N on a subcommand; applied before it runs.
 void add_threads_option(CLI::App& sub, int& threads);

@@ -147,13 +147,19 @@ void write_file_atomic(const std::string& path_in, const std::vector<std::string
 }
 
 void remove_stale_temp_files(const std::string& dir, const std::vector<std::string>& names) {
+  remove_stale_temp_files(dir, [&](const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  });
+}
+
+void remove_stale_temp_files(const std::string& dir,
+                             const std::function<bool(const std::string&)>& ours) {
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     const size_t at = name.rfind(".tmp.");
     if (at == std::string::npos || at + 5 == name.size()) continue;
-    if (std::find(names.begin(), names.end(), name.substr(0, at)) == names.end())
-      continue;  // not ours
+    if (!ours(name.substr(0, at))) continue;  // not ours
     const std::string pid = name.substr(at + 5);
     if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
     if (::kill(pid_t(std::stol(pid)), 0) == 0 || errno != ESRCH)

@@ -94,6 +94,10 @@ Recording record_activations(LanguageModel<float>& model, const std::vector<int3
   return rec;
 }
 
+std::string unit_id(const std::vector<std::string>& kinds, int layer, int kind, int unit) {
+  return "L" + std::to_string(layer + 1) + "." + kinds[kind] + "." + std::to_string(unit);
+}
+
 double pearson(const float* x, size_t stride, const float* y, size_t n) {
   if (n < 2) return 0;
   double mx = 0, my = 0;
@@ -211,9 +215,6 @@ std::string kind_label(const std::string& k) {
 bool sigmoid_kind(const std::string& k) {
   return k == "i" || k == "f" || k == "o" || k == "r" || k == "z";
 }
-std::string unit_id(const Recording& r, int l, int k, int u) {
-  return "L" + std::to_string(l + 1) + "." + r.kinds[k] + "." + std::to_string(u);
-}
 double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
 }  // namespace
 
@@ -279,13 +280,13 @@ CellsPage cells_page_data(const LanguageModel<float>& model, const Vocab& vocab,
     for (int i = 0; i < std::min<int>(opt.top, int(ranked.size())); ++i) {
       const UnitScore& s = ranked[i];
       add_series(s.layer, s.kind, s.unit);
-      tops.push_back({{"id", unit_id(rec, s.layer, s.kind, s.unit)},
+      tops.push_back({{"id", unit_id(rec.kinds, s.layer, s.kind, s.unit)},
                       {"corr", round3(s.corr)},
                       {"accuracy", s.accuracy < 0 ? nlohmann::json(nullptr)
                                                   : nlohmann::json(round3(s.accuracy))}});
     }
     const UnitScore& b = ranked.front();
-    const std::string id = unit_id(rec, b.layer, b.kind, b.unit);
+    const std::string id = unit_id(rec.kinds, b.layer, b.kind, b.unit);
     if (std::fabs(b.corr) >= opt.threshold)
       found.push_back({{"probe", p.name}, {"id", id}, {"corr", round3(b.corr)}});
     if (std::fabs(b.corr) > best_abs) best_abs = std::fabs(b.corr), best_id = id;
@@ -307,7 +308,7 @@ CellsPage cells_page_data(const LanguageModel<float>& model, const Vocab& vocab,
       const float v = rec.at(n, l, k, u);
       vals.push_back(round3(kind == "c" ? std::tanh(v) : v));
     }
-    js.push_back({{"id", unit_id(rec, l, k, u)},
+    js.push_back({{"id", unit_id(rec.kinds, l, k, u)},
                   {"layer", l + 1},
                   {"kind", kind},
                   {"unit", u},
@@ -317,8 +318,8 @@ CellsPage cells_page_data(const LanguageModel<float>& model, const Vocab& vocab,
                   {"values", std::move(vals)}});
   }
   j["default_series"] =
-      !opt.cells.empty() ? unit_id(rec, opt.layer > 0 ? opt.layer - 1 : 0, 0, opt.cells[0])
-      : best_id.empty() && !series.empty() ? unit_id(rec, series[0][0], series[0][1], series[0][2])
+      !opt.cells.empty() ? unit_id(rec.kinds, opt.layer > 0 ? opt.layer - 1 : 0, 0, opt.cells[0])
+      : best_id.empty() && !series.empty() ? unit_id(rec.kinds, series[0][0], series[0][1], series[0][2])
                                            : best_id;
 
   auto& sat = j["saturation"] = nlohmann::json::array();

@@ -23,103 +23,22 @@ using json = nlohmann::json;
 
 const char* const kStyle = assets::report_css;  // src/inspect/assets/report.css
 
-// Okabe & Ito's palette: distinguishable with every kind of colour vision.
-const char* kColours[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
-                          "#E69F00", "#56B4E9", "#000000"};
-
-struct Line {
-  std::string name, colour;
-  bool dashed = false, dots = false;  // dots: a marker at every point (evaluations)
-  std::vector<std::pair<double, double>> xy;
-  std::vector<bool> marked;  // per point: drawn with a ring (clipping fired)
-};
-
-// One chart: lines on shared axes; log_y draws log10(y) (values ≤ 0 left out).
-// Every polyline carries data-n (its number of points) for tests.
-std::string chart(const std::vector<Line>& lines, const std::string& xlabel,
-                  const std::string& ylabel, bool log_y) {
-  svg::Frame f;
-  f.log = log_y;
-  auto shown = [&](double y) { return std::isfinite(y) && !(log_y && y <= 0); };
-  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
-  for (auto& l : lines)
-    for (auto& [x, y] : l.xy) {
-      if (!shown(y)) continue;
-      const double u = log_y ? std::log10(y) : y;
-      x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, u), y1 = std::max(y1, u);
-    }
-  std::string h = "<svg class=\"chart\" viewBox=\"0 0 " + page::fixed(f.W, 0) + " " +
-                  page::fixed(f.H, 0) + "\" role=\"img\">";
-  if (x0 > x1)
-    return h + svg::text(f.W / 2, f.H / 2, "middle", "no data yet", "class=\"lab\"") + "</svg>";
-  // One x (a single record): the point in the middle, its own value the only tick.
-  const bool one_x = x1 == x0;
-  f.x0 = one_x ? x0 - 1 : x0, f.x1 = one_x ? x0 + 1 : x1;
-  std::tie(f.y0, f.y1) = svg::axis_range(y0, y1, log_y);
-  const double left = f.left, right = f.box_right(), top = f.top, bottom = f.box_bottom();
-  // y ticks in axis units (log: 1, 2, 5 steps of decades are fine as labels)
-  for (double v : svg::ticks(f.y0, f.y1, 5)) {
-    const double y = f.py_axis(v);
-    h += svg::line(left, y, right, y, "class=\"grid\"") +
-         svg::text(left - 5, y + 3.5, "end",
-                   html_escape(svg::tick_label(log_y ? std::pow(10, v) : v)), "class=\"t\"");
-  }
-  for (double v : one_x ? std::vector<double>{x0} : svg::ticks(f.x0, f.x1, 6))
-    h += svg::line(f.px(v), top, f.px(v), bottom, "class=\"grid\"") +
-         svg::text(f.px(v), bottom + 14, "middle", html_escape(svg::tick_label(v)), "class=\"t\"");
-  h += svg::line(left, bottom, right, bottom, "class=\"axis\"") +
-       svg::line(left, top, left, bottom, "class=\"axis\"") +
-       svg::x_title(f, html_escape(xlabel), "class=\"lab\"") +
-       svg::y_title(f, html_escape(ylabel + (log_y ? " (log scale)" : "")), "class=\"lab\"");
-  char b[256];
-  for (auto& l : lines) {
-    std::string pts;
-    int n = 0;
-    for (auto& [x, y] : l.xy) {
-      if (!shown(y)) continue;
-      std::snprintf(b, sizeof b, "%.1f,%.1f ", f.px(x), f.py(y));
-      pts += b;
-      ++n;
-    }
-    h += "<polyline fill=\"none\" stroke=\"" + l.colour + "\" stroke-width=\"1.8\"" +
-         (l.dashed ? " stroke-dasharray=\"6 4\"" : "") + " data-series=\"" + html_escape(l.name) +
-         "\" data-n=\"" + std::to_string(n) + "\" points=\"" + pts + "\"/>";
-    for (size_t i = 0; i < l.xy.size(); ++i) {
-      const auto [x, y] = l.xy[i];
-      if (!shown(y)) continue;
-      const bool ring = i < l.marked.size() && l.marked[i];
-      if (!l.dots && !ring && n > 1) continue;  // a lone point is drawn as a dot
-      std::snprintf(b, sizeof b,
-                    "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\" stroke=\"%s\"/>", f.px(x),
-                    f.py(y), ring ? "3.5" : "2.6", ring ? "none" : l.colour.c_str(),
-                    ring ? "#222" : "none");
-      h += b;
-    }
-  }
-  return h + "</svg>";
-}
+using svg::kColours;
+using svg::Line;
 
 double num(const json& j, const char* k) {
   auto it = j.find(k);
   return it != j.end() && it->is_number() ? it->get<double>() : NAN;
 }
 
-std::string legend(const std::vector<Line>& lines) {
-  std::string h = "<ul class=\"legend\">";
-  for (auto& l : lines)
-    h += "<li><i" + std::string(l.dashed ? " class=\"dash\"" : "") +
-         " style=\"border-color:" + l.colour + "\"></i>" + html_escape(l.name) + "</li>";
-  return h + "</ul>";
-}
-
 std::string figure(const std::string& caption, const std::vector<Line>& lines,
                    const std::string& xlabel, const std::string& ylabel, bool log_option) {
-  std::string h = "<figure><figcaption>" + html_escape(caption) + "</figcaption>" + legend(lines);
+  std::string h = "<figure><figcaption>" + html_escape(caption) + "</figcaption>" + svg::legend(lines);
   if (log_option)
-    h += "<div class=\"lin\">" + chart(lines, xlabel, ylabel, false) + "</div><div class=\"log\">" +
-         chart(lines, xlabel, ylabel, true) + "</div>";
+    h += "<div class=\"lin\">" + svg::chart(lines, {xlabel, ylabel}) + "</div><div class=\"log\">" +
+         svg::chart(lines, {xlabel, ylabel, true}) + "</div>";
   else
-    h += chart(lines, xlabel, ylabel, false);
+    h += svg::chart(lines, {xlabel, ylabel});
   return h + "</figure>\n";
 }
 

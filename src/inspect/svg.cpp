@@ -5,7 +5,10 @@
 #include <cmath>
 #include <cstdio>
 
+#include <tuple>
+
 #include "page_parts.h"
+#include "unroll/inspect/page.h"
 
 namespace unroll::svg {
 
@@ -104,6 +107,101 @@ std::string text(double x, double y, const char* anchor, const std::string& body
   using page::fixed;
   return "<text x=\"" + fixed(x, 1) + "\" y=\"" + fixed(y, 1) + "\" text-anchor=\"" + anchor +
          "\"" + (attrs.empty() ? "" : " " + attrs) + ">" + body_html + "</text>";
+}
+
+}  // namespace unroll::svg
+
+namespace unroll::svg {
+
+const char* const kColours[7] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
+                                 "#E69F00", "#56B4E9", "#000000"};
+
+std::string chart(const std::vector<Line>& lines, const Axes& a) {
+  Frame f;
+  f.log = a.log_y;
+  auto shown = [&](double y) { return std::isfinite(y) && !(a.log_y && y <= 0); };
+  auto X = [&](double x) { return a.log_x ? std::log10(1 + std::max(x, 0.0)) : x; };
+  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  for (auto& l : lines)
+    for (auto& [x, y] : l.xy) {
+      if (!shown(y)) continue;
+      const double u = a.log_y ? std::log10(y) : y;
+      x0 = std::min(x0, X(x)), x1 = std::max(x1, X(x)), y0 = std::min(y0, u), y1 = std::max(y1, u);
+    }
+  std::string h = "<svg class=\"chart\" viewBox=\"0 0 " + page::fixed(f.W, 0) + " " +
+                  page::fixed(f.H, 0) + "\" role=\"img\">";
+  if (x0 > x1)
+    return h + text(f.W / 2, f.H / 2, "middle", "no data yet", "class=\"lab\"") + "</svg>";
+  // One x (a single record): the point in the middle, its own value the only tick.
+  const bool one_x = x1 == x0;
+  f.x0 = one_x ? x0 - 1 : x0, f.x1 = one_x ? x0 + 1 : x1;
+  if (a.y_hi > a.y_lo)
+    f.y0 = a.y_lo, f.y1 = a.y_hi;
+  else
+    std::tie(f.y0, f.y1) = axis_range(y0, y1, a.log_y);
+  const double left = f.left, right = f.box_right(), top = f.top, bottom = f.box_bottom();
+  // y ticks in axis units (log: 1, 2, 5 steps of decades are fine as labels)
+  for (double v : ticks(f.y0, f.y1, 5)) {
+    const double y = f.py_axis(v);
+    h += line(left, y, right, y, "class=\"grid\"") +
+         text(left - 5, y + 3.5, "end",
+              html_escape(tick_label(a.log_y ? std::pow(10, v) : v)), "class=\"t\"");
+  }
+  // x ticks: on a log x axis 0, 1, 10, 100, ... (values, not their logarithms)
+  std::vector<double> xt;
+  if (one_x)
+    xt = {a.log_x ? std::pow(10, x0) - 1 : x0};
+  else if (a.log_x) {
+    xt.push_back(0);
+    for (double v = 1; X(v) <= f.x1 * (1 + 1e-12); v *= 10) xt.push_back(v);
+  } else
+    xt = ticks(f.x0, f.x1, 6);
+  for (double v : xt)
+    h += line(f.px(X(v)), top, f.px(X(v)), bottom, "class=\"grid\"") +
+         text(f.px(X(v)), bottom + 14, "middle", html_escape(tick_label(v)), "class=\"t\"");
+  for (double m : a.y_marks) {
+    const double y = f.py(m);
+    if (y >= top && y <= bottom)
+      h += line(left, y, right, y, "stroke=\"#8d969e\" stroke-dasharray=\"3 3\"");
+  }
+  h += line(left, bottom, right, bottom, "class=\"axis\"") +
+       line(left, top, left, bottom, "class=\"axis\"") +
+       x_title(f, html_escape(a.x + (a.log_x ? " (log scale)" : "")), "class=\"lab\"") +
+       y_title(f, html_escape(a.y + (a.log_y ? " (log scale)" : "")), "class=\"lab\"");
+  char b[256];
+  for (auto& l : lines) {
+    std::string pts;
+    int n = 0;
+    for (auto& [x, y] : l.xy) {
+      if (!shown(y)) continue;
+      std::snprintf(b, sizeof b, "%.1f,%.1f ", f.px(X(x)), f.py(y));
+      pts += b;
+      ++n;
+    }
+    h += "<polyline fill=\"none\" stroke=\"" + l.colour + "\" stroke-width=\"1.8\"" +
+         (l.dashed ? " stroke-dasharray=\"6 4\"" : "") + " data-series=\"" + html_escape(l.name) +
+         "\" data-n=\"" + std::to_string(n) + "\" points=\"" + pts + "\"/>";
+    for (size_t i = 0; i < l.xy.size(); ++i) {
+      const auto [x, y] = l.xy[i];
+      if (!shown(y)) continue;
+      const bool ring = i < l.marked.size() && l.marked[i];
+      if (!l.dots && !ring && n > 1) continue;  // a lone point is drawn as a dot
+      std::snprintf(b, sizeof b,
+                    "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\" stroke=\"%s\"/>",
+                    f.px(X(x)), f.py(y), ring ? "3.5" : "2.6", ring ? "none" : l.colour.c_str(),
+                    ring ? "#222" : "none");
+      h += b;
+    }
+  }
+  return h + "</svg>";
+}
+
+std::string legend(const std::vector<Line>& lines) {
+  std::string h = "<ul class=\"legend\">";
+  for (auto& l : lines)
+    h += "<li><i" + std::string(l.dashed ? " class=\"dash\"" : "") +
+         " style=\"border-color:" + l.colour + "\"></i>" + html_escape(l.name) + "</li>";
+  return h + "</ul>";
 }
 
 }  // namespace unroll::svg

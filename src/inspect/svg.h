@@ -55,6 +55,32 @@ struct Frame {
 std::string x_title(const Frame& f, const std::string& body_html, const std::string& attrs);
 std::string y_title(const Frame& f, const std::string& body_html, const std::string& attrs);
 
+// ---- line charts (the report's, the cells timeline's)
+
+// Okabe & Ito's palette: distinguishable with every kind of colour vision.
+extern const char* const kColours[7];
+
+struct Line {
+  std::string name, colour;
+  bool dashed = false, dots = false;  // dots: a marker at every point (evaluations)
+  std::vector<std::pair<double, double>> xy;
+  std::vector<bool> marked;  // per point: drawn with a ring (clipping fired)
+};
+
+struct Axes {
+  std::string x, y;    // titles (text)
+  bool log_y = false;  // log10(y); values <= 0 left out
+  bool log_x = false;  // x drawn at log10(1 + x), so that step 0 stays on the axis
+  double y_lo = 0, y_hi = 0;    // a fixed y range when y_hi > y_lo (else from the data)
+  std::vector<double> y_marks;  // dashed horizontal lines (a threshold)
+};
+
+// One chart: lines on shared axes. Every polyline carries data-n (its number
+// of points) and data-series (its name) for tests.
+std::string chart(const std::vector<Line>& lines, const Axes& axes);
+// The lines' names beside their colour and dash, as a <ul class="legend">.
+std::string legend(const std::vector<Line>& lines);
+
 // Elements. `attrs` and `body_html` are markup already.
 std::string line(double x1, double y1, double x2, double y2, const std::string& attrs);
 std::string text(double x, double y, const char* anchor, const std::string& body_html,

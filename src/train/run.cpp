@@ -66,6 +66,9 @@ void TrainConfig::validate() const {
   require(on_nan == "stop" || on_nan == "skip",
           "--on-nan must be 'stop' or 'skip' (got '" + on_nan + "')");
   parse_snapshot_schedule(snapshot_every);  // an error that shows the forms
+  parse_snapshot_budget(snapshot_budget);
+  require(snapshot_budget.empty() || !snapshot_every.empty(),
+          "--snapshot-budget limits the snapshots of --snapshot-every; give that too");
 }
 
 nlohmann::json to_json(const TrainConfig& c) {
@@ -99,6 +102,7 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"on_nan", c.on_nan},
           {"early_stop", c.early_stop},
           {"snapshot_every", c.snapshot_every},
+          {"snapshot_budget", c.snapshot_budget},
           {"init_from", c.init_from}};
 }
 
@@ -135,6 +139,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
     c.on_nan = j.value("on_nan", std::string("stop"));  // absent before it existed
     c.early_stop = json_field(j, "early_stop", 0);
     c.snapshot_every = j.value("snapshot_every", std::string());  // absent before snapshots
+    c.snapshot_budget = j.value("snapshot_budget", std::string());
     c.init_from = j.value("init_from", std::string());
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("training options in the checkpoint are malformed: ") + e.what());
@@ -516,6 +521,9 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
     remove_stale_temp_files(
         dir_, {"latest.safetensors", "best.safetensors", "config.json", "metrics.jsonl",
                "report.html"});  // of a run killed while it wrote
+    remove_stale_temp_files((fs::path(dir_) / "snapshots").string(), [](const std::string& name) {
+      return name.rfind("step-", 0) == 0;
+    });
     // The run's record: its settings and metrics.jsonl, which a resumed run
     // continues from the step of its checkpoint.
     write_config(ranks);
@@ -642,7 +650,10 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
 
   // --snapshot-every: the weights alone (no optimizer moments), at step 0 and
   // on the schedule; every rank takes part in gathering a carried state.
+  // --snapshot-budget: past it, the older snapshots are thinned (never the first or last).
   const SnapshotSchedule snapshots = parse_snapshot_schedule(cfg_.snapshot_every);
+  const int64_t snapshot_budget = parse_snapshot_budget(cfg_.snapshot_budget);
+  bool thinned = false;  // said once a session
   auto snapshot = [&]() {
     if (!snapshots.due(p_.step) || !task_.gather_state(comm)) return;
     std::error_code ec;
@@ -653,6 +664,16 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
     progress["snapshot"] = true;
     task_.save(snapshot_path(dir_, p_.step), progress, nullptr);
     task_.local_state_back(comm);
+    if (snapshot_budget <= 0) return;
+    const std::vector<SnapshotFile> files = list_snapshots(dir_);
+    for (size_t i : snapshots_to_thin(files, snapshot_budget)) {
+      if (!thinned)
+        log << "snapshots: over --snapshot-budget " << cfg_.snapshot_budget
+            << ", the older ones are thinned (the first and the last stay); first removed: step "
+            << files[i].step << std::endl;
+      thinned = true;
+      fs::remove(files[i].path, ec);
+    }
   };
 
   int nan_run = 0;  // skipped batches in a row

@@ -39,6 +39,9 @@ void ClassifyConfig::validate() const {
   require(on_nan == "stop" || on_nan == "skip",
           "--on-nan must be 'stop' or 'skip' (got '" + on_nan + "')");
   parse_snapshot_schedule(snapshot_every);  // an error that shows the forms
+  parse_snapshot_budget(snapshot_budget);
+  require(snapshot_budget.empty() || !snapshot_every.empty(),
+          "--snapshot-budget limits the snapshots of --snapshot-every; give that too");
 }
 
 nlohmann::json to_json(const ClassifyConfig& c) {
@@ -60,7 +63,8 @@ nlohmann::json to_json(const ClassifyConfig& c) {
           {"dedupe", c.dedupe},
           {"seed", c.seed},
           {"on_nan", c.on_nan},
-          {"snapshot_every", c.snapshot_every}};
+          {"snapshot_every", c.snapshot_every},
+          {"snapshot_budget", c.snapshot_budget}};
 }
 
 ClassifyConfig classify_config_from_json(const nlohmann::json& j) {
@@ -84,6 +88,7 @@ ClassifyConfig classify_config_from_json(const nlohmann::json& j) {
     c.seed = json_field(j, "seed", c.seed);
     c.on_nan = j.value("on_nan", c.on_nan);
     c.snapshot_every = j.value("snapshot_every", c.snapshot_every);  // absent before snapshots
+    c.snapshot_budget = j.value("snapshot_budget", c.snapshot_budget);
     c.validate();
     return c;
   } catch (const nlohmann::json::exception& e) {
@@ -202,6 +207,7 @@ TrainConfig run_config(const ClassifyConfig& c, int64_t batches_per_epoch, bool 
   t.seed = c.seed;
   t.on_nan = c.on_nan;
   t.snapshot_every = c.snapshot_every;
+  t.snapshot_budget = c.snapshot_budget;
   t.early_stop = has_val ? c.patience : 0;  // no early stopping on the training loss
   t.loss_norm = "token";                    // the mean over the scored sequences or tokens
   return t;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <numeric>
 
 #include "unroll/core/error.h"
 
@@ -65,6 +66,70 @@ SnapshotSchedule parse_snapshot_schedule(const std::string& spec) {
                 "...)");
   }
   return s;
+}
+
+int64_t parse_snapshot_budget(const std::string& spec) {
+  if (spec.empty()) return 0;
+  const std::string forms =
+      "--snapshot-budget '" + spec +
+      "': give a size such as 500M, 2G or 300k (MiB, GiB, KiB), or a number of bytes";
+  const size_t digits = spec.find_first_not_of("0123456789.");
+  const std::string number = spec.substr(0, digits), unit = digits == std::string::npos ? "" : spec.substr(digits);
+  char* end = nullptr;
+  const double v = number.empty() ? -1 : std::strtod(number.c_str(), &end);
+  require(!number.empty() && end && *end == '\0' && std::isfinite(v), forms);
+  double scale = 0;
+  if (unit.empty() || unit == "B") scale = 1;
+  else if (unit == "k" || unit == "K" || unit == "KiB") scale = 1024.0;
+  else if (unit == "M" || unit == "MiB") scale = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GiB") scale = 1024.0 * 1024 * 1024;
+  require(scale > 0, forms);
+  const double bytes = v * scale;
+  require(bytes >= 1 && bytes < 9e18, "--snapshot-budget '" + spec + "': the budget must be at least one byte (e.g. 500M)");
+  return int64_t(bytes);
+}
+
+std::vector<SnapshotFile> list_snapshots(const std::string& run_dir) {
+  namespace fs = std::filesystem;
+  std::vector<SnapshotFile> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(fs::path(run_dir) / "snapshots", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    // step-NNNNNNNNN.safetensors, exactly as snapshot_path writes it
+    constexpr size_t digits = 9;
+    const std::string head = "step-", tail = ".safetensors";
+    if (name.size() != head.size() + digits + tail.size() || name.compare(0, head.size(), head) ||
+        name.compare(head.size() + digits, tail.size(), tail))
+      continue;
+    const std::string number = name.substr(head.size(), digits);
+    if (number.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::error_code size_ec;
+    const auto bytes = fs::file_size(it->path(), size_ec);
+    if (size_ec) continue;  // gone meanwhile, or not a file
+    out.push_back({std::stoll(number), it->path().string(), int64_t(bytes)});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SnapshotFile& a, const SnapshotFile& b) { return a.step < b.step; });
+  return out;
+}
+
+std::vector<size_t> snapshots_to_thin(const std::vector<SnapshotFile>& files, int64_t budget) {
+  std::vector<size_t> kept(files.size()), out;
+  std::iota(kept.begin(), kept.end(), size_t(0));
+  int64_t total = 0;
+  for (const SnapshotFile& f : files) total += f.bytes;
+  while (budget > 0 && total > budget && kept.size() > 2) {
+    size_t pick = 1;  // the candidate between the closest neighbours; the oldest of equals
+    for (size_t i = 2; i + 1 < kept.size(); ++i)
+      if (files[kept[i + 1]].step - files[kept[i - 1]].step <
+          files[kept[pick + 1]].step - files[kept[pick - 1]].step)
+        pick = i;
+    total -= files[kept[pick]].bytes;
+    out.push_back(kept[pick]);
+    kept.erase(kept.begin() + long(pick));
+  }
+  return out;
 }
 
 std::string snapshot_path(const std::string& run_dir, int64_t step) {

@@ -1,6 +1,7 @@
 // unroll/core/file.h — writing output files so that a failure never leaves a
 // half-written file behind.
 #pragma once
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,9 @@ void check_output_path(const std::string& path, const std::string& what,
 // mid-write: files NAME.tmp.<pid>, for NAME one of `names`, whose process no
 // longer runs (on this machine). Never throws.
 void remove_stale_temp_files(const std::string& dir, const std::vector<std::string>& names);
+// The same for every NAME that `ours` accepts.
+void remove_stale_temp_files(const std::string& dir,
+                             const std::function<bool(const std::string&)>& ours);
 
 // What is at a path, following symbolic links: nothing, a folder, or
 // something else (a file, a device). Throws Error("cannot use WHAT 'PATH':

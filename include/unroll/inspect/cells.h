@@ -46,7 +46,8 @@ size_t recording_bytes(const ModelConfig& cfg, size_t n);
 Recording record_activations(LanguageModel<float>& model, const std::vector<int32_t>& ids,
                              int chunk = 256, const std::function<void(size_t)>& progress = {});
 
-// A unit is one (layer, kind, index) of a recording.
+// A unit is one (layer, kind, index) of a recording, named "L1.h.42" (layer from 1).
+std::string unit_id(const std::vector<std::string>& kinds, int layer, int kind, int unit);
 struct UnitScore {
   int layer = 0, kind = 0, unit = 0;
   double corr = 0;  // Pearson correlation with the probe (0 if either is constant)

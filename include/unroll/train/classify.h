@@ -42,6 +42,7 @@ struct ClassifyConfig {
   uint64_t seed = 1;                   // initialisation, split and shuffling
   std::string on_nan = "stop";  // a batch with a non-finite loss or gradient: "stop" or "skip" it
   std::string snapshot_every;   // the weights along the way (train/snapshots.h); "" = none
+  std::string snapshot_budget;  // at most this much in RUN/snapshots ("500M"); "" = no limit
   std::vector<int64_t> poison_steps;  // tests: these steps' (1-based) loss reads as NaN; not saved
   void validate() const;
 };

@@ -101,6 +101,9 @@ struct TrainConfig {
   // Snapshots of the weights along the way (train/snapshots.h): "" = none,
   // "500", "100x2" or "10,50,300"; step 0 is always kept. A resume keeps it.
   std::string snapshot_every;
+  // At most this much in RUN/snapshots ("500M", "2G"; "" = no limit): older
+  // snapshots are thinned first, never the first or the last (train/snapshots.h).
+  std::string snapshot_budget;
   // Stop after this many validations in a row without a better validation
   // loss (0 = never stop early).
   int early_stop = 0;
