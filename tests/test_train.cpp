@@ -1,5 +1,6 @@
 // Training machinery: optimizers, clipping, schedule, checkpoints, and exact resume.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <array>
 #include <cmath>
@@ -10,7 +11,6 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <unistd.h>
 
 #include "unroll/core/error.h"
 #include "unroll/infer/evaluate.h"
@@ -691,11 +691,14 @@ TEST(Snapshots, BudgetThinsTheOldestAndKeepsTheEnds) {
   EXPECT_TRUE(removed(even, 0).empty()) << "0: no budget";
 
   // list_snapshots reads only the names snapshot_path writes, in step order.
-  const fs::path dir = fs::temp_directory_path() / ("unroll_snapshots_" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("unroll_snapshots_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir / "snapshots");
-  for (int64_t s : {300, 0, 20}) std::ofstream(snapshot_path(dir.string(), s)) << std::string(size_t(s) + 1, 'x');
-  for (const char* other : {"step-12.safetensors", "step-000000020.safetensors.tmp.99", "notes.txt"})
+  for (int64_t s : {300, 0, 20})
+    std::ofstream(snapshot_path(dir.string(), s)) << std::string(size_t(s) + 1, 'x');
+  for (const char* other :
+       {"step-12.safetensors", "step-000000020.safetensors.tmp.99", "notes.txt"})
     std::ofstream(dir / "snapshots" / other) << "x";
   const std::vector<SnapshotFile> listed = list_snapshots(dir.string());
   ASSERT_EQ(listed.size(), 3u);

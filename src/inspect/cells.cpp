@@ -317,10 +317,11 @@ CellsPage cells_page_data(const LanguageModel<float>& model, const Vocab& vocab,
                   {"range", sigmoid_kind(kind) ? nlohmann::json{0, 1} : nlohmann::json{-1, 1}},
                   {"values", std::move(vals)}});
   }
-  j["default_series"] =
-      !opt.cells.empty() ? unit_id(rec.kinds, opt.layer > 0 ? opt.layer - 1 : 0, 0, opt.cells[0])
-      : best_id.empty() && !series.empty() ? unit_id(rec.kinds, series[0][0], series[0][1], series[0][2])
-                                           : best_id;
+  j["default_series"] = !opt.cells.empty()
+                            ? unit_id(rec.kinds, opt.layer > 0 ? opt.layer - 1 : 0, 0, opt.cells[0])
+                        : best_id.empty() && !series.empty()
+                            ? unit_id(rec.kinds, series[0][0], series[0][1], series[0][2])
+                            : best_id;
 
   auto& sat = j["saturation"] = nlohmann::json::array();
   for (const Saturation& s : gate_saturation(rec)) {

@@ -35,7 +35,8 @@ const char* const kStyle = assets::cells_css;  // src/inspect/assets/cells.css
 // --------------------------------------------------------------- the script
 
 const std::string kScript =
-    std::string(assets::common_js) + assets::cells_js;  // src/inspect/assets/cells.js
+    std::string(assets::common_js) + assets::textview_js +
+    assets::cells_js;  // src/inspect/assets/: common.js, textview.js, cells.js
 
 // ------------------------------------------------------------ static parts
 

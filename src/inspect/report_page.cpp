@@ -33,7 +33,8 @@ double num(const json& j, const char* k) {
 
 std::string figure(const std::string& caption, const std::vector<Line>& lines,
                    const std::string& xlabel, const std::string& ylabel, bool log_option) {
-  std::string h = "<figure><figcaption>" + html_escape(caption) + "</figcaption>" + svg::legend(lines);
+  std::string h =
+      "<figure><figcaption>" + html_escape(caption) + "</figcaption>" + svg::legend(lines);
   if (log_option)
     h += "<div class=\"lin\">" + svg::chart(lines, {xlabel, ylabel}) + "</div><div class=\"log\">" +
          svg::chart(lines, {xlabel, ylabel, true}) + "</div>";

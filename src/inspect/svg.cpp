@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-
 #include <tuple>
 
 #include "page_parts.h"
@@ -144,8 +143,8 @@ std::string chart(const std::vector<Line>& lines, const Axes& a) {
   for (double v : ticks(f.y0, f.y1, 5)) {
     const double y = f.py_axis(v);
     h += line(left, y, right, y, "class=\"grid\"") +
-         text(left - 5, y + 3.5, "end",
-              html_escape(tick_label(a.log_y ? std::pow(10, v) : v)), "class=\"t\"");
+         text(left - 5, y + 3.5, "end", html_escape(tick_label(a.log_y ? std::pow(10, v) : v)),
+              "class=\"t\"");
   }
   // x ticks: on a log x axis 0, 1, 10, 100, ... (values, not their logarithms)
   std::vector<double> xt;

@@ -68,9 +68,9 @@ struct Line {
 };
 
 struct Axes {
-  std::string x, y;    // titles (text)
-  bool log_y = false;  // log10(y); values <= 0 left out
-  bool log_x = false;  // x drawn at log10(1 + x), so that step 0 stays on the axis
+  std::string x, y;             // titles (text)
+  bool log_y = false;           // log10(y); values <= 0 left out
+  bool log_x = false;           // x drawn at log10(1 + x), so that step 0 stays on the axis
   double y_lo = 0, y_hi = 0;    // a fixed y range when y_hi > y_lo (else from the data)
   std::vector<double> y_marks;  // dashed horizontal lines (a threshold)
 };

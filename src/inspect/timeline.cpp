@@ -79,7 +79,7 @@ Timeline cells_timeline_data(const std::vector<TimelinePoint>& points, const Mod
   };
   std::vector<std::vector<Best>> best(P, std::vector<Best>(C));
   std::vector<std::vector<double>> final_corr(P, std::vector<double>(C, 0));
-  std::vector<std::array<int, 3>> final_unit(P);  // layer, kind, unit
+  std::vector<std::array<int, 3>> final_unit(P);          // layer, kind, unit
   std::vector<std::vector<std::vector<float>>> all_corr;  // [P][C][units], unit_correlations only
   if (opt.unit_correlations) all_corr.assign(P, std::vector<std::vector<float>>(C));
 
@@ -145,7 +145,8 @@ Timeline cells_timeline_data(const std::vector<TimelinePoint>& points, const Mod
     for (size_t p = 0; p < P; ++p) {
       if (!present[p]) continue;
       std::vector<UnitScore> ranked = rank_units(rec, probes[p], rank_kinds, layers);
-      best[p][i] = {unit_id(rec.kinds, ranked[0].layer, ranked[0].kind, ranked[0].unit), ranked[0].corr};
+      best[p][i] = {unit_id(rec.kinds, ranked[0].layer, ranked[0].kind, ranked[0].unit),
+                    ranked[0].corr};
       if (recorded == 0) final_unit[p] = {ranked[0].layer, ranked[0].kind, ranked[0].unit};
       for (const UnitScore& s : ranked)
         if (std::array<int, 3>{s.layer, s.kind, s.unit} == final_unit[p]) final_corr[p][i] = s.corr;
@@ -204,16 +205,20 @@ Timeline cells_timeline_data(const std::vector<TimelinePoint>& points, const Mod
   j["format"] = "unroll-cells-timeline-1";
   j["title"] = opt.title;
   j["command"] = opt.command;
-  j["model"] = {{"cell", cell_name(model.cell)}, {"layers", model.layers},
-                {"hidden", model.hidden},        {"vocab", vocab.size()},
-                {"params", params},              {"text", opt.text_name},
+  j["model"] = {{"cell", cell_name(model.cell)},
+                {"layers", model.layers},
+                {"hidden", model.hidden},
+                {"vocab", vocab.size()},
+                {"params", params},
+                {"text", opt.text_name},
                 {"characters", N}};
   auto& chars = j["chars"] = nlohmann::json::array();
   for (size_t n = 0; n < W; ++n) chars.push_back(encode_utf8(std::u32string(1, text[n])));
   auto& jc = j["checkpoints"] = nlohmann::json::array();
   for (size_t i = 0; i < C; ++i) {
     nlohmann::json l = nlohmann::json::array(), t = nlohmann::json::array();
-    for (float v : loss[i]) l.push_back(std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(round3(v)));
+    for (float v : loss[i])
+      l.push_back(std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(round3(v)));
     for (const auto& guesses : top[i]) {
       auto g = nlohmann::json::array();
       for (int q = 0; q < 3; ++q)
@@ -222,7 +227,8 @@ Timeline cells_timeline_data(const std::vector<TimelinePoint>& points, const Mod
     }
     jc.push_back({{"name", points[i].name},
                   {"step", points[i].step},
-                  {"tokens", points[i].tokens < 0 ? nlohmann::json(nullptr) : nlohmann::json(points[i].tokens)},
+                  {"tokens", points[i].tokens < 0 ? nlohmann::json(nullptr)
+                                                  : nlohmann::json(points[i].tokens)},
                   {"mean_loss", round3(mean_loss[i])},
                   {"loss", std::move(l)},
                   {"top", std::move(t)}});
@@ -272,16 +278,17 @@ Timeline cells_timeline_data(const std::vector<TimelinePoint>& points, const Mod
       best_final = std::fabs(row.final_corr);
       j["default_series"] = row.final_id;
     }
-    nlohmann::json jr = {{"name", row.probe},
-                         {"description", row.description},
-                         {"present", true},
-                         {"binary", probes[p].binary},
-                         {"best_id", std::move(ids)},
-                         {"best_corr", std::move(corr)},
-                         {"final_id", row.final_id},
-                         {"final_corr", std::move(fin)},
-                         {"first", row.first < 0 ? nlohmann::json(nullptr) : nlohmann::json(row.first)},
-                         {"same_since", row.same_since}};
+    nlohmann::json jr = {
+        {"name", row.probe},
+        {"description", row.description},
+        {"present", true},
+        {"binary", probes[p].binary},
+        {"best_id", std::move(ids)},
+        {"best_corr", std::move(corr)},
+        {"final_id", row.final_id},
+        {"final_corr", std::move(fin)},
+        {"first", row.first < 0 ? nlohmann::json(nullptr) : nlohmann::json(row.first)},
+        {"same_since", row.same_since}};
     if (opt.unit_correlations) jr["unit_corr"] = all_corr[p];
     jp.push_back(std::move(jr));
     out.rows.push_back(row);

@@ -521,9 +521,8 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
     remove_stale_temp_files(
         dir_, {"latest.safetensors", "best.safetensors", "config.json", "metrics.jsonl",
                "report.html"});  // of a run killed while it wrote
-    remove_stale_temp_files((fs::path(dir_) / "snapshots").string(), [](const std::string& name) {
-      return name.rfind("step-", 0) == 0;
-    });
+    remove_stale_temp_files((fs::path(dir_) / "snapshots").string(),
+                            [](const std::string& name) { return name.rfind("step-", 0) == 0; });
     // The run's record: its settings and metrics.jsonl, which a resumed run
     // continues from the step of its checkpoint.
     write_config(ranks);

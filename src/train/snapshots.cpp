@@ -74,18 +74,24 @@ int64_t parse_snapshot_budget(const std::string& spec) {
       "--snapshot-budget '" + spec +
       "': give a size such as 500M, 2G or 300k (MiB, GiB, KiB), or a number of bytes";
   const size_t digits = spec.find_first_not_of("0123456789.");
-  const std::string number = spec.substr(0, digits), unit = digits == std::string::npos ? "" : spec.substr(digits);
+  const std::string number = spec.substr(0, digits),
+                    unit = digits == std::string::npos ? "" : spec.substr(digits);
   char* end = nullptr;
   const double v = number.empty() ? -1 : std::strtod(number.c_str(), &end);
   require(!number.empty() && end && *end == '\0' && std::isfinite(v), forms);
   double scale = 0;
-  if (unit.empty() || unit == "B") scale = 1;
-  else if (unit == "k" || unit == "K" || unit == "KiB") scale = 1024.0;
-  else if (unit == "M" || unit == "MiB") scale = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GiB") scale = 1024.0 * 1024 * 1024;
+  if (unit.empty() || unit == "B")
+    scale = 1;
+  else if (unit == "k" || unit == "K" || unit == "KiB")
+    scale = 1024.0;
+  else if (unit == "M" || unit == "MiB")
+    scale = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GiB")
+    scale = 1024.0 * 1024 * 1024;
   require(scale > 0, forms);
   const double bytes = v * scale;
-  require(bytes >= 1 && bytes < 9e18, "--snapshot-budget '" + spec + "': the budget must be at least one byte (e.g. 500M)");
+  require(bytes >= 1 && bytes < 9e18,
+          "--snapshot-budget '" + spec + "': the budget must be at least one byte (e.g. 500M)");
   return int64_t(bytes);
 }
 

@@ -35,9 +35,9 @@ struct TimelinePoint {
 };
 
 struct TimelineOptions {
-  int layer = 0;           // rank the units of this layer only (1-based); 0 = every layer
-  std::vector<int> cells;  // also show these units of `layer` (or layer 1) at every checkpoint
-  double threshold = 0.6;  // |correlation| at which a probe counts as found
+  int layer = 0;             // rank the units of this layer only (1-based); 0 = every layer
+  std::vector<int> cells;    // also show these units of `layer` (or layer 1) at every checkpoint
+  double threshold = 0.6;    // |correlation| at which a probe counts as found
   size_t show_chars = 2000;  // the page's text: its first characters (correlations use all)
   bool unit_correlations = false;  // keep every unit's correlation per probe and checkpoint
   std::string title, command, text_name;
@@ -46,10 +46,10 @@ struct TimelineOptions {
 // One probe across the checkpoints, for the printed table.
 struct TimelineRow {
   std::string probe, description;
-  bool present = true;             // false: the probe is constant over the text
-  int first = -1;                  // first checkpoint whose best |corr| reaches the threshold
-  std::string first_id;            // its best unit then
-  std::string final_id;            // the best unit at the last checkpoint
+  bool present = true;   // false: the probe is constant over the text
+  int first = -1;        // first checkpoint whose best |corr| reaches the threshold
+  std::string first_id;  // its best unit then
+  std::string final_id;  // the best unit at the last checkpoint
   double final_corr = 0;
   int same_since = -1;  // the checkpoint from which the best unit is final_id at every one after
 };
