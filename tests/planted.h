@@ -2,7 +2,9 @@
 // of `cells` (ranking, saturation, the page in a browser).
 #pragma once
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "unroll/core/rng.h"
 #include "unroll/model/model.h"
@@ -39,6 +41,23 @@ inline void plant_quote_cell(LanguageModel<float>& m, int quote_id) {
   Wih[(1 * H + u) * V + quote_id] = -40, b[1 * H + u] = 20;  // f: forget on '"'
   Whh[(2 * H + u) * H + u] = -20, b[2 * H + u] = 5;          // g = −sign(h)
   b[3 * H + u] = 20;                                         // o = 1
+}
+
+// A run's checkpoints in miniature: the same initial weights at steps 0, 10,
+// 20, ... (`count` of them), with the quote cell planted from step `from` on.
+// The vocabulary's quote is `quote_id`.
+inline std::vector<std::unique_ptr<LanguageModel<float>>> planted_run(const ModelConfig& cfg,
+                                                                      uint64_t seed, int count,
+                                                                      int from, int quote_id) {
+  std::vector<std::unique_ptr<LanguageModel<float>>> run;
+  for (int i = 0; i < count; ++i) {
+    auto m = std::make_unique<LanguageModel<float>>(cfg);
+    Rng rng(seed);
+    m->init(rng);
+    if (10 * i >= from) plant_quote_cell(*m, quote_id);
+    run.push_back(std::move(m));
+  }
+  return run;
 }
 
 inline std::u32string quoted_text(Rng& rng, size_t n) {

@@ -1,7 +1,10 @@
 // Recording activations, ranking cells against probes, gate saturation.
 #include "unroll/inspect/cells.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -182,10 +185,11 @@ std::vector<Saturation> gate_saturation(const Recording& rec) {
   return out;
 }
 
-void write_npy(const std::string& path, const std::vector<size_t>& shape, const float* data) {
+namespace {
+// The .npy header of a float32 array of this shape (format 1.0).
+std::string npy_header(const std::vector<size_t>& shape) {
   std::string dims;
-  size_t count = 1;
-  for (size_t d : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d), count *= d;
+  for (size_t d : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
   if (shape.size() == 1) dims += ",";  // a Python tuple of one: "(5,)"
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
   // magic (6) + version (2) + length (2) + header, padded so data starts 64-aligned.
@@ -194,10 +198,60 @@ void write_npy(const std::string& path, const std::vector<size_t>& shape, const 
   std::string pre = "\x93NUMPY";
   pre += char(1), pre += char(0);
   pre += char(header.size() & 0xff), pre += char(header.size() >> 8);
-  write_file_atomic(
-      path,
-      {pre, header, std::string_view(reinterpret_cast<const char*>(data), count * sizeof(float))},
-      "activations");
+  return pre + header;
+}
+}  // namespace
+
+void write_npy(const std::string& path, const std::vector<size_t>& shape, const float* data) {
+  size_t count = 1;
+  for (size_t d : shape) count *= d;
+  write_file_atomic(path,
+                    {npy_header(shape),
+                     std::string_view(reinterpret_cast<const char*>(data), count * sizeof(float))},
+                    "activations");
+}
+
+NpyWriter::NpyWriter(const std::string& path, const std::vector<size_t>& shape)
+    : path_(path), tmp_(path + ".tmp." + std::to_string(::getpid())) {
+  require(!shape.empty(), "an array needs a shape");
+  slice_ = 1;
+  for (size_t i = 1; i < shape.size(); ++i) slice_ *= shape[i];
+  done_.assign(shape[0], false);
+  const std::string header = npy_header(shape);
+  header_ = header.size();
+  f_ = std::fopen(tmp_.c_str(), "wb");
+  require(f_ != nullptr, "cannot write '" + path_ + "': " + std::strerror(errno));
+  require(std::fwrite(header.data(), 1, header.size(), f_) == header.size(),
+          "cannot write '" + path_ + "': " + std::strerror(errno));
+}
+
+NpyWriter::~NpyWriter() {
+  if (f_) {
+    std::fclose(f_);
+    std::remove(tmp_.c_str());
+  }
+}
+
+void NpyWriter::put(size_t i, const float* data) {
+  require(f_ && i < done_.size(), "NpyWriter: no slice " + std::to_string(i));
+  const long at = long(header_ + i * slice_ * sizeof(float));
+  require(
+      std::fseek(f_, at, SEEK_SET) == 0 && std::fwrite(data, sizeof(float), slice_, f_) == slice_,
+      "cannot write '" + path_ + "': " + std::strerror(errno));
+  done_[i] = true;
+}
+
+void NpyWriter::finish() {
+  require(std::all_of(done_.begin(), done_.end(), [](bool b) { return b; }),
+          "NpyWriter: a slice of '" + path_ + "' was not written");
+  const bool ok = std::fflush(f_) == 0 && ::fsync(::fileno(f_)) == 0;
+  const int err = errno;
+  std::fclose(f_);
+  f_ = nullptr;
+  if (!ok || std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    std::remove(tmp_.c_str());
+    throw Error("cannot write '" + path_ + "': " + std::strerror(ok ? errno : err));
+  }
 }
 
 // ---- the page's data (`unroll cells`) ----

@@ -21,7 +21,8 @@ namespace {
 
 using json = nlohmann::json;
 
-const char* const kStyle = assets::report_css;  // src/inspect/assets/report.css
+const std::string kStyle =
+    std::string(assets::chart_css) + assets::report_css;  // src/inspect/assets/
 
 using svg::kColours;
 using svg::Line;
@@ -143,7 +144,7 @@ std::string report_page_html(const json& d) {
     unit = unit.empty() || unit == u ? u : "token or example";
   }
   const std::string title = page::text_of(page::field(d, "title"));
-  std::string h = page::document_start(title, kStyle);
+  std::string h = page::document_start(title, kStyle.c_str());
   std::vector<page::Item> paths;
   for (const json& run : runs)
     paths.push_back(

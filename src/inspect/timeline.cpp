@@ -243,7 +243,12 @@ Timeline cells_timeline_data(const std::vector<TimelinePoint>& points, const Mod
       vals.push_back(std::move(v));
     }
     const bool gate = kinds[k] != "h" && kinds[k] != "c" && kinds[k] != "g" && kinds[k] != "n";
+    std::string label;  // the probes it is best for at the end
+    for (size_t p = 0; p < P; ++p)
+      if (present[p] && final_unit[p] == series[s])
+        label += (label.empty() ? "best at the end for " : ", ") + probes[p].name;
     js.push_back({{"id", unit_id(kinds, l, k, u)},
+                  {"label", label.empty() ? std::string("chosen with --cells") : label},
                   {"layer", l + 1},
                   {"kind", kinds[k]},
                   {"unit", u},

@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -104,5 +105,25 @@ CellsPage cells_page_data(const LanguageModel<float>& model, const Vocab& vocab,
 
 // Writes a float32 array as a NumPy .npy file (format 1.0), atomically.
 void write_npy(const std::string& path, const std::vector<size_t>& shape, const float* data);
+
+// The same, slice by slice along the first axis, for arrays too large to hold:
+// put(i, data) writes slice i (any order); finish() checks that every slice
+// came and moves the file into place. Until then it is a temporary beside
+// the path, removed if the writer is destroyed first.
+class NpyWriter {
+ public:
+  NpyWriter(const std::string& path, const std::vector<size_t>& shape);
+  ~NpyWriter();
+  NpyWriter(const NpyWriter&) = delete;
+  NpyWriter& operator=(const NpyWriter&) = delete;
+  void put(size_t i, const float* data);
+  void finish();
+
+ private:
+  std::string path_, tmp_;
+  FILE* f_ = nullptr;
+  size_t slice_ = 0, header_ = 0;
+  std::vector<bool> done_;
+};
 
 }  // namespace unroll

@@ -32,6 +32,21 @@ std::string html_escape(const std::string& s);
 // object or names another format.
 std::string cells_page_html(const nlohmann::json& data);
 
+// The page for data of format "unroll-cells-timeline-1" (`unroll cells` over
+// many checkpoints; inspect/timeline.h builds it): title, command,
+// model {cell, layers, hidden, vocab, params, text, characters}, chars [W],
+// checkpoints [{name, step, tokens|null, mean_loss, loss [W], top [W][<=3][char, p]}],
+// series [{id, layer, kind, unit, label, range, values [C][W]}], default_series,
+// probes [{name, description, present, binary, best_id [C], best_corr [C],
+// final_id, final_corr [C], first|null, same_since}], summary {threshold, cka_rows},
+// drift [{layer, mean_abs [C], cka_first [C], cka_last [C]}].
+// Drawn: a table of the step at which each probe's best cell first reaches the
+// threshold, |corr| against step (and tokens), per probe the best cell against
+// the final one, the states' drift and CKA, the text's loss, and the text
+// coloured by one cell with a slider over the checkpoints (arrow keys move it;
+// #checkpoint=K or #step=S in the address opens there).
+std::string cells_timeline_page_html(const nlohmann::json& data);
+
 // The page for data of format "unroll-gradients-1" (see docs of `unroll gradients`):
 //   title, command, text, K, samples,
 //   models [{label, cell, layers, hidden, source,
