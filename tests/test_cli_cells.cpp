@@ -156,3 +156,65 @@ TEST_F(CliCells, UserProbeAnchorsMatchAtEveryLine) {
   EXPECT_TRUE(contains(j["command"].get<std::string>(), "--probe 'linestart=^int'"))
       << j["command"];
 }
+
+// Across training: a run folder's snapshots (or checkpoints in any order) make
+// one page with a slider, the table on stdout, every unit's correlation in the
+// JSON and every activation of every checkpoint in the .npy.
+TEST_F(CliCells, AcrossTrainingFromARunFolderOrCheckpoints) {
+  const fs::path run = dir_ / "snap";
+  std::vector<std::string> args = {"train", text_, "--out", run.string(), "--snapshot-every", "10"};
+  args.insert(args.end(), kTiny.begin(), kTiny.end());  // 1x16, 30 steps: snapshots 0, 10, 20, 30
+  Proc r = unroll(args);
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const std::string json = (dir_ / "t.json").string(), npy = (dir_ / "t.npy").string();
+  r = unroll({"cells", run.string(), "--text", text_, "--json-file", json, "--npy", npy,
+              "--show-chars", "500", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "same unit since")) << r.out;
+  EXPECT_TRUE(contains(r.out, "comment")) << r.out;
+  const std::string page = read_file((run / "cells-timeline.html").string());
+  EXPECT_TRUE(contains(page, "id=\"slider\"")) << "the page beside the run";
+  const nlohmann::json d = nlohmann::json::parse(read_file(json));
+  EXPECT_EQ(d["format"], "unroll-cells-timeline-1");
+  ASSERT_EQ(d["checkpoints"].size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(d["checkpoints"][i]["step"], 10 * i);
+  EXPECT_EQ(d["chars"].size(), 500u);
+  for (const auto& p : d["probes"])
+    if (p["present"] == true) EXPECT_EQ(p["unit_corr"][3].size(), 2u * 16) << p["name"];
+  // [checkpoints, characters, layers, kinds (h c i f g o), units], float32
+  const std::string a = read_file(npy);
+  const size_t n = d["model"]["characters"].get<size_t>();
+  EXPECT_TRUE(contains(a.substr(0, 128), "(4, " + std::to_string(n) + ", 1, 6, 16)"))
+      << a.substr(0, 128);
+  EXPECT_EQ(a.size() % 64, (4 * n * 6 * 16 * 4) % 64) << "a 64-byte header, then the data";
+  EXPECT_GE(a.size(), 4 * n * 6 * 16 * 4);
+
+  // Checkpoints in any order come out in step order; the page goes beside the first given.
+  const std::string s0 = (run / "snapshots" / "step-000000000.safetensors").string(),
+                    s10 = (run / "snapshots" / "step-000000010.safetensors").string(),
+                    s30 = (run / "snapshots" / "step-000000030.safetensors").string();
+  r = unroll({"cells", s30, s0, s10, "--text", text_, "--json-file", json, "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const nlohmann::json e = nlohmann::json::parse(read_file(json));
+  ASSERT_EQ(e["checkpoints"].size(), 3u);
+  EXPECT_EQ(e["checkpoints"][0]["step"], 0);
+  EXPECT_EQ(e["checkpoints"][2]["step"], 30);
+  EXPECT_TRUE(fs::exists(run / "snapshots" / "cells-timeline.html"));
+
+  // Bad input: one clear line each, no page.
+  expect_clean_error(unroll({"cells", (dir_ / "run").string(), "--text", text_}),
+                     {"no snapshots", "--snapshot-every"});
+  expect_clean_error(unroll({"cells", run.string(), s0, "--text", text_}), {"is a folder"});
+  std::vector<std::string> other = {"train",    text_, "--out", (dir_ / "wide").string(),
+                                    "--hidden", "8"};
+  for (size_t i = 2; i < kTiny.size(); ++i) other.push_back(kTiny[i]);  // kTiny without --hidden
+  ASSERT_EQ(unroll(other).code, 0);
+  expect_clean_error(
+      unroll({"cells", s0, (dir_ / "wide" / "latest.safetensors").string(), "--text", text_}),
+      {"another model", "lstm 1x8", "the same shape and vocabulary"});
+  const std::string text2 = file("other.c", c_text(40) + "@$~\n");
+  ASSERT_EQ(unroll(cat({"train", text2, "--out", (dir_ / "vocab").string()}, kTiny)).code, 0);
+  expect_clean_error(
+      unroll({"cells", s0, (dir_ / "vocab" / "latest.safetensors").string(), "--text", text_}),
+      {"another vocabulary"});
+}

@@ -5,6 +5,7 @@
 // (scripts/test.sh installs it); fails, never skips, when it is missing.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <regex>
 
 #include "cli_util.h"
@@ -65,11 +66,11 @@ class ChromiumPage : public CliTest {
         "--disable-gpu", "--enable-logging=stderr",
         "--v=0",         "--user-data-dir=" + (dir_ / "profile").string()};
     for (auto& e : extra) args.push_back(e);
-    args.push_back("file://" + page_.string());
+    args.push_back("file://" + page_.string() + hash_);
     return run_program(exe, args, dir_, io_, 180);
   }
 
-  std::string ck_, text_;
+  std::string ck_, text_, hash_;  // hash_: "#checkpoint=K" opens the timeline there
   fs::path page_;
 };
 
@@ -81,7 +82,68 @@ std::vector<std::string> console_lines(const std::string& err) {
   return out;
 }
 
+// Character spans strongly blue (positive) and strongly red (negative) in a rendered DOM.
+std::pair<size_t, size_t> blue_and_red_spans(const std::string& dom) {
+  std::regex span_colour("<span style=\"background-color: rgb\\((\\d+), (\\d+), (\\d+)\\);\"");
+  size_t blue = 0, red = 0;
+  for (auto it = std::sregex_iterator(dom.begin(), dom.end(), span_colour);
+       it != std::sregex_iterator(); ++it) {
+    const int R = std::stoi((*it)[1]), B = std::stoi((*it)[3]);
+    blue += B > R + 60;
+    red += R > B + 60;
+  }
+  return {blue, red};
+}
+
 }  // namespace
+
+// The page across training: five checkpoints of one model, the quote cell
+// planted from step 30 on. Opened at the first checkpoint the text is pale; at
+// the last, blue inside quotes and red outside; the slider says where it is,
+// the table says step 30, and nothing logs an error.
+TEST_F(ChromiumPage, TimelineSliderColoursTheTextByCheckpoint) {
+  Rng rng(5);
+  const std::u32string text =
+      quoted_text(rng, 1500) + U"\n" + decode_utf8(pagetest::kHostile, "t") + U"\n";
+  const Vocab vocab = Vocab::from_chars(text);
+  auto run = planted_run(lstm_config(1, 6, vocab.size()), 9, 5, 30, vocab.find(U'"'));
+  std::vector<std::string> args = {"cells"};
+  for (int i = 0; i < 5; ++i) {
+    const std::string ck = (dir_ / ("ck" + std::to_string(i) + ".safetensors")).string();
+    save_checkpoint(ck, *run[i], vocab, nullptr, {{"step", 10 * i}, {"tokens", 800 * i}}, nullptr,
+                    nullptr);
+    args.push_back(ck);
+  }
+  text_ = file("quotes.txt", encode_utf8(text));
+  page_ = dir_ / "timeline.html";
+  args.insert(args.end(), {"--text", text_, "-o", page_.string(), "--threads", "1"});
+  Proc r = unroll(args);
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("double_quote +step 30 "))) << r.out;
+
+  std::map<int, std::pair<size_t, size_t>> colours;
+  for (int k : {0, 2, 3, 4}) {
+    hash_ = "#checkpoint=" + std::to_string(k);
+    Proc c = chromium({"--dump-dom"});
+    ASSERT_EQ(c.code, 0) << describe(c);
+    for (auto& l : console_lines(c.err)) ADD_FAILURE() << "console: " << l;
+    EXPECT_TRUE(contains(c.out, "data-index=\"" + std::to_string(k) + "\""))
+        << "the slider is not at checkpoint " << k;
+    EXPECT_TRUE(contains(c.out, "step " + std::to_string(10 * k) + "  \u00B7  " +
+                                    std::to_string(800 * k) + " tokens"))
+        << "the slider's label does not name step " << 10 * k;
+    EXPECT_TRUE(contains(c.out, "data-first=\"3\"")) << "the table does not say step 30";
+    EXPECT_EQ(pagetest::count(c.out, "<script"), pagetest::count(read_file(page_), "<script"));
+    colours[k] = blue_and_red_spans(c.out);
+  }
+  EXPECT_GT(colours[4].first, 300u) << "the last checkpoint's text is not blue inside quotes";
+  EXPECT_GT(colours[4].second, 300u) << "the last checkpoint's text is not red outside quotes";
+  EXPECT_EQ(colours[3], colours[4]) << "planted from step 30: the same cell at 30 and 40";
+  for (int k : {0, 2})
+    EXPECT_LT(colours[k].first + colours[k].second, (colours[4].first + colours[4].second) / 3)
+        << "before step 30 the cell does not track quotes, yet checkpoint " << k
+        << " colours the text as strongly";
+}
 
 TEST_F(ChromiumPage, CellsPageRunsWithoutErrorsAndColoursEveryCharacter) {
   ASSERT_NO_FATAL_FAILURE(make_page());

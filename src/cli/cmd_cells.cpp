@@ -78,11 +78,14 @@ std::u32string cells_text(const CellsArgs& a, std::vector<Probe>& probes) {
                                   "'; give each probe its own name");
     probes.push_back(regex_probe(name, spec.substr(eq + 1), text));
   }
-  if (text.size() < 1000)
-    std::fprintf(stderr,
-                 "note: correlations over only %zu characters are noisy; use a longer text\n",
-                 text.size());
   return text;
+}
+
+// Said once the text is known to be readable by the model.
+void short_text_note(size_t n) {
+  if (n < 1000)
+    std::fprintf(stderr,
+                 "note: correlations over only %zu characters are noisy; use a longer text\n", n);
 }
 
 void run_cells(const CellsArgs& a, const std::string& command) {
@@ -98,6 +101,7 @@ void run_cells(const CellsArgs& a, const std::string& command) {
   std::vector<Probe> probes;
   const std::u32string text = cells_text(a, probes);
   const std::vector<int32_t> ids = ck.vocab.encode_chars(text);
+  short_text_note(text.size());
   const size_t bytes = recording_bytes(cfg, text.size());
   require(bytes <= (size_t(8) << 30), "recording " + std::to_string(text.size()) +
                                           " characters would take " + std::to_string(bytes >> 20) +
@@ -224,6 +228,7 @@ void run_timeline(const CellsArgs& a, const std::string& command) {
   std::vector<Probe> probes;
   const std::u32string text = cells_text(a, probes);
   const std::vector<int32_t> ids = first.vocab.encode_chars(text);
+  short_text_note(text.size());
   const ModelConfig cfg = first.model->config();
   const size_t bytes = recording_bytes(cfg, text.size());
   require(bytes <= (size_t(4) << 30), "recording " + std::to_string(text.size()) +
