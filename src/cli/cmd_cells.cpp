@@ -317,11 +317,12 @@ void add_cells(CLI::App& app) {
       ->required();
   s->add_option("--text", a->text, "Text file to run the model over (UTF-8)")->required();
   s->add_option("-o,--out", a->out,
-                "HTML page to write (default: cells.html beside the checkpoint)");
+                "HTML page to write (default: cells.html beside the checkpoint; across training "
+                "cells-timeline.html in the run folder or beside the first checkpoint)");
   s->add_option("--json-file", a->json, "Also write the data behind the page as JSON to this file");
   s->add_option("--npy", a->npy,
                 "Also write all activations to this file as a NumPy float32 array [chars, layers, "
-                "kinds, units]");
+                "kinds, units] (across training: [checkpoints, chars, layers, kinds, units])");
   s->add_option("--layer", a->layer, "Only this layer (1 = the lowest; default: all layers)")
       ->check(CLI::Range(1, 64));
   s->add_option(
