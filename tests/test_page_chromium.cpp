@@ -154,14 +154,7 @@ TEST_F(ChromiumPage, CellsPageRunsWithoutErrorsAndColoursEveryCharacter) {
   // One span per character coloured by the planted cell: blue inside quotes
   // (+1), red outside (−1). Count the span colours of the rendered DOM.
   const std::string& dom = r.out;
-  std::regex span_colour("<span style=\"background-color: rgb\\((\\d+), (\\d+), (\\d+)\\);\"");
-  size_t blue = 0, red = 0;
-  for (auto it = std::sregex_iterator(dom.begin(), dom.end(), span_colour);
-       it != std::sregex_iterator(); ++it) {
-    const int R = std::stoi((*it)[1]), B = std::stoi((*it)[3]);
-    blue += B > R + 60;
-    red += R > B + 60;
-  }
+  const auto [blue, red] = blue_and_red_spans(dom);
   EXPECT_GT(blue, 300u) << "few blue (positive) character spans in the rendered page";
   EXPECT_GT(red, 300u) << "few red (negative) character spans in the rendered page";
 

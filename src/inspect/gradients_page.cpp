@@ -62,16 +62,6 @@ struct Series {
   std::string name() const { return label + " \u00B7 layer " + std::to_string(layer); }
 };
 
-std::vector<double> values_of(const json* v) {
-  std::vector<double> out;
-  for (const json& x : array_or_empty(v)) {
-    double d = NAN;
-    number_of(&x, d);
-    out.push_back(d);
-  }
-  return out;
-}
-
 double number_or_nan(const json* v) {
   double d = NAN;
   return number_of(v, d) ? d : NAN;
@@ -95,11 +85,11 @@ std::vector<Series> series_of(const json& data) {
       s.layer = number_of(field(pl, "layer"), layer) ? int(layer) : int(l) + 1;
       s.colour = kPalette[m % std::size(kPalette)];
       s.dash = kDashes[std::min(l, std::size(kDashes) - 1)];
-      s.abs = values_of(field(pl, "loss_grad"));
-      s.rel = values_of(field(pl, "loss_grad_rel"));
+      s.abs = page::numbers_of(field(pl, "loss_grad"));
+      s.rel = page::numbers_of(field(pl, "loss_grad_rel"));
       if (s.rel.empty() && !s.abs.empty() && drawable(s.abs[0]))
         for (double v : s.abs) s.rel.push_back(v / s.abs[0]);
-      s.jacobian = values_of(field(pl, "jacobian"));
+      s.jacobian = page::numbers_of(field(pl, "jacobian"));
       s.factor = number_or_nan(field(pl, "factor"));
       s.jacobian_factor = number_or_nan(field(pl, "jacobian_factor"));
       s.w_hh = field(pl, "w_hh");

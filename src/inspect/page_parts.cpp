@@ -75,6 +75,16 @@ const json& array_or_empty(const json* v) {
   return v && v->is_array() ? *v : empty;
 }
 
+std::vector<double> numbers_of(const json* v) {
+  std::vector<double> out;
+  for (const json& x : array_or_empty(v)) {
+    double d = NAN;
+    number_of(&x, d);
+    out.push_back(d);
+  }
+  return out;
+}
+
 std::string fixed(double v, int decimals) {
   // Sized to the number: 1e300 has 301 digits before the point.
   std::string s(size_t(std::snprintf(nullptr, 0, "%.*f", decimals, v)) + 1, '\0');

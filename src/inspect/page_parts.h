@@ -27,6 +27,8 @@ std::string text_of(const json* v);
 bool number_of(const json* v, double& out);
 const json& object_or_empty(const json* v);
 const json& array_or_empty(const json* v);
+// An array's numbers, NaN for what is not a finite number (empty when v is not an array).
+std::vector<double> numbers_of(const json* v);
 
 // printf "%.*f".
 std::string fixed(double v, int decimals);

@@ -52,16 +52,6 @@ Points points_of(const json& d) {
   return p;
 }
 
-std::vector<double> numbers(const json* v) {
-  std::vector<double> out;
-  for (const json& x : array_or_empty(v)) {
-    double d = NAN;
-    number_of(&x, d);
-    out.push_back(d);
-  }
-  return out;
-}
-
 svg::Line line_of(const std::string& name, const std::string& colour, const std::vector<double>& x,
                   const std::vector<double>& y, bool dashed, bool absolute) {
   svg::Line l{name, colour, dashed, x.size() <= 24};
@@ -141,7 +131,7 @@ std::string appear_html(const json& d, const Points& p, double threshold) {
     number_of(field(pr, "first"), first);
     number_of(field(pr, "same_since"), since);
     const json& ids = array_or_empty(field(pr, "best_id"));
-    const std::vector<double> corr = numbers(field(pr, "best_corr"));
+    const std::vector<double> corr = page::numbers_of(field(pr, "best_corr"));
     const std::string first_id =
         first >= 0 && size_t(first) < ids.size() ? text_of(&ids[size_t(first)]) : "";
     h += "<td class=\"first\" data-first=\"" + (first >= 0 ? std::to_string(int(first)) : "") +
@@ -179,8 +169,8 @@ std::string identity_html(const json& d, const Points& p) {
         !field(pr, "present")->get<bool>())
       continue;
     const std::string name = text_of(field(pr, "name")), fin = text_of(field(pr, "final_id"));
-    const std::vector<double> best = numbers(field(pr, "best_corr"));
-    const std::vector<double> final_corr = numbers(field(pr, "final_corr"));
+    const std::vector<double> best = page::numbers_of(field(pr, "best_corr"));
+    const std::vector<double> final_corr = page::numbers_of(field(pr, "final_corr"));
     // The best unit and the steps it held that place, in order.
     std::string changes;
     const json& ids = array_or_empty(field(pr, "best_id"));
@@ -209,11 +199,12 @@ std::string drift_html(const json& d, const Points& p) {
   for (const json& l : array_or_empty(field(d, "drift"))) {
     const std::string layer = "layer " + text_of(field(l, "layer"));
     const std::string c = svg::kColours[colour++ % 7];
-    moved.push_back(line_of(layer, c, p.step, numbers(field(l, "mean_abs")), false, false));
-    cka.push_back(line_of(layer + " against the first", c, p.step, numbers(field(l, "cka_first")),
-                          false, false));
-    cka.push_back(line_of(layer + " against the last", c, p.step, numbers(field(l, "cka_last")),
-                          true, false));
+    moved.push_back(
+        line_of(layer, c, p.step, page::numbers_of(field(l, "mean_abs")), false, false));
+    cka.push_back(line_of(layer + " against the first", c, p.step,
+                          page::numbers_of(field(l, "cka_first")), false, false));
+    cka.push_back(line_of(layer + " against the last", c, p.step,
+                          page::numbers_of(field(l, "cka_last")), true, false));
   }
   std::vector<double> mean_loss;
   for (const json& c : array_or_empty(field(d, "checkpoints"))) {

@@ -3,21 +3,8 @@
 'use strict';
 
 var textBox = document.getElementById('text');
-function fail(msg) {
-  if (textBox) textBox.textContent = 'This page could not be drawn: ' + msg;
-}
-
-var D;
-try {
-  D = JSON.parse(document.getElementById('unroll-data').textContent);
-} catch (err) {
-  fail('its data did not parse (' + err.message + ')');
-  return;
-}
-if (!D || typeof D !== 'object') {
-  fail('its data is empty');
-  return;
-}
+var D = pageData(textBox);
+if (!D) return;
 
 var chars = arr(D.chars).map(function(c) { return typeof c === 'string' ? c : String(c); });
 var N = chars.length;

@@ -72,6 +72,21 @@ function uplus(ch) {
 }
 
 
+// ---- the page's data: the JSON in #unroll-data, or null after saying in `box` why not
+function pageData(box) {
+  var fail = function(msg) {
+    if (box) box.textContent = 'This page could not be drawn: ' + msg;
+    return null;
+  };
+  var D;
+  try {
+    D = JSON.parse(document.getElementById('unroll-data').textContent);
+  } catch (err) {
+    return fail('its data did not parse (' + err.message + ')');
+  }
+  return D && typeof D === 'object' ? D : fail('its data is empty');
+}
+
 // ---- the viewer
 function TextView(box, info, legend, chars) {
   var N = chars.length, spans = new Array(N), lineOf = new Int32Array(N), colOf = new Int32Array(N);
