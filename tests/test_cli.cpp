@@ -273,7 +273,8 @@ TEST_F(CliTest, TrainKeepsSnapshotsOnTheSchedule) {
   };
   EXPECT_EQ(steps_kept(),
             (std::vector<std::string>{"step-000000000.safetensors", "step-000000005.safetensors",
-                                      "step-000000010.safetensors"}));
+                                      "step-000000010.safetensors", "step-000000012.safetensors"}))
+      << "on the schedule, and the last step";
   const unroll::Checkpoint first =
       unroll::load_checkpoint((out / "snapshots" / "step-000000000.safetensors").string());
   const unroll::Checkpoint last =
@@ -291,11 +292,12 @@ TEST_F(CliTest, TrainKeepsSnapshotsOnTheSchedule) {
   EXPECT_TRUE(contains(info.out, "snapshot    the weights only")) << info.out;
   info = unroll({"info", (out / "latest.safetensors").string()});
   EXPECT_FALSE(contains(info.out, "snapshot")) << info.out;
-  // The resume goes on with the stored schedule: 20 is the next step on it.
+  // The resume goes on with the stored schedule: 20 is the next step on it, then the last, 25.
   r = unroll({"train", "--resume", out.string(), "--steps", "25", "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
-  EXPECT_EQ(steps_kept().size(), 4u);
+  EXPECT_EQ(steps_kept().size(), 6u);
   EXPECT_TRUE(fs::exists(out / "snapshots" / "step-000000020.safetensors"));
+  EXPECT_TRUE(fs::exists(out / "snapshots" / "step-000000025.safetensors"));
   for (const char* bad : {"0", "5x1", "x2", "10,abc", "ten"})
     expect_clean_error(
         unroll(
@@ -342,6 +344,13 @@ TEST_F(CliTest, SnapshotBudgetThinsAndAResumeKeepsIt) {
   EXPECT_EQ(kept.size(), 4u);
   EXPECT_EQ(kept.front(), 0);
   EXPECT_EQ(kept.back(), 20);
+  // A resume may set a smaller budget (the disk filled up): here one of room for one and a
+  // half, so the first and the last stay and the log says the budget is too small for them.
+  r = unroll({"train", "--resume", out.string(), "--steps", "22", "--threads", "1",
+              "--snapshot-budget", std::to_string(size * 3 / 2)});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_EQ(steps_in(out), (std::vector<int64_t>{0, 22}));
+  EXPECT_TRUE(contains(r.out + r.err, "smaller than the first and the last")) << describe(r);
   expect_clean_error(train(dir_ / "bad", {"--snapshot-every", "1", "--snapshot-budget", "5MB"}),
                      {"--snapshot-budget", "500M"}, dir_ / "bad");
   expect_clean_error(train(dir_ / "bad", {"--snapshot-budget", "5M"}),

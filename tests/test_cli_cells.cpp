@@ -192,14 +192,19 @@ TEST_F(CliCells, AcrossTrainingFromARunFolderOrCheckpoints) {
   // Checkpoints in any order come out in step order; the page goes beside the first given.
   const std::string s0 = (run / "snapshots" / "step-000000000.safetensors").string(),
                     s10 = (run / "snapshots" / "step-000000010.safetensors").string(),
-                    s30 = (run / "snapshots" / "step-000000030.safetensors").string();
+                    s30 = (dir_ / "last.safetensors").string();
+  fs::copy_file(run / "snapshots" / "step-000000030.safetensors", s30);
   r = unroll({"cells", s30, s0, s10, "--text", text_, "--json-file", json, "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   const nlohmann::json e = nlohmann::json::parse(read_file(json));
   ASSERT_EQ(e["checkpoints"].size(), 3u);
   EXPECT_EQ(e["checkpoints"][0]["step"], 0);
   EXPECT_EQ(e["checkpoints"][2]["step"], 30);
-  EXPECT_TRUE(fs::exists(run / "snapshots" / "cells-timeline.html"));
+  EXPECT_TRUE(fs::exists(dir_ / "cells-timeline.html")) << "beside the first given";
+  EXPECT_FALSE(fs::exists(run / "snapshots" / "cells-timeline.html"));
+  expect_clean_error(
+      unroll({"cells", run.string(), "--text", text_, "--json-file", json, "--npy", json}),
+      {"t.json"});
 
   // Bad input: one clear line each, no page.
   expect_clean_error(unroll({"cells", (dir_ / "run").string(), "--text", text_}),

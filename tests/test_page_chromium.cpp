@@ -70,7 +70,7 @@ class ChromiumPage : public CliTest {
     return run_program(exe, args, dir_, io_, 180);
   }
 
-  std::string ck_, text_, hash_;  // hash_: "#checkpoint=K" opens the timeline there
+  std::string ck_, text_, hash_;  // hash_: "#checkpoint=K" opens the timeline there (from 1)
   fs::path page_;
 };
 
@@ -123,7 +123,7 @@ TEST_F(ChromiumPage, TimelineSliderColoursTheTextByCheckpoint) {
 
   std::map<int, std::pair<size_t, size_t>> colours;
   for (int k : {0, 2, 3, 4}) {
-    hash_ = "#checkpoint=" + std::to_string(k);
+    hash_ = "#checkpoint=" + std::to_string(k + 1);  // the page counts from 1
     Proc c = chromium({"--dump-dom"});
     ASSERT_EQ(c.code, 0) << describe(c);
     for (auto& l : console_lines(c.err)) ADD_FAILURE() << "console: " << l;

@@ -43,6 +43,15 @@ void progress_line(size_t done, size_t total, const char* what = "characters") {
                what, done == total ? "\n" : "");
 }
 
+// The page, --json-file and --npy: three different files, none of them an input.
+void check_outputs(const std::string& page, const CellsArgs& a, std::vector<std::string> inputs) {
+  inputs.push_back(a.text);
+  std::vector<std::string> taken = inputs;
+  if (!a.npy.empty()) check_output_path(a.npy, "activations (.npy)", taken), taken.push_back(a.npy);
+  if (!a.json.empty()) check_output_path(a.json, "JSON", taken), taken.push_back(a.json);
+  check_output_path(page, "page", taken);
+}
+
 // What every checkpoint `cells` reads must be: a character-level language model.
 void require_cells_model(const Checkpoint& ck, const std::string& path, const CellsArgs& a) {
   require_task(ck, path, "lm");
@@ -91,9 +100,7 @@ void short_text_note(size_t n) {
 void run_cells(const CellsArgs& a, const std::string& command) {
   // Output paths are checked before the long run over the text.
   const std::string out = a.out.empty() ? parent_dir(a.checkpoint) + "/cells.html" : a.out;
-  check_output_path(out, "page", {a.checkpoint, a.text, a.json, a.npy});
-  if (!a.json.empty()) check_output_path(a.json, "JSON", {a.checkpoint, a.text, a.npy});
-  if (!a.npy.empty()) check_output_path(a.npy, "activations (.npy)", {a.checkpoint, a.text});
+  check_outputs(out, a, {a.checkpoint});
   Checkpoint ck = load_checkpoint(a.checkpoint);
   require_cells_model(ck, a.checkpoint, a);
   LanguageModel<float>& model = language_model(*ck.model);
@@ -182,13 +189,13 @@ void run_timeline(const CellsArgs& a, const std::string& command) {
       !a.out.empty() ? a.out
       : run          ? (std::filesystem::path(a.checkpoints[0]) / "cells-timeline.html").string()
                      : parent_dir(paths[0]) + "/cells-timeline.html";
-  std::vector<std::string> inputs = paths;
-  inputs.push_back(a.text);
-  check_output_path(out, "page", inputs);
-  if (!a.json.empty()) check_output_path(a.json, "JSON", inputs);
-  if (!a.npy.empty()) check_output_path(a.npy, "activations (.npy)", inputs);
+  check_outputs(out, a, paths);
 
   // Every checkpoint is read once first: one model, one vocabulary, and their steps.
+  auto shape = [](const ModelConfig& c) {
+    return cell_name(c.cell) + " " + std::to_string(c.layers) + "x" + std::to_string(c.hidden) +
+           (c.embed > 0 ? ", embedding " + std::to_string(c.embed) : std::string(", one-hot"));
+  };
   std::vector<TimelinePoint> points;
   Checkpoint first;
   int64_t params = 0;
@@ -202,11 +209,8 @@ void run_timeline(const CellsArgs& a, const std::string& command) {
       const ModelConfig& f = first.model->config();
       require(
           c.cell == f.cell && c.layers == f.layers && c.hidden == f.hidden && c.embed == f.embed,
-          "'" + paths[i] + "' is another model: " + cell_name(c.cell) + " " +
-              std::to_string(c.layers) + "x" + std::to_string(c.hidden) + " against " +
-              cell_name(f.cell) + " " + std::to_string(f.layers) + "x" + std::to_string(f.hidden) +
-              " in '" + paths[0] +
-              "'; the checkpoints must be one run's (the same shape and vocabulary)");
+          "'" + paths[i] + "' is another model: " + shape(c) + " against " + shape(f) + " in '" +
+              paths[0] + "'; the checkpoints must be one run's (the same shape and vocabulary)");
       require(ck.vocab.to_json() == first.vocab.to_json(),
               "'" + paths[i] + "' has another vocabulary than '" + paths[0] +
                   "'; the checkpoints must be one run's (the same shape and vocabulary)");

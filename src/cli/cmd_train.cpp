@@ -449,6 +449,9 @@ void add_train(CLI::App& app) {
         if (given("--sample-len")) c.sample_len = tc.sample_len;
         if (given("--print-every")) c.print_every = tc.print_every;
         if (given("--on-nan")) c.on_nan = tc.on_nan;
+        if (given("--snapshot-every")) c.snapshot_every = tc.snapshot_every;
+        if (given("--snapshot-budget")) c.snapshot_budget = tc.snapshot_budget;
+        c.validate();
       });
       if (process_comm().root()) {
         t->command_line = command_line();

@@ -97,6 +97,11 @@ Recording record_activations(LanguageModel<float>& model, const std::vector<int3
   return rec;
 }
 
+std::array<float, 2> activation_range(const std::string& kind) {
+  const bool sigmoid = kind == "i" || kind == "f" || kind == "o" || kind == "r" || kind == "z";
+  return sigmoid ? std::array<float, 2>{0, 1} : std::array<float, 2>{-1, 1};
+}
+
 std::string unit_id(const std::vector<std::string>& kinds, int layer, int kind, int unit) {
   return "L" + std::to_string(layer + 1) + "." + kinds[kind] + "." + std::to_string(unit);
 }
@@ -266,9 +271,6 @@ std::string kind_label(const std::string& k) {
       {"n", "candidate n"}};
   return names.at(k);
 }
-bool sigmoid_kind(const std::string& k) {
-  return k == "i" || k == "f" || k == "o" || k == "r" || k == "z";
-}
 double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
 }  // namespace
 
@@ -368,7 +370,7 @@ CellsPage cells_page_data(const LanguageModel<float>& model, const Vocab& vocab,
                   {"unit", u},
                   {"label", "layer " + std::to_string(l + 1) + " " + kind_label(kind) + " [" +
                                 std::to_string(u) + "]"},
-                  {"range", sigmoid_kind(kind) ? nlohmann::json{0, 1} : nlohmann::json{-1, 1}},
+                  {"range", activation_range(kind)},
                   {"values", std::move(vals)}});
   }
   j["default_series"] = !opt.cells.empty()

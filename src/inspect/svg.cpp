@@ -151,8 +151,8 @@ std::string chart(const std::vector<Line>& lines, const Axes& a) {
   if (one_x)
     xt = {a.log_x ? std::pow(10, x0) - 1 : x0};
   else if (a.log_x) {
-    xt.push_back(0);
-    for (double v = 1; X(v) <= f.x1 * (1 + 1e-12); v *= 10) xt.push_back(v);
+    for (double v = 0; X(v) <= f.x1 * (1 + 1e-12); v = v == 0 ? 1 : v * 10)
+      if (X(v) >= f.x0 - 1e-12) xt.push_back(v);
   } else
     xt = ticks(f.x0, f.x1, 6);
   for (double v : xt)

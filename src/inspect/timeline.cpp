@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <tuple>
 
 #include "unroll/core/error.h"
@@ -47,6 +48,9 @@ double linear_cka(const std::vector<float>& X_in, const std::vector<float>& Y_in
   const double xy = cross_norm2(X, Y, rows, cols);
   const double xx = std::sqrt(cross_norm2(X, X, rows, cols));
   const double yy = std::sqrt(cross_norm2(Y, Y, rows, cols));
+  if (!std::isfinite(xy) || !std::isfinite(xx) || !std::isfinite(yy))
+    return std::numeric_limits<double>::quiet_NaN();  // a diverged checkpoint: left out of the
+                                                      // chart
   return xx > 0 && yy > 0 ? xy / (xx * yy) : 0;
 }
 
@@ -242,7 +246,6 @@ Timeline cells_timeline_data(const std::vector<TimelinePoint>& points, const Mod
       for (float x : series_values[s][i]) v.push_back(round3(x));
       vals.push_back(std::move(v));
     }
-    const bool gate = kinds[k] != "h" && kinds[k] != "c" && kinds[k] != "g" && kinds[k] != "n";
     std::string label;  // the probes it is best for at the end
     for (size_t p = 0; p < P; ++p)
       if (present[p] && final_unit[p] == series[s])
@@ -252,7 +255,7 @@ Timeline cells_timeline_data(const std::vector<TimelinePoint>& points, const Mod
                   {"layer", l + 1},
                   {"kind", kinds[k]},
                   {"unit", u},
-                  {"range", gate ? nlohmann::json{0, 1} : nlohmann::json{-1, 1}},
+                  {"range", activation_range(kinds[k])},
                   {"values", std::move(vals)}});
   }
   auto& jp = j["probes"] = nlohmann::json::array();
@@ -298,6 +301,8 @@ Timeline cells_timeline_data(const std::vector<TimelinePoint>& points, const Mod
     jp.push_back(std::move(jr));
     out.rows.push_back(row);
   }
+  if (!opt.cells.empty())  // the cell asked for, as the one-checkpoint page does
+    j["default_series"] = unit_id(kinds, opt.layer > 0 ? opt.layer - 1 : 0, 0, opt.cells[0]);
   if (!j.contains("default_series") && !series.empty()) j["default_series"] = js[0]["id"];
   j["summary"] = {{"threshold", opt.threshold}, {"cka_rows", rows}};
   auto& jd = j["drift"] = nlohmann::json::array();

@@ -52,6 +52,12 @@ Points points_of(const json& d) {
   return p;
 }
 
+// A probe that the text shows (absent "present" counts as shown).
+bool present(const json& probe) {
+  const json* v = field(probe, "present");
+  return !(v && v->is_boolean() && !v->get<bool>());
+}
+
 svg::Line line_of(const std::string& name, const std::string& colour, const std::vector<double>& x,
                   const std::vector<double>& y, bool dashed, bool absolute) {
   svg::Line l{name, colour, dashed, x.size() <= 24};
@@ -118,12 +124,9 @@ std::string appear_html(const json& d, const Points& p, double threshold) {
   size_t colour = 0;
   for (const json& pr : probes) {
     const std::string name = text_of(field(pr, "name"));
-    const bool present = field(pr, "present") && field(pr, "present")->is_boolean()
-                             ? field(pr, "present")->get<bool>()
-                             : true;
     h += "<tr data-probe=\"" + html_escape(name) + "\"><td>" + html_escape(name) + "</td><td>" +
          html_escape(text_of(field(pr, "description"))) + "</td>";
-    if (!present) {
+    if (!present(pr)) {
       h += "<td colspan=\"5\" class=\"note\">not in this text</td></tr>\n";
       continue;
     }
@@ -165,9 +168,7 @@ std::string identity_html(const json& d, const Points& p) {
        "checkpoint (solid), and of the one cell that is best at the end (dashed). Where the two "
        "meet, the final cell is already the best one.</p>\n<div class=\"charts\">";
   for (const json& pr : array_or_empty(field(d, "probes"))) {
-    if (field(pr, "present") && field(pr, "present")->is_boolean() &&
-        !field(pr, "present")->get<bool>())
-      continue;
+    if (!present(pr)) continue;
     const std::string name = text_of(field(pr, "name")), fin = text_of(field(pr, "final_id"));
     const std::vector<double> best = page::numbers_of(field(pr, "best_corr"));
     const std::vector<double> final_corr = page::numbers_of(field(pr, "final_corr"));

@@ -652,9 +652,10 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
   // --snapshot-budget: past it, the older snapshots are thinned (never the first or last).
   const SnapshotSchedule snapshots = parse_snapshot_schedule(cfg_.snapshot_every);
   const int64_t snapshot_budget = parse_snapshot_budget(cfg_.snapshot_budget);
-  bool thinned = false;  // said once a session
-  auto snapshot = [&]() {
-    if (!snapshots.due(p_.step) || !task_.gather_state(comm)) return;
+  bool thinned = false, too_small = false;  // each said once a session
+  auto snapshot = [&](bool at_the_end = false) {
+    if (!(snapshots.due(p_.step) || (at_the_end && snapshots.on())) || !task_.gather_state(comm))
+      return;
     std::error_code ec;
     fs::create_directories(fs::path(dir_) / "snapshots", ec);
     require(!ec,
@@ -665,11 +666,26 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
     task_.local_state_back(comm);
     if (snapshot_budget <= 0) return;
     const std::vector<SnapshotFile> files = list_snapshots(dir_);
-    for (size_t i : snapshots_to_thin(files, snapshot_budget)) {
-      if (!thinned)
+    const std::vector<size_t> thin = snapshots_to_thin(files, snapshot_budget);
+    if (files.size() - thin.size() <= 2 && !too_small) {
+      int64_t kept = 0;
+      for (size_t i = 0; i < files.size(); ++i)
+        if (std::find(thin.begin(), thin.end(), i) == thin.end()) kept += files[i].bytes;
+      if (kept > snapshot_budget) {
+        too_small = true;
+        end_progress_line(log);
+        log << "snapshots: --snapshot-budget " << cfg_.snapshot_budget
+            << " is smaller than the first and the last snapshot together (" << kept
+            << " bytes); those two stay" << std::endl;
+      }
+    }
+    for (size_t i : thin) {
+      if (!thinned) {
+        end_progress_line(log);
         log << "snapshots: over --snapshot-budget " << cfg_.snapshot_budget
             << ", the older ones are thinned (the first and the last stay); first removed: step "
             << files[i].step << std::endl;
+      }
       thinned = true;
       fs::remove(files[i].path, ec);
     }
@@ -877,6 +893,7 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
     saved();
     return events;
   }
+  if (!snapshots.due(p_.step)) snapshot(true);  // the last step's weights, off the schedule too
   if (cfg_.eval_every == 0 || p_.step % cfg_.eval_every != 0)
     evaluate_and_save();
   else if (root)

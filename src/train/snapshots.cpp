@@ -102,13 +102,13 @@ std::vector<SnapshotFile> list_snapshots(const std::string& run_dir) {
   for (fs::directory_iterator it(fs::path(run_dir) / "snapshots", ec), end; !ec && it != end;
        it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    // step-NNNNNNNNN.safetensors, exactly as snapshot_path writes it
-    constexpr size_t digits = 9;
+    // step-NNNNNNNNN.safetensors as snapshot_path writes it: 9 digits or more
     const std::string head = "step-", tail = ".safetensors";
-    if (name.size() != head.size() + digits + tail.size() || name.compare(0, head.size(), head) ||
-        name.compare(head.size() + digits, tail.size(), tail))
+    if (name.size() < head.size() + 9 + tail.size() ||
+        name.size() > head.size() + 18 + tail.size() || name.compare(0, head.size(), head) ||
+        name.compare(name.size() - tail.size(), tail.size(), tail))
       continue;
-    const std::string number = name.substr(head.size(), digits);
+    const std::string number = name.substr(head.size(), name.size() - head.size() - tail.size());
     if (number.find_first_not_of("0123456789") != std::string::npos) continue;
     std::error_code size_ec;
     const auto bytes = fs::file_size(it->path(), size_ec);

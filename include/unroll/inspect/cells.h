@@ -47,6 +47,10 @@ size_t recording_bytes(const ModelConfig& cfg, size_t n);
 Recording record_activations(LanguageModel<float>& model, const std::vector<int32_t>& ids,
                              int chunk = 256, const std::function<void(size_t)>& progress = {});
 
+// The range a kind's values are drawn over: [0, 1] for sigmoid gates, [−1, 1]
+// for h, tanh c and the candidates.
+std::array<float, 2> activation_range(const std::string& kind);
+
 // A unit is one (layer, kind, index) of a recording, named "L1.h.42" (layer from 1).
 std::string unit_id(const std::vector<std::string>& kinds, int layer, int kind, int unit);
 struct UnitScore {

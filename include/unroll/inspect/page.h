@@ -44,7 +44,7 @@ std::string cells_page_html(const nlohmann::json& data);
 // threshold, |corr| against step (and tokens), per probe the best cell against
 // the final one, the states' drift and CKA, the text's loss, and the text
 // coloured by one cell with a slider over the checkpoints (arrow keys move it;
-// #checkpoint=K or #step=S in the address opens there).
+// #checkpoint=K, from 1, or #step=S in the address opens there).
 std::string cells_timeline_page_html(const nlohmann::json& data);
 
 // The page for data of format "unroll-gradients-1" (see docs of `unroll gradients`):

@@ -15,8 +15,8 @@
 // unrelated ones; it is given against the first and the last checkpoint.
 //
 // Cost: one recording at a time (inspect/cells.h: N·L·K·H floats), plus the
-// first checkpoint's hidden states (N·L·H) and the CKA rows of the first and
-// last; the correlations are P·L·2·H·N per checkpoint (P probes).
+// hidden states of the first and the last checkpoint (N·L·H each); the
+// correlations are P·L·2·H·N per checkpoint (P probes).
 #pragma once
 #include <cstdint>
 #include <functional>

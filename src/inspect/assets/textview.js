@@ -13,13 +13,14 @@ function pct(v) { return num(v) ? (100 * v).toFixed(1) + '%' : '\u2014'; }
 function short(v) { return num(v) ? minus(String(Math.round(v * 1000) / 1000)) : '\u2014'; }
 
 
-// The range a series is drawn over: its own, else symmetric around 0.
-function rangeOf(s) {
-  var r = s.range;
+// The range a series is drawn over: its own, else symmetric around 0 over
+// `values` (default: the series' values).
+function rangeOf(s, values) {
+  var r = s.range, v = arr(values || s.values);
   if (Array.isArray(r) && num(r[0]) && num(r[1]) && r[1] > r[0]) return r;
   var m = 0;
-  for (var i = 0; i < s.values.length; i++)
-    if (num(s.values[i])) m = Math.max(m, Math.abs(s.values[i]));
+  for (var i = 0; i < v.length; i++)
+    if (num(v[i])) m = Math.max(m, Math.abs(v[i]));
   return m > 0 ? [-m, m] : [-1, 1];
 }
 // ---- colours: white at 0, red towards -1, blue towards +1

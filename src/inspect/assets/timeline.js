@@ -1,7 +1,8 @@
 // The page of `unroll cells` over many checkpoints (src/inspect/assets/timeline.js):
 // the text coloured by one cell, with a slider over the checkpoints. Written
 // after common.js and textview.js. The page opens at the last checkpoint, or at
-// the one its address names: #checkpoint=K (from 0) or #step=S.
+// the one its address names: #checkpoint=K (1 = the first, as the page counts)
+// or #step=S; moving the slider writes the address, so a view can be linked.
 (function() {
 'use strict';
 
@@ -16,10 +17,9 @@ var series = arr(D.series).filter(function(
     s) { return s && typeof s.id === 'string' && Array.isArray(s.values); });
 var byId = new Map();
 series.forEach(function(s) {
-  var r = s.range;
-  var ok = Array.isArray(r) && num(r[0]) && num(r[1]) && r[1] > r[0];
-  s.lo = ok ? r[0] : -1;
-  s.hi = ok ? r[1] : 1;
+  var r = rangeOf(s, s.values[s.values.length - 1]);  // else the last checkpoint's
+  s.lo = r[0];
+  s.hi = r[1];
   if (!byId.has(s.id)) byId.set(s.id, s);
 });
 
@@ -60,6 +60,11 @@ function show() {
 function go(i) {
   index = Math.max(0, Math.min(C - 1, i));
   show();
+  try {
+    history.replaceState(null, '', '#checkpoint=' + (index + 1));
+  } catch (e) {
+    // some browsers refuse it for files; the page works without
+  }
 }
 
 sel.addEventListener('change', show);
@@ -88,10 +93,10 @@ play.addEventListener('click', function() {
   }, 700);
 });
 
-// The address may name a checkpoint: #checkpoint=K, or #step=S (the first at or after S).
+// The address may name a checkpoint: #checkpoint=K (from 1), or #step=S (the first at or after S).
 var m = /checkpoint=(\d+)/.exec(location.hash), st = /step=(\d+)/.exec(location.hash);
 if (m)
-  index = Math.min(C - 1, Number(m[1]));
+  index = Math.max(0, Math.min(C - 1, Number(m[1]) - 1));
 else if (st) {
   index = C - 1;
   for (var i = 0; i < C; i++)
