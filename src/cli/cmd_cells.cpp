@@ -314,7 +314,9 @@ void run_timeline(const CellsArgs& a, const std::string& command) {
 void add_cells(CLI::App& app) {
   auto a = std::make_shared<CellsArgs>();
   CLI::App* s = app.add_subcommand(
-      "cells", "Which hidden cell tracks what: an HTML page of activations over a text");
+      "cells",
+      "Which hidden cell tracks what: an HTML page of activations over a text (one checkpoint, "
+      "or a run's snapshots across training)");
   s->add_option("checkpoint", a->checkpoints,
                 "Checkpoint file (.safetensors); or a run folder (its snapshots, across training); "
                 "or several checkpoints of one run (required)")
