@@ -2,7 +2,7 @@
 # Watch the hidden state learn (docs/cells.md, "Across training"): train with
 # snapshots dense early (--snapshot-every 25x1.5: steps 0, 25, 38, 57, ...),
 # then run one text through every snapshot and write the page with the slider.
-# Two corpora: C code (a 2×256 LSTM on the Linux headers, read over zlib.h,
+# Two corpora: C code (a 2×256 LSTM on the Linux headers, read over stdio.h,
 # which it never saw) and tiny Shakespeare (a 2×256 LSTM with dropout 0.2,
 # read over its own validation part). docs/results.md has what these showed.
 #
@@ -16,7 +16,7 @@ THREADS=${THREADS:-2}
 U=./build/unroll
 
 if [ "$ONLY" != shakespeare ]; then
-  TEXT=${TEXT:-$(ls /usr/include/zlib.h /usr/include/stdio.h 2>/dev/null | head -1)}
+  TEXT=${TEXT:-/usr/include/stdio.h}  # C the model never saw (not under linux/)
   rm -rf runs/c-timeline
   $U train /usr/include/linux/*.h --out runs/c-timeline --layers 2 --hidden 256 \
     --time "${TIME:-10m}" --eval-every 500 --sample-every 0 --snapshot-every 25x1.5 \
