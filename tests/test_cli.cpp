@@ -350,7 +350,15 @@ TEST_F(CliTest, SnapshotBudgetThinsAndAResumeKeepsIt) {
               "--snapshot-budget", std::to_string(size * 3 / 2)});
   ASSERT_EQ(r.code, 0) << describe(r);
   EXPECT_EQ(steps_in(out), (std::vector<int64_t>{0, 22}));
-  EXPECT_TRUE(contains(r.out + r.err, "smaller than the first and the last")) << describe(r);
+  EXPECT_TRUE(contains(r.out + r.err, "smaller than the snapshots that always stay"))
+      << describe(r);
+  // A new run into a folder that holds another run's snapshots (killed before its first
+  // checkpoint) is refused: they would pass for this run's.
+  fs::create_directories(dir_ / "killed" / "snapshots");
+  fs::copy_file(unroll::snapshot_path(out.string(), 0),
+                unroll::snapshot_path((dir_ / "killed").string(), 0));
+  expect_clean_error(train(dir_ / "killed", {"--snapshot-every", "1"}),
+                     {"snapshots of an earlier run", "remove that folder"});
   expect_clean_error(train(dir_ / "bad", {"--snapshot-every", "1", "--snapshot-budget", "5MB"}),
                      {"--snapshot-budget", "500M"}, dir_ / "bad");
   expect_clean_error(train(dir_ / "bad", {"--snapshot-budget", "5M"}),

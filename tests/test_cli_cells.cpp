@@ -194,6 +194,7 @@ TEST_F(CliCells, AcrossTrainingFromARunFolderOrCheckpoints) {
                     s10 = (run / "snapshots" / "step-000000010.safetensors").string(),
                     s30 = (dir_ / "last.safetensors").string();
   fs::copy_file(run / "snapshots" / "step-000000030.safetensors", s30);
+  fs::copy_file(run / "snapshots" / "step-000000000.safetensors", dir_ / "s0.safetensors");
   r = unroll({"cells", s30, s0, s10, "--text", text_, "--json-file", json, "--threads", "1"});
   ASSERT_EQ(r.code, 0) << describe(r);
   const nlohmann::json e = nlohmann::json::parse(read_file(json));
@@ -208,7 +209,16 @@ TEST_F(CliCells, AcrossTrainingFromARunFolderOrCheckpoints) {
 
   // Bad input: one clear line each, no page.
   expect_clean_error(unroll({"cells", (dir_ / "run").string(), "--text", text_}),
-                     {"no snapshots", "--snapshot-every"});
+                     {"no snapshots", "--resume", "--snapshot-every"});  // it holds a run
+  expect_clean_error(unroll({"cells", s0, (dir_ / "s0.safetensors").string(), "--text", text_}),
+                     {"both at step 0", "one checkpoint per step"});
+  expect_clean_error(
+      unroll({"cells", run.string(), "--text", text_, "-o", (run / "latest.safetensors").string()}),
+      {"a checkpoint"});
+  // RUN/snapshots itself stands for its run.
+  r = unroll({"cells", (run / "snapshots").string(), "--text", text_, "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "4 checkpoints, steps 0 to 30")) << describe(r);
   expect_clean_error(unroll({"cells", run.string(), s0, "--text", text_}), {"is a folder"});
   std::vector<std::string> other = {"train",    text_, "--out", (dir_ / "wide").string(),
                                     "--hidden", "8"};

@@ -665,6 +665,7 @@ TEST(Snapshots, BudgetThinsTheOldestAndKeepsTheEnds) {
   EXPECT_EQ(parse_snapshot_budget("300k"), 300 * 1024);
   EXPECT_EQ(parse_snapshot_budget("1.5M"), 3 * 512 * 1024);
   EXPECT_EQ(parse_snapshot_budget("2GiB"), int64_t(2) << 30);
+  EXPECT_EQ(parse_snapshot_budget("3m"), 3 << 20);
   for (const char* bad : {"M", "5X", "-1M", "0", "1.2.3M", "5 M", "5MB", "nan"})
     EXPECT_THROW(parse_snapshot_budget(bad), Error) << bad;
 

@@ -50,6 +50,18 @@ void check_outputs(const std::string& page, const CellsArgs& a, std::vector<std:
   if (!a.npy.empty()) check_output_path(a.npy, "activations (.npy)", taken), taken.push_back(a.npy);
   if (!a.json.empty()) check_output_path(a.json, "JSON", taken), taken.push_back(a.json);
   check_output_path(page, "page", taken);
+  // Never over a checkpoint or a run's own record.
+  for (const std::string& out : {page, a.json, a.npy}) {
+    namespace fs = std::filesystem;
+    if (out.empty() || !fs::exists(out)) continue;
+    const fs::path p(out);
+    const bool run_file = (p.filename() == "config.json" || p.filename() == "metrics.jsonl") &&
+                          fs::exists(p.parent_path() / "latest.safetensors");
+    require(p.extension() != ".safetensors" && !run_file,
+            "cannot write '" + out + "': it is " +
+                (run_file ? "a run's record" : std::string("a checkpoint")) +
+                "; give an output name of its own (e.g. -o cells.html)");
+  }
 }
 
 // What every checkpoint `cells` reads must be: a character-level language model.
@@ -162,16 +174,24 @@ void run_cells(const CellsArgs& a, const std::string& command) {
 // The checkpoints of `cells RUN` (its snapshots) or `cells CK1 CK2 ...`, in step order.
 std::vector<std::string> timeline_paths(const std::vector<std::string>& given) {
   if (given.size() == 1) {
-    const std::string& run = given[0];
+    std::string run = given[0];
+    // RUN/snapshots itself: its run folder.
+    const std::filesystem::path p = std::filesystem::path(run).lexically_normal();
+    if (list_snapshots(run).empty() &&
+        (p.filename() == "snapshots" ||
+         (p.filename().empty() && p.parent_path().filename() == "snapshots")))
+      run = (p.filename().empty() ? p.parent_path() : p).parent_path().string();
     std::vector<std::string> out;
     for (const SnapshotFile& f : list_snapshots(run)) out.push_back(f.path);
-    require(
-        !out.empty(),
-        "'" + run +
-            "' holds no snapshots (RUN/snapshots/step-*.safetensors): train with "
-            "--snapshot-every to keep them, e.g. unroll train FILE --out " +
-            run +
-            " --snapshot-every 100x2; or give checkpoints: unroll cells CK1 CK2 ... --text FILE");
+    const bool has_run = std::filesystem::exists(std::filesystem::path(run) / "latest.safetensors");
+    require(!out.empty(),
+            "'" + run + "' holds no snapshots (RUN/snapshots/step-*.safetensors): " +
+                (has_run ? "keep them from now on with unroll train --resume " + run +
+                               " --snapshot-every 100x2 (and --steps beyond its last)"
+                         : "train with --snapshot-every to keep them, e.g. unroll train FILE "
+                           "--out " +
+                               run + " --snapshot-every 100x2") +
+                "; or give checkpoints: unroll cells CK1 CK2 ... --text FILE");
     return out;
   }
   for (const std::string& g : given)
@@ -228,6 +248,10 @@ void run_timeline(const CellsArgs& a, const std::string& command) {
   }
   std::stable_sort(points.begin(), points.end(),
                    [](const TimelinePoint& x, const TimelinePoint& y) { return x.step < y.step; });
+  for (size_t i = 1; i < points.size(); ++i)
+    require(points[i].step != points[i - 1].step,
+            "'" + points[i - 1].name + "' and '" + points[i].name + "' are both at step " +
+                std::to_string(points[i].step) + ": give one checkpoint per step");
 
   std::vector<Probe> probes;
   const std::u32string text = cells_text(a, probes);
@@ -255,8 +279,8 @@ void run_timeline(const CellsArgs& a, const std::string& command) {
               " on " + a.text;
   opt.command = command;
   opt.text_name = a.text;
-  std::fprintf(stderr, "%zu checkpoints, steps %lld to %lld\n", points.size(),
-               static_cast<long long>(points.front().step),
+  std::fprintf(stderr, "%zu checkpoint%s, steps %lld to %lld\n", points.size(),
+               points.size() == 1 ? "" : "s", static_cast<long long>(points.front().step),
                static_cast<long long>(points.back().step));
   const Timeline t = cells_timeline_data(
       points, cfg, params, first.vocab, text, probes, opt,

@@ -220,13 +220,15 @@ void train_task(CLI::App* s, ClassifyTrainArgs& a, const std::string& task, cons
     require(a.data.empty(), "--resume takes its data from the checkpoint: give no data");
     for (const CLI::Option* o : s->get_options()) {
       const auto names = o->get_lnames();
-      static const std::vector<std::string> may = {"resume",   "steps",   "epochs", "time",
-                                                   "patience", "threads", "on-nan"};
+      static const std::vector<std::string> may = {"resume", "steps",          "epochs",
+                                                   "time",   "patience",       "threads",
+                                                   "on-nan", "snapshot-every", "snapshot-budget"};
       require(o->count() == 0 || names.empty() ||
                   std::find(may.begin(), may.end(), names[0]) != may.end(),
               "--" + (names.empty() ? std::string() : names[0]) +
                   " cannot change on --resume: it comes from the checkpoint (only --steps, "
-                  "--epochs, --time, --patience, --on-nan and --threads can)");
+                  "--epochs, --time, --patience, --on-nan, --snapshot-every, --snapshot-budget "
+                  "and --threads can)");
     }
   } else {
     require(!a.data.empty(), "no training data given (see --help), or --resume RUN");
@@ -251,6 +253,9 @@ void train_task(CLI::App* s, ClassifyTrainArgs& a, const std::string& task, cons
             }
             if (given("--patience")) c.patience = a.cc.patience;
             if (given("--on-nan")) c.on_nan = a.cc.on_nan;
+            if (given("--snapshot-every")) c.snapshot_every = a.cc.snapshot_every;
+            if (given("--snapshot-budget")) c.snapshot_budget = a.cc.snapshot_budget;
+            c.validate();
           },
           log, command_line(), comm, a.cc.poison_steps);
     }

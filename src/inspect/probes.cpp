@@ -210,9 +210,13 @@ Probe regex_probe(const std::string& name, const std::string& pattern, const std
   opts.set_log_errors(false);
   opts.set_max_mem(int64_t(64) << 20);   // the compiled program; a larger pattern is refused
   const RE2 re("(?m)" + pattern, opts);  // ^ and $ at line ends
-  if (!re.ok())
-    throw Error("probe '" + name + "': invalid regular expression '" + pattern +
-                "': " + re.error() + " (RE2 syntax: no back-references or look-around)");
+  if (!re.ok()) {
+    std::string why = re.error();  // it quotes the pattern with our (?m) in front
+    const size_t at = why.find("(?m)");
+    if (at != std::string::npos) why.erase(at, 4);
+    throw Error("probe '" + name + "': invalid regular expression '" + pattern + "': " + why +
+                " (RE2 syntax: no back-references or look-around)");
+  }
   // The regex runs on UTF-8 bytes; at[b] is the character that byte b belongs to.
   std::string bytes;
   std::vector<size_t> at;

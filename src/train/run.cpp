@@ -288,6 +288,10 @@ void require_new_run_folder(const std::string& dir) {
   require(path_kind((fs::path(dir) / "latest.safetensors").string(), "--out") == PathKind::None,
           "'" + dir + "' already holds a run: continue it with --resume " + shell_quote(dir) +
               ", or choose another --out");
+  require(list_snapshots(dir).empty(),
+          "'" + dir + "' holds the snapshots of an earlier run (" +
+              (fs::path(dir) / "snapshots").string() +
+              ") but no checkpoint to resume: remove that folder, or choose another --out");
 }
 
 Checkpoint load_run_checkpoint(const std::string& dir, const std::string& task) {
@@ -675,8 +679,8 @@ std::vector<TrainEvent> RunLoop::run(std::ostream& log) {
         too_small = true;
         end_progress_line(log);
         log << "snapshots: --snapshot-budget " << cfg_.snapshot_budget
-            << " is smaller than the first and the last snapshot together (" << kept
-            << " bytes); those two stay" << std::endl;
+            << " is smaller than the snapshots that always stay, the first and the last (" << kept
+            << " bytes now); they stay" << std::endl;
       }
     }
     for (size_t i : thin) {

@@ -84,14 +84,15 @@ int64_t parse_snapshot_budget(const std::string& spec) {
     scale = 1;
   else if (unit == "k" || unit == "K" || unit == "KiB")
     scale = 1024.0;
-  else if (unit == "M" || unit == "MiB")
+  else if (unit == "M" || unit == "m" || unit == "MiB")
     scale = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GiB")
+  else if (unit == "G" || unit == "g" || unit == "GiB")
     scale = 1024.0 * 1024 * 1024;
   require(scale > 0, forms);
   const double bytes = v * scale;
-  require(bytes >= 1 && bytes < 9e18,
+  require(bytes >= 1,
           "--snapshot-budget '" + spec + "': the budget must be at least one byte (e.g. 500M)");
+  require(bytes < 9e18, "--snapshot-budget '" + spec + "': too large; leave it out for no limit");
   return int64_t(bytes);
 }
 
