@@ -130,7 +130,7 @@ TEST_F(ChromiumPage, TimelineSliderColoursTheTextByCheckpoint) {
     EXPECT_TRUE(contains(c.out, "data-index=\"" + std::to_string(k) + "\""))
         << "the slider is not at checkpoint " << k;
     EXPECT_TRUE(contains(c.out, "step " + std::to_string(10 * k) + "  \u00B7  " +
-                                    std::to_string(800 * k) + " tokens"))
+                                    std::to_string(800 * k) + " tokens"))  // under 10k: whole
         << "the slider's label does not name step " << 10 * k;
     EXPECT_TRUE(contains(c.out, "data-first=\"3\"")) << "the table does not say step 30";
     EXPECT_EQ(pagetest::count(c.out, "<script"), pagetest::count(read_file(page_), "<script"));

@@ -39,6 +39,14 @@ if (!series.length) {
 slider.max = String(Math.max(0, C - 1));
 if (C < 2) slider.disabled = play.disabled = true;
 
+// 25360000 → "25.4M", 485000 → "485k", as the page's tables write them.
+function compact(n) {
+  var a = Math.abs(n);
+  if (a >= 1e6) return String(Number((n / 1e6).toPrecision(3))) + 'M';
+  if (a >= 1e4) return String(Number((n / 1e3).toPrecision(3))) + 'k';
+  return String(n);
+}
+
 var index = C - 1;
 function show() {
   if (!C) {
@@ -51,7 +59,7 @@ function show() {
   view.setModel(c.loss, c.top);
   if (s) view.colourBy(s, arr(s.values[index]));
   var parts = ['step ' + (num(c.step) ? c.step : '?')];
-  if (num(c.tokens)) parts.push(c.tokens + ' tokens');
+  if (num(c.tokens)) parts.push(compact(c.tokens) + ' tokens');
   parts.push('checkpoint ' + (index + 1) + ' of ' + C);
   if (num(c.mean_loss)) parts.push('loss on the text ' + c.mean_loss.toFixed(3));
   at.textContent = parts.join('  \u00B7  ');
