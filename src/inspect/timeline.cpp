@@ -114,7 +114,11 @@ Timeline cells_timeline_data(const std::vector<TimelinePoint>& points, const Mod
       std::copy_n(h.begin() + long((r * every * L + l) * H), H, X.begin() + long(r * H));
     return X;
   };
+  std::vector<std::vector<float>> first_rows, last_rows;  // [L]: the CKA references, taken once
   auto measure = [&](const std::vector<float>& h, size_t j) {  // needs h_first and h_last
+    if (first_rows.empty())
+      for (int l = 0; l < L; ++l)
+        first_rows.push_back(cka_rows(h_first, l)), last_rows.push_back(cka_rows(h_last, l));
     for (int l = 0; l < L; ++l) {
       double d = 0;
       for (size_t n = 0; n < N; ++n)
@@ -124,8 +128,8 @@ Timeline cells_timeline_data(const std::vector<TimelinePoint>& points, const Mod
         }
       drift[l][j] = d / (double(N) * H);
       const std::vector<float> X = cka_rows(h, l);
-      cka_first[l][j] = linear_cka(X, cka_rows(h_first, l), rows, H);
-      cka_last[l][j] = linear_cka(X, cka_rows(h_last, l), rows, H);
+      cka_first[l][j] = linear_cka(X, first_rows[l], rows, H);
+      cka_last[l][j] = linear_cka(X, last_rows[l], rows, H);
     }
   };
 
